@@ -1,0 +1,43 @@
+# fleetcast developer entry points. `make` builds .venv; `make demo` and `make test` are the quick start.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHELL_SCRIPTS := $(shell git ls-files '*.sh' .ci/run 2>/dev/null)
+
+.PHONY: all venv test test-fast lint format demo bench clean
+all: venv
+venv: $(STAMP)
+
+$(STAMP): requirements/image.txt requirements/dev.txt requirements/constraints.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -c requirements/constraints.txt -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(if $(SHELL_SCRIPTS),$(BIN)/shellcheck $(SHELL_SCRIPTS))
+	$(if $(wildcard Dockerfile),$(BIN)/hadolint Dockerfile)
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	$(BIN)/pytest
+
+# Everything but the Docker image tests, for quick local loops.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not container"
+
+demo: $(STAMP)
+	bash local_test/demo.sh
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.training
+
+clean:
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache

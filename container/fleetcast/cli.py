@@ -1,0 +1,122 @@
+"""The `fleetcast` command: argument parsing only; each subcommand calls one function.
+
+Heavy imports (prophet, pandas, flask) happen inside the subcommand, so `fleetcast --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+
+def _generate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("generate", help="write a seeded synthetic consumption CSV")
+    p.add_argument("--customers", type=int, default=1000, help="number of customers (ids 0..N-1)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--out", type=Path, required=True, help="CSV file to write ('-' for stdout)")
+    p.add_argument("--start", default="2022-01-01", help="first timestamp (inclusive), ISO date")
+    p.add_argument("--end", default="2023-01-01", help="last timestamp (exclusive), ISO date")
+    p.add_argument("--rows-per-customer", type=int, default=365)
+    p.add_argument("--freq", default="D", help="timestamp grid: D (daily) or a sub-daily pandas alias like h")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.data.generate import generate_csv
+
+        generate_csv(
+            out=a.out,
+            customers=a.customers,
+            seed=a.seed,
+            start=a.start,
+            end=a.end,
+            rows_per_customer=a.rows_per_customer,
+            freq=a.freq,
+        )
+        return 0
+
+    p.set_defaults(run=run)
+
+
+def _split(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("split", help="split raw CSVs into one file per customer (the Processing step)")
+    p.add_argument("--input", nargs="+", type=Path, default=None, help="CSV files or folders of CSVs")
+    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--buckets", type=int, default=0, help="write N part files of whole customers instead")
+    p.add_argument("--chunk-rows", type=int, default=500_000, help="rows read per chunk (bounds memory)")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.data.split import split_main
+
+        return split_main(inputs=a.input, out=a.out, buckets=a.buckets, chunk_rows=a.chunk_rows)
+
+    p.set_defaults(run=run)
+
+
+def _train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="the SageMaker training entry point (reads /opt/ml)")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.training.job import train_main
+
+        return train_main()
+
+    p.set_defaults(run=run)
+
+
+def _local_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("local-train", help="emulate a sharded multi-instance SageMaker training job locally")
+    p.add_argument("--data", type=Path, required=True, help="the training channel (split output)")
+    p.add_argument("--hosts", type=int, default=2)
+    p.add_argument("--models", type=Path, required=True, help="stand-in for the checkpoint S3 prefix")
+    p.add_argument("--work-dir", type=Path, default=None, help="where the per-host /opt/ml roots go")
+    p.add_argument(
+        "--hyperparameters",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="training hyperparameters, passed as strings as SageMaker does",
+    )
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.local.training import local_train_main
+
+        return local_train_main(
+            data=a.data,
+            hosts=a.hosts,
+            models=a.models,
+            work_dir=a.work_dir,
+            hyperparameters=a.hyperparameters,
+        )
+
+    p.set_defaults(run=run)
+
+
+COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _generate,
+    _split,
+    _train,
+    _local_train,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleetcast", description="Train and serve thousands of per-customer Prophet models on SageMaker."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in COMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from fleetcast.logs import setup_logging
+
+    setup_logging()
+    return int(args.run(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,88 @@
+"""The SageMaker container path contract: the only place where `/opt/ml` paths are spelled.
+
+Like the SageMaker toolkits, `SAGEMAKER_BASE_DIR` relocates the whole tree, which is how tests and the
+local emulation run the image's code against a folder shaped like `/opt/ml`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_BASE_DIR = "/opt/ml"
+BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+
+
+@dataclass(frozen=True)
+class SageMakerPaths:
+    base: Path
+
+    @classmethod
+    def from_env(cls, environ: os._Environ[str] | dict[str, str] | None = None) -> SageMakerPaths:
+        environ = os.environ if environ is None else environ
+        return cls(Path(environ.get(BASE_DIR_ENV) or DEFAULT_BASE_DIR))
+
+    # Training job
+    @property
+    def input_config_dir(self) -> Path:
+        return self.base / "input" / "config"
+
+    @property
+    def hyperparameters_file(self) -> Path:
+        return self.input_config_dir / "hyperparameters.json"
+
+    @property
+    def resource_config_file(self) -> Path:
+        return self.input_config_dir / "resourceconfig.json"
+
+    @property
+    def input_data_config_file(self) -> Path:
+        return self.input_config_dir / "inputdataconfig.json"
+
+    @property
+    def input_data_dir(self) -> Path:
+        return self.base / "input" / "data"
+
+    def channel_dir(self, channel: str) -> Path:
+        return self.input_data_dir / channel
+
+    @property
+    def checkpoints_dir(self) -> Path:
+        # CheckpointConfig.LocalPath defaults to /opt/ml/checkpoints.
+        return self.base / "checkpoints"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base / "model"
+
+    @property
+    def output_dir(self) -> Path:
+        return self.base / "output"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.output_dir / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return self.output_dir / "failure"
+
+    # Processing job (the defaults our ProcessingInputs/Outputs use)
+    @property
+    def processing_input_dir(self) -> Path:
+        return self.base / "processing" / "input"
+
+    @property
+    def processing_output_dir(self) -> Path:
+        return self.base / "processing" / "output"
+
+    # Multi-model endpoint: the platform extracts each model to <models>/<name>/model
+    @property
+    def models_dir(self) -> Path:
+        return self.base / "models"
+
+
+def sagemaker_paths() -> SageMakerPaths:
+    """The paths of the current process, honouring `SAGEMAKER_BASE_DIR`."""
+    return SageMakerPaths.from_env()

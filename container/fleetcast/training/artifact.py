@@ -1,0 +1,137 @@
+"""The per-customer model artifact: `<customer>.tar.gz` holding `model.json` and `metadata.json`.
+
+`model.json` is Prophet's own JSON serialisation (never pickle). `metadata.json` says where the model came
+from and carries `model_sha256`, so a truncated or tampered archive is never trusted. Archives are written
+to a temporary name beside the target and renamed into place, so a reader never sees a partial file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import Any
+
+MODEL_FILE = "model.json"
+METADATA_FILE = "metadata.json"
+ARCHIVE_SUFFIX = ".tar.gz"
+TEMP_PREFIX = ".tmp-"
+# Bumped when the artifact layout changes, so resume retrains instead of trusting an old layout.
+FORMAT_VERSION = 1
+
+
+class ArtifactError(Exception):
+    """An archive or model directory that is missing, truncated or inconsistent."""
+
+
+def archive_name(customer: str) -> str:
+    return f"{customer}{ARCHIVE_SUFFIX}"
+
+
+def customer_of(archive: Path) -> str | None:
+    name = archive.name
+    if name.startswith(TEMP_PREFIX) or not name.endswith(ARCHIVE_SUFFIX):
+        return None
+    return name[: -len(ARCHIVE_SUFFIX)]
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(payload)
+    info.mode = 0o644
+    tar.addfile(info, io.BytesIO(payload))
+
+
+def write_archive(directory: Path, customer: str, model_json: str, metadata: dict[str, Any]) -> Path:
+    """Atomically write `<directory>/<customer>.tar.gz`; returns its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    metadata = {**metadata, "format_version": FORMAT_VERSION, "model_sha256": sha256_text(model_json)}
+    target = directory / archive_name(customer)
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=ARCHIVE_SUFFIX, dir=directory)
+    try:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w") as tar,
+        ):
+            _add_member(tar, MODEL_FILE, model_json.encode())
+            # metadata last: an archive cut short loses it, and is then rejected as a whole.
+            _add_member(tar, METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True).encode())
+        os.chmod(tmp_name, 0o644)
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def _verified(model_json: str, metadata: dict[str, Any], where: Path) -> tuple[str, dict[str, Any]]:
+    if metadata.get("model_sha256") != sha256_text(model_json):
+        raise ArtifactError(f"{where}: model.json does not match the checksum in metadata.json")
+    return model_json, metadata
+
+
+def read_archive(path: Path) -> tuple[str, dict[str, Any]]:
+    """Read and verify an archive; raises ArtifactError for anything but a complete, consistent one."""
+    members: dict[str, bytes] = {}
+    try:
+        with tarfile.open(path, mode="r:gz") as tar:
+            for info in tar:
+                if not info.isfile() or info.name not in (MODEL_FILE, METADATA_FILE):
+                    raise ArtifactError(f"{path}: unexpected member {info.name!r}")
+                extracted = tar.extractfile(info)
+                assert extracted is not None
+                members[info.name] = extracted.read()
+        metadata = json.loads(members[METADATA_FILE])
+        model_json = members[MODEL_FILE].decode()
+    except ArtifactError:
+        raise
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{path}: no such archive") from exc
+    except (OSError, EOFError, tarfile.TarError, KeyError, ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path}: unreadable archive ({type(exc).__name__}: {exc})") from exc
+    return _verified(model_json, metadata, path)
+
+
+def read_metadata_or_none(path: Path) -> dict[str, Any] | None:
+    """The verified metadata of an archive, or None when it is missing or cannot be trusted."""
+    try:
+        return read_archive(path)[1]
+    except ArtifactError:
+        return None
+
+
+def read_model_dir(directory: Path) -> tuple[str, dict[str, Any]]:
+    """Read and verify an extracted model directory (what a multi-model endpoint hands the container)."""
+    model_path, metadata_path = directory / MODEL_FILE, directory / METADATA_FILE
+    if not directory.is_dir():
+        raise ArtifactError(f"model directory {directory} does not exist")
+    try:
+        model_json = model_path.read_text()
+        metadata = json.loads(metadata_path.read_text())
+    except FileNotFoundError as exc:
+        raise ArtifactError(f"{directory}: missing {Path(exc.filename).name}") from exc
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{directory}: unreadable model files ({exc})") from exc
+    if not isinstance(metadata, dict):
+        raise ArtifactError(f"{directory}: metadata.json is not an object")
+    return _verified(model_json, metadata, directory)
+
+
+def remove_stale_temp_files(directory: Path) -> int:
+    """Delete temp archives left by killed writers (they would otherwise be synced to S3)."""
+    removed = 0
+    if directory.is_dir():
+        for leftover in directory.glob(f"{TEMP_PREFIX}*{ARCHIVE_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+            removed += 1
+    return removed
