@@ -110,7 +110,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The image links `train` and `serve` to this program, because SageMaker runs `docker run IMAGE train`
+# and `docker run IMAGE serve`: called under one of these names, it runs that subcommand.
+ALIASES = ("train", "serve")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        invoked_as = Path(sys.argv[0]).name
+        argv = [invoked_as, *sys.argv[1:]] if invoked_as in ALIASES else sys.argv[1:]
     args = build_parser().parse_args(argv)
     from fleetcast.logs import setup_logging
 
