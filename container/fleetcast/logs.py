@@ -23,7 +23,7 @@ def quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     # cmdstanpy adds its own handler at import; keep its warnings out unless something is really wrong.
     logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
-    logging.getLogger("prophet.plot").setLevel(logging.ERROR)
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 
 def setup_logging(level: str | None = None) -> None:
