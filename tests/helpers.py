@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from fleetcast.data.generate import customer_series
 
 GRID = pd.date_range("2022-01-01", periods=120, freq="D")

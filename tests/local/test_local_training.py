@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+
 from fleetcast.cli import main
 from fleetcast.local.sharding import assign_round_robin
 from fleetcast.training import artifact
-
 from tests.helpers import write_folder_layout
 
 

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from fleetcast.paths import SageMakerPaths
 from fleetcast.training.config import (
     ConfigError,

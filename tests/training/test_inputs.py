@@ -1,6 +1,7 @@
 from pathlib import Path
 
 import pytest
+
 from fleetcast.data.customer_ids import safe_customer_id
 from fleetcast.training.inputs import (
     NoInputError,
@@ -12,7 +13,6 @@ from fleetcast.training.inputs import (
     read_customer_file,
     scan_channel,
 )
-
 from tests.helpers import customer_rows, write_bucket_layout, write_flat_layout, write_folder_layout
 
 

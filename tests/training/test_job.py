@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from fleetcast.cli import main
 from fleetcast.forecasting.prophet_model import model_from_json
 from fleetcast.training import artifact
-
 from tests.helpers import write_bucket_layout, write_flat_layout, write_folder_layout, write_hyperparameters
 
 

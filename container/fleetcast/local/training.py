@@ -15,11 +15,13 @@ import logging
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from fleetcast.local.sharding import assign_round_robin
@@ -151,8 +153,7 @@ def collect_checkpoints(roots: dict[str, SageMakerPaths], models: Path) -> int:
     return copied
 
 
-def merge_reports(roots: dict[str, SageMakerPaths], out: Path) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def merge_reports(roots: dict[str, SageMakerPaths], out: Path) -> list[dict[str, str]]:
     rows: list[dict[str, str]] = []
     for host, paths in roots.items():
         report = paths.output_data_dir / f"report-{host}.csv"
@@ -160,13 +161,26 @@ def merge_reports(roots: dict[str, SageMakerPaths], out: Path) -> dict[str, int]
             with open(report, newline="") as handle:
                 for row in csv.DictReader(handle):
                     rows.append({"host": host, **row})
-                    counts[row["status"]] = counts.get(row["status"], 0) + 1
     if rows:
         with open(out, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-    return counts
+    return rows
+
+
+def accuracy_line(rows: list[dict[str, str]]) -> str:
+    """Median holdout sMAPE against the seasonal-naive baseline, over customers that were scored."""
+    scored = [(float(r["smape"]), float(r["naive_smape"])) for r in rows if r.get("smape")]
+    if not scored:
+        return "no holdout scores (holdout_days=0?)"
+    model = statistics.median(s for s, _ in scored)
+    naive = statistics.median(n for _, n in scored)
+    better = sum(s < n for s, n in scored)
+    return (
+        f"holdout: median sMAPE {model:.2f}% vs seasonal-naive {naive:.2f}%; "
+        f"Prophet beats naive for {better}/{len(scored)} customers"
+    )
 
 
 def local_train_main(
@@ -207,7 +221,8 @@ def local_train_main(
     codes = run_hosts(roots)
     elapsed = time.perf_counter() - began
     copied = collect_checkpoints(roots, models)
-    counts = merge_reports(roots, work_dir / "report.csv")
+    rows = merge_reports(roots, work_dir / "report.csv")
+    counts = Counter(row["status"] for row in rows)
     trained = counts.get("trained", 0)
     log.info(
         "local training done in %.1fs: %s; %.1f models/s overall; %d new checkpoints in %s; report %s",
@@ -218,6 +233,7 @@ def local_train_main(
         models,
         work_dir / "report.csv",
     )
+    log.info(accuracy_line(rows))
     failed_hosts = {host: code for host, code in codes.items() if code != 0}
     for host, code in failed_hosts.items():
         failure = roots[host].failure_file
