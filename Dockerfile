@@ -40,9 +40,12 @@ RUN pip install --no-cache-dir --disable-pip-version-check \
         -c /tmp/requirements/constraints.txt -r /tmp/requirements/image.txt \
     # The test suites bundled in these wheels (~130 MB) are never imported at run time.
     && find /opt/venv/lib -type d -name tests \
-        \( -path '*/site-packages/pandas/*' -o -path '*/site-packages/scipy/*' \
-           -o -path '*/site-packages/numpy/*' -o -path '*/site-packages/matplotlib/*' \) \
-        -prune -exec rm -rf {} +
+        \( -path '*/site-packages/pandas/*' -o -path '*/site-packages/scipy/*' -o -path '*/site-packages/numpy/*' \) \
+        -prune -exec rm -rf {} + \
+    # Prophet imports matplotlib only for its plotting helpers and carries on without it (logging that
+    # plotting will not work); nothing in the image plots, so matplotlib and the font and geometry
+    # libraries only it uses (~70 MB) go. Pillow stays: multi-model-server declares it.
+    && pip uninstall -y --disable-pip-version-check matplotlib fonttools kiwisolver contourpy cycler pyparsing
 
 # ---- final image ----
 FROM python:3.11-slim
