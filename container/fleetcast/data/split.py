@@ -377,14 +377,25 @@ def _time_text(micros: np.ndarray) -> np.ndarray:
     return text[codes]
 
 
-def _lines(records: np.ndarray, names: np.ndarray | None) -> list[str]:
-    """CSV lines of time-sorted records; with `names`, prefixed by the customer name."""
-    times = _time_text(records["time"]).tolist()
-    values = records["value"].tolist()
-    if names is None:
-        return [f"{t},{v!r}\n" for t, v in zip(times, values, strict=True)]
-    prefixes = names[records["customer"]].tolist()
-    return [f"{c},{t},{v!r}\n" for c, t, v in zip(prefixes, times, values, strict=True)]
+def _customer_blocks(records: np.ndarray, names: list[str] | None) -> Iterator[tuple[int, bytes]]:
+    """(customer number, its CSV lines) for records sorted by (customer, time).
+
+    Lines are built one customer at a time, so pass 2 never holds a whole spool as Python strings.
+    With `names`, each line starts with the customer's name (the bucket layout).
+    """
+    times = _time_text(records["time"])
+    values = records["value"]
+    customers = records["customer"]
+    starts, stops = _group_bounds(customers)
+    for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+        number = int(customers[start])
+        pairs = zip(times[start:stop].tolist(), values[start:stop].tolist(), strict=True)
+        if names is None:
+            text = "".join([f"{t},{v!r}\n" for t, v in pairs])
+        else:
+            prefix = names[number]
+            text = "".join([f"{prefix},{t},{v!r}\n" for t, v in pairs])
+        yield number, text.encode("utf-8")
 
 
 def _group_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -392,12 +403,12 @@ def _group_bounds(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.r_[0, cuts], np.r_[cuts, len(keys)]
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, data: str | bytes) -> None:
     """Write under a temporary name in the same folder, then rename: readers never see half a file."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        with open(tmp, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -562,12 +573,10 @@ def _write_customers(out: Path, table: CustomerTable, spooler: Spooler, counters
             continue
         records = _sorted(records, identity)
         counters.duplicate_timestamps += _count_duplicates(records)
-        lines = _lines(records, names=None)
-        starts, stops = _group_bounds(records["customer"])
-        for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
-            folder = out / table.names[records["customer"][start]]
+        for number, block in _customer_blocks(records, names=None):
+            folder = out / table.names[number]
             folder.mkdir()
-            write_atomic(folder / CUSTOMER_FILE, CUSTOMER_HEADER + "".join(lines[start:stop]))
+            write_atomic(folder / CUSTOMER_FILE, CUSTOMER_HEADER.encode("utf-8") + block)
             written += 1
             if progress.due():
                 log.info(
@@ -598,7 +607,6 @@ def _write_buckets(
 ) -> int:
     progress = Progress()
     ranks = _name_ranks(table.names)
-    names = np.array(table.names, dtype=object)
     parts = 0
     for bucket in range(buckets):
         runs: list[tuple[Path, np.ndarray, np.ndarray, np.ndarray]] = []
@@ -609,7 +617,7 @@ def _write_buckets(
             records = _sorted(records, ranks)
             counters.duplicate_timestamps += _count_duplicates(records)
             counters.rows_written += len(records)
-            runs.append(_write_run(work / f"run-{bucket:05d}-{sub:05d}.csv", records, names, ranks))
+            runs.append(_write_run(work / f"run-{bucket:05d}-{sub:05d}.csv", records, table.names, ranks))
         if not runs:
             continue  # empty parts are not written
         _merge_runs(out / part_name(bucket), runs)
@@ -621,22 +629,19 @@ def _write_buckets(
 
 
 def _write_run(
-    path: Path, records: np.ndarray, names: np.ndarray, ranks: np.ndarray
+    path: Path, records: np.ndarray, names: list[str], ranks: np.ndarray
 ) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
-    """One sorted spool as CSV text, plus where each customer's block starts and how long it is."""
-    lines = _lines(records, names=names)
-    starts, stops = _group_bounds(records["customer"])
-    customer_ranks = ranks[records["customer"][starts]]
-    offsets = np.empty(len(starts), dtype=np.int64)
-    lengths = np.empty(len(starts), dtype=np.int64)
+    """One sorted spool as CSV lines, plus each customer's rank, byte offset and byte length in it."""
+    customer_ranks, offsets, lengths = [], [], []
     position = 0
     with open(path, "wb") as handle:
-        for i, (start, stop) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
-            block = "".join(lines[start:stop]).encode("utf-8")
+        for number, block in _customer_blocks(records, names=names):
             handle.write(block)
-            offsets[i], lengths[i] = position, len(block)
+            customer_ranks.append(ranks[number])
+            offsets.append(position)
+            lengths.append(len(block))
             position += len(block)
-    return path, customer_ranks, offsets, lengths
+    return path, np.array(customer_ranks), np.array(offsets), np.array(lengths)
 
 
 def _merge_runs(part: Path, runs: list[tuple[Path, np.ndarray, np.ndarray, np.ndarray]]) -> None:
