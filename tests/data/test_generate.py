@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from fleetcast.cli import main as cli_main
 from fleetcast.data.generate import generate_csv
 

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from fleetcast.cli import main as cli_main
+from fleetcast.data.customer_ids import safe_customer_id
 from fleetcast.data.generate import generate_csv
 from fleetcast.data.split import (
     DROP_REASONS,
     RENAMED_IDS_FILE,
     SUMMARY_FILE,
     WORK_DIR,
-    safe_customer_name,
     split,
     split_main,
 )
@@ -322,7 +323,7 @@ def test_unsafe_ids_never_escape_the_output_folder(tmp_path: Path) -> None:
     assert set(renamed) == set(UNSAFE_IDS)
     for i, raw in enumerate(UNSAFE_IDS):
         name = renamed[raw]
-        assert name == safe_customer_name(raw)
+        assert name == safe_customer_id(raw)
         assert (out / name).resolve().parent == out.resolve()
         assert not name.startswith(".") and len(name) < 100
         assert customer_rows(out, name) == [(f"2022-01-0{i % 9 + 1} 00:00:00", float(i))]
@@ -341,11 +342,11 @@ def test_safe_ids_are_kept_and_the_summary_has_no_mapping(tmp_path: Path) -> Non
 
 def test_ids_that_sanitise_alike_never_collide(tmp_path: Path) -> None:
     raws = ["a/b", "a_b", "a?b", "a b", "a\\b", "./a_b"]
-    raws.append(safe_customer_name("a/b"))  # an id that looks exactly like another id's safe name
+    raws.append(safe_customer_id("a/b"))  # an id that looks exactly like another id's safe name
     lines = [f'"{raw}",2022-01-01,{i}' for i, raw in enumerate(raws)]
     out = tmp_path / "out"
     assert split_main([write_csv(tmp_path / "in.csv", lines)], out) == 0
-    names = [safe_customer_name(raw) for raw in raws]
+    names = [safe_customer_id(raw) for raw in raws]
     assert len(set(names)) == len(raws)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(names)
     for i, name in enumerate(names):
@@ -355,7 +356,7 @@ def test_ids_that_sanitise_alike_never_collide(tmp_path: Path) -> None:
 def test_safe_names_are_stable_across_processes() -> None:
     # Pinned value: the name must not depend on PYTHONHASHSEED or the run.
     assert (
-        safe_customer_name("../evil")
+        safe_customer_id("../evil")
         == "_evil--" + __import__("hashlib").blake2b(b"../evil", digest_size=8).hexdigest()
     )
 
@@ -421,7 +422,7 @@ def test_buckets_use_safe_names(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert split_main([source], out, buckets=2) == 0
     (frame,) = read_parts(out).values()
-    assert list(frame["customer_id"]) == [safe_customer_name("../x,y")]
+    assert list(frame["customer_id"]) == [safe_customer_id("../x,y")]
 
 
 # ------------------------------------------------------------------------------ atomicity and the CLI

@@ -42,7 +42,6 @@ import json
 import logging
 import math
 import os
-import re
 import shutil
 import sys
 import time
@@ -56,6 +55,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fleetcast.data.customer_ids import safe_customer_id
 from fleetcast.paths import SageMakerPaths
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,6 @@ DROP_REASONS = (
 SPOOL_ROWS = 2_000_000  # rows per spool file on average: what pass 2 holds in memory
 MAX_SPOOLS = 4096
 MAX_INLINE_RENAMED = 10_000  # beyond this, the summary points to the renamed-ids file only
-MAX_ID_LENGTH = 100
 PROGRESS_SECONDS = 10.0
 GZIP_EXPANSION = 5.0  # rough size ratio of text CSV to its gzip, for sizing the spools
 
@@ -88,27 +87,9 @@ GZIP_EXPANSION = 5.0  # rough size ratio of text CSV to its gzip, for sizing the
 # epoch (UTC, naive), value. Packed: 20 bytes a row.
 RECORD = np.dtype([("customer", "<i4"), ("time", "<i8"), ("value", "<f8")])
 
-_SAFE_ID = re.compile(rf"[A-Za-z0-9_-][A-Za-z0-9._-]{{0,{MAX_ID_LENGTH - 1}}}")
-_RENAMED_SHAPE = re.compile(r"--[0-9a-f]{16}$")
-_UNSAFE_CHAR = re.compile(r"[^A-Za-z0-9._-]")
-
 
 class SplitError(Exception):
     """Bad input or output location: the message says what to fix."""
-
-
-def safe_customer_name(raw: str) -> str:
-    """A name that is a plain file name (no separators, not hidden, not '.' or '..') for a raw id.
-
-    Ids that are already safe are kept; any other id gets a cleaned prefix plus a hash of the raw id, so
-    distinct raw ids stay distinct. Ids that look like a renamed id are renamed too, which is what makes
-    a kept id and a renamed id unable to collide.
-    """
-    if _SAFE_ID.fullmatch(raw) and not _RENAMED_SHAPE.search(raw):
-        return raw
-    cleaned = _UNSAFE_CHAR.sub("_", raw).lstrip(".")[:60] or "id"
-    digest = hashlib.blake2b(raw.encode("utf-8"), digest_size=8).hexdigest()
-    return f"{cleaned}--{digest}"
 
 
 def bucket_of(name: str, buckets: int) -> int:
@@ -234,7 +215,7 @@ class CustomerTable:
         return numbers, spools
 
     def _register(self, raw: str) -> int:
-        name = safe_customer_name(raw)
+        name = safe_customer_id(raw)
         if name != raw:
             owner = self._renamed_owner.setdefault(name, raw)
             if owner != raw:  # a 64-bit hash collision: never expected, never merged silently
