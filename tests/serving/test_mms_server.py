@@ -97,10 +97,10 @@ def stop_everything(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+@contextlib.contextmanager
+def running_server(root: Path, **extra_env: str) -> Iterator[Server]:
+    """`fleetcast serve` as a subprocess on a free loopback port, up (answering /ping) on entry."""
     require_java()
-    root = tmp_path_factory.mktemp("mms")
     port = free_port()
     env = {
         **os.environ,
@@ -112,6 +112,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     }
     for name in ("SAGEMAKER_MULTI_MODEL", "SAGEMAKER_MODEL_SERVER_WORKERS", "FLEETCAST_SERVER"):
         env.pop(name, None)
+    env.update(extra_env)
     log_path = root / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -141,12 +142,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             stop_everything(process)
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The multi-model server every test here shares (SAGEMAKER_MULTI_MODEL defaults to true)."""
+    with running_server(tmp_path_factory.mktemp("mms")) as running:
+        yield running
+
+
 def test_listens_on_loopback_only_with_our_settings(server):
     log = server.log()
     assert f"Inference address: {server.url}" in log
     assert "Default workers per model: 1" in log
     assert re.search(r"Max heap size: \d+ M", log) and "-Xmx" in log
     assert "/etc/sagemaker-mms.properties" not in log
+    assert f"Maximum Request Size: {2 * 6 * 1024 * 1024}" in log  # above the handler's own 6 MiB cap
 
 
 def test_load_list_describe_and_invoke(server, models):
@@ -206,11 +215,14 @@ def test_bad_requests_come_back_as_json_errors(server, body, headers, status, co
 
 
 def test_payload_over_the_cap_is_a_json_413(server):
-    # Our cap (6 MiB) sits just below MMS's own frame limit (6,553,500 bytes), so the handler answers.
-    body = b'{"period": 7}' + b" " * (6 * 1024 * 1024)
+    # MMS's own frame limit is set above the handler's cap, so the handler answers, in JSON.
+    cap = 6 * 1024 * 1024
+    body = b'{"period": 7}' + b" " * (cap + 100_000)
     answer = server.invoke("daily", body)
     assert answer.status_code == 413, answer.text[:500]
     assert answer.json()["error"] == "payload_too_large"
+    assert f"the limit is {cap} bytes" in answer.json()["message"]
+    assert server.invoke("daily", b'{"period": 7}' + b" " * (cap - 100)).status_code == 200
 
 
 def test_second_load_of_a_loaded_model_is_409(server, models):
@@ -278,3 +290,16 @@ def test_sigterm_stops_mms_and_every_worker_within_30_s(server):
     assert not alive, f"orphaned after SIGTERM: {[(p.pid, p.cmdline()[:3]) for p in alive]}"
     assert not Path(run_dir).exists()
     assert "Multi Model Server stopped" in server.log()
+
+
+def test_single_model_mode_serves_opt_ml_model_at_invocations(models, tmp_path):
+    """SAGEMAKER_MULTI_MODEL=false: the classic single-model contract (/opt/ml/model, POST /invocations)."""
+    shutil.copytree(models["daily"].model_dir, tmp_path / "opt_ml" / "model")
+    with running_server(tmp_path, SAGEMAKER_MULTI_MODEL="false") as single:
+        answer = requests.post(
+            f"{single.url}/invocations", data=b'{"period": 3}', headers=JSON_HEADERS, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["customer"] == "7" and len(answer.json()["forecast"]) == 3
+        single.process.send_signal(signal.SIGTERM)
+        assert single.process.wait(SIGTERM_BUDGET_SECONDS) == 0

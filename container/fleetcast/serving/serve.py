@@ -277,12 +277,18 @@ def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: P
 
     generate = model_server._generate_mms_config_properties
 
-    def generate_with_host(env: Any, handler_service: Any = None) -> str:
-        # Properties files keep the last value of a key: these lines override the 0.0.0.0 defaults.
+    def generate_with_overrides(env: Any, handler_service: Any = None) -> str:
+        # Properties files keep the last value of a key: these lines override sagemaker-inference's.
         address = f"http://{host}:{env.inference_http_port}"
-        return f"{generate(env, handler_service)}inference_address={address}\nmanagement_address={address}\n"
+        # MMS answers an over-long body with an empty 413; with its own limit above ours, the handler
+        # answers instead, with a JSON error that names the limit.
+        frame_limit = 2 * Limits.from_env().max_payload_bytes
+        overrides = (
+            f"inference_address={address}\nmanagement_address={address}\nmax_request_size={frame_limit}\n"
+        )
+        return generate(env, handler_service) + overrides
 
-    model_server._generate_mms_config_properties = generate_with_host
+    model_server._generate_mms_config_properties = generate_with_overrides
     model_server._retry_retrieve_mms_server_process = supervisor.find_java
 
     def add_signal_handlers(mms_process: Any) -> None:
