@@ -97,9 +97,8 @@ def stop_everything(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
-@contextlib.contextmanager
-def running_server(root: Path, **extra_env: str) -> Iterator[Server]:
-    """`fleetcast serve` as a subprocess on a free loopback port, up (answering /ping) on entry."""
+def launch_server(root: Path, **extra_env: str) -> Server:
+    """Start `fleetcast serve` as a subprocess on a free loopback port (not waiting for it)."""
     require_java()
     port = free_port()
     env = {
@@ -122,7 +121,14 @@ def running_server(root: Path, **extra_env: str) -> Iterator[Server]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path, root)
+    return Server(process, f"http://127.0.0.1:{port}", log_path, root)
+
+
+@contextlib.contextmanager
+def running_server(root: Path, **extra_env: str) -> Iterator[Server]:
+    """`fleetcast serve`, answering /ping on entry, stopped (whatever it takes) on exit."""
+    server = launch_server(root, **extra_env)
+    process = server.process
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -272,11 +278,25 @@ def test_delete_unloads_and_frees_the_worker(server, models, tmp_path):
     assert server.load("short-lived", model_dir).status_code == 200
 
 
-def test_sigterm_stops_mms_and_every_worker_within_30_s(server):
+def processes_using(run_dir: str) -> list[str]:
+    """Every process on the machine whose command line mentions this server's private run dir."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if run_dir in cmdline:
+            found.append(f"{process.info['pid']}: {cmdline[:200]}")
+    return found
+
+
+def test_sigterm_stops_mms_and_every_worker_within_30_s(server, models, tmp_path):
+    model_dir = tmp_path / "last" / "model"
+    shutil.copytree(models["daily"].model_dir, model_dir)
+    assert server.load("last", model_dir).status_code == 200
     family = server.descendants()
+    assert not [p for p in family if p.status() == psutil.STATUS_ZOMBIE], "the MMS launcher was not reaped"
     java = [p for p in family if "com.amazonaws.ml.mms.ModelServer" in p.cmdline()]
     workers = [p for p in family if "model_service_worker.py" in " ".join(p.cmdline())]
-    assert java and len(workers) >= 3  # daily, hourly, corrupt, short-lived each have a worker
+    assert java and server.workers_of("last") and len(workers) >= len(server.workers_of("last"))
     run_dir = re.search(r"Temp directory: (\S+)", server.log()).group(1)
     assert Path(run_dir).is_dir()
 
@@ -288,6 +308,7 @@ def test_sigterm_stops_mms_and_every_worker_within_30_s(server):
     assert code == 0, server.log()[-3000:]
     _, alive = psutil.wait_procs(family, timeout=2)
     assert not alive, f"orphaned after SIGTERM: {[(p.pid, p.cmdline()[:3]) for p in alive]}"
+    assert not processes_using(run_dir)
     assert not Path(run_dir).exists()
     assert "Multi Model Server stopped" in server.log()
 
@@ -303,3 +324,22 @@ def test_single_model_mode_serves_opt_ml_model_at_invocations(models, tmp_path):
         assert answer.json()["customer"] == "7" and len(answer.json()["forecast"]) == 3
         single.process.send_signal(signal.SIGTERM)
         assert single.process.wait(SIGTERM_BUDGET_SECONDS) == 0
+
+
+def test_sigterm_while_mms_is_still_starting_leaves_nothing_behind(tmp_path):
+    server = launch_server(tmp_path)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not (match := re.search(r"--mms-config', '(/[^']+)/sagemaker-mms.properties", server.log())):
+            assert server.process.poll() is None, server.log()
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.02)
+        run_dir = match.group(1)
+        server.process.send_signal(signal.SIGTERM)  # the launcher is starting Java right now
+        assert server.process.wait(SIGTERM_BUDGET_SECONDS) == 0, server.log()
+        time.sleep(1)  # anything orphaned would now be running on its own
+        assert not processes_using(run_dir), server.log()
+        assert not Path(run_dir).exists()
+    finally:
+        if server.process.poll() is None:
+            stop_everything(server.process)

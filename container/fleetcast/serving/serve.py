@@ -256,15 +256,23 @@ class MmsSupervisor:
             process.send_signal(sig)
 
     def stop_leftovers(self) -> int:
-        """Terminate (then kill) every process MMS left behind; returns how many there were."""
-        leftovers = self.descendants()
-        for process in leftovers:
-            self._send(process, signal.SIGTERM)
-        _, alive = psutil.wait_procs(leftovers, timeout=WORKER_STOP_SECONDS)
-        for process in alive:
-            self._send(process, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=2)
-        return len(leftovers)
+        """Terminate (then kill) every process MMS left behind; returns how many there were.
+
+        Repeated because a launcher stopped mid-start may just have started Java.
+        """
+        stopped = 0
+        for attempt in range(3):
+            leftovers = self.descendants()
+            if not leftovers:
+                break
+            stopped += len(leftovers)
+            for process in leftovers:
+                self._send(process, signal.SIGTERM)
+            _, alive = psutil.wait_procs(leftovers, timeout=WORKER_STOP_SECONDS if attempt == 0 else 1)
+            for process in alive:
+                self._send(process, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=2)
+        return stopped
 
 
 def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: Path, host: str) -> None:
@@ -297,9 +305,14 @@ def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: P
 
     model_server._add_sigterm_handler = add_signal_handlers
     # Its SIGCHLD reaper logs an ERROR whenever no child is left to reap; reap quietly instead.
-    model_server._add_sigchild_handler = lambda: signal.signal(signal.SIGCHLD, _reap_children)
+    model_server._add_sigchild_handler = _reap_children_from_now_on
     # Its logger has its own stderr handler besides ours: every line would appear twice.
     logging.getLogger("sagemaker-inference").handlers.clear()
+
+
+def _reap_children_from_now_on() -> None:
+    signal.signal(signal.SIGCHLD, _reap_children)
+    _reap_children(signal.SIGCHLD, None)  # the MMS launcher has already exited: reap it now
 
 
 def _reap_children(signum: int, frame: Any) -> None:
