@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -31,6 +32,7 @@ import pandas as pd
 import pytest
 import urllib3
 from botocore.config import Config
+
 from fleetcast.client import format_table, invoke_main, request_forecast
 from fleetcast.forecasting.prophet_model import fit_prophet, model_from_json, model_to_json
 from fleetcast.local.cache_policy import CachePolicy
@@ -125,6 +127,20 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _free_mms_port() -> int:
+    """A free port MMS accepts: it refuses ports >= 32767, and the kernel's ephemeral ports start above."""
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20000, 32700)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32767 for Multi Model Server")
+
+
 @pytest.fixture(scope="module")
 def mms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerClient]:
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -132,7 +148,7 @@ def mms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerClient]:
             pytest.fail("Java is required (FLEETCAST_REQUIRE_JAVA=1) but not installed")
         pytest.skip("Multi Model Server needs Java; install openjdk-17-jre-headless to run these tests")
     base = tmp_path_factory.mktemp("opt_ml")
-    port = _free_port()
+    port = _free_mms_port()
     env = {
         **os.environ,
         "SAGEMAKER_BASE_DIR": str(base),

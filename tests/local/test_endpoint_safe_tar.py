@@ -7,6 +7,7 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
 from fleetcast.local.cache_policy import LruPolicy
 from fleetcast.local.model_source import InvalidTargetModelError, check_target_model
 from fleetcast.local.safe_tar import UnsafeArchiveError, safe_extract
