@@ -313,6 +313,9 @@ def test_forecast_through_boto3_matches_prophet(
 
     ping = urllib3.request("GET", server.url + "/ping")
     assert ping.status == 200
+    stats = json.loads(urllib3.request("GET", server.url + "/fleetcast/stats").data)
+    assert stats["loaded"] == ["1.tar.gz"] and stats["loaded_count"] == 1
+    assert stats["stats"] == {"downloads": 1, "loads": 1}
 
 
 @pytest.mark.mms

@@ -9,7 +9,7 @@ thread-safe by itself: the endpoint calls it under its own lock.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 
@@ -28,6 +28,10 @@ class LruPolicy:
 
     def __contains__(self, key: str) -> bool:
         return key in self._cost
+
+    def __iter__(self) -> Iterator[str]:
+        """Least recently used first."""
+        return iter(list(self._cost))
 
     def __len__(self) -> int:
         return len(self._cost)
