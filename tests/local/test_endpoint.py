@@ -41,6 +41,7 @@ from fleetcast.local.endpoint import MultiModelEndpoint
 from fleetcast.local.endpoint_http import RunningEndpoint, start_endpoint
 from fleetcast.local.model_cache import model_id
 from fleetcast.local.model_source import LocalFolderSource, ModelSource, S3Source
+from fleetcast.plot import plot_main
 from fleetcast.training.artifact import read_archive, write_archive
 from fleetcast.training.config import ProphetSettings
 
@@ -259,7 +260,7 @@ def container_models(container: ContainerClient) -> set[str]:
 # -------------------------------------------------------------------- tests
 @pytest.mark.mms
 def test_forecast_through_boto3_matches_prophet(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
 ) -> None:
     server = start(mms, LocalFolderSource(models_dir))
     client = runtime(server.url)
@@ -316,6 +317,33 @@ def test_forecast_through_boto3_matches_prophet(
     stats = json.loads(urllib3.request("GET", server.url + "/fleetcast/stats").data)
     assert stats["loaded"] == ["1.tar.gz"] and stats["loaded_count"] == 1
     assert stats["stats"] == {"downloads": 1, "loads": 1}
+
+    # `fleetcast plot` with the forecast taken from the endpoint and the history from the model.
+    png = tmp_path / "plot.png"
+    code = plot_main(
+        models=models_dir,
+        data=None,
+        customer="1",
+        period=14,
+        endpoint_url=server.url,
+        endpoint_name="fleetcast",
+        history_days=60,
+        out=png,
+    )
+    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert (
+        plot_main(
+            models=None,
+            data=None,
+            customer="1",
+            period=3,
+            endpoint_url=None,
+            endpoint_name="x",
+            history_days=9,
+            out=png,
+        )
+        == 2
+    )
 
 
 @pytest.mark.mms
