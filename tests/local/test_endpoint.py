@@ -204,11 +204,13 @@ def start(tmp_path: Path) -> Iterator[StartEndpoint]:
         max_loaded: int | None = None,
         disk_cache_bytes: int | None = None,
         model_ready_timeout_s: float = 60.0,
+        container_models_dir: str | None = None,
     ) -> RunningEndpoint:
         endpoint = MultiModelEndpoint(
             source,
             container,
             tmp_path / f"cache{len(running)}",
+            container_models_dir=container_models_dir,
             policy=CachePolicy(max_loaded=max_loaded, disk_cache_bytes=disk_cache_bytes),
             model_ready_timeout_s=model_ready_timeout_s,
         )
@@ -530,6 +532,20 @@ def test_model_not_ready_while_loading_then_served(
             time.sleep(0.2)
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert server.endpoint.stats["loads"] == 1
+
+
+@pytest.mark.mms
+def test_the_container_is_told_the_cache_path_it_sees(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
+) -> None:
+    # As with a docker container that mounts the cache at /opt/ml/models: another path, same files.
+    mounted = tmp_path / "as-the-container-sees-it"
+    mounted.symlink_to(tmp_path / "cache0", target_is_directory=True)
+    server = start(mms, LocalFolderSource(models_dir), container_models_dir=str(mounted))
+    client = runtime(server.url)
+    assert json.loads(invoke(client, "0.tar.gz")["Body"].read())["customer"] == "0"
+    [model] = mms.loaded_models()
+    assert model["modelUrl"] == str(mounted / model_id("0.tar.gz") / "model")
 
 
 def test_container_down_is_service_unavailable(models_dir: Path, start: StartEndpoint) -> None:
