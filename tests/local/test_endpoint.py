@@ -361,6 +361,12 @@ def test_validation_errors(mms: ContainerClient, models_dir: Path, start: StartE
     with pytest.raises(client.exceptions.ValidationError, match="Failed to download model data") as unknown:
         invoke(client, "no-such-customer.tar.gz")
     assert unknown.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert fleetcast_header(unknown.value.response, "cache") == "miss"
+    with pytest.raises(client.exceptions.ValidationError, match="InvokeEndpoint limit") as too_big:
+        client.invoke_endpoint(
+            EndpointName="fleetcast", TargetModel="1.tar.gz", Body=b" " * (6 * 1024 * 1024 + 1)
+        )
+    assert too_big.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
     assert container_models(mms) == set()
 
     # Header names are case-insensitive: a raw request with a lower-case header works too.
