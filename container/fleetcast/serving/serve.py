@@ -48,6 +48,7 @@ VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 DEFAULT_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
 DEFAULT_PORT = 8080
+MAX_MMS_PORT = 32767  # MMS parses the port as a Java short
 MMS_JAVA_CLASS = "com.amazonaws.ml.mms.ModelServer"
 # After SIGTERM: Java gets this long to stop its workers, the survivors this long after SIGTERM.
 JAVA_STOP_SECONDS = 12.0
@@ -161,6 +162,10 @@ def _configure_environment(host: str | None, port: int | None, run_dir: Path) ->
     port_text = env.setdefault(PORT_ENV, str(DEFAULT_PORT))
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ServeError(f"{PORT_ENV}={port_text!r} is not a TCP port")
+    if int(port_text) > MAX_MMS_PORT:
+        raise ServeError(
+            f"{PORT_ENV}={port_text}: Multi Model Server only accepts ports up to {MAX_MMS_PORT}"
+        )
     host = host or env.get(BIND_HOST_ENV) or DEFAULT_HOST
     if VMARGS_ENV not in env:
         env[VMARGS_ENV] = default_vmargs(memory_limit_bytes())
@@ -251,15 +256,23 @@ class MmsSupervisor:
             process.send_signal(sig)
 
     def stop_leftovers(self) -> int:
-        """Terminate (then kill) every process MMS left behind; returns how many there were."""
-        leftovers = self.descendants()
-        for process in leftovers:
-            self._send(process, signal.SIGTERM)
-        _, alive = psutil.wait_procs(leftovers, timeout=WORKER_STOP_SECONDS)
-        for process in alive:
-            self._send(process, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=2)
-        return len(leftovers)
+        """Terminate (then kill) every process MMS left behind; returns how many there were.
+
+        Repeated because a launcher stopped mid-start may just have started Java.
+        """
+        stopped = 0
+        for attempt in range(3):
+            leftovers = self.descendants()
+            if not leftovers:
+                break
+            stopped += len(leftovers)
+            for process in leftovers:
+                self._send(process, signal.SIGTERM)
+            _, alive = psutil.wait_procs(leftovers, timeout=WORKER_STOP_SECONDS if attempt == 0 else 1)
+            for process in alive:
+                self._send(process, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=2)
+        return stopped
 
 
 def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: Path, host: str) -> None:
@@ -272,12 +285,18 @@ def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: P
 
     generate = model_server._generate_mms_config_properties
 
-    def generate_with_host(env: Any, handler_service: Any = None) -> str:
-        # Properties files keep the last value of a key: these lines override the 0.0.0.0 defaults.
+    def generate_with_overrides(env: Any, handler_service: Any = None) -> str:
+        # Properties files keep the last value of a key: these lines override sagemaker-inference's.
         address = f"http://{host}:{env.inference_http_port}"
-        return f"{generate(env, handler_service)}inference_address={address}\nmanagement_address={address}\n"
+        # MMS answers an over-long body with an empty 413; with its own limit above ours, the handler
+        # answers instead, with a JSON error that names the limit.
+        frame_limit = 2 * Limits.from_env().max_payload_bytes
+        overrides = (
+            f"inference_address={address}\nmanagement_address={address}\nmax_request_size={frame_limit}\n"
+        )
+        return generate(env, handler_service) + overrides
 
-    model_server._generate_mms_config_properties = generate_with_host
+    model_server._generate_mms_config_properties = generate_with_overrides
     model_server._retry_retrieve_mms_server_process = supervisor.find_java
 
     def add_signal_handlers(mms_process: Any) -> None:
@@ -286,9 +305,14 @@ def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: P
 
     model_server._add_sigterm_handler = add_signal_handlers
     # Its SIGCHLD reaper logs an ERROR whenever no child is left to reap; reap quietly instead.
-    model_server._add_sigchild_handler = lambda: signal.signal(signal.SIGCHLD, _reap_children)
+    model_server._add_sigchild_handler = _reap_children_from_now_on
     # Its logger has its own stderr handler besides ours: every line would appear twice.
     logging.getLogger("sagemaker-inference").handlers.clear()
+
+
+def _reap_children_from_now_on() -> None:
+    signal.signal(signal.SIGCHLD, _reap_children)
+    _reap_children(signal.SIGCHLD, None)  # the MMS launcher has already exited: reap it now
 
 
 def _reap_children(signum: int, frame: Any) -> None:
