@@ -51,14 +51,14 @@ HYPERPARAMETERS = frozenset(
     }
 )
 
-# Regexes over `train`'s progress lines; the first group is the value. They match both line shapes:
+# Regexes over `train`'s progress lines; the first group is the value. The two line shapes:
 #   trained 340/1000 customers, 24.1 models/s, 2 failed, 5 skipped, median sMAPE 12.3%
 #   fleet done: 998 trained, 2 failed, 0 skipped of 1000 in 41.2s, 24.3 models/s, median sMAPE 11.9%, ...
 METRIC_DEFINITIONS = [
-    {
-        "Name": "fleet:customers_trained",
-        "Regex": r"(?:\btrained |fleet done: )(\d+)(?:/\d+ customers| trained)",
-    },
+    # Progress lines count customers processed so far (trained, failed or skipped); the final line says
+    # how many were trained.
+    {"Name": "fleet:customers_processed", "Regex": r"\btrained (\d+)/\d+ customers"},
+    {"Name": "fleet:customers_trained", "Regex": r"fleet done: (\d+) trained"},
     {"Name": "fleet:customers_total", "Regex": r"(?:/|skipped of )(\d+)(?: customers,| in )"},
     {"Name": "fleet:customers_failed", "Regex": r"(?:models/s|trained), (\d+) failed"},
     {"Name": "fleet:customers_skipped", "Regex": r"failed, (\d+) skipped"},

@@ -315,5 +315,5 @@ def test_dry_run_prints_the_exact_training_request(cli, names, json_documents) -
     metrics = request["AlgorithmSpecification"]["MetricDefinitions"]
     assert metrics == METRIC_DEFINITIONS
     by_name = {metric["Name"]: re.search(metric["Regex"], PROGRESS_LINE) for metric in metrics}
-    assert by_name["fleet:customers_trained"].group(1) == "340"
+    assert by_name["fleet:customers_processed"].group(1) == "340"
     assert by_name["fleet:median_smape"].group(1) == "12.3"
