@@ -100,11 +100,17 @@ def timestamp(now: dt.datetime | None = None) -> str:
     return (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%d-%H%M%S")
 
 
+STAMP_LENGTH = len("20260101-000000")
+
+
+def version_stem(stem: str) -> str:
+    """`stem` made legal and short enough to take a timestamp within 63 characters."""
+    return sanitize_name(stem)[: NAME_MAX - STAMP_LENGTH - 1].rstrip("-")
+
+
 def unique_name(stem: str, now: dt.datetime | None = None) -> str:
     """`<stem>-<UTC timestamp>`, cut to 63 characters without ending on a dash."""
-    stamp = timestamp(now)
-    stem = sanitize_name(stem)[: NAME_MAX - len(stamp) - 1].rstrip("-")
-    return f"{stem}-{stamp}"
+    return f"{version_stem(stem)}-{timestamp(now)}"
 
 
 def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, str]:
@@ -376,6 +382,12 @@ class Aws:
             from botocore.config import Config
 
             config = Config(retries={"mode": "standard"}, user_agent_extra="fleetcast-launch")
+            if self.endpoint_url and self.session.get_credentials() is None:
+                # A local endpoint (e.g. the fleetcast endpoint front) needs no AWS account to be called.
+                from botocore import UNSIGNED
+
+                config = config.merge(Config(signature_version=UNSIGNED))
+                note(f"no AWS credentials: sending unsigned requests to {self.endpoint_url}")
             self._clients[service] = self.session.client(
                 service, region_name=self.region, endpoint_url=self.endpoint_url, config=config
             )

@@ -6,8 +6,9 @@ S3 data (raw/, customers/, models/, output/) is never touched: models/ is what a
 from __future__ import annotations
 
 import argparse
+import re
 
-from launch.common import Aws, LaunchError, add_common_arguments, aws_from_args, base_name, note
+from launch.common import Aws, LaunchError, add_common_arguments, aws_from_args, base_name, note, version_stem
 from launch.deploy import SCALABLE_DIMENSION, VARIANT, scaling_resource_id
 
 
@@ -32,7 +33,28 @@ def _deregister(aws: Aws, endpoint: str, variant: str) -> None:
         note(f"deregistered autoscaling on {request['ResourceId']}")
 
 
-def teardown(aws: Aws, endpoint: str, *, autoscaling: bool = False, autoscaling_only: bool = False) -> None:
+def launch_versions(aws: Aws, endpoint: str, operation: str, member: str, name_key: str) -> list[str]:
+    """Names `deploy`/`update` gave this endpoint's models or configs: `<endpoint>-<YYYYmmdd-HHMMSS>`."""
+    stem = version_stem(endpoint)
+    own = re.compile(re.escape(stem) + r"-\d{8}-\d{6}")
+    names, token = [], None
+    while True:
+        request = {"NameContains": stem, "MaxResults": 100, **({"NextToken": token} if token else {})}
+        page = aws.send("sagemaker", operation, request)
+        names += [item[name_key] for item in page[member] if own.fullmatch(item[name_key])]
+        token = page.get("NextToken")
+        if not token:
+            return sorted(names)
+
+
+def teardown(
+    aws: Aws,
+    endpoint: str,
+    *,
+    autoscaling: bool = False,
+    autoscaling_only: bool = False,
+    all_versions: bool = False,
+) -> None:
     """Delete in dependency order: scaling target, endpoint, endpoint config, then the model(s) it used."""
     if aws.dry_run:
         # A dry run reads nothing, so the config and model names (from DescribeEndpoint) are unknown.
@@ -57,7 +79,16 @@ def teardown(aws: Aws, endpoint: str, *, autoscaling: bool = False, autoscaling_
     note(f"deleted endpoint {endpoint}")
     aws.send("sagemaker", "DeleteEndpointConfig", {"EndpointConfigName": config_name})
     note(f"deleted endpoint config {config_name}")
-    for model in sorted({variant["ModelName"] for variant in variants}):
+    models = {variant["ModelName"] for variant in variants}
+    if all_versions:  # what earlier `update`s left behind
+        for old_config in launch_versions(
+            aws, endpoint, "ListEndpointConfigs", "EndpointConfigs", "EndpointConfigName"
+        ):
+            if old_config != config_name:
+                aws.send("sagemaker", "DeleteEndpointConfig", {"EndpointConfigName": old_config})
+                note(f"deleted endpoint config {old_config}")
+        models |= set(launch_versions(aws, endpoint, "ListModels", "Models", "ModelName"))
+    for model in sorted(models):
         aws.send("sagemaker", "DeleteModel", {"ModelName": model})
         note(f"deleted model {model}")
 
@@ -71,6 +102,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="only deregister autoscaling (before an update that changes the instance type)",
     )
+    p.add_argument(
+        "--all-versions",
+        action="store_true",
+        help="also delete the older models and endpoint configs that `update` left for this endpoint",
+    )
     add_common_arguments(p)
 
     def run(args: argparse.Namespace) -> int:
@@ -82,6 +118,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             endpoint,
             autoscaling=args.autoscaling,
             autoscaling_only=args.autoscaling_only,
+            all_versions=args.all_versions,
         )
         return 0
 

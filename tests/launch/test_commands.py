@@ -317,3 +317,61 @@ def test_dry_run_prints_the_exact_training_request(cli, names, json_documents) -
     by_name = {metric["Name"]: re.search(metric["Regex"], PROGRESS_LINE) for metric in metrics}
     assert by_name["fleet:customers_processed"].group(1) == "340"
     assert by_name["fleet:median_smape"].group(1) == "12.3"
+
+
+def test_teardown_all_versions_removes_what_updates_left(cli, clients, names) -> None:
+    assert cli("deploy", *names.common)[0] == 0
+    sagemaker = clients["sagemaker"]
+    # An earlier version of this endpoint (as `update` leaves them) and another endpoint's model.
+    for model in ("fleetcast-demo-20200101-000000", "fleetcast-demo2-20200101-000000"):
+        sagemaker.create_model(
+            ModelName=model,
+            ExecutionRoleArn=names.role,
+            PrimaryContainer={
+                "Image": names.image,
+                "Mode": "MultiModel",
+                "ModelDataUrl": "s3://b-1/demo/models/",
+            },
+        )
+    sagemaker.create_endpoint_config(
+        EndpointConfigName="fleetcast-demo-20200101-000000",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "fleetcast-demo-20200101-000000",
+                "InstanceType": "ml.m5.large",
+                "InitialInstanceCount": 1,
+            }
+        ],
+    )
+    code, _, err = cli("teardown", "--prefix", names.prefix, "--all-versions")
+    assert code == 0, err
+    assert "deleted model fleetcast-demo-20200101-000000" in err
+    assert [m["ModelName"] for m in sagemaker.list_models()["Models"]] == ["fleetcast-demo2-20200101-000000"]
+    assert sagemaker.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sagemaker.list_endpoints()["Endpoints"] == []
+
+
+def test_a_missing_region_is_a_clear_error(cli, moto, monkeypatch) -> None:
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    code, _, err = cli("status", "endpoint", "--prefix", "demo")
+    assert code == 2
+    assert "no AWS region: pass --region or set AWS_REGION" in err
+    code, _, _ = cli("status", "endpoint", "--prefix", "demo", "--region", "us-east-1")
+    assert code == 1  # the region flag works: moto answered (the endpoint does not exist)
+
+
+def test_runs_as_python_dash_m_launch_from_the_repo_root(tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+    argv = [sys.executable, "-m", "launch", "invoke", "--prefix", "demo", "--customer", "7", "--dry-run"]
+    result = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    request = json.loads(result.stdout)["request"]
+    assert request["TargetModel"] == "7.tar.gz"
+    assert request["Body"] == {"period": 7}
