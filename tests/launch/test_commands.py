@@ -375,3 +375,21 @@ def test_runs_as_python_dash_m_launch_from_the_repo_root(tmp_path: Path) -> None
     request = json.loads(result.stdout)["request"]
     assert request["TargetModel"] == "7.tar.gz"
     assert request["Body"] == {"period": 7}
+
+
+def test_an_explicit_endpoint_url_without_credentials_sends_unsigned(monkeypatch, capsys) -> None:
+    # For a local endpoint front. (moto cannot route unsigned calls, so this checks the client's config.)
+    from botocore import UNSIGNED
+
+    from launch.common import Aws
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name)
+    runtime = Aws(region="us-east-1", endpoint_url="http://127.0.0.1:8080").client("sagemaker-runtime")
+    assert runtime.meta.config.signature_version is UNSIGNED
+    assert runtime.meta.endpoint_url == "http://127.0.0.1:8080"
+    assert "sending unsigned requests to http://127.0.0.1:8080" in capsys.readouterr().err
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    signed = Aws(region="us-east-1", endpoint_url="http://127.0.0.1:8080").client("sagemaker-runtime")
+    assert signed.meta.config.signature_version is not UNSIGNED
