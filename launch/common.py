@@ -422,7 +422,6 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, needs: Iterable[str
     group.add_argument(
         "--prefix",
         required="prefix" in needs,
-        default=None if "prefix" in needs else "",
         help="S3 key prefix: raw/, customers/, models/, output/ live under it; also names resources",
     )
     group.add_argument("--region", default=None, help="AWS region (default: AWS_REGION / your config)")
@@ -436,6 +435,15 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, needs: Iterable[str
 
 def aws_from_args(args: argparse.Namespace) -> Aws:
     return Aws(region=args.region, endpoint_url=args.endpoint_url, dry_run=args.dry_run)
+
+
+def endpoint_from_args(args: argparse.Namespace) -> str:
+    """--endpoint-name, else the endpoint `deploy` names after --prefix (fleetcast-<prefix>)."""
+    if getattr(args, "endpoint_name", None):
+        return args.endpoint_name
+    if args.prefix is None:
+        raise LaunchError("pass --endpoint-name, or the --prefix the endpoint was deployed with")
+    return base_name(args.prefix)
 
 
 def layout_from_args(args: argparse.Namespace) -> Layout:

@@ -17,7 +17,7 @@ from launch.common import (
     Layout,
     add_common_arguments,
     aws_from_args,
-    base_name,
+    endpoint_from_args,
     layout_from_args,
     note,
     parse_key_values,
@@ -33,8 +33,8 @@ def scaling_resource_id(endpoint: str, variant: str = VARIANT) -> str:
     return f"endpoint/{endpoint}/variant/{variant}"
 
 
-def model_request(name: str, image: str, role: str, layout: Layout, environment: dict[str, str]) -> dict:
-    container: dict[str, Any] = {"Image": image, "Mode": "MultiModel", "ModelDataUrl": layout.models}
+def model_request(name: str, image: str, role: str, models_url: str, environment: dict[str, str]) -> dict:
+    container: dict[str, Any] = {"Image": image, "Mode": "MultiModel", "ModelDataUrl": models_url}
     if environment:
         container["Environment"] = environment
     return {"ModelName": name, "ExecutionRoleArn": role, "PrimaryContainer": container}
@@ -131,7 +131,7 @@ def deploy(
     """Create model, endpoint config and endpoint (names share a timestamp); returns the endpoint name."""
     version = unique_name(endpoint)
     creates = [
-        ("CreateModel", model_request(version, image, role, layout, environment)),
+        ("CreateModel", model_request(version, image, role, layout.models, environment)),
         ("CreateEndpointConfig", endpoint_config_request(version, version, instance_type, instance_count)),
         ("CreateEndpoint", {"EndpointName": endpoint, "EndpointConfigName": version}),
     ]
@@ -170,31 +170,38 @@ def update(
     *,
     endpoint: str,
     image: str,
-    role: str,
-    layout: Layout,
-    instance_type: str | None,
-    instance_count: int | None,
-    environment: dict[str, str],
-    wait: bool,
+    role: str | None = None,
+    models_url: str | None = None,
+    instance_type: str | None = None,
+    instance_count: int | None = None,
+    environment: dict[str, str] | None = None,
+    wait: bool = False,
 ) -> str:
-    """New model + endpoint config for `image`, then UpdateEndpoint; returns the new config name.
+    """New model + endpoint config for `image`, then UpdateEndpoint; returns the new version's name.
 
-    Variant name, instance type and the current instance count (which autoscaling may have changed) are
-    taken from the running endpoint unless given. In a dry run nothing is read, so they must be given or
-    fall back to the deploy defaults.
+    Everything not given is kept from the running endpoint: the role, the models prefix and the container
+    environment of its model, its variant name and instance type, and its current instance count (which
+    autoscaling may have changed). A dry run reads nothing, so it needs role and models prefix given and
+    shows the deploy defaults for the rest.
     """
     variant = VARIANT
-    validate_request("sagemaker", "CreateModel", model_request("check", image, role, layout, environment))
     if aws.dry_run:
+        if not (role and models_url):
+            raise LaunchError("a dry run reads nothing: pass --role, --bucket and --prefix to update")
         instance_type = instance_type or DEFAULT_INSTANCE_TYPE
         instance_count = instance_count or 1
-        note("dry run: the current variant is not read; instance type/count shown are the flags or defaults")
+        note("dry run: the running endpoint is not read; instance type/count are the flags or defaults")
     else:
         current = aws.send("sagemaker", "DescribeEndpoint", {"EndpointName": endpoint})
         config = aws.send(
             "sagemaker", "DescribeEndpointConfig", {"EndpointConfigName": current["EndpointConfigName"]}
         )
         old_variant = config["ProductionVariants"][0]
+        old_model = aws.send("sagemaker", "DescribeModel", {"ModelName": old_variant["ModelName"]})
+        old_container = old_model["PrimaryContainer"]
+        role = role or old_model["ExecutionRoleArn"]
+        models_url = models_url or old_container["ModelDataUrl"]
+        environment = environment or old_container.get("Environment") or {}
         live = (current.get("ProductionVariants") or [{}])[0]
         variant = old_variant["VariantName"]
         if (
@@ -211,15 +218,20 @@ def update(
             instance_count or live.get("CurrentInstanceCount") or old_variant["InitialInstanceCount"]
         )
     version = unique_name(endpoint)
-    aws.send("sagemaker", "CreateModel", model_request(version, image, role, layout, environment))
-    aws.send(
-        "sagemaker",
-        "CreateEndpointConfig",
-        endpoint_config_request(version, version, instance_type, instance_count, variant),
-    )
-    aws.send("sagemaker", "UpdateEndpoint", {"EndpointName": endpoint, "EndpointConfigName": version})
+    requests = [
+        ("CreateModel", model_request(version, image, role, models_url, environment or {})),
+        (
+            "CreateEndpointConfig",
+            endpoint_config_request(version, version, instance_type, instance_count, variant),
+        ),
+        ("UpdateEndpoint", {"EndpointName": endpoint, "EndpointConfigName": version}),
+    ]
+    for operation, request in requests:
+        validate_request("sagemaker", operation, request)
+    for operation, request in requests:
+        aws.send("sagemaker", operation, request)
     if not aws.dry_run:
-        note(f"updating endpoint {endpoint} to {version} ({image}); the old config keeps serving until then")
+        note(f"updating endpoint {endpoint} to {version} ({image}); the old version serves until it is ready")
         if wait:
             _wait_in_service(aws, endpoint)
     return version
@@ -255,14 +267,12 @@ def _variant_arguments(p: argparse.ArgumentParser, defaults: bool) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="container environment, e.g. --env FLEETCAST_SERVER=lean (repeatable)",
+        help="container environment, e.g. --env FLEETCAST_SERVER=lean (repeatable)"
+        + ("" if defaults else "; default: the running model's"),
     )
     p.add_argument("--wait", action="store_true", help="wait until the endpoint is InService")
-    add_common_arguments(p, needs=("image", "role", "bucket", "prefix"))
-
-
-def endpoint_name(args: argparse.Namespace) -> str:
-    return args.endpoint_name or base_name(args.prefix or "")
+    # update keeps the running model's role and models prefix unless told otherwise.
+    add_common_arguments(p, needs=("image", "role", "bucket", "prefix") if defaults else ("image",))
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -282,7 +292,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     def run_deploy(args: argparse.Namespace) -> int:
         aws, layout = aws_from_args(args), layout_from_args(args)
-        endpoint = endpoint_name(args)
+        endpoint = endpoint_from_args(args)
         policy = None
         if args.max_instances is not None:
             policy = scaling_requests(
@@ -315,13 +325,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _variant_arguments(u, defaults=False)
 
     def run_update(args: argparse.Namespace) -> int:
-        aws, layout = aws_from_args(args), layout_from_args(args)
+        aws = aws_from_args(args)
         update(
             aws,
-            endpoint=endpoint_name(args),
+            endpoint=endpoint_from_args(args),
             image=args.image,
             role=args.role,
-            layout=layout,
+            models_url=layout_from_args(args).models if args.bucket else None,
             instance_type=args.instance_type,
             instance_count=args.instance_count,
             environment=parse_key_values(args.env, "--env"),

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from launch.common import LaunchError, add_common_arguments, aws_from_args, base_name, call, note
+from launch.common import LaunchError, add_common_arguments, aws_from_args, call, endpoint_from_args, note
 
 
 class InvokeError(LaunchError):
@@ -129,7 +129,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     def run(args: argparse.Namespace) -> int:
         aws = aws_from_args(args)
-        endpoint = args.endpoint_name or base_name(args.prefix or "")
+        endpoint = endpoint_from_args(args)
         if aws.dry_run:
             for customer in args.customer:
                 aws.send(

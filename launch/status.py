@@ -14,7 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from launch.common import LaunchError, add_common_arguments, aws_from_args, base_name, call
+from launch.common import (
+    LaunchError,
+    add_common_arguments,
+    aws_from_args,
+    base_name,
+    call,
+    endpoint_from_args,
+)
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 124  # what coreutils `timeout` uses
@@ -172,8 +179,9 @@ def show_status(client: Any, kind: Kind, name: str, out: TextIO | None = None) -
 def resolve_name(client: Any, kind: Kind, args: argparse.Namespace) -> str:
     if args.name:
         return args.name
-    stem = base_name(args.prefix or "")
-    return stem if kind.name == "endpoint" else latest_job_name(client, kind, stem)
+    if kind.name == "endpoint":
+        return endpoint_from_args(args)
+    return latest_job_name(client, kind, base_name(args.prefix or ""))
 
 
 def _add(sub: argparse._SubParsersAction, command: str, help_text: str) -> argparse.ArgumentParser:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import re
 
-from launch.common import Aws, LaunchError, add_common_arguments, aws_from_args, base_name, note, version_stem
+from launch.common import Aws, add_common_arguments, aws_from_args, endpoint_from_args, note, version_stem
 from launch.deploy import SCALABLE_DIMENSION, VARIANT, scaling_resource_id
 
 
@@ -110,9 +110,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add_common_arguments(p)
 
     def run(args: argparse.Namespace) -> int:
-        endpoint = args.endpoint_name or base_name(args.prefix or "")
-        if not endpoint:
-            raise LaunchError("pass --endpoint-name or --prefix")
+        endpoint = endpoint_from_args(args)
         teardown(
             aws_from_args(args),
             endpoint,

@@ -393,3 +393,16 @@ def test_an_explicit_endpoint_url_without_credentials_sends_unsigned(monkeypatch
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     signed = Aws(region="us-east-1", endpoint_url="http://127.0.0.1:8080").client("sagemaker-runtime")
     assert signed.meta.config.signature_version is not UNSIGNED
+
+
+def test_update_dry_run_needs_what_it_cannot_read(cli, names) -> None:
+    code, _, err = cli("update", "--image", names.image, "--prefix", names.prefix, "--dry-run")
+    assert code == 2
+    assert "a dry run reads nothing: pass --role, --bucket and --prefix to update" in err
+
+
+def test_endpoint_commands_need_a_name_or_prefix(cli, names) -> None:
+    for argv in (["teardown"], ["invoke", "--customer", "7"], ["update", "--image", names.image]):
+        code, _, err = cli(*argv, "--dry-run")
+        assert code == 2, argv
+        assert "pass --endpoint-name, or the --prefix the endpoint was deployed with" in err

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.stub import ANY, Stubber
 
-from launch.common import Aws, Layout
+from launch.common import Aws
 from launch.deploy import update
 from launch.status import EXIT_FAILED, EXIT_TIMEOUT, KINDS, show_status, wait_for
 
@@ -253,6 +253,22 @@ def test_update_keeps_the_variant_and_the_autoscaled_instance_count() -> None:
             },
             {"EndpointConfigName": "fleetcast-demo-20260101-000000"},
         )
+        stub.add_response(
+            "describe_model",
+            {
+                "ModelName": "fleetcast-demo-20260101-000000",
+                "ModelArn": ARN + "model/fleetcast-demo-20260101-000000",
+                "CreationTime": CREATED,
+                "ExecutionRoleArn": "arn:aws:iam::123456789012:role/FleetcastSageMaker",
+                "PrimaryContainer": {
+                    "Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/fleetcast:v1",
+                    "Mode": "MultiModel",
+                    "ModelDataUrl": "s3://b-1/demo/models/",
+                    "Environment": {"FLEETCAST_SERVER": "lean"},
+                },
+            },
+            {"ModelName": "fleetcast-demo-20260101-000000"},
+        )
         new_image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/fleetcast:v2"
         stub.add_response(
             "create_model",
@@ -264,6 +280,7 @@ def test_update_keeps_the_variant_and_the_autoscaled_instance_count() -> None:
                     "Image": new_image,
                     "Mode": "MultiModel",
                     "ModelDataUrl": "s3://b-1/demo/models/",
+                    "Environment": {"FLEETCAST_SERVER": "lean"},
                 },
             },
         )
@@ -288,17 +305,8 @@ def test_update_keeps_the_variant_and_the_autoscaled_instance_count() -> None:
             {"EndpointArn": ARN + "endpoint/fleetcast-demo"},
             {"EndpointName": "fleetcast-demo", "EndpointConfigName": ANY},
         )
-        version = update(
-            aws,
-            endpoint="fleetcast-demo",
-            image=new_image,
-            role="arn:aws:iam::123456789012:role/FleetcastSageMaker",
-            layout=Layout("b-1", "demo"),
-            instance_type=None,
-            instance_count=None,
-            environment={},
-            wait=False,
-        )
+        # Only the image is given: role, models prefix, environment, variant and count are kept.
+        version = update(aws, endpoint="fleetcast-demo", image=new_image)
         stub.assert_no_pending_responses()
     assert version.startswith("fleetcast-demo-") and version != "fleetcast-demo-20260101-000000"
 
@@ -334,6 +342,21 @@ def test_update_refuses_to_change_the_instance_type_of_an_autoscaled_variant() -
             },
             {"EndpointConfigName": "c1"},
         )
+        stub.add_response(
+            "describe_model",
+            {
+                "ModelName": "m1",
+                "ModelArn": ARN + "model/m1",
+                "CreationTime": CREATED,
+                "ExecutionRoleArn": "arn:aws:iam::123456789012:role/FleetcastSageMaker",
+                "PrimaryContainer": {
+                    "Image": "image:v1",
+                    "Mode": "MultiModel",
+                    "ModelDataUrl": "s3://b-1/demo/models/",
+                },
+            },
+            {"ModelName": "m1"},
+        )
         scaling_stub.add_response(
             "describe_scalable_targets",
             {
@@ -352,15 +375,5 @@ def test_update_refuses_to_change_the_instance_type_of_an_autoscaled_variant() -
             {"ServiceNamespace": "sagemaker", "ResourceIds": ["endpoint/fleetcast-demo/variant/AllTraffic"]},
         )
         with pytest.raises(LaunchError, match="teardown --autoscaling-only"):
-            update(
-                aws,
-                endpoint="fleetcast-demo",
-                image="image:v2",
-                role="arn:aws:iam::123456789012:role/FleetcastSageMaker",
-                layout=Layout("b-1", "demo"),
-                instance_type="ml.c5.xlarge",
-                instance_count=None,
-                environment={},
-                wait=False,
-            )
+            update(aws, endpoint="fleetcast-demo", image="image:v2", instance_type="ml.c5.xlarge")
         stub.assert_no_pending_responses()
