@@ -94,6 +94,19 @@ def test_process_sizes_the_cluster(cli, names, json_documents) -> None:
     cluster = document["request"]["ProcessingResources"]["ClusterConfig"]
     assert cluster == {"InstanceCount": 1, "InstanceType": "ml.m5.4xlarge", "VolumeSizeInGB": 50}
     assert re.fullmatch(r"fleetcast-demo-split-\d{8}-\d{6}", document["request"]["ProcessingJobName"])
+    assert (
+        document["request"]["ProcessingInputs"][0]["S3Input"]["S3DataDistributionType"] == "FullyReplicated"
+    )
+
+    code, out, _ = cli(
+        "process", *names.common, "--instance-count", "3", "--shard-input", "--buckets", "64", "--dry-run"
+    )
+    assert code == 0
+    (document,) = json_documents(out)
+    request = document["request"]
+    assert request["ProcessingInputs"][0]["S3Input"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert request["AppSpecification"]["ContainerArguments"][-2:] == ["--buckets", "64"]
+    assert request["ProcessingResources"]["ClusterConfig"]["InstanceCount"] == 3
 
 
 def test_train_shards_customers_and_checkpoints_into_the_mme_prefix(cli, clients, names) -> None:
