@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -419,3 +421,28 @@ def test_endpoint_commands_need_a_name_or_prefix(cli, names) -> None:
         code, _, err = cli(*argv, "--dry-run")
         assert code == 2, argv
         assert "pass --endpoint-name, or the --prefix the endpoint was deployed with" in err
+
+
+def test_invoke_prints_tables_and_keeps_going_past_a_bad_answer(cli, moto) -> None:
+    # moto's sagemaker-runtime answers from a queue we fill (one answer per distinct request headers/body),
+    # so this is a real boto3 InvokeEndpoint over HTTP; the third customer gets moto's non-JSON default.
+    answers = [
+        {"customer": customer, "forecast": [{"ds": "2023-01-01T00:00:00", "yhat": value}]}
+        for customer, value in (("7", 1.5), ("8", 2.25))
+    ]
+    results = {"results": [{"Body": json.dumps(a), "ContentType": "application/json"} for a in answers]}
+    request = urllib.request.Request(
+        f"{moto}/moto-api/static/sagemaker/endpoint-results",
+        data=json.dumps(results).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201
+    code, out, err = cli(
+        "invoke", "--prefix", "demo", "--customer", "7", "--customer", "8", "--customer", "9"
+    )
+    assert code == 1
+    assert "customer 7: 1 step(s)" in out and "1.500" in out
+    assert "customer 8: 1 step(s)" in out and "2.250" in out
+    assert "error: customer 9: the endpoint answered non-JSON: b'body'" in err
