@@ -113,6 +113,16 @@ def unique_name(stem: str, now: dt.datetime | None = None) -> str:
     return f"{version_stem(stem)}-{timestamp(now)}"
 
 
+def job_stem(prefix: str, step: str) -> str:
+    """What a job name starts with before its timestamp: fleetcast-<prefix>-<split|train>."""
+    return version_stem(f"{base_name(prefix)}-{step}")
+
+
+def is_version_of(name: str, stem: str) -> bool:
+    """True for the `<stem>-<timestamp>` names unique_name gives, not for a longer stem (demo2 vs demo)."""
+    return re.fullmatch(re.escape(version_stem(stem)) + r"-\d{8}-\d{6}", name) is not None
+
+
 def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, str]:
     result: dict[str, str] = {}
     for pair in pairs:

@@ -73,6 +73,8 @@ def invoke_forecast(
 
     Retries ModelNotReadyException up to `max_attempts` times, doubling the delay each time.
     """
+    from botocore.exceptions import ClientError
+
     request = invoke_request(endpoint, customer, period, freq, intervals)
     delay = first_delay
     for attempt in range(1, max_attempts + 1):
@@ -89,7 +91,9 @@ def invoke_forecast(
             note(f"{model} is loading (attempt {attempt}/{max_attempts}); retrying in {delay:g}s")
             sleep(delay)
             delay = min(delay * 2, max_delay)
-        except (runtime.exceptions.ModelError, runtime.exceptions.ValidationError) as exc:
+        except (
+            ClientError
+        ) as exc:  # ModelError (the container's 4xx/5xx), ValidationError, InternalFailure...
             raise InvokeError(f"customer {customer}: {_error_detail(exc)}") from exc
     body = response["Body"].read()
     try:

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from launch.common import Aws, Layout, add_common_arguments, aws_from_args, base_name, layout_from_args, note
-from launch.common import unique_name as make_name
+from launch.common import (
+    Aws,
+    Layout,
+    add_common_arguments,
+    aws_from_args,
+    job_stem,
+    layout_from_args,
+    note,
+    unique_name,
+)
 
 INPUT_PATH = "/opt/ml/processing/input"
 OUTPUT_PATH = "/opt/ml/processing/output"
@@ -102,7 +110,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         aws, layout = aws_from_args(args), layout_from_args(args)
         request = processing_request(
-            job_name=args.job_name or make_name(base_name(layout.prefix) + "-split"),
+            job_name=args.job_name or unique_name(job_stem(layout.prefix, "split")),
             image=args.image,
             role=args.role,
             layout=layout,

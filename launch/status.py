@@ -18,9 +18,10 @@ from launch.common import (
     LaunchError,
     add_common_arguments,
     aws_from_args,
-    base_name,
     call,
     endpoint_from_args,
+    is_version_of,
+    job_stem,
 )
 
 EXIT_FAILED = 1
@@ -39,6 +40,7 @@ class Kind:
     failure: frozenset[str]
     list_operation: str | None = None
     list_member: str | None = None
+    step: str | None = None  # the job name part launch uses: fleetcast-<prefix>-<step>-<timestamp>
 
 
 KINDS = {
@@ -51,6 +53,7 @@ KINDS = {
         frozenset({"Failed", "Stopped"}),
         "ListProcessingJobs",
         "ProcessingJobSummaries",
+        "split",
     ),
     "training": Kind(
         "training",
@@ -61,6 +64,7 @@ KINDS = {
         frozenset({"Failed", "Stopped"}),
         "ListTrainingJobs",
         "TrainingJobSummaries",
+        "train",
     ),
     "endpoint": Kind(
         "endpoint",
@@ -77,15 +81,18 @@ def describe(client: Any, kind: Kind, name: str) -> dict[str, Any]:
     return call(client, "sagemaker", kind.describe, {kind.name_member: name})
 
 
-def latest_job_name(client: Any, kind: Kind, stem: str) -> str:
-    """The newest job whose name contains `stem` (launch names jobs `<stem>-<timestamp>`)."""
-    if kind.list_operation is None:
+def latest_job_name(client: Any, kind: Kind, prefix: str) -> str:
+    """The newest job launch started for `prefix` (named `fleetcast-<prefix>-<step>-<timestamp>`)."""
+    if kind.list_operation is None or kind.step is None:
         raise LaunchError(f"{kind.name} needs a name")
-    params = {"NameContains": stem, "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 1}
+    stem = job_stem(prefix, kind.step)
+    params = {"NameContains": stem, "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 100}
     found = call(client, "sagemaker", kind.list_operation, params)[kind.list_member]
-    if not found:
-        raise LaunchError(f"no {kind.name} job whose name contains {stem!r}; pass its name")
-    return found[0][kind.name_member]
+    # NameContains also matches other prefixes that extend this one (demo -> demo2): keep exact versions.
+    names = [job[kind.name_member] for job in found if is_version_of(job[kind.name_member], stem)]
+    if not names:
+        raise LaunchError(f"no {kind.name} job named {stem}-<timestamp> in the newest 100; pass its name")
+    return names[0]
 
 
 def state_text(kind: Kind, description: dict[str, Any]) -> str:
@@ -181,7 +188,7 @@ def resolve_name(client: Any, kind: Kind, args: argparse.Namespace) -> str:
         return args.name
     if kind.name == "endpoint":
         return endpoint_from_args(args)
-    return latest_job_name(client, kind, base_name(args.prefix or ""))
+    return latest_job_name(client, kind, args.prefix or "")
 
 
 def _add(sub: argparse._SubParsersAction, command: str, help_text: str) -> argparse.ArgumentParser:

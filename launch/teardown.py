@@ -6,9 +6,16 @@ S3 data (raw/, customers/, models/, output/) is never touched: models/ is what a
 from __future__ import annotations
 
 import argparse
-import re
 
-from launch.common import Aws, add_common_arguments, aws_from_args, endpoint_from_args, note, version_stem
+from launch.common import (
+    Aws,
+    add_common_arguments,
+    aws_from_args,
+    endpoint_from_args,
+    is_version_of,
+    note,
+    version_stem,
+)
 from launch.deploy import SCALABLE_DIMENSION, VARIANT, scaling_resource_id
 
 
@@ -36,12 +43,11 @@ def _deregister(aws: Aws, endpoint: str, variant: str) -> None:
 def launch_versions(aws: Aws, endpoint: str, operation: str, member: str, name_key: str) -> list[str]:
     """Names `deploy`/`update` gave this endpoint's models or configs: `<endpoint>-<YYYYmmdd-HHMMSS>`."""
     stem = version_stem(endpoint)
-    own = re.compile(re.escape(stem) + r"-\d{8}-\d{6}")
     names, token = [], None
     while True:
         request = {"NameContains": stem, "MaxResults": 100, **({"NextToken": token} if token else {})}
         page = aws.send("sagemaker", operation, request)
-        names += [item[name_key] for item in page[member] if own.fullmatch(item[name_key])]
+        names += [item[name_key] for item in page[member] if is_version_of(item[name_key], stem)]
         token = page.get("NextToken")
         if not token:
             return sorted(names)

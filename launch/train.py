@@ -16,7 +16,7 @@ from launch.common import (
     Layout,
     add_common_arguments,
     aws_from_args,
-    base_name,
+    job_stem,
     layout_from_args,
     note,
     parse_key_values,
@@ -201,7 +201,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         aws, layout = aws_from_args(args), layout_from_args(args)
         request = training_request(
-            job_name=args.job_name or unique_name(base_name(layout.prefix) + "-train"),
+            job_name=args.job_name or unique_name(job_stem(layout.prefix, "train")),
             image=args.image,
             role=args.role,
             layout=layout,

@@ -5,9 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -229,6 +233,11 @@ def test_teardown_deletes_endpoint_config_model_and_scaling_target(cli, clients,
 
 
 def test_wait_and_status_read_the_real_api(cli, clients, names) -> None:
+    # A job of a prefix whose job names contain this one's ("fleetcast-demo-train-b-train-<time>") must not
+    # be picked. (moto lists jobs oldest first, ignoring SortOrder, so that one is started first here.)
+    other = [arg if arg != names.prefix else "demo-train-b" for arg in names.common]
+    _put_customers(clients, SimpleNamespace(bucket=names.bucket, prefix="demo-train-b"), 2)
+    assert cli("train", *other, "--instance-count", "2")[0] == 0
     _put_customers(clients, names, 2)
     assert cli("train", *names.common, "--instance-count", "2")[0] == 0
     # No name: the newest training job of the prefix.
@@ -376,12 +385,7 @@ def test_a_missing_region_is_a_clear_error(cli, moto, monkeypatch) -> None:
     assert code == 1  # the region flag works: moto answered (the endpoint does not exist)
 
 
-def test_runs_as_python_dash_m_launch_from_the_repo_root(tmp_path: Path) -> None:
-    import json
-    import os
-    import subprocess
-    import sys
-
+def test_runs_as_python_dash_m_launch_from_the_repo_root() -> None:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
     argv = [sys.executable, "-m", "launch", "invoke", "--prefix", "demo", "--customer", "7", "--dry-run"]

@@ -109,3 +109,11 @@ def test_forecast_table_with_and_without_intervals() -> None:
     table = forecast_table(point_only).splitlines()
     assert table[1].split() == ["ds", "yhat"]
     assert table[3].split() == ["2023-01-01T00:00:00", "3.000"]
+
+
+def test_a_server_failure_for_one_customer_is_an_invoke_error() -> None:
+    runtime = _runtime()
+    with Stubber(runtime) as stub:
+        stub.add_client_error("invoke_endpoint", "InternalFailure", "An internal error occurred", 500)
+        with pytest.raises(InvokeError, match="customer 7: InternalFailure: An internal error occurred"):
+            invoke_forecast(runtime, "fleetcast-demo", "7", 7, sleep=lambda _: None)

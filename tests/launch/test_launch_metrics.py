@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +96,55 @@ def test_launch_knows_exactly_the_hyperparameters_train_accepts() -> None:
 def test_hyperparameters_go_out_as_strings() -> None:
     values = hyperparameters_from(["holdout_days=28", "yearly_seasonality=false", "interval_width=0.9"])
     assert values == {"holdout_days": "28", "yearly_seasonality": "false", "interval_width": "0.9"}
+
+
+@pytest.mark.slow
+def test_metric_definitions_read_a_real_train_run(tmp_path: Path) -> None:
+    """Run the real `fleetcast train` (as the image does) and read its log with the MetricDefinitions."""
+    from tests.helpers import write_flat_layout
+
+    root = tmp_path / "opt_ml"
+    channel = root / "input" / "data" / "train"
+    write_flat_layout(channel, range(3))
+    (channel / "tiny.csv").write_text(
+        "2022-01-01 00:00:00,1.0\n2022-01-02 00:00:00,2.0\n"
+    )  # too short: fails
+    (root / "input" / "config").mkdir(parents=True)
+    hyperparameters = {
+        "workers": "2",
+        "uncertainty_samples": "0",
+        "progress_seconds": "0.01",
+        "max_failure_rate": "0.5",
+    }
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root)}
+    run = subprocess.run(
+        [sys.executable, "-m", "fleetcast.cli", "train"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    log = (run.stdout + run.stderr).splitlines()  # SageMaker sends both streams to CloudWatch
+    summary = json.loads((root / "model" / "fleet-summary-algo-1.json").read_text())
+    counts = summary["counts"]
+    assert counts["failed"] == 1 and counts["trained"] == 3
+
+    (final_line,) = [line for line in log if "fleet done:" in line]
+    final = _extract(final_line)
+    assert final["fleet:customers_trained"] == str(counts["trained"])
+    assert final["fleet:customers_failed"] == str(counts["failed"])
+    assert final["fleet:customers_skipped"] == str(counts["skipped"])
+    assert final["fleet:customers_total"] == str(summary["customers"])
+    assert float(final["fleet:models_per_second"]) > 0
+    assert float(final["fleet:seconds"]) > 0
+    assert final["fleet:median_smape"] is not None and final["fleet:naive_smape"] is not None
+
+    progress = [_extract(line) for line in log if "customers, " in line and "models/s" in line]
+    assert progress, "train logged no progress line"
+    for values in progress:
+        assert values["fleet:customers_total"] == str(summary["customers"])
+        assert 0 < int(values["fleet:customers_processed"]) <= summary["customers"]
+        assert values["fleet:customers_trained"] is None
