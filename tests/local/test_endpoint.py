@@ -681,3 +681,32 @@ def test_s3_prefix_via_moto(mms: ContainerClient, models_dir: Path, start: Start
         assert server.endpoint.stats["downloads"] == 1
     finally:
         moto.stop()
+
+
+@pytest.mark.mms
+def test_launch_invoke_against_the_local_endpoint(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+) -> None:
+    """`python -m launch invoke` (issue 5) calls our endpoint exactly as it calls SageMaker: real boto3."""
+    from launch.invoke import invoke_forecast
+
+    server = start(mms, LocalFolderSource(models_dir))
+    answer = invoke_forecast(runtime(server.url), "fleetcast", "2", 6, intervals=True)
+    assert answer["customer"] == "2"
+    assert len(answer["forecast"]) == 6
+    assert all(row["yhat_lower"] <= row["yhat"] <= row["yhat_upper"] for row in answer["forecast"])
+
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    command = ["invoke", "--endpoint-url", server.url, "--endpoint-name", "fleetcast", "--period", "3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "launch", *command, "--customer", "2", "--customer", "nobody"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr  # one unknown customer fails, the known one still prints
+    assert "customer 2: 3 step(s)" in done.stdout
+    assert "nobody" in done.stderr
