@@ -5,6 +5,11 @@ here), calls `initialize(context)` when `POST /models` loads the model, then `ha
 each batch of invocations. MMS swallows exceptions from `initialize`, so `POST /models` answers 200 even
 for a broken model directory; the failure is kept and returned on every invoke as a JSON error naming the
 directory and the problem, never as a traceback.
+
+The class is instantiated before `initialize`, outside MMS's exception guard: a MemoryError raised there
+is what makes MMS answer `POST /models` with 507, the multi-model contract's "out of memory" (the
+platform then unloads idle models and retries). MMS keeps such a model registered with no worker
+(`GET /models/<name>` lists it; a new `POST /models` gets 409 until `DELETE /models/<name>`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from fleetcast.serving.protocol import (
     internal_error,
     parse_request,
 )
+from fleetcast.serving.resources import memory_shortfall
 
 log = logging.getLogger("fleetcast.serving.mms")
 
@@ -42,6 +48,10 @@ class ForecastHandlerService:
     """Loads one customer's model at `initialize`, answers forecast requests in `handle`."""
 
     def __init__(self) -> None:
+        shortfall = memory_shortfall()
+        if shortfall:
+            log.error("refusing to load another model (507): %s", shortfall)
+            raise MemoryError(shortfall)
         self.predictor: ProphetPredictor | None = None
         self.load_error: ForecastError | None = None
         self.limits = Limits()
