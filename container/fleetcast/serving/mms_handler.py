@@ -85,10 +85,10 @@ class ForecastHandlerService:
             headers = context.get_all_request_header(index) or {}
             body = item.get("body", item.get("data")) if isinstance(item, dict) else item
             request = parse_request(body, _content_type(headers), self.limits)
-            if self.load_error is not None:
-                raise self.load_error
-            assert self.predictor is not None
-            return encode_response(self.predictor.forecast(request))
+            if self.predictor is not None:
+                return encode_response(self.predictor.forecast(request))
+            # (not re-raised: raising one exception object on every request would grow its traceback)
+            error = self.load_error or ForecastError(500, "model_invalid", "the model was never initialized")
         except ForecastError as exc:
             error = exc
         except Exception as exc:
