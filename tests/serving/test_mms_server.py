@@ -366,3 +366,14 @@ def test_load_without_enough_memory_is_507(models, tmp_path):
         assert not short.workers_of("daily")  # no worker left running for the refused model
         short.process.send_signal(signal.SIGTERM)
         assert short.process.wait(SIGTERM_BUDGET_SECONDS) == 0
+
+
+def test_worker_count_per_model_follows_the_sagemaker_setting(models, tmp_path):
+    with running_server(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="2") as two:
+        assert "Default workers per model: 2" in two.log()
+        assert two.load("daily", models["daily"].model_dir).status_code == 200
+        described = requests.get(f"{two.url}/models/daily", timeout=10).json()
+        assert len(described["workers"]) == 2
+        assert {two.invoke("daily", b'{"period": 2}').status_code for _ in range(4)} == {200}
+        two.process.send_signal(signal.SIGTERM)
+        assert two.process.wait(SIGTERM_BUDGET_SECONDS) == 0
