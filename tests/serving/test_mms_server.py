@@ -87,6 +87,14 @@ class Server:
 
 
 def stop_everything(process: subprocess.Popen) -> None:
+    """SIGTERM first (serve then cleans up after itself), SIGKILL whatever is left after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(SIGTERM_BUDGET_SECONDS)
+        return
+    except subprocess.TimeoutExpired:
+        pass
     try:
         family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     except psutil.Error:

@@ -58,6 +58,8 @@ ORPHAN_CHECK_SECONDS = 2.0
 # Unix socket paths must stay under 108 bytes; MMS appends "/.mms.sock.<port>".
 MAX_RUN_DIR_LENGTH = 80
 PR_SET_CHILD_SUBREAPER = 36
+RUN_DIR_PREFIX = "fleetcast-mms-"
+STALE_RUN_DIR_SECONDS = 24 * 3600
 
 JAVA_MISSING = (
     "Java was not found: Multi Model Server needs a Java runtime (11 or newer). Install one, e.g. "
@@ -128,7 +130,40 @@ def _make_run_dir() -> Path:
     base = tempfile.gettempdir()
     if len(base) > MAX_RUN_DIR_LENGTH - 30 and os.access("/tmp", os.W_OK):
         base = "/tmp"
-    return Path(tempfile.mkdtemp(prefix="fleetcast-mms-", dir=base))
+    removed = remove_stale_run_dirs(Path(base))
+    if removed:
+        log.info("removed %d run dir(s) left by servers that were killed", removed)
+    return Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=base))
+
+
+def remove_stale_run_dirs(base: Path) -> int:
+    """Delete run dirs of servers killed before they could clean up (SIGKILL, OOM killer).
+
+    A run dir is live while the Java process named in its pid file runs with that dir on its command
+    line; a dir without a pid file belongs to a server still starting, unless it is a day old.
+    """
+    removed = 0
+    for run_dir in base.glob(f"{RUN_DIR_PREFIX}*"):
+        try:
+            pid_text = (run_dir / ".model_server.pid").read_text().strip()
+        except FileNotFoundError:
+            pid_text = ""
+        except OSError:
+            continue
+        if pid_text.isdigit():
+            try:
+                live = str(run_dir) in " ".join(psutil.Process(int(pid_text)).cmdline())
+            except psutil.Error:
+                live = False
+        else:
+            try:
+                live = time.time() - run_dir.stat().st_mtime < STALE_RUN_DIR_SECONDS
+            except OSError:
+                continue
+        if not live:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _become_subreaper() -> bool:
