@@ -119,6 +119,21 @@ def test_extra_columns_are_ignored_and_column_order_is_free(tmp_path: Path) -> N
     assert customer_rows(out, "7") == [("2022-01-01 00:00:00", 1.25), ("2022-01-02 00:00:00", 5.5)]
 
 
+def test_byte_order_mark_and_blanks_around_column_names_are_tolerated(tmp_path: Path) -> None:
+    source = tmp_path / "excel.csv"
+    source.write_bytes("\ufeffcustomer_id, timestamp ,consumption\r\n9,2022-01-01,-0.0\r\n".encode())
+    out = tmp_path / "out"
+    assert split_main([source], out) == 0
+    assert (out / "9" / "data.csv").read_text() == "timestamp,consumption\n2022-01-01 00:00:00,0.0\n"
+
+
+def test_a_file_named_twice_is_read_once(tmp_path: Path) -> None:
+    source = write_csv(tmp_path / "in" / "a.csv", ["a,2022-01-01,1"])
+    out = tmp_path / "out"
+    assert split_main([source, tmp_path / "in"], out) == 0
+    assert summary_of(out)["rows_read"] == 1
+
+
 # -------------------------------------------------------------------------------------------- drops
 
 

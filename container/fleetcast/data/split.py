@@ -6,7 +6,8 @@ columns `customer_id,timestamp,consumption`; extra columns are ignored.
 Output, default layout: `<out>/<customer>/data.csv` with header `timestamp,consumption`, rows sorted by
 time. With `buckets=N`: `<out>/part-00000.csv` ... holding whole customers (header
 `customer_id,timestamp,consumption`, rows sorted by (customer, time)); customer -> part is
-`crc32(utf-8 id) % N`, stable across runs and machines. Empty parts are not written, so every part file
+`crc32(utf-8 customer name) % N`, stable across runs and machines; customers are
+in code-point order of their names. Empty parts are not written, so every part file
 holds at least one customer (fewer than N files when there are fewer customers than buckets).
 Both layouts end with `<out>/split_summary.json` (written last: its presence means the split finished).
 
@@ -81,7 +82,8 @@ SPOOL_ROWS = 2_000_000  # rows per spool file on average: what pass 2 holds in m
 MAX_SPOOLS = 4096
 MAX_INLINE_RENAMED = 10_000  # beyond this, the summary points to the renamed-ids file only
 PROGRESS_SECONDS = 10.0
-GZIP_EXPANSION = 5.0  # rough size ratio of text CSV to its gzip, for sizing the spools
+GZIP_EXPANSION = 5.0  # rough size ratio of a CSV to its gzip, and line length, for sizing the spools
+GZIP_LINE_BYTES = 32.0
 
 # One valid row in a spool: customer number (index into the customer table), microseconds since the
 # epoch (UTC, naive), value. Packed: 20 bytes a row.
@@ -130,7 +132,10 @@ def find_inputs(paths: Sequence[Path]) -> list[Path]:
             raise SplitError(f"input {path} does not exist")
     if not files:
         raise SplitError("no input files given")
-    return files
+    unique = {
+        p.resolve(): p for p in reversed(files)
+    }  # a file named twice (e.g. also via its folder) is read once
+    return [p for p in files if unique.get(p.resolve()) is p]
 
 
 # Compression from the name (.gz); a byte-order mark, as spreadsheets write one, is tolerated.
@@ -172,12 +177,11 @@ def estimate_rows(files: Sequence[Path]) -> int:
     for path in files:
         size = path.stat().st_size
         if path.name.endswith(".gz"):
-            size *= GZIP_EXPANSION
+            total += size * GZIP_EXPANSION / GZIP_LINE_BYTES
+            continue
         with open(path, "rb") as handle:
             head = handle.read(1 << 16)
-        lines = head.count(b"\n") or 1
-        line_bytes = len(head) / lines if not path.name.endswith(".gz") else 32.0
-        total += size / max(line_bytes, 1.0)
+        total += size / max(len(head) / max(head.count(b"\n"), 1), 1.0)
     return int(total)
 
 
@@ -193,8 +197,12 @@ class CustomerTable:
     numbers: dict[str, int] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     spools: list[int] = field(default_factory=list)
-    renamed: dict[str, str] = field(default_factory=dict)
-    _renamed_owner: dict[str, str] = field(default_factory=dict)
+    raw_of_renamed: dict[str, str] = field(default_factory=dict)  # safe name -> raw id, renamed ids only
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Raw id -> safe name, for the ids that had to change."""
+        return {raw: name for name, raw in self.raw_of_renamed.items()}
 
     def spool_of(self, name: str) -> int:
         if self.buckets:
@@ -217,10 +225,9 @@ class CustomerTable:
     def _register(self, raw: str) -> int:
         name = safe_customer_id(raw)
         if name != raw:
-            owner = self._renamed_owner.setdefault(name, raw)
+            owner = self.raw_of_renamed.setdefault(name, raw)
             if owner != raw:  # a 64-bit hash collision: never expected, never merged silently
                 raise SplitError(f"customer ids {owner!r} and {raw!r} map to the same name {name!r}")
-            self.renamed[raw] = name
         number = len(self.names)
         self.numbers[raw] = number
         self.names.append(name)
@@ -320,7 +327,7 @@ def parse_chunk(
     micros = stamps[keep].dt.tz_convert(None).dt.as_unit("us").to_numpy().view(np.int64)
     # Only ids with a surviving row become customers.
     row_codes, used = pd.factorize(codes[keep])
-    return distinct[used], row_codes, micros, values[keep]
+    return distinct[used], row_codes, micros, values[keep] + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 class Spooler:
@@ -489,7 +496,7 @@ def split(
 
     seconds = time.perf_counter() - began
     summary = _summary(files, table, counters, buckets, parts, spool_count, chunk_rows, seconds)
-    if table.renamed:
+    if table.raw_of_renamed:
         renamed_lines = "".join(
             json.dumps({"raw": raw, "name": name}, ensure_ascii=False) + "\n"
             for raw, name in table.renamed.items()
@@ -667,7 +674,7 @@ def _summary(
     chunk_rows: int,
     seconds: float,
 ) -> dict:
-    renamed = len(table.renamed)
+    renamed = len(table.raw_of_renamed)
     return {
         "format_version": 1,
         "layout": "buckets" if buckets else "customer_folders",
@@ -681,7 +688,7 @@ def _summary(
         "customers": len(table.names),
         "duplicate_timestamps_kept": counters.duplicate_timestamps,
         "renamed_ids_count": renamed,
-        "renamed_ids": dict(table.renamed) if 0 < renamed <= MAX_INLINE_RENAMED else None,
+        "renamed_ids": table.renamed if 0 < renamed <= MAX_INLINE_RENAMED else None,
         "renamed_ids_file": RENAMED_IDS_FILE if renamed else None,
         "spool_files": spools,
         "chunk_rows": chunk_rows,
