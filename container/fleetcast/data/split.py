@@ -44,11 +44,14 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -710,6 +713,19 @@ def _report_failure(message: str, paths: SageMakerPaths) -> None:
             pass
 
 
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SageMaker stops a job with SIGTERM: exit through `finally` blocks so spools and temp files go."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def split_main(
     inputs: Sequence[Path] | None,
     out: Path | None,
@@ -721,7 +737,8 @@ def split_main(
     input_paths = [Path(p) for p in inputs] if inputs else [paths.processing_input_dir]
     out = Path(out) if out is not None else paths.processing_output_dir
     try:
-        result = split(input_paths, out, buckets=buckets, chunk_rows=chunk_rows)
+        with _sigterm_as_exit():
+            result = split(input_paths, out, buckets=buckets, chunk_rows=chunk_rows)
     except SplitError as exc:
         _report_failure(str(exc), paths)
         return 2
