@@ -368,6 +368,18 @@ def test_ids_that_sanitise_alike_never_collide(tmp_path: Path) -> None:
         assert customer_rows(out, name) == [("2022-01-01 00:00:00", float(i))]
 
 
+def test_ids_named_like_our_own_files_do_not_clash(tmp_path: Path) -> None:
+    raws = ["split_summary.json", "split_renamed_ids.jsonl", "x/y"]
+    lines = [f"{raw},2022-01-01,{i}" for i, raw in enumerate(raws)]
+    out = tmp_path / "out"
+    assert split_main([write_csv(tmp_path / "in.csv", lines)], out) == 0
+    summary = summary_of(out)
+    assert summary["customers"] == 3
+    assert set(summary["renamed_ids"]) == set(raws)
+    for i, raw in enumerate(raws):
+        assert customer_rows(out, summary["renamed_ids"][raw]) == [("2022-01-01 00:00:00", float(i))]
+
+
 def test_safe_names_are_stable_across_processes() -> None:
     # Pinned value: the name must not depend on PYTHONHASHSEED or the run.
     assert (

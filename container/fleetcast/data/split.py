@@ -29,11 +29,11 @@ negative consumption. A row with several problems is counted once, under the fir
 Timestamps are parsed as ISO 8601; tz-aware ones are converted to UTC and made naive; the output format is
 `YYYY-MM-DD HH:MM:SS` (sub-second parts are truncated after sorting).
 
-Customer ids are stripped of surrounding blanks and made safe to use as a folder or S3 key name: an id
-made only of [A-Za-z0-9._-], not starting with '.', at most 100 characters long (and not itself shaped
-like a renamed id) is kept as is; any other id becomes `<cleaned>--<16 hex digits of blake2b(id)>`, so two
-different raw ids never share a name. Renamed ids are listed in the summary (and in
-`split_renamed_ids.jsonl`). Names are case-sensitive, like Linux and S3.
+Customer ids are stripped of surrounding blanks and made safe to use as a folder or S3 key name by
+`fleetcast.data.customer_ids.safe_customer_id` (the sanitiser train uses too): safe ids are kept, others
+become `<cleaned>--<16 hex digits of blake2b(id)>`. An id spelled like one of split's own top-level files
+gets the same kind of suffix. Two different raw ids never share a name (checked as ids are registered).
+Renamed ids are listed in the summary (and in `split_renamed_ids.jsonl`). Names are case-sensitive.
 """
 
 from __future__ import annotations
@@ -71,6 +71,7 @@ CUSTOMER_FILE = "data.csv"
 SUMMARY_FILE = "split_summary.json"
 RENAMED_IDS_FILE = "split_renamed_ids.jsonl"
 WORK_DIR = ".split-work"  # spools live next to the output: same volume, removed at the end
+RESERVED_NAMES = frozenset({SUMMARY_FILE, RENAMED_IDS_FILE})  # a customer folder must not take these
 
 # In the order a row's first problem is attributed.
 DROP_REASONS = (
@@ -227,10 +228,20 @@ class CustomerTable:
 
     def _register(self, raw: str) -> int:
         name = safe_customer_id(raw)
+        if name in RESERVED_NAMES:  # a folder with this name would take the place of split's own file
+            digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+            name = f"{name}--{digest}"
+        # Two raw ids must never share a name, whatever the sanitiser's rules: check both directions
+        # (a renamed id landing on a kept id, and a kept id landing on a renamed one), in any order.
         if name != raw:
             owner = self.raw_of_renamed.setdefault(name, raw)
-            if owner != raw:  # a 64-bit hash collision: never expected, never merged silently
-                raise SplitError(f"customer ids {owner!r} and {raw!r} map to the same name {name!r}")
+            kept = self.numbers.get(name)
+            if owner != raw or (kept is not None and self.names[kept] == name):
+                other = owner if owner != raw else name
+                raise SplitError(f"customer ids {other!r} and {raw!r} map to the same name {name!r}")
+        elif name in self.raw_of_renamed:
+            other = self.raw_of_renamed[name]
+            raise SplitError(f"customer ids {other!r} and {raw!r} map to the same name {name!r}")
         number = len(self.names)
         self.numbers[raw] = number
         self.names.append(name)
