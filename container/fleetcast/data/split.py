@@ -6,7 +6,8 @@ columns `customer_id,timestamp,consumption`; extra columns are ignored.
 Output, default layout: `<out>/<customer>/data.csv` with header `timestamp,consumption`, rows sorted by
 time. With `buckets=N`: `<out>/part-00000.csv` ... holding whole customers (header
 `customer_id,timestamp,consumption`, rows sorted by (customer, time)); customer -> part is
-`crc32(utf-8 id) % N`, stable across runs and machines. Empty parts are not written, so every part file
+`crc32(utf-8 customer name) % N`, stable across runs and machines; customers are
+in code-point order of their names. Empty parts are not written, so every part file
 holds at least one customer (fewer than N files when there are fewer customers than buckets).
 Both layouts end with `<out>/split_summary.json` (written last: its presence means the split finished).
 
@@ -28,11 +29,11 @@ negative consumption. A row with several problems is counted once, under the fir
 Timestamps are parsed as ISO 8601; tz-aware ones are converted to UTC and made naive; the output format is
 `YYYY-MM-DD HH:MM:SS` (sub-second parts are truncated after sorting).
 
-Customer ids are stripped of surrounding blanks and made safe to use as a folder or S3 key name: an id
-made only of [A-Za-z0-9._-], not starting with '.', at most 100 characters long (and not itself shaped
-like a renamed id) is kept as is; any other id becomes `<cleaned>--<16 hex digits of blake2b(id)>`, so two
-different raw ids never share a name. Renamed ids are listed in the summary (and in
-`split_renamed_ids.jsonl`). Names are case-sensitive, like Linux and S3.
+Customer ids are stripped of surrounding blanks and made safe to use as a folder or S3 key name by
+`fleetcast.data.customer_ids.safe_customer_id` (the sanitiser train uses too): safe ids are kept, others
+become `<cleaned>--<16 hex digits of blake2b(id)>`. An id spelled like one of split's own top-level files
+gets the same kind of suffix. Two different raw ids never share a name (checked as ids are registered).
+Renamed ids are listed in the summary (and in `split_renamed_ids.jsonl`). Names are case-sensitive.
 """
 
 from __future__ import annotations
@@ -43,11 +44,14 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 import zlib
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -67,6 +71,7 @@ CUSTOMER_FILE = "data.csv"
 SUMMARY_FILE = "split_summary.json"
 RENAMED_IDS_FILE = "split_renamed_ids.jsonl"
 WORK_DIR = ".split-work"  # spools live next to the output: same volume, removed at the end
+RESERVED_NAMES = frozenset({SUMMARY_FILE, RENAMED_IDS_FILE})  # a customer folder must not take these
 
 # In the order a row's first problem is attributed.
 DROP_REASONS = (
@@ -81,7 +86,8 @@ SPOOL_ROWS = 2_000_000  # rows per spool file on average: what pass 2 holds in m
 MAX_SPOOLS = 4096
 MAX_INLINE_RENAMED = 10_000  # beyond this, the summary points to the renamed-ids file only
 PROGRESS_SECONDS = 10.0
-GZIP_EXPANSION = 5.0  # rough size ratio of text CSV to its gzip, for sizing the spools
+GZIP_EXPANSION = 5.0  # rough size ratio of a CSV to its gzip, and line length, for sizing the spools
+GZIP_LINE_BYTES = 32.0
 
 # One valid row in a spool: customer number (index into the customer table), microseconds since the
 # epoch (UTC, naive), value. Packed: 20 bytes a row.
@@ -130,7 +136,10 @@ def find_inputs(paths: Sequence[Path]) -> list[Path]:
             raise SplitError(f"input {path} does not exist")
     if not files:
         raise SplitError("no input files given")
-    return files
+    unique = {
+        p.resolve(): p for p in reversed(files)
+    }  # a file named twice (e.g. also via its folder) is read once
+    return [p for p in files if unique.get(p.resolve()) is p]
 
 
 # Compression from the name (.gz); a byte-order mark, as spreadsheets write one, is tolerated.
@@ -172,12 +181,11 @@ def estimate_rows(files: Sequence[Path]) -> int:
     for path in files:
         size = path.stat().st_size
         if path.name.endswith(".gz"):
-            size *= GZIP_EXPANSION
+            total += size * GZIP_EXPANSION / GZIP_LINE_BYTES
+            continue
         with open(path, "rb") as handle:
             head = handle.read(1 << 16)
-        lines = head.count(b"\n") or 1
-        line_bytes = len(head) / lines if not path.name.endswith(".gz") else 32.0
-        total += size / max(line_bytes, 1.0)
+        total += size / max(len(head) / max(head.count(b"\n"), 1), 1.0)
     return int(total)
 
 
@@ -193,8 +201,12 @@ class CustomerTable:
     numbers: dict[str, int] = field(default_factory=dict)
     names: list[str] = field(default_factory=list)
     spools: list[int] = field(default_factory=list)
-    renamed: dict[str, str] = field(default_factory=dict)
-    _renamed_owner: dict[str, str] = field(default_factory=dict)
+    raw_of_renamed: dict[str, str] = field(default_factory=dict)  # safe name -> raw id, renamed ids only
+
+    @property
+    def renamed(self) -> dict[str, str]:
+        """Raw id -> safe name, for the ids that had to change."""
+        return {raw: name for name, raw in self.raw_of_renamed.items()}
 
     def spool_of(self, name: str) -> int:
         if self.buckets:
@@ -216,11 +228,20 @@ class CustomerTable:
 
     def _register(self, raw: str) -> int:
         name = safe_customer_id(raw)
+        if name in RESERVED_NAMES:  # a folder with this name would take the place of split's own file
+            digest = hashlib.blake2b(raw.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+            name = f"{name}--{digest}"
+        # Two raw ids must never share a name, whatever the sanitiser's rules: check both directions
+        # (a renamed id landing on a kept id, and a kept id landing on a renamed one), in any order.
         if name != raw:
-            owner = self._renamed_owner.setdefault(name, raw)
-            if owner != raw:  # a 64-bit hash collision: never expected, never merged silently
-                raise SplitError(f"customer ids {owner!r} and {raw!r} map to the same name {name!r}")
-            self.renamed[raw] = name
+            owner = self.raw_of_renamed.setdefault(name, raw)
+            kept = self.numbers.get(name)
+            if owner != raw or (kept is not None and self.names[kept] == name):
+                other = owner if owner != raw else name
+                raise SplitError(f"customer ids {other!r} and {raw!r} map to the same name {name!r}")
+        elif name in self.raw_of_renamed:
+            other = self.raw_of_renamed[name]
+            raise SplitError(f"customer ids {other!r} and {raw!r} map to the same name {name!r}")
         number = len(self.names)
         self.numbers[raw] = number
         self.names.append(name)
@@ -320,7 +341,7 @@ def parse_chunk(
     micros = stamps[keep].dt.tz_convert(None).dt.as_unit("us").to_numpy().view(np.int64)
     # Only ids with a surviving row become customers.
     row_codes, used = pd.factorize(codes[keep])
-    return distinct[used], row_codes, micros, values[keep]
+    return distinct[used], row_codes, micros, values[keep] + 0.0  # + 0.0 turns -0.0 into 0.0
 
 
 class Spooler:
@@ -489,7 +510,7 @@ def split(
 
     seconds = time.perf_counter() - began
     summary = _summary(files, table, counters, buckets, parts, spool_count, chunk_rows, seconds)
-    if table.renamed:
+    if table.raw_of_renamed:
         renamed_lines = "".join(
             json.dumps({"raw": raw, "name": name}, ensure_ascii=False) + "\n"
             for raw, name in table.renamed.items()
@@ -667,7 +688,7 @@ def _summary(
     chunk_rows: int,
     seconds: float,
 ) -> dict:
-    renamed = len(table.renamed)
+    renamed = len(table.raw_of_renamed)
     return {
         "format_version": 1,
         "layout": "buckets" if buckets else "customer_folders",
@@ -681,7 +702,7 @@ def _summary(
         "customers": len(table.names),
         "duplicate_timestamps_kept": counters.duplicate_timestamps,
         "renamed_ids_count": renamed,
-        "renamed_ids": dict(table.renamed) if 0 < renamed <= MAX_INLINE_RENAMED else None,
+        "renamed_ids": table.renamed if 0 < renamed <= MAX_INLINE_RENAMED else None,
         "renamed_ids_file": RENAMED_IDS_FILE if renamed else None,
         "spool_files": spools,
         "chunk_rows": chunk_rows,
@@ -703,6 +724,19 @@ def _report_failure(message: str, paths: SageMakerPaths) -> None:
             pass
 
 
+@contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SageMaker stops a job with SIGTERM: exit through `finally` blocks so spools and temp files go."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def split_main(
     inputs: Sequence[Path] | None,
     out: Path | None,
@@ -714,7 +748,8 @@ def split_main(
     input_paths = [Path(p) for p in inputs] if inputs else [paths.processing_input_dir]
     out = Path(out) if out is not None else paths.processing_output_dir
     try:
-        result = split(input_paths, out, buckets=buckets, chunk_rows=chunk_rows)
+        with _sigterm_as_exit():
+            result = split(input_paths, out, buckets=buckets, chunk_rows=chunk_rows)
     except SplitError as exc:
         _report_failure(str(exc), paths)
         return 2
