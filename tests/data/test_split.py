@@ -516,11 +516,6 @@ def test_failure_message_for_the_processing_job(tmp_path: Path, monkeypatch) -> 
     assert "missing columns timestamp, consumption" in message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: safe_customer_id is not idempotent, so train renames split's renamed folders again "
-    "(a_b--<h1> -> a_b--<h1>--<h2>); fix in data/customer_ids.py, then drop this marker",
-)
 def test_train_calls_each_customer_what_split_named_it(tmp_path: Path) -> None:
     from fleetcast.training.inputs import customer_of_file
 

@@ -719,7 +719,7 @@ def _report_failure(message: str, paths: SageMakerPaths) -> None:
     if paths.base.is_dir():
         try:
             paths.output_dir.mkdir(parents=True, exist_ok=True)
-            (paths.output_dir / "message").write_text(message[:1024], encoding="utf-8")
+            paths.processing_message_file.write_text(message[:1024], encoding="utf-8")
         except OSError:
             pass
 
