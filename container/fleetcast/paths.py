@@ -68,6 +68,11 @@ class SageMakerPaths:
     def failure_file(self) -> Path:
         return self.output_dir / "failure"
 
+    @property
+    def processing_message_file(self) -> Path:
+        # A Processing job's ExitMessage is read from here.
+        return self.output_dir / "message"
+
     # Processing job (the defaults our ProcessingInputs/Outputs use)
     @property
     def processing_input_dir(self) -> Path:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import signal
+import statistics
 import threading
 import traceback
 from collections.abc import Iterator
@@ -147,10 +148,8 @@ def fleet_summary(
         "fit_seconds": round(fit, 3),
         # Time spent per trained customer on everything but Prophet.fit, relative to fit time.
         "overhead_fraction": round((busy - fit) / fit, 4) if fit else None,
-        "median_smape": (sorted(progress.smapes)[len(progress.smapes) // 2] if progress.smapes else None),
-        "median_naive_smape": (
-            sorted(progress.naive_smapes)[len(progress.naive_smapes) // 2] if progress.naive_smapes else None
-        ),
+        "median_smape": statistics.median(progress.smapes) if progress.smapes else None,
+        "median_naive_smape": statistics.median(progress.naive_smapes) if progress.naive_smapes else None,
         "config_fingerprint": config.fingerprint(),
         "prophet": config.prophet.prophet_kwargs(),
         "job": config.job.__dict__,
