@@ -81,10 +81,14 @@ def start_train(docker, image, root: Path, host: str, name: str) -> None:
     )  # fmt: skip
 
 
+def container_logs(docker, name: str) -> str:
+    logs = docker.run("logs", name)
+    return logs.stdout + logs.stderr
+
+
 def wait_for_exit(docker, name: str, timeout: float = 300) -> tuple[int, str]:
     code = int(docker.run("wait", name, timeout=timeout).stdout.strip())
-    logs = docker.run("logs", name)
-    return code, logs.stdout + logs.stderr
+    return code, container_logs(docker, name)
 
 
 @pytest.fixture(scope="module")
@@ -250,3 +254,26 @@ def test_serve_stops_on_sigterm_within_the_grace_period(docker, serving):
     assert elapsed < STOP_LIMIT, f"serve took {elapsed:.1f}s to stop after SIGTERM"
     assert code != 137, "serve was killed, not stopped"
     print(f"\nserve stopped {elapsed:.1f}s after SIGTERM (exit {code})")
+
+
+def test_train_stops_on_sigterm_and_keeps_its_checkpoints(docker, image, tmp_path):
+    """Spot interruption or StopTrainingJob: SIGTERM reaches `train` (Python is PID 1); it stops cleanly."""
+    root = make_training_root(tmp_path / "opt_ml", list(range(300)), "algo-1", ["algo-1"])
+    name = f"fleetcast-train-stop-{docker.session}"
+    start_train(docker, image, root, "algo-1", name)
+    deadline = time.monotonic() + 120
+    while "trained " not in (logs := container_logs(docker, name)):
+        assert time.monotonic() < deadline, f"train made no progress:\n{logs[-3000:]}"
+        time.sleep(0.2)
+    began = time.monotonic()
+    docker.run("kill", "--signal", "TERM", name)
+    code = int(docker.run("wait", name, timeout=STOP_LIMIT + 30).stdout.strip())
+    elapsed = time.monotonic() - began
+    assert elapsed < STOP_LIMIT, f"train took {elapsed:.1f}s to stop after SIGTERM"
+    assert code == 143, container_logs(docker, name)[-3000:]
+    assert "stopped by SIGTERM" in (root / "output" / "failure").read_text()
+    print(f"\ntrain stopped {elapsed:.1f}s after SIGTERM (exit {code})")
+    kept = list((root / "checkpoints").glob("*.tar.gz"))
+    assert 0 < len(kept) < 300
+    for archive in kept:
+        artifact.read_archive(archive)  # every checkpoint left behind is complete
