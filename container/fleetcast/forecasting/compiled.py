@@ -272,7 +272,7 @@ class CompiledModel:
         # A change at a step takes effect half-way through it, as in Prophet.
         previous = np.vstack([np.zeros((1, n_samples)), slope])[:-1]
         slope = (previous + slope) / 2
-        paths = slope.cumsum(axis=0).cumsum(axis=0)
+        paths = _cumsum_rows(_cumsum_rows(slope))
         paths *= step
         if n_future < len(t):
             paths = np.concatenate([np.zeros((len(t) - n_future, n_samples)), paths], axis=0)
@@ -410,7 +410,21 @@ def _days_since_epoch(ds_ns: np.ndarray) -> np.ndarray:
     return seconds / (24 * 60 * 60)
 
 
+def _cumsum_rows(values: np.ndarray) -> np.ndarray:
+    """np.cumsum(values, axis=0), in place, one row at a time: the same additions in the same order,
+    but a short, wide matrix is summed ~10x faster than numpy's strided axis-0 accumulate."""
+    for row in range(1, len(values)):
+        values[row] += values[row - 1]
+    return values
+
+
+# Unseeded calls share one generator: seeding a fresh one from OS entropy costs more than the sampling.
+_SHARED_RNG = np.random.default_rng()
+
+
 def _rng(seed: int | RandomSource | None) -> RandomSource:
+    if seed is None:
+        return _SHARED_RNG
     if isinstance(seed, np.random.Generator | np.random.RandomState):
         return seed
     return np.random.default_rng(seed)
