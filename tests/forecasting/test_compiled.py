@@ -19,6 +19,7 @@ from fleetcast.forecasting.compiled import (
     CompiledModel,
     NotCompilable,
     compile_model,
+    compile_model_json,
     future_dates,
     percentile_rows,
 )
@@ -295,6 +296,34 @@ def test_models_it_does_not_cover_are_refused_with_a_reason(caplog: pytest.LogCa
     assert len(seen) == 5
     with pytest.raises(NotCompilable, match="not fitted"):
         compile_model(_prophet_class()())
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_compiling_straight_from_model_json_equals_compiling_the_loaded_model(name: str) -> None:
+    """The serving path without Prophet: same numbers as model_from_json + compile_model."""
+    text = model_to_json(fitted(name))
+    direct = compile_model_json(text).to_dict()
+    via_prophet = compile_model(model_from_json(text)).to_dict()
+    # pandas.read_json parses the history's 10-digit decimals to within an ulp of json.loads.
+    assert direct.pop("history_step_t") == pytest.approx(via_prophet.pop("history_step_t"), rel=1e-14)
+    assert direct == via_prophet
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_model_json_of_uncovered_models_is_refused_for_the_same_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.CRITICAL)
+    for reason, model in _unsupported_models():
+        with pytest.raises(NotCompilable) as error:
+            compile_model_json(model_to_json(model))
+        assert reason in error.value.reason, (reason, error.value.reason)
+
+
+@pytest.mark.parametrize("text", ["", "[]", '{"growth": "linear"}', '{"history": "{}"}', "not json"])
+def test_model_json_that_is_not_a_prophet_model_is_a_value_error(text: str) -> None:
+    with pytest.raises(ValueError, match="not a fitted Prophet model"):
+        compile_model_json(text)
 
 
 def test_serialised_form_is_small_and_predicts_identically() -> None:

@@ -20,7 +20,9 @@ own `predict` and say so in the log. Dates are numpy `datetime64` arrays: no pan
 
 from __future__ import annotations
 
+import datetime
 import functools
+import json
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -433,72 +435,174 @@ def _rng(seed: int | RandomSource | None) -> RandomSource:
 # ---- building one from Prophet ---------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What compiling needs from a fitted model, read from a Prophet object or from its model.json."""
+
+    growth: str
+    logistic_floor: bool
+    mcmc_samples: int
+    holidays: bool
+    extra_regressors: list[str]
+    params: dict[str, np.ndarray]
+    seasonalities: dict[str, dict[str, Any]]
+    component_columns: dict[str, np.ndarray] | None  # train_component_cols, column -> 0/1 per feature
+    scaling: str
+    y_min: float
+    y_scale: float
+    start_ns: int
+    t_scale_ns: int
+    changepoints_t: np.ndarray
+    interval_width: float
+    uncertainty_samples: int
+    history_t: np.ndarray
+
+
 def compile_model(model: Prophet) -> CompiledModel:
     """The compiled form of a fitted Prophet model, or NotCompilable(reason) naming what it lacks."""
-    _refuse_unsupported(model)
-    params = model.params
-    seasonalities = _seasonalities(model)
-    _check_feature_layout(model, seasonalities)
+    if getattr(model, "history", None) is None or getattr(model, "params", None) is None:
+        raise NotCompilable("model is not fitted")
+    cols = model.train_component_cols
+    holiday_names = model.train_holiday_names
+    return _compile(
+        _Facts(
+            growth=model.growth,
+            logistic_floor=bool(getattr(model, "logistic_floor", False)),
+            mcmc_samples=int(getattr(model, "mcmc_samples", 0) or 0),
+            holidays=model.holidays is not None
+            or getattr(model, "country_holidays", None) is not None
+            or (holiday_names is not None and len(holiday_names) > 0),
+            extra_regressors=sorted(model.extra_regressors),
+            params={name: np.asarray(value) for name, value in model.params.items()},
+            seasonalities=dict(model.seasonalities),
+            component_columns=None if cols is None else {c: cols[c].to_numpy() for c in cols.columns},
+            scaling=getattr(model, "scaling", "absmax"),
+            y_min=float(getattr(model, "y_min", 0.0) or 0.0),
+            y_scale=float(model.y_scale),
+            start_ns=int(np.datetime64(model.start, "ns").astype(np.int64)),
+            t_scale_ns=int(np.timedelta64(model.t_scale, "ns").astype(np.int64)),
+            changepoints_t=np.asarray(model.changepoints_t, dtype=np.float64),
+            interval_width=float(model.interval_width),
+            uncertainty_samples=int(model.uncertainty_samples or 0),
+            history_t=np.asarray(model.history["t"], dtype=np.float64),
+        )
+    )
 
-    scaling = getattr(model, "scaling", "absmax")
-    if scaling == "absmax":
+
+def compile_model_json(model_json: str) -> CompiledModel:
+    """Compile straight from prophet.serialize's model.json, without pandas or Prophet.
+
+    Reads the same fields model_from_json would, converting `start` and `t_scale` exactly as it does
+    (datetime.fromtimestamp to the microsecond; Timedelta(seconds=x) = int(x * 1e9) ns). Raises
+    NotCompilable for what the compiled form does not cover and ValueError for a document that is not a
+    fitted Prophet model.
+    """
+    try:
+        data = json.loads(model_json)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        if data["history"] is None:
+            raise NotCompilable("model is not fitted")
+        history = json.loads(data["history"])["data"]
+        cols = data.get("train_component_cols")
+        holiday_names = data.get("train_holiday_names")
+        seasonality_names, seasonality_props = data["seasonalities"]
+        regressor_names = data.get("extra_regressors", [[], {}])[0]
+        facts = _Facts(
+            growth=data["growth"],
+            logistic_floor=bool(data.get("logistic_floor", False)),
+            mcmc_samples=int(data.get("mcmc_samples") or 0),
+            holidays=data.get("holidays") is not None
+            or data.get("country_holidays") is not None
+            or (holiday_names is not None and len(json.loads(holiday_names).get("data", [])) > 0),
+            extra_regressors=sorted(regressor_names),
+            params={name: np.array(value) for name, value in data["params"].items()},
+            seasonalities={name: seasonality_props[name] for name in seasonality_names},
+            component_columns=None if cols is None else _table_columns(json.loads(cols)),
+            scaling=data.get("scaling", "absmax"),
+            y_min=float(data.get("y_min") or 0.0),
+            y_scale=float(data["y_scale"]),
+            start_ns=_fromtimestamp_ns(float(data["start"])),
+            t_scale_ns=int(float(data["t_scale"]) * 1_000_000_000),
+            changepoints_t=np.array(data["changepoints_t"], dtype=np.float64),
+            interval_width=float(data["interval_width"]),
+            uncertainty_samples=int(data["uncertainty_samples"] or 0),
+            history_t=np.array([row["t"] for row in history], dtype=np.float64),
+        )
+    except NotCompilable:
+        raise
+    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        raise ValueError(f"model.json is not a fitted Prophet model ({type(exc).__name__}: {exc})") from None
+    return _compile(facts)
+
+
+def _table_columns(table: dict[str, Any]) -> dict[str, np.ndarray]:
+    """A pandas orient='table' document's data columns (index fields excluded)."""
+    index = set(table.get("schema", {}).get("primaryKey") or [])
+    names = [f["name"] for f in table["schema"]["fields"] if f["name"] not in index and f["name"] != "index"]
+    return {name: np.array([row[name] for row in table["data"]]) for name in names}
+
+
+def _fromtimestamp_ns(seconds: float) -> int:
+    stamp = datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC).replace(tzinfo=None)
+    return ((stamp - datetime.datetime(1970, 1, 1)) // datetime.timedelta(microseconds=1)) * 1000
+
+
+def _compile(facts: _Facts) -> CompiledModel:
+    _refuse_unsupported(facts)
+    seasonalities = _seasonalities(facts)
+    _check_feature_layout(facts, seasonalities)
+    params = facts.params
+    if facts.scaling == "absmax":
         floor = 0.0
-    elif scaling == "minmax":
-        floor = float(model.y_min)
+    elif facts.scaling == "minmax":
+        floor = facts.y_min
     else:
-        raise NotCompilable(f"scaling={scaling!r}")
-
-    history_t = np.asarray(model.history["t"], dtype=np.float64)
+        raise NotCompilable(f"scaling={facts.scaling!r}")
+    history_t = facts.history_t
     # Prophet uses the mean history step when only one future date is asked for.
     history_step_t = float(np.diff(history_t).mean()) if len(history_t) > 1 else 0.0
     return CompiledModel(
-        growth=model.growth,
-        y_scale=float(model.y_scale),
+        growth=facts.growth,
+        y_scale=facts.y_scale,
         floor=floor,
-        start_ns=_timestamp_ns(model.start),
-        t_scale_ns=_timedelta_ns(model.t_scale),
+        start_ns=facts.start_ns,
+        t_scale_ns=facts.t_scale_ns,
         k=float(np.nanmean(params["k"])),
         m=float(np.nanmean(params["m"])),
         deltas=np.nanmean(params["delta"], axis=0),
-        changepoints_t=np.asarray(model.changepoints_t, dtype=np.float64),
+        changepoints_t=facts.changepoints_t,
         seasonalities=tuple(seasonalities),
         beta=np.asarray(params["beta"], dtype=np.float64)[0],
         sigma_obs=float(np.asarray(params["sigma_obs"]).reshape(-1)[0]),
-        interval_width=float(model.interval_width),
-        uncertainty_samples=int(model.uncertainty_samples or 0),
+        interval_width=facts.interval_width,
+        uncertainty_samples=facts.uncertainty_samples,
         history_step_t=history_step_t,
     )
 
 
-def _refuse_unsupported(model: Prophet) -> None:
-    if getattr(model, "history", None) is None or getattr(model, "params", None) is None:
-        raise NotCompilable("model is not fitted")
-    if model.growth not in SUPPORTED_GROWTH:
-        raise NotCompilable(f"growth={model.growth!r} (compiled predictor covers linear and flat)")
-    if getattr(model, "logistic_floor", False):
+def _refuse_unsupported(facts: _Facts) -> None:
+    if facts.growth not in SUPPORTED_GROWTH:
+        raise NotCompilable(f"growth={facts.growth!r} (compiled predictor covers linear and flat)")
+    if facts.logistic_floor:
         raise NotCompilable("logistic floor")
-    if getattr(model, "mcmc_samples", 0):
-        raise NotCompilable(f"MCMC fit (mcmc_samples={model.mcmc_samples})")
-    has_holiday_names = model.train_holiday_names is not None and len(model.train_holiday_names) > 0
-    if (
-        model.holidays is not None
-        or getattr(model, "country_holidays", None) is not None
-        or has_holiday_names
-    ):
+    if facts.mcmc_samples:
+        raise NotCompilable(f"MCMC fit (mcmc_samples={facts.mcmc_samples})")
+    if facts.holidays:
         raise NotCompilable("holidays")
-    if model.extra_regressors:
-        raise NotCompilable(f"extra regressors {sorted(model.extra_regressors)}")
+    if facts.extra_regressors:
+        raise NotCompilable(f"extra regressors {facts.extra_regressors}")
     for name in ("k", "m", "delta", "beta", "sigma_obs"):
-        if name not in model.params:
+        if name not in facts.params:
             raise NotCompilable(f"fitted parameter {name!r} missing")
-        draws = np.asarray(model.params[name]).shape[0]
-        if draws != 1:
-            raise NotCompilable(f"{draws} posterior draws of {name} (not a MAP fit)")
+        value = facts.params[name]
+        if value.ndim == 0 or value.shape[0] != 1:
+            raise NotCompilable(f"{value.shape[0] if value.ndim else 0} draws of {name} (not a MAP fit)")
 
 
-def _seasonalities(model: Prophet) -> list[Seasonality]:
+def _seasonalities(facts: _Facts) -> list[Seasonality]:
     seasonalities = []
-    for name, props in model.seasonalities.items():
+    for name, props in facts.seasonalities.items():
         if props.get("condition_name") is not None:
             raise NotCompilable(f"conditional seasonality {name!r} (condition {props['condition_name']!r})")
         if props["mode"] not in MODES:
@@ -510,33 +614,26 @@ def _seasonalities(model: Prophet) -> list[Seasonality]:
     return seasonalities
 
 
-def _check_feature_layout(model: Prophet, seasonalities: list[Seasonality]) -> None:
+def _check_feature_layout(facts: _Facts, seasonalities: list[Seasonality]) -> None:
     """The training feature columns must be exactly our seasonalities' Fourier terms, in order."""
-    cols = model.train_component_cols
     width = sum(2 * s.fourier_order for s in seasonalities)
-    beta_width = np.asarray(model.params["beta"]).shape[1]
+    beta = facts.params["beta"]
+    beta_width = beta.shape[1] if beta.ndim == 2 else -1
     if beta_width != max(width, 1):
         raise NotCompilable(f"{beta_width} seasonal coefficients but seasonalities explain {width}")
+    cols = facts.component_columns
     if cols is None:
         return
     known = {s.name for s in seasonalities} | {"additive_terms", "multiplicative_terms"}
-    unknown = [c for c in cols.columns if c not in known and cols[c].to_numpy().any()]
+    unknown = sorted(name for name, used in cols.items() if name not in known and np.any(used))
     if unknown:
         raise NotCompilable(f"components the compiled predictor does not model: {unknown}")
     column = 0
     for season in seasonalities:
         span = slice(column, column + 2 * season.fourier_order)
-        if season.name in cols.columns and not cols[season.name].to_numpy()[span].all():
+        if season.name in cols and not np.all(cols[season.name][span]):
             raise NotCompilable(f"seasonality {season.name!r} is not where its features should be")
         column = span.stop
-
-
-def _timestamp_ns(value: Any) -> int:
-    return int(np.datetime64(value, "ns").astype(np.int64))
-
-
-def _timedelta_ns(value: Any) -> int:
-    return int(np.timedelta64(value, "ns").astype(np.int64))
 
 
 # ---- the future grid -------------------------------------------------------------------------------
