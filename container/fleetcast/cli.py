@@ -92,11 +92,27 @@ def _local_train(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve", help="the SageMaker inference entry point: Multi Model Server, multi-model mode"
+    )
+    p.add_argument("--host", default=None, help="bind address (default: FLEETCAST_BIND_HOST or 0.0.0.0)")
+    p.add_argument("--port", type=int, default=None, help="port (default: SAGEMAKER_BIND_TO_PORT or 8080)")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.serving.serve import serve_main
+
+        return serve_main(host=a.host, port=a.port)
+
+    p.set_defaults(run=run)
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _generate,
     _split,
     _train,
     _local_train,
+    _serve,
 ]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 # cmdstanpy logs two INFO lines per fit, prophet logs "Importing plotly failed" on import.
 NOISY_LOGGERS = (
@@ -19,11 +20,14 @@ NOISY_LOGGERS = (
 
 
 def quiet_third_party() -> None:
+    # prophet 1.5 uses pandas APIs that pandas 3 deprecates; that is prophet's to fix, not our users'.
+    warnings.filterwarnings("ignore", category=FutureWarning, module="prophet")
+    warnings.filterwarnings("ignore", message=".*(inplace keyword|convert_dates).*")
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     # cmdstanpy adds its own handler at import; keep its warnings out unless something is really wrong.
     logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
-    logging.getLogger("prophet.plot").setLevel(logging.ERROR)
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
 
 
 def setup_logging(level: str | None = None) -> None:

@@ -49,9 +49,10 @@ def infer_frequency(ds: pd.Series) -> str:
     """The observation frequency as a pandas alias ('D', 'h', '30min', ...), for forecasting ahead."""
     unique = pd.DatetimeIndex(ds.drop_duplicates().sort_values())
     if len(unique) >= 3:
-        inferred = pd.infer_freq(unique[-min(len(unique), 64) :])
-        if inferred:
-            return inferred
+        with pd.option_context("future.infer_freq_returns_offset", True):
+            inferred = pd.infer_freq(unique[-min(len(unique), 64) :])
+        if inferred is not None:
+            return inferred.freqstr
     if len(unique) < 2:
         return "D"
     step = pd.Series(unique).diff().dropna().median()

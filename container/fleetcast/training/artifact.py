@@ -56,16 +56,17 @@ def write_archive(directory: Path, customer: str, model_json: str, metadata: dic
     directory.mkdir(parents=True, exist_ok=True)
     metadata = {**metadata, "format_version": FORMAT_VERSION, "model_sha256": sha256_text(model_json)}
     target = directory / archive_name(customer)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        _add_member(tar, MODEL_FILE, model_json.encode())
+        # metadata last: an archive cut short loses it, and is then rejected as a whole.
+        _add_member(tar, METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True).encode())
+    # Level 1: 5x faster than the default for ~15% more bytes on Prophet's JSON.
+    payload = gzip.compress(buffer.getvalue(), compresslevel=1, mtime=0)
     fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=ARCHIVE_SUFFIX, dir=directory)
     try:
-        with (
-            os.fdopen(fd, "wb") as raw,
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as gz,
-            tarfile.open(fileobj=gz, mode="w") as tar,
-        ):
-            _add_member(tar, MODEL_FILE, model_json.encode())
-            # metadata last: an archive cut short loses it, and is then rejected as a whole.
-            _add_member(tar, METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True).encode())
+        with os.fdopen(fd, "wb") as out:
+            out.write(payload)
         os.chmod(tmp_name, 0o644)
         os.replace(tmp_name, target)
     except BaseException:

@@ -1,0 +1,89 @@
+"""The handler service Multi Model Server runs for each loaded model (one worker process per model).
+
+MMS imports this module in a fresh worker, instantiates its single class (MMS requires exactly one class
+here), calls `initialize(context)` when `POST /models` loads the model, then `handle(data, context)` for
+each batch of invocations. MMS swallows exceptions from `initialize`, so `POST /models` answers 200 even
+for a broken model directory; the failure is kept and returned on every invoke as a JSON error naming the
+directory and the problem, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from fleetcast.serving.predictor import ProphetPredictor
+from fleetcast.serving.protocol import (
+    JSON_CONTENT_TYPE,
+    ForecastError,
+    Limits,
+    encode_response,
+    internal_error,
+    parse_request,
+)
+
+log = logging.getLogger("fleetcast.serving.mms")
+
+
+def _content_type(headers: dict[str, Any]) -> str | None:
+    for name, value in headers.items():
+        if name.lower() == "content-type" and isinstance(value, str):
+            return value
+    # MMS also files the body's own content type under the parameter name.
+    body_headers = headers.get("body")
+    if isinstance(body_headers, dict):
+        return body_headers.get("content-type")
+    return None
+
+
+class ForecastHandlerService:
+    """Loads one customer's model at `initialize`, answers forecast requests in `handle`."""
+
+    def __init__(self) -> None:
+        self.predictor: ProphetPredictor | None = None
+        self.load_error: ForecastError | None = None
+        self.limits = Limits()
+
+    def initialize(self, context: Any) -> None:
+        model_dir = Path(str(context.system_properties.get("model_dir")))
+        started = time.perf_counter()
+        try:
+            self.limits = Limits.from_env()
+            self.predictor = ProphetPredictor.load(model_dir)
+        except ForecastError as exc:
+            self.load_error = exc
+        except Exception as exc:  # anything else must still become a readable answer, not a dead worker
+            log.exception("unexpected failure loading %s", model_dir)
+            self.load_error = ForecastError(
+                500, "model_invalid", f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
+            )
+        if self.load_error is not None:
+            log.error("model %s not servable: %s", context.model_name, self.load_error.message)
+        else:
+            log.info("model %s ready in %.0f ms", context.model_name, (time.perf_counter() - started) * 1000)
+
+    def handle(self, data: list[dict[str, Any]] | None, context: Any) -> list[bytes] | None:
+        if data is None:
+            return None
+        return [self._answer(index, item, context) for index, item in enumerate(data)]
+
+    def _answer(self, index: int, item: dict[str, Any], context: Any) -> bytes:
+        context.set_response_content_type(index, JSON_CONTENT_TYPE)
+        try:
+            headers = context.get_all_request_header(index) or {}
+            body = item.get("body", item.get("data")) if isinstance(item, dict) else item
+            request = parse_request(body, _content_type(headers), self.limits)
+            if self.load_error is not None:
+                raise self.load_error
+            assert self.predictor is not None
+            return encode_response(self.predictor.forecast(request))
+        except ForecastError as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("forecast failed for model %s", context.model_name)
+            error = internal_error(exc)
+        log.warning("model %s: %d %s: %s", context.model_name, error.status, error.code, error.message)
+        context.set_response_status(code=error.status, phrase=error.code, idx=index)
+        return error.to_body()

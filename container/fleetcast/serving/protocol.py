@@ -1,0 +1,224 @@
+"""The inference wire protocol shared by every server (the MMS handler now, the lean server later).
+
+Request (`application/json`): `{"period": 7, "freq": "D", "intervals": true}`; only `period` is required.
+The blog sample sends the same object double-encoded (a JSON string holding the JSON text); it is
+accepted too. Response: `{"customer": "7", "forecast": [{"ds": ..., "yhat": ..., ...}, ...]}`.
+Every failure is a `ForecastError`: an HTTP status plus `{"error": "<code>", "message": "..."}`.
+
+Pure functions only: no server, no model, so the whole validation table is tested without Java.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+JSON_CONTENT_TYPE = "application/json"
+MAX_PERIOD_ENV = "FLEETCAST_MAX_PERIOD"
+DEFAULT_MAX_PERIOD = 366
+MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
+# SageMaker real-time endpoints cap request payloads at 6 MB.
+DEFAULT_MAX_PAYLOAD_MB = 6
+REQUEST_FIELDS = ("period", "freq", "intervals")
+EXAMPLE_REQUEST = '{"period": 7}'
+
+
+class ForecastError(Exception):
+    """A request that cannot be answered: HTTP status, a stable error code, and a readable message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+    def to_body(self) -> bytes:
+        return json.dumps(self.to_dict()).encode()
+
+    def __repr__(self) -> str:
+        return f"ForecastError({self.status}, {self.code!r}, {self.message!r})"
+
+
+def bad_request(code: str, message: str) -> ForecastError:
+    return ForecastError(400, code, message)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_period: int = DEFAULT_MAX_PERIOD
+    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_MB * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
+        environ = os.environ if environ is None else environ
+        return cls(
+            max_period=_positive_int_env(environ, MAX_PERIOD_ENV, DEFAULT_MAX_PERIOD),
+            max_payload_bytes=_positive_int_env(environ, MAX_PAYLOAD_ENV, DEFAULT_MAX_PAYLOAD_MB)
+            * 1024
+            * 1024,
+        )
+
+
+def _positive_int_env(environ: Mapping[str, str], name: str, default: int) -> int:
+    text = environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        # A misconfigured server should say so at start-up, not answer every request with a 500.
+        raise ValueError(f"{name}={text!r} must be a positive integer")
+    return value
+
+
+@dataclass(frozen=True)
+class ForecastRequest:
+    period: int
+    freq: str | None = None  # None: the frequency the model was trained on
+    intervals: bool | None = None  # None: intervals when the model has uncertainty samples
+
+
+def check_content_type(content_type: str | None) -> None:
+    """Accept `application/json` (any charset spelling of UTF-8); a missing header is taken as JSON."""
+    if not content_type or not content_type.strip():
+        return
+    media_type, *params = (part.strip().lower() for part in content_type.split(";"))
+    if media_type != JSON_CONTENT_TYPE:
+        raise ForecastError(
+            415,
+            "unsupported_content_type",
+            f"content type {content_type.strip()!r} is not supported; send {JSON_CONTENT_TYPE} "
+            f"with a body like {EXAMPLE_REQUEST}",
+        )
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
+            raise ForecastError(
+                415,
+                "unsupported_content_type",
+                f"charset {value.strip()!r} is not supported; send UTF-8 JSON",
+            )
+
+
+def _decode_body(body: bytes | bytearray | str | None, limits: Limits) -> str:
+    if body is None:
+        body = b""
+    size = len(body.encode() if isinstance(body, str) else body)
+    if size > limits.max_payload_bytes:
+        raise ForecastError(
+            413,
+            "payload_too_large",
+            f"request body is {size} bytes; the limit is {limits.max_payload_bytes} bytes "
+            f"({MAX_PAYLOAD_ENV}={limits.max_payload_bytes // (1024 * 1024)})",
+        )
+    if isinstance(body, str):
+        return body
+    try:
+        return bytes(body).decode("utf-8")
+    except UnicodeDecodeError:
+        raise bad_request("bad_json", "request body is not UTF-8 text; send JSON") from None
+
+
+def _load_json(text: str) -> Any:
+    if not text.strip():
+        raise bad_request("bad_json", f"request body is empty; send a JSON object like {EXAMPLE_REQUEST}")
+    try:
+        value = json.loads(text)
+        if isinstance(value, str):
+            # The blog sample's double-encoded form: a JSON string whose content is the JSON object.
+            value = json.loads(value)
+    except ValueError as exc:
+        raise bad_request("bad_json", f"request body is not valid JSON ({exc})") from None
+    return value
+
+
+def _period(value: Any, limits: Limits) -> int:
+    text_integer = isinstance(value, str) and value.strip().isdigit()
+    if isinstance(value, bool) or not (isinstance(value, int) or text_integer):
+        raise bad_request(
+            "bad_period", f"period must be an integer between 1 and {limits.max_period}, got {value!r}"
+        )
+    period = int(value)
+    if not 1 <= period <= limits.max_period:
+        raise bad_request(
+            "bad_period",
+            f"period must be between 1 and {limits.max_period} (the server's {MAX_PERIOD_ENV}), got {period}",
+        )
+    return period
+
+
+def check_freq(value: Any) -> str:
+    """A pandas offset alias with a positive step ('D', 'h', '15min', 'W', 'MS', ...)."""
+    from pandas.tseries.frequencies import to_offset
+
+    hint = "freq must be a pandas frequency alias such as 'D', 'h', '15min' or 'W'"
+    if not isinstance(value, str) or not value.strip():
+        raise bad_request("bad_freq", f"{hint}, got {value!r}")
+    try:
+        offset = to_offset(value.strip())
+    except (ValueError, TypeError):
+        raise bad_request("bad_freq", f"{hint}, got {value!r}") from None
+    if offset.n <= 0:
+        raise bad_request("bad_freq", f"freq must step forward in time, got {value!r}")
+    return value.strip()
+
+
+def _intervals(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise bad_request("bad_intervals", f"intervals must be true or false, got {value!r}")
+    return value
+
+
+def parse_request(
+    body: bytes | bytearray | str | None, content_type: str | None, limits: Limits | None = None
+) -> ForecastRequest:
+    """Validate one request body; raises ForecastError (400/413/415) naming what to fix."""
+    limits = limits or Limits.from_env()
+    check_content_type(content_type)
+    fields = _load_json(_decode_body(body, limits))
+    if not isinstance(fields, dict):
+        raise bad_request(
+            "bad_request",
+            f"request must be a JSON object like {EXAMPLE_REQUEST}, got {type(fields).__name__}",
+        )
+    unknown = sorted(set(fields) - set(REQUEST_FIELDS))
+    if unknown:
+        raise bad_request(
+            "unknown_field",
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(REQUEST_FIELDS)}",
+        )
+    if "period" not in fields:
+        raise bad_request("bad_period", f"period is required, e.g. {EXAMPLE_REQUEST}")
+    return ForecastRequest(
+        period=_period(fields["period"], limits),
+        freq=None if fields.get("freq") is None else check_freq(fields["freq"]),
+        intervals=None if fields.get("intervals") is None else _intervals(fields["intervals"]),
+    )
+
+
+def _number(value: float) -> float | None:
+    # JSON has no NaN/inf; a non-finite prediction is reported as null rather than breaking the body.
+    return float(value) if math.isfinite(value) else None
+
+
+def encode_response(response: Mapping[str, Any]) -> bytes:
+    """The success body: `{"customer": ..., "forecast": [rows of `ds` (ISO text) and float columns]}`."""
+    forecast = [
+        {key: (value if key == "ds" else _number(value)) for key, value in row.items()}
+        for row in response["forecast"]
+    ]
+    return json.dumps({"customer": response["customer"], "forecast": forecast}).encode()
+
+
+def internal_error(exc: BaseException) -> ForecastError:
+    return ForecastError(500, "internal_error", f"forecast failed: {type(exc).__name__}: {exc}")

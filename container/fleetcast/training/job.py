@@ -1,0 +1,250 @@
+"""`train`: the entry point SageMaker runs (`docker run IMAGE train`).
+
+Reads the training contract under /opt/ml (or $SAGEMAKER_BASE_DIR), fits every customer of this host's
+shard, writes `<checkpoints>/<customer>.tar.gz`, a per-customer report and a fleet summary. The job fails
+(non-zero exit, reason in output/failure, which SageMaker shows as FailureReason) only for no input,
+invalid configuration, a stop request, or more failed customers than `max_failure_rate` allows.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import signal
+import threading
+import traceback
+from collections.abc import Iterator
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+from fleetcast.paths import SageMakerPaths, sagemaker_paths
+from fleetcast.training import artifact
+from fleetcast.training.config import (
+    ConfigError,
+    TrainingConfig,
+    cpu_count,
+    read_hyperparameters,
+    read_input_data_config,
+    read_resource_config,
+)
+from fleetcast.training.customer import FAILED, CustomerResult, FitContext
+from fleetcast.training.fleet import FleetProgress, run_fleet
+from fleetcast.training.inputs import (
+    ChannelInventory,
+    CustomerTask,
+    NoInputError,
+    bucket_customer_count,
+    customer_of_file,
+    iter_bucket_tasks,
+    scan_channel,
+)
+
+log = logging.getLogger("fleetcast.train")
+FAILURE_REASON_LIMIT = 1024
+EXIT_FAILED, EXIT_STOPPED = 1, 143
+REPORT_FIELDS = [
+    "customer", "status", "rows", "dropped_rows", "seconds", "fit_seconds",
+    "mae", "smape", "naive_mae", "naive_smape", "reason",
+]  # fmt: skip
+
+
+def library_versions() -> dict[str, str]:
+    versions = {}
+    for name in ("fleetcast", "prophet", "pandas", "numpy", "cmdstanpy"):
+        try:
+            versions[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            versions[name] = "unknown"
+    return versions
+
+
+def write_failure(paths: SageMakerPaths, reason: str) -> None:
+    log.error("training failed: %s", reason)
+    paths.output_dir.mkdir(parents=True, exist_ok=True)
+    paths.failure_file.write_text(reason[:FAILURE_REASON_LIMIT])
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def iter_tasks(inventory: ChannelInventory, duplicates: list[CustomerResult]) -> Iterator[CustomerTask]:
+    """Every customer once; a second source for the same id is recorded as a failure, never trained."""
+    seen: dict[str, str] = {}
+
+    def first_time(customer: str, source: str) -> bool:
+        if customer in seen:
+            duplicates.append(
+                CustomerResult(
+                    customer, FAILED, reason=f"duplicate customer id in {source} (also in {seen[customer]})"
+                )
+            )
+            return False
+        seen[customer] = source
+        return True
+
+    for path in inventory.files:
+        customer = customer_of_file(path)
+        if first_time(customer, str(path)):
+            yield CustomerTask(customer=customer, path=path)
+    for bucket in inventory.buckets:
+        for task in iter_bucket_tasks(bucket):
+            if first_time(task.customer, str(bucket)):
+                yield task
+
+
+def write_report(paths: SageMakerPaths, host: str, results: list[CustomerResult]) -> Path:
+    path = paths.output_data_dir / f"report-{host}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=REPORT_FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        for result in sorted(results, key=lambda r: r.customer):
+            metrics = result.metrics or {}
+            writer.writerow(
+                {
+                    **{k: metrics.get(k, "") for k in ("mae", "smape", "naive_mae", "naive_smape")},
+                    "customer": result.customer,
+                    "status": result.status,
+                    "rows": result.rows,
+                    "dropped_rows": result.dropped_rows,
+                    "seconds": f"{result.seconds:.4f}",
+                    "fit_seconds": f"{result.fit_seconds:.4f}",
+                    "reason": result.reason,
+                }
+            )
+    os.replace(tmp, path)
+    return path
+
+
+def fleet_summary(
+    progress: FleetProgress,
+    config: TrainingConfig,
+    host: str,
+    hosts: list[str],
+    workers: int,
+    interrupted: bool,
+) -> dict[str, Any]:
+    trained = [r for r in progress.results if r.status == "trained"]
+    fit = sum(r.fit_seconds for r in trained)
+    busy = sum(r.seconds for r in trained)
+    return {
+        "host": host,
+        "hosts": hosts,
+        "workers": workers,
+        "customers": progress.total,
+        "counts": progress.counts,
+        "interrupted": interrupted,
+        "elapsed_seconds": round(progress.elapsed, 3),
+        "models_per_second": round(progress.models_per_second, 3),
+        "fit_seconds": round(fit, 3),
+        # Time spent per trained customer on everything but Prophet.fit, relative to fit time.
+        "overhead_fraction": round((busy - fit) / fit, 4) if fit else None,
+        "median_smape": (sorted(progress.smapes)[len(progress.smapes) // 2] if progress.smapes else None),
+        "median_naive_smape": (
+            sorted(progress.naive_smapes)[len(progress.naive_smapes) // 2] if progress.naive_smapes else None
+        ),
+        "config_fingerprint": config.fingerprint(),
+        "prophet": config.prophet.prophet_kwargs(),
+        "job": config.job.__dict__,
+        "versions": library_versions(),
+        "failed": {r.customer: r.reason for r in progress.results if r.status == FAILED},
+    }
+
+
+def run_training(paths: SageMakerPaths) -> int:
+    try:
+        config = read_hyperparameters(paths)
+        resources = read_resource_config(paths)
+        channels = read_input_data_config(paths)
+        inventory = scan_channel(paths.channel_dir(config.job.channel))
+    except (ConfigError, NoInputError) as exc:
+        write_failure(paths, str(exc))
+        return EXIT_FAILED
+
+    workers = config.job.workers or cpu_count()
+    total = len(inventory.files) + sum(bucket_customer_count(b) for b in inventory.buckets)
+    distribution = channels.get(config.job.channel, {}).get("S3DistributionType", "unspecified")
+    log.info(
+        "host %s (%d of %d), channel %r (%s): %d customers in %d files, %d workers",
+        resources.current_host,
+        resources.host_index + 1,
+        len(resources.hosts),
+        config.job.channel,
+        distribution,
+        total,
+        len(inventory),
+        workers,
+    )
+
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.warning("received %s: finishing fits in flight, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    artifact.remove_stale_temp_files(paths.checkpoints_dir)
+    context = FitContext(config, paths.checkpoints_dir, resources.current_host, library_versions())
+    duplicates: list[CustomerResult] = []
+    try:
+        progress = run_fleet(
+            iter_tasks(inventory, duplicates), total, context, workers, config.job.progress_seconds, stop
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        artifact.remove_stale_temp_files(paths.checkpoints_dir)
+    for duplicate in duplicates:
+        progress.add(duplicate)
+    log.info(progress.final_line())
+
+    summary = fleet_summary(progress, config, resources.current_host, resources.hosts, workers, stop.is_set())
+    report = write_report(paths, resources.current_host, progress.results)
+    _atomic_write(
+        paths.model_dir / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1)
+    )
+    _atomic_write(
+        paths.output_data_dir / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1)
+    )
+    log.info("report: %s", report)
+
+    if stop.is_set():
+        write_failure(
+            paths,
+            f"stopped by SIGTERM after {len(progress.results)} of {total} customers; "
+            "checkpoints written so far are kept and a restarted job resumes from them",
+        )
+        return EXIT_STOPPED
+    failed = progress.counts[FAILED]
+    attempted = len(progress.results)
+    if attempted and failed / attempted > config.job.max_failure_rate:
+        failures = [f"{r.customer}: {r.reason}" for r in progress.results if r.status == FAILED]
+        examples = "; ".join(failures[:5])
+        write_failure(
+            paths,
+            f"{failed} of {attempted} customers failed ({failed / attempted:.1%} > max_failure_rate "
+            f"{config.job.max_failure_rate:.1%}). First failures: {examples}",
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def train_main() -> int:
+    paths = sagemaker_paths()
+    paths.failure_file.unlink(missing_ok=True)
+    try:
+        return run_training(paths)
+    except Exception as exc:
+        log.exception("unexpected error")
+        write_failure(
+            paths, f"unexpected error: {type(exc).__name__}: {exc}\n{traceback.format_exc(limit=3)}"
+        )
+        return EXIT_FAILED

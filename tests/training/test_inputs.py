@@ -1,0 +1,87 @@
+from pathlib import Path
+
+import pytest
+
+from fleetcast.data.customer_ids import safe_customer_id
+from fleetcast.training.inputs import (
+    NoInputError,
+    bucket_customer_count,
+    clean_history,
+    customer_of_file,
+    iter_bucket_tasks,
+    load_task_frame,
+    read_customer_file,
+    scan_channel,
+)
+from tests.helpers import customer_rows, write_bucket_layout, write_flat_layout, write_folder_layout
+
+
+def test_folder_layout(tmp_path: Path):
+    write_folder_layout(tmp_path, range(3))
+    inventory = scan_channel(tmp_path)
+    assert [customer_of_file(p) for p in inventory.files] == ["0", "1", "2"]
+    assert inventory.buckets == []
+    frame = read_customer_file(inventory.files[1])
+    expected = customer_rows(1)
+    assert len(frame) == len(expected)
+    assert frame["y"].tolist() == pytest.approx(expected["consumption"].tolist())
+    assert str(frame["ds"].dtype) == "datetime64[ns]"
+
+
+def test_flat_headerless_layout_of_the_blog_sample(tmp_path: Path):
+    write_flat_layout(tmp_path, range(2))
+    inventory = scan_channel(tmp_path)
+    assert [customer_of_file(p) for p in inventory.files] == ["0", "1"]
+    frame = read_customer_file(inventory.files[0])
+    assert len(frame) == len(customer_rows(0))  # the first row is data, not a header
+
+
+def test_bucket_layout_holds_many_customers(tmp_path: Path):
+    write_bucket_layout(tmp_path, range(5), buckets=2)
+    inventory = scan_channel(tmp_path)
+    assert inventory.files == []
+    assert [p.name for p in inventory.buckets] == ["part-00000.csv", "part-00001.csv"]
+    assert sum(bucket_customer_count(b) for b in inventory.buckets) == 5
+    tasks = [t for b in inventory.buckets for t in iter_bucket_tasks(b)]
+    assert sorted(t.customer for t in tasks) == ["0", "1", "2", "3", "4"]
+    frame = load_task_frame(next(t for t in tasks if t.customer == "3"))
+    assert frame["y"].tolist() == pytest.approx(customer_rows(3)["consumption"].tolist())
+
+
+def test_hidden_and_non_csv_files_are_ignored(tmp_path: Path):
+    write_folder_layout(tmp_path, range(1))
+    (tmp_path / "split_summary.json").write_text("{}")
+    (tmp_path / ".tmp-partial.csv").write_text("garbage")
+    assert len(scan_channel(tmp_path).files) == 1
+
+
+def test_empty_or_missing_channel(tmp_path: Path):
+    with pytest.raises(NoInputError, match="does not exist"):
+        scan_channel(tmp_path / "nope")
+    with pytest.raises(NoInputError, match="no customer CSV files"):
+        scan_channel(tmp_path)
+
+
+def test_clean_history_drops_and_counts_bad_rows(tmp_path: Path):
+    path = tmp_path / "c" / "data.csv"
+    path.parent.mkdir()
+    path.write_text(
+        "timestamp,consumption\n2022-01-03,3\nnot-a-date,1\n2022-01-01,1\n2022-01-02,abc\n2022-01-04,\n"
+    )
+    history, dropped = clean_history(read_customer_file(path))
+    assert dropped == 3
+    assert history["y"].tolist() == [1.0, 3.0]
+    assert history["ds"].is_monotonic_increasing
+
+
+@pytest.mark.parametrize("raw", ["../evil", "/abs", "a/b", ".", "..", ".hidden", "", "x" * 300])
+def test_unsafe_customer_ids_become_safe_distinct_names(raw: str):
+    safe = safe_customer_id(raw)
+    assert "/" not in safe and not safe.startswith(".") and safe
+    assert len(safe) <= 128
+    assert safe != safe_customer_id(raw + "_")
+
+
+def test_plain_ids_are_kept():
+    assert safe_customer_id("customer_7.v2-A") == "customer_7.v2-A"
+    assert safe_customer_id("a/b") != safe_customer_id("a_b")
