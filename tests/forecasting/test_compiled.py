@@ -14,6 +14,7 @@ import logging
 import numpy as np
 import pandas as pd
 import pytest
+
 from fleetcast.data.generate import customer_series
 from fleetcast.forecasting.compiled import (
     CompiledModel,

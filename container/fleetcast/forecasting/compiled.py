@@ -38,6 +38,7 @@ COMPILED_FILE = "compiled.json"
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_SECOND
+LAST_NS = int(np.iinfo(np.int64).max)
 # 1970-01-01 was a Thursday; numpy weekday numbering follows pandas (Monday = 0).
 EPOCH_WEEKDAY = 3
 SUPPORTED_GROWTH = ("linear", "flat")
@@ -676,13 +677,29 @@ def future_dates(last_observation: Any, periods: int, freq: str) -> np.ndarray:
     last = int(np.datetime64(last_observation, "ns").astype(np.int64))
     kind, step, weekday = _grid_rule(freq)
     steps = np.arange(periods, dtype=np.int64)
-    if kind == "fixed":
-        return ((steps + 1) * step + last).view("datetime64[ns]")
-    if kind == "weekly":
-        days_ahead = (weekday - (last // NS_PER_DAY + EPOCH_WEEKDAY)) % 7 or 7
-        return (steps * step + (last + days_ahead * NS_PER_DAY)).view("datetime64[ns]")
+    if kind != "calendar":
+        first = last + step
+        if kind == "weekly":
+            first = last + ((weekday - (last // NS_PER_DAY + EPOCH_WEEKDAY)) % 7 or 7) * NS_PER_DAY
+        # int64 nanoseconds would wrap silently; pandas' range ends in April 2262 too.
+        if first + (periods - 1) * step > LAST_NS:
+            raise OverflowError(f"{periods} steps of {freq!r} run past {np.datetime64(LAST_NS, 'ns')}")
+        return (steps * step + first).view("datetime64[ns]")
     import pandas as pd
 
-    dates = pd.date_range(start=pd.Timestamp(last, unit="ns"), periods=periods + 1, freq=freq)
+    try:
+        dates = pd.date_range(start=pd.Timestamp(last, unit="ns"), periods=periods + 1, freq=freq)
+    except (pd.errors.OutOfBoundsDatetime, OverflowError):
+        raise OverflowError(f"{periods} steps of {freq!r} run past {np.datetime64(LAST_NS, 'ns')}") from None
     dates = dates[dates > pd.Timestamp(last, unit="ns")][:periods]
     return dates.to_numpy(dtype="datetime64[ns]")
+
+
+def iso_strings(ds: np.ndarray) -> list[str]:
+    """`Timestamp.isoformat()` of each date ('2023-01-01T00:00:00'), without pandas for whole seconds."""
+    ds = np.asarray(ds, dtype="datetime64[ns]")
+    if not np.any(ds.view(np.int64) % NS_PER_SECOND):
+        return np.datetime_as_string(ds, unit="s").tolist()
+    import pandas as pd
+
+    return [pd.Timestamp(value).isoformat() for value in ds]
