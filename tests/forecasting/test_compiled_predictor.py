@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -179,6 +181,29 @@ def test_errors_match_the_prophet_predictor(models, tmp_path: Path) -> None:
     metadata = json.loads((no_end / "metadata.json").read_text())
     (no_end / "metadata.json").write_text(json.dumps({**metadata, "end": "the day before yesterday"}))
     assert error_of(lambda: CompiledPredictor.load(no_end)) == (500, "model_invalid")
+
+
+def test_interval_seed_is_the_prophet_predictors() -> None:
+    from fleetcast.serving import compiled_predictor, predictor
+
+    assert compiled_predictor.INTERVAL_SEED == predictor.INTERVAL_SEED
+
+
+def test_serving_compiled_models_never_imports_pandas_or_prophet(models) -> None:
+    """A fresh process that loads and answers with compiled models keeps pandas and Prophet out of memory."""
+    script = (
+        "import sys\n"
+        "from fleetcast.serving.compiled_predictor import load_predictor\n"
+        "from fleetcast.serving.protocol import ForecastRequest\n"
+        "requests = [ForecastRequest(7), ForecastRequest(3, freq='h'), ForecastRequest(2, freq='W-MON')]\n"
+        "for path in sys.argv[1:]:\n"
+        "    for request in requests:\n"
+        "        load_predictor(path).forecast(request)\n"
+        "print(sorted(m for m in ('pandas', 'prophet', 'cmdstanpy') if m in sys.modules))\n"
+    )
+    dirs = [str(models[kind].model_dir) for kind in ("daily", "hourly", "flat")]
+    done = subprocess.run([sys.executable, "-c", script, *dirs], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
 
 
 def test_iso_strings_are_pandas_isoformat() -> None:

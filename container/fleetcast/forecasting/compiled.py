@@ -24,6 +24,7 @@ import datetime
 import functools
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -640,9 +641,30 @@ def _check_feature_layout(facts: _Facts, seasonalities: list[Seasonality]) -> No
 # ---- the future grid -------------------------------------------------------------------------------
 
 
+# The common aliases, spelled as pandas 3 spells them, understood without importing pandas.
+_FIXED_ALIAS = re.compile(r"(\d*)(D|h|min|s|ms|us|ns)")
+_STEP_NS = {"D": NS_PER_DAY, "h": 3600 * NS_PER_SECOND, "min": 60 * NS_PER_SECOND, "s": NS_PER_SECOND}
+_STEP_NS.update({"ms": 1_000_000, "us": 1_000, "ns": 1})
+_WEEK_ALIAS = re.compile(r"W(?:-(MON|TUE|WED|THU|FRI|SAT|SUN))?")
+_WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+
+
 @functools.lru_cache(maxsize=64)
 def _grid_rule(freq: str) -> tuple[str, int, int]:
     """('fixed', step_ns, 0), ('weekly', 7 days, weekday) or ('calendar', 0, 0), cached per alias."""
+    fixed = _FIXED_ALIAS.fullmatch(freq)
+    if fixed:
+        step = int(fixed.group(1) or 1) * _STEP_NS[fixed.group(2)]
+        if step <= 0:
+            raise ValueError(f"frequency {freq!r} does not move forward")
+        return ("fixed", step, 0)
+    week = _WEEK_ALIAS.fullmatch(freq)
+    if week:
+        return ("weekly", 7 * NS_PER_DAY, _WEEKDAYS.index(week.group(1) or "SUN"))
+    return _pandas_grid_rule(freq)
+
+
+def _pandas_grid_rule(freq: str) -> tuple[str, int, int]:
     from pandas.tseries.frequencies import to_offset
     from pandas.tseries.offsets import Day, Tick, Week
 
