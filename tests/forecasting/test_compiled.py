@@ -416,6 +416,9 @@ def test_percentile_rows_is_numpy_percentile() -> None:
             )
 
 
-def test_predict_rejects_empty_dates() -> None:
+def test_predict_rejects_empty_dates_and_nat() -> None:
+    compiled = compile_model(fitted("daily-defaults"))
     with pytest.raises(ValueError, match="no dates"):
-        compile_model(fitted("daily-defaults")).predict(np.array([], dtype="datetime64[ns]"))
+        compiled.predict(np.array([], dtype="datetime64[ns]"))
+    with pytest.raises(ValueError, match="NaT"):
+        compiled.predict(np.array(["2024-01-01", "NaT"], dtype="datetime64[ns]"))

@@ -73,9 +73,8 @@ class Forecast:
     yhat_upper: np.ndarray | None = None
     trend_lower: np.ndarray | None = None
     trend_upper: np.ndarray | None = None
-    components: dict[str, np.ndarray] | None = (
-        None  # trend, additive_terms, multiplicative_terms, each seasonality
-    )
+    # trend, additive_terms, multiplicative_terms and each seasonality by name, when asked for
+    components: dict[str, np.ndarray] | None = None
 
 
 class CompiledModel:
@@ -143,7 +142,6 @@ class CompiledModel:
         self._multipliers = np.array(multipliers, dtype=np.float64)
         self._beta_additive = self.beta * masks["additive"]
         self._beta_multiplicative = self.beta * masks["multiplicative"]
-        self._has_multiplicative = bool(masks["multiplicative"].any())
         self._mean_abs_delta = float(np.mean(np.abs(self.deltas)) + 1e-8)
         self._lower_p = 100 * (1.0 - self.interval_width) / 2
         self._upper_p = 100 * (1.0 + self.interval_width) / 2
@@ -191,10 +189,13 @@ class CompiledModel:
 
         `seed` makes intervals reproducible: an int or a numpy Generator; a legacy RandomState draws the
         exact stream Prophet draws from np.random. `samples` overrides the model's uncertainty_samples.
+        `components` adds trend, additive/multiplicative terms, each seasonality, and trend bounds.
         """
         ds_ns = _as_ns(ds)
         if len(ds_ns) == 0:
             raise ValueError("no dates to forecast")
+        if np.any(ds_ns == np.iinfo(np.int64).min):
+            raise ValueError("dates include NaT")
         if len(ds_ns) > 1 and np.any(ds_ns[1:] < ds_ns[:-1]):
             ds_ns = np.sort(ds_ns, kind="mergesort")
         t = self.scaled_time(ds_ns)
