@@ -219,3 +219,55 @@ def test_iso_strings_are_pandas_isoformat() -> None:
     )
     for chunk in (stamps[:3], stamps, stamps[3:]):
         assert iso_strings(chunk.to_numpy(dtype="datetime64[ns]")) == [s.isoformat() for s in chunk]
+
+
+TRAIN_CONFIGS = {
+    "defaults": ("D", {}),
+    "multiplicative-flat": (
+        "D",
+        {"growth": "flat", "seasonality_mode": "multiplicative", "weekly_seasonality": "5"},
+    ),
+    "custom-orders": ("D", {"yearly_seasonality": "true", "daily_seasonality": "3", "n_changepoints": "7"}),
+    "hourly": (
+        "h",
+        {"changepoint_prior_scale": "0.3", "interval_width": "0.95", "uncertainty_samples": "300"},
+    ),
+}
+
+
+@pytest.mark.parametrize("config", sorted(TRAIN_CONFIGS))
+def test_models_from_fleetcast_train_compile_and_answer_like_prophet(
+    sm_root: Path, tmp_path: Path, config: str
+):
+    """The artifacts `train` really writes, for the settings it offers: compiled, identical answers."""
+    from fleetcast.cli import main
+    from fleetcast.data.generate import customer_series
+    from tests.helpers import write_hyperparameters
+
+    freq, hyperparameters = TRAIN_CONFIGS[config]
+    grid = pd.date_range("2022-01-01", periods=24 * 30 if freq == "h" else 400, freq=freq)
+    for customer in range(2):
+        stamps, values = customer_series(customer, 5, grid, len(grid) - 20)
+        folder = sm_root / "input" / "data" / "train" / str(customer)
+        folder.mkdir(parents=True)
+        frame = pd.DataFrame(
+            {"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"), "consumption": values.round(3)}
+        )
+        frame.to_csv(folder / "data.csv", index=False)
+    write_hyperparameters(sm_root, workers="1", **hyperparameters)
+    assert main(["train"]) == 0
+
+    archives = sorted((sm_root / "checkpoints").glob("*.tar.gz"))
+    assert len(archives) == 2
+    for archive in archives:
+        model_dir = extract(archive, tmp_path / archive.name / "model")
+        compiled, prophet = load_predictor(model_dir), ProphetPredictor.load(model_dir)
+        assert isinstance(compiled, CompiledPredictor), config
+        assert compiled.freq == prophet.freq  # (pandas 3 infers "24h" for gappy daily data)
+        for request in (ForecastRequest(7), ForecastRequest(24, intervals=False)):
+            ours, theirs = compiled.forecast(request)["forecast"], prophet.forecast(request)["forecast"]
+            assert [row["ds"] for row in ours] == [row["ds"] for row in theirs]
+            for column in ours[0]:
+                if column != "ds":
+                    got, expected = [r[column] for r in ours], [r[column] for r in theirs]
+                    np.testing.assert_allclose(got, expected, rtol=1e-9, atol=0, err_msg=f"{config} {column}")
