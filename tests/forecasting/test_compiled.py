@@ -321,6 +321,14 @@ def test_model_json_of_uncovered_models_is_refused_for_the_same_reason(
         assert reason in error.value.reason, (reason, error.value.reason)
 
 
+def test_models_from_other_prophet_releases_are_refused() -> None:
+    data = json.loads(model_to_json(fitted("daily-defaults")))
+    assert data["__prophet_version"].startswith("1.5.")
+    for version in ("1.1.5", "2.0.0"):
+        with pytest.raises(NotCompilable, match=f"Prophet {version}"):
+            compile_model_json(json.dumps({**data, "__prophet_version": version}))
+
+
 @pytest.mark.parametrize("text", ["", "[]", '{"growth": "linear"}', '{"history": "{}"}', "not json"])
 def test_model_json_that_is_not_a_prophet_model_is_a_value_error(text: str) -> None:
     with pytest.raises(ValueError, match="not a fitted Prophet model"):

@@ -43,6 +43,8 @@ LAST_NS = int(np.iinfo(np.int64).max)
 # 1970-01-01 was a Thursday; numpy weekday numbering follows pandas (Monday = 0).
 EPOCH_WEEKDAY = 3
 SUPPORTED_GROWTH = ("linear", "flat")
+# The Prophet release whose predict this module reproduces (tests compare against the installed one).
+VERIFIED_PROPHET = "1.5."
 MODES = ("additive", "multiplicative")
 RandomSource = np.random.Generator | np.random.RandomState
 
@@ -442,6 +444,7 @@ def _rng(seed: int | RandomSource | None) -> RandomSource:
 class _Facts:
     """What compiling needs from a fitted model, read from a Prophet object or from its model.json."""
 
+    prophet_version: str
     growth: str
     logistic_floor: bool
     mcmc_samples: int
@@ -465,10 +468,13 @@ def compile_model(model: Prophet) -> CompiledModel:
     """The compiled form of a fitted Prophet model, or NotCompilable(reason) naming what it lacks."""
     if getattr(model, "history", None) is None or getattr(model, "params", None) is None:
         raise NotCompilable("model is not fitted")
+    from prophet import __version__ as prophet_version
+
     cols = model.train_component_cols
     holiday_names = model.train_holiday_names
     return _compile(
         _Facts(
+            prophet_version=prophet_version,
             growth=model.growth,
             logistic_floor=bool(getattr(model, "logistic_floor", False)),
             mcmc_samples=int(getattr(model, "mcmc_samples", 0) or 0),
@@ -512,6 +518,7 @@ def compile_model_json(model_json: str) -> CompiledModel:
         seasonality_names, seasonality_props = data["seasonalities"]
         regressor_names = data.get("extra_regressors", [[], {}])[0]
         facts = _Facts(
+            prophet_version=str(data.get("__prophet_version", "unknown")),
             growth=data["growth"],
             logistic_floor=bool(data.get("logistic_floor", False)),
             mcmc_samples=int(data.get("mcmc_samples") or 0),
@@ -585,6 +592,11 @@ def _compile(facts: _Facts) -> CompiledModel:
 
 
 def _refuse_unsupported(facts: _Facts) -> None:
+    if not facts.prophet_version.startswith(VERIFIED_PROPHET):
+        raise NotCompilable(
+            f"a model from Prophet {facts.prophet_version} (the compiled arithmetic is verified against "
+            f"Prophet {VERIFIED_PROPHET}x)"
+        )
     if facts.growth not in SUPPORTED_GROWTH:
         raise NotCompilable(f"growth={facts.growth!r} (compiled predictor covers linear and flat)")
     if facts.logistic_floor:
