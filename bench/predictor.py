@@ -119,15 +119,32 @@ print(json.dumps({"rss_mb": rss_kb / 1024,
                   "prophet_imported": "prophet" in sys.modules, "pandas_imported": "pandas" in sys.modules,
                   "cmdstanpy_imported": "cmdstanpy" in sys.modules}))
 """
+# RSS growth while holding many loaded models in one process (what a multi-model server pays per model).
+RSS_PER_MODEL_PROBE = """
+import gc, sys, json
+from fleetcast.serving.compiled_predictor import CompiledPredictor
+from fleetcast.serving.predictor import ProphetPredictor
+load = CompiledPredictor.load if sys.argv[2] == "compiled" else ProphetPredictor.load
+count = int(sys.argv[3])
+def rss_kb():
+    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS:"))
+load(sys.argv[1])  # first-use imports and caches
+gc.collect()
+before = rss_kb()
+kept = [load(sys.argv[1]) for _ in range(count)]
+gc.collect()
+print(json.dumps({"kib_per_model": (rss_kb() - before) / count}))
+"""
+
 PROPHET_PROBE = IMPORT_PROBE.replace(
     "from fleetcast.serving.compiled_predictor import load_predictor",
     "from fleetcast.serving.predictor import ProphetPredictor\nload_predictor = ProphetPredictor.load",
 )
 
 
-def _probe(script: str, model_dir: Path) -> dict:
+def _probe(script: str, model_dir: Path, *extra: str) -> dict:
     done = subprocess.run(
-        [sys.executable, "-c", script, str(model_dir)], capture_output=True, text=True, check=True
+        [sys.executable, "-c", script, str(model_dir), *extra], capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -225,6 +242,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  ProphetPredictor   {prophet_bytes / 1024:10.1f} KiB")
         ratio = prophet_bytes / compiled_bytes
         print(f"  CompiledPredictor  {compiled_bytes / 1024:10.1f} KiB   ({ratio:.0f}x smaller)")
+
+        print("\nRSS growth per loaded model, one process holding many (daily additive)")
+        compiled_kib = _probe(RSS_PER_MODEL_PROBE, with_compiled, "compiled", "1000")["kib_per_model"]
+        prophet_kib = _probe(RSS_PER_MODEL_PROBE, model_dir, "prophet", "100")["kib_per_model"]
+        print(f"  ProphetPredictor  (100 loaded)  {prophet_kib:8.1f} KiB per model")
+        print(
+            f"  CompiledPredictor (1000 loaded) {compiled_kib:8.1f} KiB per model"
+            f"  -> {1024 * 1024 / max(compiled_kib, 0.1):,.0f} models per GiB"
+        )
 
         print("\nfresh process: import + load one model + one forecast (RSS)")
         for label, script in (
