@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from fleetcast.data.customer_ids import safe_customer_id
@@ -85,3 +86,19 @@ def test_unsafe_customer_ids_become_safe_distinct_names(raw: str):
 def test_plain_ids_are_kept():
     assert safe_customer_id("customer_7.v2-A") == "customer_7.v2-A"
     assert safe_customer_id("a/b") != safe_customer_id("a_b")
+
+
+def test_frequency_of_gappy_daily_and_hourly_data():
+    from fleetcast.forecasting.prophet_model import infer_frequency
+
+    days = pd.Series(
+        pd.to_datetime(["2022-01-01", "2022-01-02", "2022-01-04", "2022-01-05", "2022-01-06", "2022-01-10"])
+    )
+    assert infer_frequency(days) == "D"
+    assert infer_frequency(pd.Series(pd.date_range("2022-01-01", periods=50, freq="D"))) == "D"
+    weekly_gaps = pd.Series(pd.to_datetime(["2022-01-01", "2022-01-08", "2022-01-22", "2022-01-29"]))
+    assert infer_frequency(weekly_gaps) == "7D"
+    hours = pd.Series(
+        pd.to_datetime(["2022-01-01 00:00", "2022-01-01 01:00", "2022-01-01 03:00", "2022-01-01 04:00"])
+    )
+    assert infer_frequency(hours) == "h"

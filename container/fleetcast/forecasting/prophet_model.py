@@ -56,6 +56,11 @@ def infer_frequency(ds: pd.Series) -> str:
     if len(unique) < 2:
         return "D"
     step = pd.Series(unique).diff().dropna().median()
+    day = pd.Timedelta(days=1)
+    if step >= day and step % day == pd.Timedelta(0):
+        # pandas spells a whole-day Timedelta as hours ("24h"); gappy daily data is still daily.
+        days = step // day
+        return "D" if days == 1 else f"{days}D"
     return pd.tseries.frequencies.to_offset(step).freqstr
 
 
