@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import boto3
 import pandas as pd
 import pytest
 import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
 
 from fleetcast.data.generate import generate_csv
 from fleetcast.forecasting.prophet_model import model_from_json
@@ -277,3 +282,68 @@ def test_train_stops_on_sigterm_and_keeps_its_checkpoints(docker, image, tmp_pat
     assert 0 < len(kept) < 300
     for archive in kept:
         artifact.read_archive(archive)  # every checkpoint left behind is complete
+
+
+def test_local_endpoint_in_front_of_the_container_answers_boto3(docker, image, trained_root, tmp_path):
+    """The whole hosting path: boto3 InvokeEndpoint -> local multi-model endpoint -> `serve` container."""
+    root, _ = trained_root
+    cache = tmp_path / "cache"  # the endpoint extracts models here; the container sees it as /opt/ml/models
+    cache.mkdir()
+    port, endpoint_port = _free_port(), _free_port()
+    name = f"fleetcast-serve-endpoint-{docker.session}"
+    docker.run(
+        "run", "-d", "--name", name, *docker.container_args(),
+        "-p", f"127.0.0.1:{port}:8080", "-v", f"{cache}:/opt/ml/models", image.tag, "serve",
+    )  # fmt: skip
+    endpoint = subprocess.Popen(
+        [
+            sys.executable, "-m", "fleetcast.cli", "local-endpoint",
+            "--models", str(root / "checkpoints"), "--container", f"http://127.0.0.1:{port}",
+            "--disk-cache", str(cache), "--container-models-dir", "/opt/ml/models",
+            "--host", "127.0.0.1", "--port", str(endpoint_port),
+        ],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + SERVE_START_LIMIT
+        for url in (f"http://127.0.0.1:{port}/ping", f"http://127.0.0.1:{endpoint_port}/ping"):
+            while True:
+                assert endpoint.poll() is None, endpoint.communicate()[0][-3000:]
+                try:
+                    if requests.get(url, timeout=2).status_code == 200:
+                        break
+                except requests.RequestException:
+                    pass
+                assert time.monotonic() < deadline, f"{url} did not answer:\n{container_logs(docker, name)}"
+                time.sleep(0.5)
+        client = boto3.client(
+            "sagemaker-runtime",
+            endpoint_url=f"http://127.0.0.1:{endpoint_port}",
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+            config=Config(retries={"total_max_attempts": 1}),
+        )
+        for customer in ("2", "5"):
+            response = client.invoke_endpoint(
+                EndpointName="fleetcast",
+                TargetModel=f"{customer}.tar.gz",
+                ContentType="application/json",
+                Accept="application/json",
+                Body=json.dumps({"period": 3}).encode(),
+            )
+            forecast = json.loads(response["Body"].read())
+            assert forecast["customer"] == customer
+            assert len(forecast["forecast"]) == 3
+        with pytest.raises(ClientError) as missing:
+            client.invoke_endpoint(
+                EndpointName="fleetcast",
+                TargetModel="no-such-customer.tar.gz",
+                ContentType="application/json",
+                Body=b'{"period": 3}',
+            )
+        assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] < 500
+    finally:
+        endpoint.terminate()
+        endpoint.wait(timeout=30)
+        docker.run("rm", "-f", name, check=False)
