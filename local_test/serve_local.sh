@@ -5,8 +5,11 @@
 #   local_test/serve_local.sh IMAGE
 #
 # Like the platform, it first extracts every checkpoint test_dir/checkpoints/<customer>.tar.gz (from
-# train_local.sh) to test_dir/models/<customer>/model/; load one with
-#   curl -X POST localhost:8080/models -d '{"model_name": "7", "url": "/opt/ml/models/7/model"}'
+# train_local.sh) to test_dir/models/<customer>/model/. Then, from another shell, load, invoke and unload:
+#   curl -X POST localhost:8080/models -d '{"model_name": "c7", "url": "/opt/ml/models/7/model"}'
+# or let predict.sh do all three:
+#   FLEETCAST_MODELS_DIR=local_test/test_dir/models FLEETCAST_CONTAINER_MODELS_DIR=/opt/ml/models \
+#     local_test/predict.sh local_test/test_dir/checkpoints/7.tar.gz
 # Stop with Ctrl-C (the container gets SIGTERM and is removed).
 set -euo pipefail
 
