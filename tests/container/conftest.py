@@ -115,7 +115,7 @@ def image(docker: Docker) -> BuiltImage:
     """The repository's Dockerfile, built unmodified (the layer cache makes repeat sessions quick)."""
     tag = os.environ.get("FLEETCAST_TEST_IMAGE_TAG", "fleetcast:test")
     began = time.monotonic()
-    docker.run("build", "--tag", tag, str(ROOT), timeout=1800)
+    docker.run("build", "--force-rm", "--tag", tag, str(ROOT), timeout=1800)
     seconds = time.monotonic() - began
     size = docker.run("image", "inspect", "--format", "{{.Size}}", tag).stdout.strip()
     print(f"\nbuilt {tag} in {seconds:.1f}s, {int(size) / 1e6:.0f} MB")
