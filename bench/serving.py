@@ -318,7 +318,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"({load_seconds:.1f} s, {load_errors} errors)",
             ),
             (
-                f"warm throughput, {args.clients} clients over {args.models} models",
+                f"warm throughput, {args.clients} clients over {args.models} models"
+                + (f" (churn: --max-loaded {args.max_loaded})" if args.max_loaded else ""),
                 f"{len(tp_latencies) / tp_seconds:.1f} req/s ({tp_errors} errors)",
             ),
             (

@@ -480,6 +480,26 @@ def test_lru_eviction_order_under_max_loaded(
 
 
 @pytest.mark.mms
+def test_max_loaded_holds_under_concurrent_requests(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir), max_loaded=1)
+    targets = ["0.tar.gz", "1.tar.gz", "2.tar.gz"] * 2
+
+    def call(target: str) -> int:
+        return invoke(runtime(server.url), target)["ResponseMetadata"]["HTTPStatusCode"]
+
+    with ThreadPoolExecutor(max_workers=len(targets)) as pool:
+        assert list(pool.map(call, targets)) == [200] * len(targets)
+    # In-flight requests pin their model, so the limit may be exceeded briefly; it is restored after.
+    deadline = time.monotonic() + 30
+    while len(container_models(mms)) > 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(container_models(mms)) == 1
+    assert len(server.endpoint.loaded_models()) == 1
+
+
+@pytest.mark.mms
 def test_disk_cache_evicts_unloaded_models_over_budget(
     mms: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:

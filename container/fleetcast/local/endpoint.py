@@ -283,6 +283,14 @@ class MultiModelEndpoint:
     def _release(self, name: str) -> None:
         with self._lock:
             self._loaded.unpin(name)
+            # Pinned models may have pushed the count over --max-loaded; bring it back down now.
+            victims = self._claim_for_unload(self._loaded.over_budget_victims())
+        for victim in victims:
+            reason = f"over --max-loaded {self.policy.max_loaded}"
+            try:
+                self._loader.submit(self._unload, victim, reason)
+            except RuntimeError:  # shutting down: no loader threads left
+                self._unload(victim, reason)
 
     def _bring_in(self, target: str, name: str, transition: _Transition) -> None:
         """Loader thread: download if needed, then load into the container; resolves `transition`."""
