@@ -205,11 +205,12 @@ def start(tmp_path: Path) -> Iterator[StartEndpoint]:
         disk_cache_bytes: int | None = None,
         model_ready_timeout_s: float = 60.0,
         container_models_dir: str | None = None,
+        cache_dir: Path | None = None,
     ) -> RunningEndpoint:
         endpoint = MultiModelEndpoint(
             source,
             container,
-            tmp_path / f"cache{len(running)}",
+            cache_dir or tmp_path / f"cache{len(running)}",
             container_models_dir=container_models_dir,
             policy=CachePolicy(max_loaded=max_loaded, disk_cache_bytes=disk_cache_bytes),
             model_ready_timeout_s=model_ready_timeout_s,
@@ -497,6 +498,21 @@ def test_max_loaded_holds_under_concurrent_requests(
         time.sleep(0.2)
     assert len(container_models(mms)) == 1
     assert len(server.endpoint.loaded_models()) == 1
+
+
+@pytest.mark.mms
+def test_a_restarted_endpoint_reuses_its_disk_cache_and_the_loaded_model(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
+) -> None:
+    first = start(mms, LocalFolderSource(models_dir), cache_dir=tmp_path / "kept")
+    invoke(runtime(first.url), "0.tar.gz")
+    first.stop()  # the container keeps the model loaded, as it would across a front-end restart
+    second = start(mms, LocalFolderSource(models_dir), cache_dir=tmp_path / "kept")
+    response = invoke(runtime(second.url), "0.tar.gz")
+    assert fleetcast_header(response, "disk") == "hit", "the extracted model on disk is reused"
+    assert second.endpoint.stats["downloads"] == 0
+    assert second.endpoint.stats["loads"] == 1, "the container's 409 (already loaded) is adopted"
+    assert container_models(mms) == {model_id("0.tar.gz")}
 
 
 @pytest.mark.mms

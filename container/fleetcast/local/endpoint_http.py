@@ -180,6 +180,9 @@ class RunningEndpoint:
         return f"http://{self.server.server_address[0]}:{self.port}"
 
     def stop(self) -> None:
+        """Stop serving (idempotent); loaded models stay in the container, as on a front-end restart."""
+        if not self.thread.is_alive():
+            return
         self.server.shutdown()
         self.thread.join(timeout=10)
         self.server.server_close()
