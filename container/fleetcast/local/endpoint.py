@@ -386,7 +386,9 @@ class MultiModelEndpoint:
         return claimed
 
     def _unload(self, name: str, reason: str) -> None:
+        """DELETE a model claimed by `_claim_for_unload`; always resolves its transition."""
         transition = self._transitions[name]
+        ok = False
         try:
             response = self.container.unload(name)
             ok = response.status in (200, 202, 204, 404)
@@ -394,17 +396,18 @@ class MultiModelEndpoint:
                 log.warning("DELETE /models/%s answered %d: %s", name, response.status, response.text[:200])
         except ContainerUnavailableError as exc:
             log.warning("could not unload %s: %s", name, exc)
-            ok = False
-        with self._lock:
-            self._transitions.pop(name, None)
-            if ok:
-                self.stats["unloads"] += 1
-            else:  # still loaded as far as we know; keep it in the LRU so it is tried again later
-                self._loaded.add(name)
-                self._loaded.touch(name)
-        transition.future.set_result(None)
-        log.info("unloaded %s (%s): %s", name, self.target_of(name) or "?", reason)
-        self._trim_disk()
+        finally:
+            with self._lock:
+                self._transitions.pop(name, None)
+                if ok:
+                    self.stats["unloads"] += 1
+                else:  # still loaded as far as we know: back in the LRU, to be tried again later
+                    self._loaded.add(name)
+                    self._loaded.touch(name)
+            transition.future.set_result(None)
+        if ok:
+            log.info("unloaded %s (%s): %s", name, self.target_of(name) or "?", reason)
+            self._trim_disk()
 
     def _trim_disk(self) -> None:
         """Delete least recently used disk entries over the budget; never one loaded or loading."""
