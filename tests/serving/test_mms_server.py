@@ -87,6 +87,14 @@ class Server:
 
 
 def stop_everything(process: subprocess.Popen) -> None:
+    """SIGTERM first (serve then cleans up after itself), SIGKILL whatever is left after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(SIGTERM_BUDGET_SECONDS)
+        return
+    except subprocess.TimeoutExpired:
+        pass
     try:
         family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     except psutil.Error:
@@ -343,3 +351,37 @@ def test_sigterm_while_mms_is_still_starting_leaves_nothing_behind(tmp_path):
     finally:
         if server.process.poll() is None:
             stop_everything(server.process)
+
+
+def test_load_without_enough_memory_is_507(models, tmp_path):
+    """The contract's out-of-memory answer, so the platform unloads idle models and retries.
+
+    MMS may keep the refused name registered without a worker (a retry then gets 409, an invoke 503)
+    or forget it, depending on timing: a platform must DELETE the name after a 507 before retrying.
+    """
+    with running_server(tmp_path, FLEETCAST_MIN_FREE_MB=str(10**9)) as short:
+        for _ in range(2):
+            answer = short.load("daily", models["daily"].model_dir)
+            # MMS may still hold the failed name for a moment (409) before it forgets it
+            assert answer.status_code in (507, 409), answer.text
+        assert "refusing to load another model (507): only" in short.log()
+        assert requests.delete(f"{short.url}/models/daily", timeout=30).status_code in (200, 404)
+        assert short.load("daily", models["daily"].model_dir).status_code == 507
+        assert short.invoke("daily", b'{"period": 1}').status_code in (404, 503)
+        deadline = time.monotonic() + 10
+        while short.workers_of("daily") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not short.workers_of("daily")  # no worker left running for the refused model
+        short.process.send_signal(signal.SIGTERM)
+        assert short.process.wait(SIGTERM_BUDGET_SECONDS) == 0
+
+
+def test_worker_count_per_model_follows_the_sagemaker_setting(models, tmp_path):
+    with running_server(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="2") as two:
+        assert "Default workers per model: 2" in two.log()
+        assert two.load("daily", models["daily"].model_dir).status_code == 200
+        described = requests.get(f"{two.url}/models/daily", timeout=10).json()
+        assert len(described["workers"]) == 2
+        assert {two.invoke("daily", b'{"period": 2}').status_code for _ in range(4)} == {200}
+        two.process.send_signal(signal.SIGTERM)
+        assert two.process.wait(SIGTERM_BUDGET_SECONDS) == 0
