@@ -94,12 +94,11 @@ def serve_main(host: str | None = None, port: int | None = None) -> int:
     choice = os.environ.get(SERVER_ENV, "mms").strip().lower() or "mms"
     try:
         if choice == "lean":
-            raise ServeError(
-                f"{SERVER_ENV}=lean is not available yet in this version of fleetcast; "
-                f"unset {SERVER_ENV} or set it to mms (Multi Model Server)"
-            )
+            from fleetcast.serving.lean import run_lean
+
+            return run_lean(host=host, port=port)
         if choice != "mms":
-            raise ServeError(f"{SERVER_ENV}={choice!r} is not a server; choose mms")
+            raise ServeError(f"{SERVER_ENV}={choice!r} is not a server; choose lean or mms")
         return run_mms(host=host, port=port)
     except ServeError as exc:
         log.error("%s", exc)
