@@ -92,7 +92,9 @@ class ProphetPredictor:
             frame = future_frame(self.last_observation, period, freq)
         except (OverflowError, pd.errors.OutOfBoundsDatetime):
             raise bad_request(
-                "bad_period", f"{period} steps of {freq!r} after {self.last_observation} run past year 2262"
+                "bad_period",
+                f"{period} steps of {freq!r} after {self.last_observation} "
+                "run past the last date pandas can hold",
             ) from None
         if len(frame) != period:
             raise bad_request("bad_freq", f"freq {freq!r} does not give {period} dates after the history")

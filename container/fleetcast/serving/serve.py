@@ -48,6 +48,7 @@ VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 DEFAULT_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
 DEFAULT_PORT = 8080
+MAX_MMS_PORT = 32767  # MMS parses the port as a Java short
 MMS_JAVA_CLASS = "com.amazonaws.ml.mms.ModelServer"
 # After SIGTERM: Java gets this long to stop its workers, the survivors this long after SIGTERM.
 JAVA_STOP_SECONDS = 12.0
@@ -160,6 +161,10 @@ def _configure_environment(host: str | None, port: int | None, run_dir: Path) ->
     port_text = env.setdefault(PORT_ENV, str(DEFAULT_PORT))
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ServeError(f"{PORT_ENV}={port_text!r} is not a TCP port")
+    if int(port_text) > MAX_MMS_PORT:
+        raise ServeError(
+            f"{PORT_ENV}={port_text}: Multi Model Server only accepts ports up to {MAX_MMS_PORT}"
+        )
     host = host or env.get(BIND_HOST_ENV) or DEFAULT_HOST
     if VMARGS_ENV not in env:
         env[VMARGS_ENV] = default_vmargs(memory_limit_bytes())

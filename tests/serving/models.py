@@ -1,0 +1,76 @@
+"""Small fitted models for the serving tests, built the way the training job builds them."""
+
+from __future__ import annotations
+
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from prophet.serialize import model_from_json
+
+from fleetcast.forecasting.prophet_model import fit_prophet, infer_frequency, model_to_json
+from fleetcast.serving.predictor import INTERVAL_SEED
+from fleetcast.training import artifact
+from fleetcast.training.config import ProphetSettings
+from tests.helpers import customer_rows
+
+
+@dataclass(frozen=True)
+class BuiltModel:
+    customer: str
+    archive: Path
+    model_dir: Path
+    history: pd.DataFrame
+    metadata: dict[str, Any]
+
+
+def daily_history(customer: int, rows: int = 120) -> pd.DataFrame:
+    frame = customer_rows(customer, rows=rows)
+    return pd.DataFrame({"ds": pd.to_datetime(frame["timestamp"]), "y": frame["consumption"].astype(float)})
+
+
+def hourly_history(hours: int = 24 * 14, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2022-03-01", periods=hours, freq="h")
+    y = 5 + 2 * np.sin(np.arange(hours) * 2 * np.pi / 24) + rng.normal(0, 0.2, hours)
+    return pd.DataFrame({"ds": ds, "y": y})
+
+
+def extract(archive: Path, model_dir: Path) -> Path:
+    """What the multi-model platform does with a TargetModel: extract it to <models>/<name>/model."""
+    model_dir.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive) as tar:
+        tar.extractall(model_dir, filter="data")
+    return model_dir
+
+
+def build_model(
+    root: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
+) -> BuiltModel:
+    settings = settings or ProphetSettings()
+    model = fit_prophet(history, settings)
+    metadata = {
+        "customer": customer,
+        "rows": len(history),
+        "start": history["ds"].iloc[0].isoformat(),
+        "end": history["ds"].iloc[-1].isoformat(),
+        "freq": infer_frequency(history["ds"]),
+        "prophet": settings.prophet_kwargs(),
+        "metrics": None,
+    }
+    archive = artifact.write_archive(root / "archives", customer, model_to_json(model), metadata)
+    model_dir = extract(archive, root / "models" / f"m-{customer}" / "model")
+    return BuiltModel(customer, archive, model_dir, history, artifact.read_model_dir(model_dir)[1])
+
+
+def prophet_reference(model_dir: Path, periods: int, freq: str, intervals: bool) -> pd.DataFrame:
+    """Prophet's own way: its future frame after the history, its predict (seeded like the server)."""
+    model = model_from_json((model_dir / "model.json").read_text())
+    future = model.make_future_dataframe(periods=periods, freq=freq, include_history=False)
+    if not intervals:
+        model.uncertainty_samples = 0
+    np.random.seed(INTERVAL_SEED)
+    return model.predict(future)

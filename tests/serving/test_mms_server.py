@@ -1,0 +1,280 @@
+"""Real Multi Model Server (Java) in multi-model mode, started by `fleetcast serve` as SageMaker would.
+
+One server for the whole module (start-up costs a few seconds); the last test stops it with SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+import requests
+
+import fleetcast
+from fleetcast.serving import serve
+from tests.helpers import require_java
+from tests.serving.models import BuiltModel, extract, prophet_reference
+
+pytestmark = [pytest.mark.mms, pytest.mark.slow, pytest.mark.timeout(300)]
+
+CONTAINER_DIR = Path(fleetcast.__file__).resolve().parent.parent
+JSON_HEADERS = {"Content-Type": "application/json"}
+STARTUP_SECONDS = 90
+SIGTERM_BUDGET_SECONDS = 30
+
+
+def free_port() -> int:
+    """A free port MMS accepts: it parses ports as a Java short, so the OS's ephemeral range won't do."""
+    for port in random.Random().sample(range(20000, serve.MAX_MMS_PORT), 200):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32768")
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    url: str
+    log_path: Path
+    root: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def load(self, name: str, model_dir: Path) -> requests.Response:
+        return requests.post(
+            f"{self.url}/models", json={"model_name": name, "url": str(model_dir)}, timeout=60
+        )
+
+    def invoke(
+        self, name: str, body: bytes | str, headers: dict[str, str] | None = None
+    ) -> requests.Response:
+        headers = JSON_HEADERS if headers is None else headers
+        return requests.post(f"{self.url}/models/{name}/invoke", data=body, headers=headers, timeout=60)
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def workers_of(self, name: str) -> list[psutil.Process]:
+        found = []
+        for process in self.descendants():
+            try:
+                cmdline = process.cmdline()
+            except psutil.Error:
+                continue
+            if "--model-name" in cmdline and cmdline[cmdline.index("--model-name") + 1] == name:
+                found.append(process)
+        return found
+
+
+def stop_everything(process: subprocess.Popen) -> None:
+    try:
+        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    except psutil.Error:
+        family = []
+    for member in family:
+        with contextlib.suppress(psutil.Error):
+            member.kill()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    require_java()
+    root = tmp_path_factory.mktemp("mms")
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(CONTAINER_DIR), os.environ.get("PYTHONPATH")])),
+        "SAGEMAKER_BASE_DIR": str(root / "opt_ml"),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "FLEETCAST_BIND_HOST": "127.0.0.1",
+        "FLEETCAST_LOG_LEVEL": "INFO",
+    }
+    for name in ("SAGEMAKER_MULTI_MODEL", "SAGEMAKER_MODEL_SERVER_WORKERS", "FLEETCAST_SERVER"):
+        env.pop(name, None)
+    log_path = root / "serve.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fleetcast.cli", "serve"],
+            env=env,
+            cwd=root,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(process, f"http://127.0.0.1:{port}", log_path, root)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"fleetcast serve exited with {process.returncode}:\n{server.log()}")
+            try:
+                if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"MMS did not answer /ping within {STARTUP_SECONDS} s:\n{server.log()}")
+            time.sleep(0.25)
+        yield server
+    finally:
+        if process.poll() is None:
+            stop_everything(process)
+
+
+def test_listens_on_loopback_only_with_our_settings(server):
+    log = server.log()
+    assert f"Inference address: {server.url}" in log
+    assert "Default workers per model: 1" in log
+    assert re.search(r"Max heap size: \d+ M", log) and "-Xmx" in log
+    assert "/etc/sagemaker-mms.properties" not in log
+
+
+def test_load_list_describe_and_invoke(server, models):
+    daily: BuiltModel = models["daily"]
+    began = time.perf_counter()
+    loaded = server.load("daily", daily.model_dir)
+    print(f"POST /models took {time.perf_counter() - began:.2f} s")
+    assert loaded.status_code == 200, loaded.text
+    assert server.load("hourly", models["hourly"].model_dir).status_code == 200
+
+    listed = requests.get(f"{server.url}/models", timeout=10).json()["models"]
+    assert {(m["modelName"], m["modelUrl"]) for m in listed} >= {
+        ("daily", str(daily.model_dir)),
+        ("hourly", str(models["hourly"].model_dir)),
+    }
+    described = requests.get(f"{server.url}/models/daily", timeout=10)
+    assert described.status_code == 200 and described.json()["modelName"] == "daily"
+    assert len(server.workers_of("daily")) >= 1  # one worker process per model
+
+    answer = server.invoke("daily", json.dumps({"period": 7}))
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json")
+    body = answer.json()
+    assert body["customer"] == "7" and len(body["forecast"]) == 7
+    expected = prophet_reference(daily.model_dir, 7, "D", intervals=True)
+    assert [row["ds"] for row in body["forecast"]] == [stamp.isoformat() for stamp in expected["ds"]]
+    for column in ("yhat", "yhat_lower", "yhat_upper"):
+        np.testing.assert_allclose([row[column] for row in body["forecast"]], expected[column], rtol=1e-9)
+
+
+def test_hourly_model_without_intervals_and_the_double_encoded_request(server, models):
+    body = json.dumps(json.dumps({"period": 24, "intervals": False}))  # the blog sample's form
+    answer = server.invoke("hourly", body)
+    assert answer.status_code == 200, answer.text
+    rows = answer.json()["forecast"]
+    assert len(rows) == 24 and set(rows[0]) == {"ds", "yhat"}
+    expected = prophet_reference(models["hourly"].model_dir, 24, "h", intervals=False)
+    np.testing.assert_allclose([row["yhat"] for row in rows], expected["yhat"], rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "code"),
+    [
+        (b'{"period":', JSON_HEADERS, 400, "bad_json"),
+        (b'{"period": 0}', JSON_HEADERS, 400, "bad_period"),
+        (b'{"period": 9999}', JSON_HEADERS, 400, "bad_period"),
+        (b'{"period": 7, "freq": "bogus"}', JSON_HEADERS, 400, "bad_freq"),
+        (b'{"periods": 7}', JSON_HEADERS, 400, "unknown_field"),
+        (b'{"period": 7}', {"Content-Type": "text/csv"}, 415, "unsupported_content_type"),
+    ],
+)
+def test_bad_requests_come_back_as_json_errors(server, body, headers, status, code):
+    answer = server.invoke("daily", body, headers)
+    assert answer.status_code == status, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.json()["error"] == code and answer.json()["message"]
+
+
+def test_payload_over_the_cap_is_a_json_413(server):
+    # Our cap (6 MiB) sits just below MMS's own frame limit (6,553,500 bytes), so the handler answers.
+    body = b'{"period": 7}' + b" " * (6 * 1024 * 1024)
+    answer = server.invoke("daily", body)
+    assert answer.status_code == 413, answer.text[:500]
+    assert answer.json()["error"] == "payload_too_large"
+
+
+def test_second_load_of_a_loaded_model_is_409(server, models):
+    answer = server.load("daily", models["daily"].model_dir)
+    assert answer.status_code == 409, answer.text
+
+
+def test_unknown_model_is_404(server):
+    assert server.invoke("nobody", b'{"period": 1}').status_code == 404
+    assert requests.get(f"{server.url}/models/nobody", timeout=10).status_code == 404
+    assert requests.delete(f"{server.url}/models/nobody", timeout=10).status_code == 404
+
+
+def test_corrupt_model_loads_but_invokes_as_a_clean_json_error(server, models, tmp_path):
+    model_dir = extract(models["daily"].archive, tmp_path / "corrupt" / "model")
+    text = (model_dir / "model.json").read_text()
+    (model_dir / "model.json").write_text(text[: len(text) // 3])  # a truncated download
+    assert server.load("corrupt", model_dir).status_code == 200  # MMS defers the failure to invoke
+    answer = server.invoke("corrupt", b'{"period": 3}')
+    assert answer.status_code == 500
+    assert answer.headers["Content-Type"].startswith("application/json")
+    error = answer.json()
+    assert error["error"] == "model_invalid"
+    assert str(model_dir) in error["message"] and "checksum" in error["message"]
+    assert "Traceback" not in answer.text
+
+
+def test_missing_model_directory_is_refused_at_load(server, tmp_path):
+    answer = server.load("ghost", tmp_path / "ghost" / "model")
+    assert answer.status_code == 404, answer.text
+
+
+def test_delete_unloads_and_frees_the_worker(server, models, tmp_path):
+    model_dir = tmp_path / "copy" / "model"
+    shutil.copytree(models["daily"].model_dir, model_dir)
+    assert server.load("short-lived", model_dir).status_code == 200
+    assert server.invoke("short-lived", b'{"period": 2}').status_code == 200
+    workers = server.workers_of("short-lived")
+    assert workers
+    deleted = requests.delete(f"{server.url}/models/short-lived", timeout=30)
+    assert deleted.status_code == 200, deleted.text
+    assert requests.get(f"{server.url}/models/short-lived", timeout=10).status_code == 404
+    assert server.invoke("short-lived", b'{"period": 2}').status_code == 404
+    _, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, f"worker processes still running after DELETE: {[p.pid for p in alive]}"
+    # and the name can be loaded again
+    assert server.load("short-lived", model_dir).status_code == 200
+
+
+def test_sigterm_stops_mms_and_every_worker_within_30_s(server):
+    family = server.descendants()
+    java = [p for p in family if "com.amazonaws.ml.mms.ModelServer" in p.cmdline()]
+    workers = [p for p in family if "model_service_worker.py" in " ".join(p.cmdline())]
+    assert java and len(workers) >= 3  # daily, hourly, corrupt, short-lived each have a worker
+    run_dir = re.search(r"Temp directory: (\S+)", server.log()).group(1)
+    assert Path(run_dir).is_dir()
+
+    began = time.monotonic()
+    server.process.send_signal(signal.SIGTERM)
+    code = server.process.wait(SIGTERM_BUDGET_SECONDS)
+    took = time.monotonic() - began
+    print(f"serve exited {code} {took:.1f} s after SIGTERM")
+    assert code == 0, server.log()[-3000:]
+    _, alive = psutil.wait_procs(family, timeout=2)
+    assert not alive, f"orphaned after SIGTERM: {[(p.pid, p.cmdline()[:3]) for p in alive]}"
+    assert not Path(run_dir).exists()
+    assert "Multi Model Server stopped" in server.log()

@@ -1,0 +1,148 @@
+"""The request validation table: each bad request gets its status, error code and an actionable message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fleetcast.serving.protocol import (
+    DEFAULT_MAX_PERIOD,
+    ForecastError,
+    ForecastRequest,
+    Limits,
+    check_content_type,
+    encode_response,
+    parse_request,
+)
+
+JSON = "application/json"
+LIMITS = Limits()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "expected"),
+    [
+        (b'{"period": 7}', JSON, ForecastRequest(7)),
+        (bytearray(b'{"period": 1}'), JSON, ForecastRequest(1)),
+        ('{"period": 366}', JSON, ForecastRequest(366)),
+        (b'{"period": 7, "freq": "h", "intervals": false}', JSON, ForecastRequest(7, "h", False)),
+        (b'{"period": 7, "freq": " 15min ", "intervals": true}', JSON, ForecastRequest(7, "15min", True)),
+        (b'{"period": 7, "freq": null, "intervals": null}', JSON, ForecastRequest(7)),
+        # The blog sample's double-encoded body: a JSON string holding the JSON object.
+        (json.dumps(json.dumps({"period": 5, "freq": "D"})).encode(), JSON, ForecastRequest(5, "D")),
+        (b'{"period": "12"}', JSON, ForecastRequest(12)),
+        (b'{"period": 7}', "application/json; charset=utf-8", ForecastRequest(7)),
+        (b'{"period": 7}', "Application/JSON;charset=UTF-8", ForecastRequest(7)),
+        (b'{"period": 7}', None, ForecastRequest(7)),
+        (b'  {"period": 7}\n', "", ForecastRequest(7)),
+    ],
+)
+def test_valid_requests(body, content_type, expected):
+    assert parse_request(body, content_type, LIMITS) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status", "code", "fragment"),
+    [
+        (b'{"period": 7', JSON, 400, "bad_json", "not valid JSON"),
+        (b"", JSON, 400, "bad_json", "body is empty"),
+        (None, JSON, 400, "bad_json", "body is empty"),
+        (b"   ", JSON, 400, "bad_json", "body is empty"),
+        (b"\xff\xfe{", JSON, 400, "bad_json", "not UTF-8"),
+        (b'"period=7"', JSON, 400, "bad_json", "not valid JSON"),
+        (b"[7]", JSON, 400, "bad_request", "must be a JSON object"),
+        (b'"[7]"', JSON, 400, "bad_request", "must be a JSON object"),
+        (b"7", JSON, 400, "bad_request", "must be a JSON object"),
+        (b"{}", JSON, 400, "bad_period", "period is required"),
+        (b'{"freq": "D"}', JSON, 400, "bad_period", "period is required"),
+        (b'{"period": 0}', JSON, 400, "bad_period", "between 1 and 366"),
+        (b'{"period": -3}', JSON, 400, "bad_period", "between 1 and 366"),
+        (b'{"period": 367}', JSON, 400, "bad_period", "got 367"),
+        (b'{"period": 7.5}', JSON, 400, "bad_period", "must be an integer"),
+        (b'{"period": 7.0}', JSON, 400, "bad_period", "must be an integer"),
+        (b'{"period": true}', JSON, 400, "bad_period", "must be an integer"),
+        (b'{"period": "seven"}', JSON, 400, "bad_period", "must be an integer"),
+        (b'{"period": null}', JSON, 400, "bad_period", "must be an integer"),
+        (b'{"period": [7]}', JSON, 400, "bad_period", "must be an integer"),
+        (b'{"period": 7, "freq": "fortnightly"}', JSON, 400, "bad_freq", "pandas frequency alias"),
+        (b'{"period": 7, "freq": ""}', JSON, 400, "bad_freq", "pandas frequency alias"),
+        (b'{"period": 7, "freq": 1}', JSON, 400, "bad_freq", "pandas frequency alias"),
+        (b'{"period": 7, "freq": "-1D"}', JSON, 400, "bad_freq", "step forward"),
+        (b'{"period": 7, "freq": "0h"}', JSON, 400, "bad_freq", "step forward"),
+        (b'{"period": 7, "intervals": "yes"}', JSON, 400, "bad_intervals", "true or false"),
+        (b'{"period": 7, "intervals": 1}', JSON, 400, "bad_intervals", "true or false"),
+        (b'{"periods": 7}', JSON, 400, "unknown_field", "'periods'; allowed: period, freq, intervals"),
+        (b'{"period": 7, "a": 1, "b": 2}', JSON, 400, "unknown_field", "fields 'a', 'b'"),
+        (b'{"period": 7}', "text/csv", 415, "unsupported_content_type", "send application/json"),
+        (
+            b"period=7",
+            "application/x-www-form-urlencoded",
+            415,
+            "unsupported_content_type",
+            "application/json",
+        ),
+        (b'{"period": 7}', "application/json; charset=latin-1", 415, "unsupported_content_type", "UTF-8"),
+        # content type is checked before the body is read
+        (b"not json", "text/plain", 415, "unsupported_content_type", "text/plain"),
+    ],
+)
+def test_invalid_requests(body, content_type, status, code, fragment):
+    with pytest.raises(ForecastError) as caught:
+        parse_request(body, content_type, LIMITS)
+    error = caught.value
+    assert (error.status, error.code) == (status, code)
+    assert fragment in error.message
+    assert json.loads(error.to_body()) == {"error": code, "message": error.message}
+
+
+def test_payload_cap_gives_413_before_parsing():
+    limits = Limits(max_payload_bytes=64)
+    body = b'{"period": 7}' + b" " * 51
+    assert len(body) == 64
+    assert parse_request(body, JSON, limits) == ForecastRequest(7)
+    with pytest.raises(ForecastError) as caught:
+        parse_request(body + b" ", JSON, limits)
+    assert (caught.value.status, caught.value.code) == (413, "payload_too_large")
+    assert "65 bytes" in caught.value.message
+    with pytest.raises(ForecastError) as caught:
+        parse_request(b"{" * 65, JSON, limits)  # not even valid JSON: size is checked first
+    assert caught.value.status == 413
+
+
+def test_limits_follow_the_environment():
+    limits = Limits.from_env({"FLEETCAST_MAX_PERIOD": "30", "SAGEMAKER_MAX_PAYLOAD_IN_MB": "1"})
+    assert limits == Limits(max_period=30, max_payload_bytes=1024 * 1024)
+    assert Limits.from_env({}) == Limits(max_period=DEFAULT_MAX_PERIOD, max_payload_bytes=6 * 1024 * 1024)
+    assert parse_request(b'{"period": 30}', JSON, limits).period == 30
+    with pytest.raises(ForecastError, match=r"between 1 and 30 .*FLEETCAST_MAX_PERIOD.*got 31"):
+        parse_request(b'{"period": 31}', JSON, limits)
+    for bad in ("0", "-1", "many"):
+        with pytest.raises(ValueError, match="FLEETCAST_MAX_PERIOD"):
+            Limits.from_env({"FLEETCAST_MAX_PERIOD": bad})
+
+
+def test_limits_default_to_the_process_environment(monkeypatch):
+    monkeypatch.setenv("FLEETCAST_MAX_PERIOD", "3")
+    with pytest.raises(ForecastError, match="between 1 and 3 "):
+        parse_request(b'{"period": 4}', JSON)
+
+
+def test_missing_content_type_is_taken_as_json():
+    check_content_type(None)
+    check_content_type("   ")
+
+
+def test_encode_response_keeps_rows_and_turns_non_finite_numbers_into_null():
+    body = encode_response(
+        {
+            "customer": "7",
+            "forecast": [
+                {"ds": "2023-01-01T00:00:00", "yhat": 1.5, "yhat_lower": float("nan"), "yhat_upper": 2.0}
+            ],
+        }
+    )
+    assert json.loads(body) == {
+        "customer": "7",
+        "forecast": [{"ds": "2023-01-01T00:00:00", "yhat": 1.5, "yhat_lower": None, "yhat_upper": 2.0}],
+    }

@@ -1,0 +1,92 @@
+"""`fleetcast serve` start-up decisions that need no Java: server choice, Java check, JVM heap, env checks."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+
+from fleetcast.cli import main
+from fleetcast.serving import serve
+
+GIB = 1024**3
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(monkeypatch, tmp_path):
+    """serve writes the knobs MMS reads into os.environ; give every test its own copy to restore."""
+    kept = ("TMPDIR", "TEMP", "PATH", "SAGEMAKER_BIND_TO_PORT", "SAGEMAKER_MULTI_MODEL")
+    cleared = (
+        "FLEETCAST_SERVER",
+        "FLEETCAST_BIND_HOST",
+        "SAGEMAKER_MODEL_SERVER_VMARGS",
+        "FLEETCAST_MAX_PERIOD",
+        "SAGEMAKER_MAX_PAYLOAD_IN_MB",
+        "JAVA_HOME",
+    )
+    for name in (*kept, *cleared):
+        original = os.environ.get(name)
+        monkeypatch.setenv(name, original or "")  # records the original value (or its absence) for undo
+        if original is None or name in cleared:
+            monkeypatch.delenv(name)
+
+
+def test_lean_server_is_not_available_yet(monkeypatch, caplog):
+    monkeypatch.setenv("FLEETCAST_SERVER", "lean")
+    with caplog.at_level(logging.ERROR):
+        assert main(["serve"]) == 2
+    assert "FLEETCAST_SERVER=lean is not available yet" in caplog.text
+    assert "set it to mms" in caplog.text
+
+
+def test_unknown_server_is_refused(monkeypatch, caplog):
+    monkeypatch.setenv("FLEETCAST_SERVER", "tomcat")
+    with caplog.at_level(logging.ERROR):
+        assert serve.serve_main() == 2
+    assert "'tomcat' is not a server; choose mms" in caplog.text
+
+
+def test_missing_java_fails_with_an_instruction(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
+    with caplog.at_level(logging.ERROR):
+        assert serve.serve_main() == 2
+    assert "Java was not found" in caplog.text and "openjdk-17-jre-headless" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("memory", "heap"),
+    [(1 * GIB, "-Xmx256m"), (4 * GIB, "-Xmx256m"), (24 * GIB, "-Xmx768m"), (256 * GIB, "-Xmx1024m")],
+)
+def test_default_jvm_heap_is_small_and_scaled(memory, heap):
+    assert heap in serve.default_vmargs(memory).split()
+
+
+def test_environment_defaults_and_user_values(monkeypatch, tmp_path):
+    host, port = serve._configure_environment(None, None, tmp_path)
+    assert (host, port) == ("0.0.0.0", 8080)
+    assert os.environ["SAGEMAKER_MULTI_MODEL"] == "true"
+    assert os.environ["TMPDIR"] == os.environ["TEMP"] == str(tmp_path)
+    assert "-Xmx" in os.environ["SAGEMAKER_MODEL_SERVER_VMARGS"]
+
+    monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_VMARGS", "-Xmx2g")
+    monkeypatch.setenv("FLEETCAST_BIND_HOST", "127.0.0.1")
+    assert serve._configure_environment(None, 9999, tmp_path) == ("127.0.0.1", 9999)
+    assert os.environ["SAGEMAKER_MODEL_SERVER_VMARGS"] == "-Xmx2g"
+    assert os.environ["SAGEMAKER_BIND_TO_PORT"] == "9999"
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "fragment"),
+    [
+        ("SAGEMAKER_BIND_TO_PORT", "http", "is not a TCP port"),
+        ("SAGEMAKER_BIND_TO_PORT", "70000", "is not a TCP port"),
+        ("SAGEMAKER_BIND_TO_PORT", "40000", "only accepts ports up to 32767"),
+        ("FLEETCAST_MAX_PERIOD", "0", "FLEETCAST_MAX_PERIOD='0' must be a positive integer"),
+        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "lots", "must be a positive integer"),
+    ],
+)
+def test_bad_settings_fail_at_start(monkeypatch, tmp_path, name, value, fragment):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(serve.ServeError, match=fragment):
+        serve._configure_environment(None, None, tmp_path)
