@@ -60,6 +60,7 @@ MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 DEFAULT_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
 DEFAULT_PORT = 8080
 DEFAULT_THREADS = 4
+WORKER_HEADER = "X-Fleetcast-Worker"
 EXAMPLE_LOAD = '{"model_name": "m1", "url": "/opt/ml/models/m1/model"}'
 # MMS's list API: at most 100 per page, `limit` and `next_page_token` (an offset) as query parameters.
 MAX_PAGE = 100
@@ -354,6 +355,12 @@ def create_app(server: LeanServer) -> Flask:
     @app.post("/invocations")
     def invocations() -> Response:
         return server.invoke(server.single_predictor)
+
+    @app.after_request
+    def name_the_worker(response: Response) -> Response:
+        # Which worker process answered: lets tests and operators see requests spread over workers.
+        response.headers[WORKER_HEADER] = str(os.getpid())
+        return response
 
     @app.errorhandler(404)
     def not_found(exc: Exception) -> Response:

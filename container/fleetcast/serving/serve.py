@@ -99,7 +99,7 @@ def serve_main(host: str | None = None, port: int | None = None) -> int:
 
             return run_lean(host=host, port=port)
         if choice != "mms":
-            raise ServeError(f"{SERVER_ENV}={choice!r} is not a server; choose lean or mms")
+            raise ServeError(f"{SERVER_ENV}={choice!r} is not a server; choose mms or lean")
         return run_mms(host=host, port=port)
     except ServeError as exc:
         log.error("%s", exc)
