@@ -107,12 +107,128 @@ def _serve(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _local_endpoint(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "local-endpoint",
+        help="emulate a SageMaker multi-model endpoint in front of a running `serve` container",
+    )
+    p.add_argument("--models", required=True, help="the models prefix: a folder or s3://bucket/prefix")
+    p.add_argument("--container", default="http://127.0.0.1:8080", help="the container's multi-model API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8081)
+    p.add_argument("--max-loaded", type=int, default=None, help="unload least recently used models above N")
+    p.add_argument(
+        "--disk-cache", type=Path, default=None, help="where models are extracted (default: a temp dir)"
+    )
+    p.add_argument(
+        "--disk-cache-mb", type=float, default=None, help="evict unloaded models' files above this size"
+    )
+    p.add_argument(
+        "--container-models-dir",
+        default=None,
+        help="the cache folder as the container sees it (e.g. /opt/ml/models when it is mounted into docker)",
+    )
+    p.add_argument("--endpoint-name", default=None, help="only answer this endpoint name (default: any)")
+    p.add_argument("--variant", default="AllTraffic", help="the production variant name returned to clients")
+    p.add_argument(
+        "--model-ready-timeout", type=float, default=60.0, help="seconds before ModelNotReadyException"
+    )
+    p.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint (e.g. a moto server)")
+    p.add_argument("--region", default=None)
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.local.endpoint_main import local_endpoint_main
+
+        return local_endpoint_main(
+            models=a.models,
+            container=a.container,
+            host=a.host,
+            port=a.port,
+            max_loaded=a.max_loaded,
+            disk_cache=a.disk_cache,
+            disk_cache_mb=a.disk_cache_mb,
+            container_models_dir=a.container_models_dir,
+            endpoint_name=a.endpoint_name,
+            variant=a.variant,
+            model_ready_timeout=a.model_ready_timeout,
+            s3_endpoint_url=a.s3_endpoint_url,
+            region=a.region,
+        )
+
+    p.set_defaults(run=run)
+
+
+def _invoke(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "invoke", help="call InvokeEndpoint (boto3 sagemaker-runtime) for one customer's forecast"
+    )
+    p.add_argument("--endpoint-url", default=None, help="e.g. http://127.0.0.1:8081 (default: AWS)")
+    p.add_argument("--endpoint-name", default="fleetcast")
+    p.add_argument("--customer", required=True, help="customer id; TargetModel is <customer>.tar.gz")
+    p.add_argument("--period", type=int, default=7)
+    p.add_argument("--freq", default=None)
+    p.add_argument("--intervals", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--region", default=None)
+    p.add_argument("--json", action="store_true", help="print the raw JSON response instead of a table")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.client import invoke_main
+
+        return invoke_main(
+            endpoint_url=a.endpoint_url,
+            endpoint_name=a.endpoint_name,
+            customer=a.customer,
+            period=a.period,
+            freq=a.freq,
+            intervals=a.intervals,
+            region=a.region,
+            raw_json=a.json,
+        )
+
+    p.set_defaults(run=run)
+
+
+def _plot(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="write a PNG of a customer's history and forecast with intervals")
+    p.add_argument(
+        "--models", type=Path, default=None, help="folder of <customer>.tar.gz (history from the model)"
+    )
+    p.add_argument("--data", type=Path, default=None, help="split data folder or CSV (history from the data)")
+    p.add_argument("--customer", required=True)
+    p.add_argument("--period", type=int, default=30)
+    p.add_argument(
+        "--endpoint-url", default=None, help="take the forecast from this endpoint instead of the model"
+    )
+    p.add_argument("--endpoint-name", default="fleetcast")
+    p.add_argument("--history-days", type=int, default=120, help="how much history to show")
+    p.add_argument("--out", type=Path, required=True)
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.plot import plot_main
+
+        return plot_main(
+            models=a.models,
+            data=a.data,
+            customer=a.customer,
+            period=a.period,
+            endpoint_url=a.endpoint_url,
+            endpoint_name=a.endpoint_name,
+            history_days=a.history_days,
+            out=a.out,
+        )
+
+    p.set_defaults(run=run)
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _generate,
     _split,
     _train,
     _local_train,
     _serve,
+    _local_endpoint,
+    _invoke,
+    _plot,
 ]
 
 

@@ -1,0 +1,134 @@
+"""`fleetcast plot`: one customer's history and forecast, with its uncertainty interval, as a PNG.
+
+History comes from the model artifact (Prophet keeps its training history in model.json) or from the
+data (`--data`: a raw CSV or a folder of per-customer CSVs). The forecast comes from an endpoint
+(`--endpoint-url`, through boto3) or is computed from the model the same way the server does: only the
+dates after the last observation. matplotlib is a development dependency, imported here only.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from fleetcast.training.artifact import ArtifactError, archive_name, read_archive
+
+log = logging.getLogger(__name__)
+
+
+def history_from_data(data: Path, customer: str) -> pd.DataFrame:
+    """`ds`, `y` for the customer from a raw CSV (customer_id,timestamp,consumption) or a folder of them."""
+    if data.is_dir():
+        candidates = [data / f"{customer}.csv", *sorted((data / customer).glob("*.csv"))]
+        own = [path for path in candidates if path.is_file()]
+        files = own or sorted(data.rglob("*.csv"))
+    else:
+        files = [data]
+    frames = []
+    for path in files:
+        frame = pd.read_csv(path)
+        if "customer_id" in frame.columns:
+            frame = frame[frame["customer_id"].astype(str) == customer]
+        if frame.empty:
+            continue
+        frames.append(frame.rename(columns={"timestamp": "ds", "consumption": "y"})[["ds", "y"]])
+    if not frames:
+        raise LookupError(f"no rows for customer {customer} in {data}")
+    history = pd.concat(frames, ignore_index=True)
+    history["ds"] = pd.to_datetime(history["ds"])
+    return history.sort_values("ds")
+
+
+def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.DataFrame:
+    from fleetcast.forecasting.prophet_model import future_frame, model_from_json
+
+    model = model_from_json(model_json)
+    future = future_frame(pd.Timestamp(metadata["end"]), period, str(metadata.get("freq") or "D"))
+    return model.predict(future)[["ds", "yhat", "yhat_lower", "yhat_upper"]]
+
+
+def forecast_from_endpoint(endpoint_url: str, endpoint_name: str, customer: str, period: int) -> pd.DataFrame:
+    from fleetcast.client import request_forecast, runtime_client
+
+    forecast = request_forecast(runtime_client(endpoint_url), endpoint_name, customer, period)
+    frame = pd.DataFrame(forecast.rows)
+    frame["ds"] = pd.to_datetime(frame["ds"])
+    return frame
+
+
+def write_plot(history: pd.DataFrame, forecast: pd.DataFrame, customer: str, out: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=100)
+    ax.plot(history["ds"], history["y"], color="0.35", linewidth=1.0, label="history")
+    ax.plot(forecast["ds"], forecast["yhat"], color="tab:blue", linewidth=1.8, label="forecast (yhat)")
+    if {"yhat_lower", "yhat_upper"} <= set(forecast.columns):
+        ax.fill_between(
+            forecast["ds"],
+            forecast["yhat_lower"],
+            forecast["yhat_upper"],
+            color="tab:blue",
+            alpha=0.2,
+            label="uncertainty interval",
+        )
+    ax.set_title(f"customer {customer}: {len(forecast)}-step forecast")
+    ax.set_ylabel("consumption")
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".tmp-{out.name}")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(out)
+    return out
+
+
+def plot_main(
+    *,
+    models: Path | None,
+    data: Path | None,
+    customer: str,
+    period: int,
+    endpoint_url: str | None,
+    endpoint_name: str,
+    history_days: int,
+    out: Path,
+) -> int:
+    if models is None and data is None:
+        log.error("give --models (a folder of <customer>.tar.gz) or --data (the customer's CSVs)")
+        return 2
+    if models is None and endpoint_url is None:
+        log.error("--data gives the history only: add --models or --endpoint-url for the forecast")
+        return 2
+    try:
+        model_json, metadata = read_archive(models / archive_name(customer)) if models else (None, None)
+        if data is not None:
+            history = history_from_data(data, customer)
+        else:
+            from fleetcast.forecasting.prophet_model import model_from_json
+
+            history = model_from_json(model_json).history[["ds", "y"]]
+        if endpoint_url:
+            forecast = forecast_from_endpoint(endpoint_url, endpoint_name, customer, period)
+        else:
+            forecast = forecast_from_model(model_json, metadata, period)
+    except (ArtifactError, LookupError, OSError) as exc:
+        log.error("cannot plot customer %s: %s", customer, exc)
+        return 1
+    cutoff = history["ds"].max() - pd.Timedelta(days=history_days)
+    write_plot(history[history["ds"] >= cutoff], forecast, customer, out)
+    log.info(
+        "wrote %s (customer %s, %d history points, %d forecast steps)",
+        out,
+        customer,
+        len(history),
+        len(forecast),
+    )
+    return 0

@@ -1,0 +1,661 @@
+"""The local multi-model endpoint through real boto3 `sagemaker-runtime`, in front of the real MMS.
+
+One `fleetcast serve` (Multi Model Server, Java) runs for the module; each test starts its own endpoint
+on a free port and unloads whatever it loaded afterwards. The only stand-in peer is the 507 test's tiny
+HTTP server: MMS has no way to be made to answer 507, which the SageMaker platform must handle.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+import numpy as np
+import pandas as pd
+import pytest
+import urllib3
+from botocore.config import Config
+
+from fleetcast.client import format_table, invoke_main, request_forecast
+from fleetcast.forecasting.prophet_model import fit_prophet, model_from_json, model_to_json
+from fleetcast.local.cache_policy import CachePolicy
+from fleetcast.local.container_client import ContainerClient
+from fleetcast.local.endpoint import MultiModelEndpoint
+from fleetcast.local.endpoint_http import RunningEndpoint, start_endpoint
+from fleetcast.local.model_cache import model_id
+from fleetcast.local.model_source import LocalFolderSource, ModelSource, S3Source
+from fleetcast.plot import plot_main
+from fleetcast.training.artifact import read_archive, write_archive
+from fleetcast.training.config import ProphetSettings
+
+REPO = Path(__file__).resolve().parents[2]
+CUSTOMERS = ("0", "1", "2", "3")
+HISTORY_ROWS = 120
+SERVE_START_TIMEOUT_S = 90
+
+
+# ------------------------------------------------------------------ models
+def build_model(directory: Path, customer: str, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2022-01-01", periods=HISTORY_ROWS, freq="D")
+    y = 200 + 20 * np.sin(2 * np.pi * np.arange(HISTORY_ROWS) / 7) + rng.normal(0, 3, HISTORY_ROWS)
+    settings = ProphetSettings(yearly_seasonality=False, daily_seasonality=False, uncertainty_samples=200)
+    model = fit_prophet(pd.DataFrame({"ds": ds, "y": y}), settings)
+    metadata = {
+        "customer": customer,
+        "rows": HISTORY_ROWS,
+        "start": ds[0].isoformat(),
+        "end": ds[-1].isoformat(),
+        "freq": "D",
+        "data_sha256": "test",
+        "config_fingerprint": "test",
+        "prophet": asdict(settings),
+        "metrics": None,
+        "fit_seconds": 0.0,
+        "versions": {},
+        "trained_at": "2023-01-01T00:00:00",
+        "host": "test",
+    }
+    return write_archive(directory, customer, model_to_json(model), metadata)
+
+
+def _tar_with(path: Path, infos: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for info, data in infos:
+            if data is None:
+                tar.addfile(info)
+            else:
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+
+
+def _special(name: str, kind: bytes, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    info.linkname = link
+    return info
+
+
+SLIP_ARCHIVES: dict[str, list[tuple[tarfile.TarInfo, bytes | None]]] = {
+    "slip-dotdot": [(tarfile.TarInfo("../../escaped-dotdot.txt"), b"pwned")],
+    "slip-absolute": [(tarfile.TarInfo("/tmp/fleetcast-escaped-absolute.txt"), b"pwned")],
+    "slip-symlink": [(_special("model.json", tarfile.SYMTYPE, "/etc/passwd"), None)],
+    "slip-hardlink": [(_special("model.json", tarfile.LNKTYPE, "/etc/passwd"), None)],
+    "slip-device": [(_special("model.json", tarfile.CHRTYPE), None)],
+}
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("models")
+    for seed, customer in enumerate(CUSTOMERS):
+        build_model(directory, customer, seed)
+    # A corrupt model: a well-formed, safe tarball whose model.json is not a Prophet model.
+    _tar_with(
+        directory / "corrupt.tar.gz",
+        [(tarfile.TarInfo("model.json"), b"{not json"), (tarfile.TarInfo("metadata.json"), b"{}")],
+    )
+    for name, members in SLIP_ARCHIVES.items():
+        _tar_with(directory / f"{name}.tar.gz", members)
+    # A link inside the models folder that leads outside it.
+    outside = tmp_path_factory.mktemp("outside")
+    shutil.copy(directory / "0.tar.gz", outside / "secret.tar.gz")
+    (directory / "link.tar.gz").symlink_to(outside / "secret.tar.gz")
+    return directory
+
+
+# --------------------------------------------------------------- the real MMS
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _free_mms_port() -> int:
+    """A free port MMS accepts: it refuses ports >= 32767, and the kernel's ephemeral ports start above."""
+    rng = random.Random()
+    for _ in range(100):
+        port = rng.randrange(20000, 32700)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port below 32767 for Multi Model Server")
+
+
+@pytest.fixture(scope="module")
+def mms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerClient]:
+    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+        if os.environ.get("FLEETCAST_REQUIRE_JAVA") == "1":
+            pytest.fail("Java is required (FLEETCAST_REQUIRE_JAVA=1) but not installed")
+        pytest.skip("Multi Model Server needs Java; install openjdk-17-jre-headless to run these tests")
+    base = tmp_path_factory.mktemp("opt_ml")
+    port = _free_mms_port()
+    env = {
+        **os.environ,
+        "SAGEMAKER_BASE_DIR": str(base),
+        "SAGEMAKER_BIND_TO_PORT": str(port),
+        "SAGEMAKER_MULTI_MODEL": "true",
+        "FLEETCAST_BIND_HOST": "127.0.0.1",
+        "PYTHONPATH": str(REPO / "container") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    }
+    log_path = base / "serve.log"
+    with open(log_path, "wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "fleetcast.cli", "serve"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    client = ContainerClient(f"http://127.0.0.1:{port}")
+    try:
+        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
+        while not client.ping():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"fleetcast serve did not come up:\n{log_path.read_text()[-4000:]}")
+            time.sleep(0.25)
+        yield client
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def _unload_all(container: ContainerClient) -> None:
+    for model in container.loaded_models():
+        container.unload(model["modelName"])
+
+
+# ---------------------------------------------------------------- endpoints
+StartEndpoint = Callable[..., RunningEndpoint]
+
+
+@pytest.fixture
+def start(tmp_path: Path) -> Iterator[StartEndpoint]:
+    running: list[tuple[RunningEndpoint, ContainerClient]] = []
+
+    def _start(
+        container: ContainerClient,
+        source: ModelSource,
+        *,
+        max_loaded: int | None = None,
+        disk_cache_bytes: int | None = None,
+        model_ready_timeout_s: float = 60.0,
+    ) -> RunningEndpoint:
+        endpoint = MultiModelEndpoint(
+            source,
+            container,
+            tmp_path / f"cache{len(running)}",
+            policy=CachePolicy(max_loaded=max_loaded, disk_cache_bytes=disk_cache_bytes),
+            model_ready_timeout_s=model_ready_timeout_s,
+        )
+        server = start_endpoint(endpoint)
+        running.append((server, container))
+        return server
+
+    yield _start
+    for server, container in running:
+        server.stop()
+        if container.ping():
+            _unload_all(container)
+
+
+def runtime(url: str) -> Any:
+    return boto3.client(
+        "sagemaker-runtime",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def invoke(
+    client: Any, target: str | None, body: dict[str, Any] | None = None, **extra: Any
+) -> dict[str, Any]:
+    kwargs = {
+        "EndpointName": "fleetcast",
+        "ContentType": "application/json",
+        "Accept": "application/json",
+        **extra,
+    }
+    if target is not None:
+        kwargs["TargetModel"] = target
+    payload = json.dumps(body if body is not None else {"period": 7, "intervals": True}).encode()
+    return client.invoke_endpoint(Body=payload, **kwargs)
+
+
+def fleetcast_header(response: dict[str, Any], name: str) -> str:
+    return response["ResponseMetadata"]["HTTPHeaders"][f"x-fleetcast-{name}"]
+
+
+def container_models(container: ContainerClient) -> set[str]:
+    return {model["modelName"] for model in container.loaded_models()}
+
+
+# -------------------------------------------------------------------- tests
+@pytest.mark.mms
+def test_forecast_through_boto3_matches_prophet(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir))
+    client = runtime(server.url)
+
+    first = invoke(client, "1.tar.gz", CustomAttributes="trace=abc")
+    assert first["InvokedProductionVariant"] == "AllTraffic"
+    assert first["ContentType"].startswith("application/json")
+    body = json.loads(first["Body"].read())
+    assert body["customer"] == "1"
+    rows = body["forecast"]
+    assert len(rows) == 7
+    assert all({"ds", "yhat", "yhat_lower", "yhat_upper"} <= set(row) for row in rows)
+    assert all(row["yhat_lower"] <= row["yhat"] <= row["yhat_upper"] for row in rows)
+    assert fleetcast_header(first, "cache") == "miss"
+    assert fleetcast_header(first, "disk") == "miss"
+    assert float(fleetcast_header(first, "load-ms")) > 0
+
+    # Forecast correctness: the served yhat is Prophet's own predict for the same dates.
+    model_json, metadata = read_archive(models_dir / "1.tar.gz")
+    dates = pd.to_datetime([row["ds"] for row in rows])
+    assert dates[0] == pd.Timestamp(metadata["end"]) + pd.Timedelta(days=1)
+    model = model_from_json(model_json)
+    model.uncertainty_samples = 0
+    expected = model.predict(pd.DataFrame({"ds": dates}))["yhat"].to_numpy()
+    np.testing.assert_allclose([row["yhat"] for row in rows], expected, rtol=1e-9, atol=1e-6)
+
+    second = invoke(client, "1.tar.gz", {"period": 3, "intervals": False})
+    assert fleetcast_header(second, "cache") == "hit"
+    assert float(fleetcast_header(second, "load-wait-ms")) == 0
+    rows = json.loads(second["Body"].read())["forecast"]
+    assert len(rows) == 3 and "yhat_lower" not in rows[0]
+    assert container_models(mms) == {model_id("1.tar.gz")}
+
+    # The client helper and the CLI's table, against the same endpoint.
+    forecast = request_forecast(client, "fleetcast", "1", 5)
+    assert len(forecast.rows) == 5 and forecast.cache == "hit"
+    assert "yhat_lower" in format_table(forecast)
+    out = io.StringIO()
+    code = invoke_main(
+        endpoint_url=server.url,
+        endpoint_name="fleetcast",
+        customer="1",
+        period=4,
+        freq=None,
+        intervals=True,
+        region=None,
+        out=out,
+    )
+    assert code == 0
+    assert "customer 1: 4 steps" in out.getvalue() and out.getvalue().count("\n") == 1 + 2 + 4
+
+    ping = urllib3.request("GET", server.url + "/ping")
+    assert ping.status == 200
+    stats = json.loads(urllib3.request("GET", server.url + "/fleetcast/stats").data)
+    assert stats["loaded"] == ["1.tar.gz"] and stats["loaded_count"] == 1
+    assert stats["stats"] == {"downloads": 1, "loads": 1}
+
+    # `fleetcast plot` with the forecast taken from the endpoint and the history from the model.
+    png = tmp_path / "plot.png"
+    code = plot_main(
+        models=models_dir,
+        data=None,
+        customer="1",
+        period=14,
+        endpoint_url=server.url,
+        endpoint_name="fleetcast",
+        history_days=60,
+        out=png,
+    )
+    assert code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert (
+        plot_main(
+            models=None,
+            data=None,
+            customer="1",
+            period=3,
+            endpoint_url=None,
+            endpoint_name="x",
+            history_days=9,
+            out=png,
+        )
+        == 2
+    )
+
+
+@pytest.mark.mms
+def test_validation_errors(mms: ContainerClient, models_dir: Path, start: StartEndpoint) -> None:
+    server = start(mms, LocalFolderSource(models_dir))
+    client = runtime(server.url)
+    with pytest.raises(client.exceptions.ValidationError, match="Target-Model header is required"):
+        invoke(client, None)
+    with pytest.raises(client.exceptions.ValidationError, match="endpoint name"):
+        client.invoke_endpoint(EndpointName="bad_name", TargetModel="1.tar.gz", Body=b"{}")
+    with pytest.raises(client.exceptions.ValidationError, match="TargetVariant"):
+        invoke(client, "1.tar.gz", TargetVariant="Canary")
+    with pytest.raises(client.exceptions.ValidationError, match="Failed to download model data") as unknown:
+        invoke(client, "no-such-customer.tar.gz")
+    assert unknown.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert container_models(mms) == set()
+
+    # Header names are case-insensitive: a raw request with a lower-case header works too.
+    raw = urllib3.request(
+        "POST",
+        server.url + "/endpoints/fleetcast/invocations",
+        body=b'{"period": 2}',
+        headers={"x-amzn-sagemaker-target-model": "2.tar.gz", "content-type": "application/json"},
+    )
+    assert raw.status == 200, raw.data
+    assert raw.headers["x-Amzn-Invoked-Production-Variant"] == "AllTraffic"
+    assert len(json.loads(raw.data)["forecast"]) == 2
+
+
+@pytest.mark.mms
+@pytest.mark.parametrize(
+    "target",
+    ["../0.tar.gz", "../../etc/passwd", "/etc/passwd", "a/../../0.tar.gz", "..\\0.tar.gz", "./0.tar.gz"],
+)
+def test_traversal_attempts_are_rejected(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint, target: str
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir / "."))
+    client = runtime(server.url)
+    with pytest.raises(client.exceptions.ValidationError):
+        invoke(client, target)
+    assert server.endpoint.stats["downloads"] == 0
+    assert container_models(mms) == set()
+
+
+@pytest.mark.mms
+def test_a_symlink_leading_out_of_the_models_folder_is_not_followed(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir))
+    client = runtime(server.url)
+    with pytest.raises(client.exceptions.ValidationError, match="no model archive"):
+        invoke(client, "link.tar.gz")
+    assert server.endpoint.stats["downloads"] == 0
+
+
+@pytest.mark.mms
+@pytest.mark.parametrize("archive", sorted(SLIP_ARCHIVES))
+def test_tar_slip_archives_are_rejected(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path, archive: str
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir))
+    client = runtime(server.url)
+    before = {p for p in tmp_path.parent.rglob("*") if "escaped" in p.name}
+    with pytest.raises(client.exceptions.ValidationError, match="rejected") as rejected:
+        invoke(client, f"{archive}.tar.gz")
+    assert archive in rejected.value.response["Error"]["Message"]
+    cache = server.endpoint.disk.root
+    assert [p.name for p in cache.iterdir()] == [], "nothing left in the cache"
+    assert {p for p in tmp_path.parent.rglob("*") if "escaped" in p.name} == before
+    assert not Path("/tmp/fleetcast-escaped-absolute.txt").exists()
+    assert server.endpoint.stats["loads"] == 0
+    assert container_models(mms) == set()
+
+
+@pytest.mark.mms
+def test_model_errors_carry_the_containers_status_and_message(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir))
+    client = runtime(server.url)
+    with pytest.raises(client.exceptions.ModelError) as bad_request:
+        invoke(client, "0.tar.gz", {"period": 0})
+    error = bad_request.value.response
+    assert error["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert error["OriginalStatusCode"] == 400
+    assert json.loads(error["OriginalMessage"])["error"]
+    assert "period" in error["OriginalMessage"]
+    assert error["LogStreamArn"].startswith("arn:aws:logs:")
+    assert "Received client error (400)" in error["Error"]["Message"]
+
+    with pytest.raises(client.exceptions.ModelError) as corrupt:
+        invoke(client, "corrupt.tar.gz")
+    error = corrupt.value.response
+    assert error["OriginalStatusCode"] >= 400
+    original = json.loads(error["OriginalMessage"])
+    assert set(original) >= {"error", "message"}
+    assert "Traceback" not in error["OriginalMessage"]
+
+    # A model error does not poison the endpoint: a good model still answers.
+    assert invoke(client, "0.tar.gz")["ResponseMetadata"]["HTTPStatusCode"] == 200
+
+
+@pytest.mark.mms
+def test_lru_eviction_order_under_max_loaded(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir), max_loaded=2)
+    client = runtime(server.url)
+    a, b, c = (model_id(f"{customer}.tar.gz") for customer in ("0", "1", "2"))
+    invoke(client, "0.tar.gz")
+    invoke(client, "1.tar.gz")
+    invoke(client, "0.tar.gz")  # 0 is now more recent than 1
+    assert container_models(mms) == {a, b}
+    invoke(client, "2.tar.gz")
+    assert container_models(mms) == {a, c}, "the least recently used model (1) is unloaded"
+    assert server.endpoint.loaded_models() == [a, c]
+    invoke(client, "1.tar.gz")
+    assert container_models(mms) == {c, b}
+    response = invoke(client, "1.tar.gz")
+    assert fleetcast_header(response, "cache") == "hit"
+    # 1 was unloaded from the container but kept on disk: loading it again needed no download.
+    assert server.endpoint.stats["downloads"] == 3
+    assert server.endpoint.stats["loads"] == 4
+    assert server.endpoint.stats["unloads"] == 2
+
+
+@pytest.mark.mms
+def test_disk_cache_evicts_unloaded_models_over_budget(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir), max_loaded=1, disk_cache_bytes=1)
+    client = runtime(server.url)
+    cache = server.endpoint.disk.root
+    invoke(client, "0.tar.gz")
+    assert sorted(p.name for p in cache.iterdir()) == [model_id("0.tar.gz")], (
+        "in use: kept though over budget"
+    )
+    invoke(client, "1.tar.gz")
+    assert sorted(p.name for p in cache.iterdir()) == [model_id("1.tar.gz")]
+    assert server.endpoint.stats["disk_evictions"] == 1
+    response = invoke(client, "0.tar.gz")
+    assert fleetcast_header(response, "disk") == "miss", "evicted from disk: downloaded again"
+
+
+@pytest.mark.mms
+def test_concurrent_first_requests_download_and_load_once(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir))
+    clients = 8
+    barrier = threading.Barrier(clients)
+
+    def first_request(_: int) -> dict[str, Any]:
+        client = runtime(server.url)
+        barrier.wait(timeout=30)
+        return invoke(client, "3.tar.gz")
+
+    with ThreadPoolExecutor(max_workers=clients) as pool:
+        responses = list(pool.map(first_request, range(clients)))
+    assert all(r["ResponseMetadata"]["HTTPStatusCode"] == 200 for r in responses)
+    assert server.endpoint.stats["downloads"] == 1
+    assert server.endpoint.stats["loads"] == 1
+    disk = sorted(fleetcast_header(r, "disk") for r in responses)
+    assert disk.count("miss") == 1, f"exactly one request downloaded the model: {disk}"
+    assert container_models(mms) == {model_id("3.tar.gz")}
+
+
+@pytest.mark.mms
+def test_model_not_ready_while_loading_then_served(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+) -> None:
+    server = start(mms, LocalFolderSource(models_dir), model_ready_timeout_s=0.05)
+    client = runtime(server.url)
+    with pytest.raises(client.exceptions.ModelNotReadyException, match="retry"):
+        invoke(client, "2.tar.gz")
+    deadline = time.monotonic() + 60
+    while True:  # clients are expected to retry; the load went on in the background
+        try:
+            response = invoke(client, "2.tar.gz")
+            break
+        except client.exceptions.ModelNotReadyException:
+            assert time.monotonic() < deadline, "the model never became ready"
+            time.sleep(0.2)
+    assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert server.endpoint.stats["loads"] == 1
+
+
+def test_container_down_is_service_unavailable(models_dir: Path, start: StartEndpoint) -> None:
+    server = start(ContainerClient(f"http://127.0.0.1:{_free_port()}"), LocalFolderSource(models_dir))
+    client = runtime(server.url)
+    with pytest.raises(client.exceptions.ServiceUnavailable, match="not answering"):
+        invoke(client, "0.tar.gz")
+    assert urllib3.request("GET", server.url + "/ping").status == 503
+
+
+# ------------------------------------------------------------------------ 507
+class _Fake507Container(BaseHTTPRequestHandler):
+    """A peer that answers 507 to `POST /models` while `refusals` lasts (MMS itself never does)."""
+
+    protocol_version = "HTTP/1.1"
+    state: dict[str, Any]
+
+    def _reply(self, status: int, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        with self.state["lock"]:
+            self.state["calls"].append(("POST", self.path))
+            if self.path == "/models":
+                name = json.loads(body)["model_name"]
+                if self.state["refusals"] > 0:
+                    self.state["refusals"] -= 1
+                    return self._reply(507, {"code": 507, "message": "Insufficient memory"})
+                self.state["loaded"].append(name)
+                return self._reply(200, {"status": f"Model {name} registered"})
+            name = self.path.split("/")[2]
+            if name not in self.state["loaded"]:
+                return self._reply(404, {"code": 404, "message": "Model not found"})
+        return self._reply(200, {"customer": name, "forecast": []})
+
+    def do_DELETE(self) -> None:
+        name = self.path.split("/")[2]
+        with self.state["lock"]:
+            self.state["calls"].append(("DELETE", self.path))
+            if name in self.state["loaded"]:
+                self.state["loaded"].remove(name)
+                return self._reply(200, {"status": "unregistered"})
+        return self._reply(404, {"code": 404, "message": "Model not found"})
+
+    def do_GET(self) -> None:
+        self._reply(200, {"status": "Healthy"})
+
+    def log_message(self, *_: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_507_container() -> Iterator[tuple[ContainerClient, dict[str, Any]]]:
+    state: dict[str, Any] = {"lock": threading.Lock(), "calls": [], "loaded": [], "refusals": 0}
+    handler = type("Handler", (_Fake507Container,), {"state": state})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield ContainerClient(f"http://127.0.0.1:{server.server_port}"), state
+    server.shutdown()
+    server.server_close()
+    thread.join(timeout=10)
+
+
+def test_507_unloads_least_recently_used_and_retries(
+    fake_507_container: tuple[ContainerClient, dict[str, Any]], models_dir: Path, start: StartEndpoint
+) -> None:
+    container, state = fake_507_container
+    server = start(container, LocalFolderSource(models_dir))
+    client = runtime(server.url)
+    a, b, c = (model_id(f"{customer}.tar.gz") for customer in ("0", "1", "2"))
+    invoke(client, "0.tar.gz")
+    invoke(client, "1.tar.gz")
+    invoke(client, "0.tar.gz")
+    state["refusals"] = 1
+    assert invoke(client, "2.tar.gz")["ResponseMetadata"]["HTTPStatusCode"] == 200
+    assert ("DELETE", f"/models/{b}") in state["calls"], "1 was the least recently used"
+    assert state["loaded"] == [a, c]
+    assert server.endpoint.stats["container_507"] == 1
+
+    # Out of room with nothing left to unload: a ModelError carrying the 507.
+    state["refusals"] = 100
+    with pytest.raises(client.exceptions.ModelError) as full:
+        invoke(client, "3.tar.gz")
+    assert full.value.response["OriginalStatusCode"] == 507
+    assert state["loaded"] == [], "it unloaded every idle model before giving up"
+    assert state["refusals"] == 100 - 3
+
+
+# ------------------------------------------------------------------------ S3
+@pytest.mark.mms
+def test_s3_prefix_via_moto(mms: ContainerClient, models_dir: Path, start: StartEndpoint) -> None:
+    from moto.server import ThreadedMotoServer
+
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    moto.start()
+    try:
+        host, port = moto.get_host_and_port()
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=f"http://{host}:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        s3.create_bucket(Bucket="fleet")
+        s3.upload_file(str(models_dir / "2.tar.gz"), "fleet", "models/v1/2.tar.gz")
+        s3.upload_file(str(models_dir / "slip-dotdot.tar.gz"), "fleet", "models/v1/slip.tar.gz")
+        s3.put_object(Bucket="fleet", Key="models/secret.tar.gz", Body=b"outside the prefix")
+        server = start(mms, S3Source(bucket="fleet", prefix="models/v1/", client=s3))
+        client = runtime(server.url)
+
+        body = json.loads(invoke(client, "2.tar.gz")["Body"].read())
+        assert body["customer"] == "2" and len(body["forecast"]) == 7
+        with pytest.raises(client.exceptions.ValidationError, match=r"s3://fleet/models/v1/9\.tar\.gz"):
+            invoke(client, "9.tar.gz")
+        with pytest.raises(client.exceptions.ValidationError, match=r"'\.\.'"):
+            invoke(client, "../secret.tar.gz")
+        with pytest.raises(client.exceptions.ValidationError, match="rejected"):
+            invoke(client, "slip.tar.gz")
+        assert server.endpoint.stats["downloads"] == 1
+    finally:
+        moto.stop()
