@@ -25,6 +25,8 @@ on two cores while costing only a few MB of copied models.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -69,6 +71,34 @@ GRACEFUL_SECONDS = 10
 # How often an idle worker checks for unloaded models, and how long DELETE waits for the others.
 WATCH_SECONDS = 0.01
 DELETE_ACK_SECONDS = 5.0
+# Unloads come in bursts (the platform evicts many models under pressure): trim once the burst is over.
+TRIM_AFTER_SECONDS = 0.2
+M_ARENA_MAX = -8  # glibc mallopt parameter
+MALLOC_ARENAS = 2
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:  # not glibc: nothing to tune
+        return None
+
+
+LIBC = _libc()
+
+
+def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
+    """Few malloc arenas: glibc gives each thread its own, and freed model memory then stays scattered
+    over them instead of going back to the OS. Set in the master, inherited by every worker."""
+    if LIBC is not None and hasattr(LIBC, "mallopt"):
+        LIBC.mallopt(M_ARENA_MAX, arenas)
+
+
+def release_memory() -> None:
+    """After unloads: collect cycles and hand freed heap pages back to the OS (DELETE frees for real)."""
+    gc.collect()
+    if LIBC is not None and hasattr(LIBC, "malloc_trim"):
+        LIBC.malloc_trim(0)
 
 
 def _json(status: int, body: Any) -> Response:
@@ -84,23 +114,29 @@ class WorkerModels:
 
     def __init__(self, registry: SharedRegistry) -> None:
         self.registry = registry
-        self.local: dict[str, tuple[int, Predictor]] = {}  # name -> (registry inode, predictor)
+        self.local: dict[str, tuple[str, Predictor]] = {}  # name -> (registry entry key, predictor)
+        self.listing: dict[str, str] = {}  # the registry's {name: key} as of seen_generation
         self.seen_generation = -1
         self.slot: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._dropped_at: float | None = None
 
     def sync(self) -> None:
-        """Drop models the registry no longer lists (or lists as a different, re-loaded model)."""
+        """Drop models the registry no longer lists (or lists as a different, re-loaded entry)."""
         generation = self.registry.generation
         if generation == self.seen_generation:
             return
         with self._lock:
             generation = self.registry.generation
-            listing = self.registry.inodes()
-            for name in [name for name, (inode, _) in self.local.items() if listing.get(name) != inode]:
+            listing = self.registry.listing()
+            gone = [name for name, (key, _) in self.local.items() if listing.get(name) != key]
+            for name in gone:
                 del self.local[name]
+            self.listing = listing
             self.seen_generation = generation
+        if gone:
+            self._dropped_at = time.monotonic()
         if self.slot is not None:
             self.registry.acknowledge(self.slot, generation)
 
@@ -109,23 +145,27 @@ class WorkerModels:
         held = self.local.get(name)
         if held is not None:
             return held[1]
-        entry = self.registry.read(name)
-        if entry is None:
+        key = self.listing.get(name)
+        if key is None:
+            return None
+        entry = self.registry.read(name, key)
+        if entry is None:  # unloaded since our last look
             return None
         predictor = from_document(entry.document)
         with self._lock:
-            # Keep it only if the registry still lists this very entry (a DELETE may have raced us).
-            if self.registry.inodes().get(name) == entry.inode:
-                self.local[name] = (entry.inode, predictor)
+            # Keep it only if it is still the listed entry (a DELETE may have raced us).
+            if self.listing.get(name) == key:
+                self.local[name] = (key, predictor)
         return predictor
 
-    def keep(self, name: str, inode: int, loaded: LoadedModel) -> None:
+    def keep(self, name: str, key: str, loaded: LoadedModel) -> None:
         with self._lock:
-            self.local[name] = (inode, loaded.predictor)
+            self.local[name] = (key, loaded.predictor)
 
     def drop(self, name: str) -> None:
         with self._lock:
             self.local.pop(name, None)
+        self._dropped_at = time.monotonic()
 
     def start_watching(self) -> None:
         """In a worker: claim an acknowledgement slot and drop unloaded models even when idle."""
@@ -144,6 +184,10 @@ class WorkerModels:
         while not self._stop.wait(WATCH_SECONDS):
             try:
                 self.sync()
+                dropped_at = self._dropped_at
+                if dropped_at is not None and time.monotonic() - dropped_at > TRIM_AFTER_SECONDS:
+                    self._dropped_at = None
+                    release_memory()
             except Exception:  # the watcher must outlive a transient filesystem hiccup
                 log.exception("model registry watch failed")
                 time.sleep(1)
@@ -181,7 +225,7 @@ class LeanServer:
             return _error(507, "insufficient_memory", str(exc))
         entry = self.registry.read(name)
         if entry is not None:
-            self.models.keep(name, entry.inode, loaded)
+            self.models.keep(name, entry.key, loaded)
         log.info(
             "loaded model %s (customer %s) from %s in %.1f ms%s",
             name,
@@ -231,7 +275,8 @@ class LeanServer:
         if limit < 0 or limit > MAX_PAGE:
             limit = MAX_PAGE
         offset = max(0, _int_or(token_text, 0))
-        names = self.registry.names()
+        listing = self.registry.listing()
+        names = sorted(listing)
         end = offset + limit
         body: dict[str, Any] = {}
         if end > len(names):
@@ -240,7 +285,7 @@ class LeanServer:
             body["nextPageToken"] = str(end)
         models = []
         for name in names[offset:end]:
-            entry = self.registry.read(name)
+            entry = self.registry.read(name, listing[name])
             if entry is not None:
                 models.append({"modelName": name, "modelUrl": entry.url})
         body["models"] = models
@@ -472,6 +517,7 @@ def run_lean(host: str | None = None, port: int | None = None) -> int:
     except ValueError as exc:
         log.error("%s", exc)
         return 2
+    limit_malloc_arenas()
     warm_up()
     registry = SharedRegistry()
     # The empty server's size: the master now, and each worker a forked copy of it.

@@ -13,7 +13,8 @@ models it has served, and a small shared store says which models are loaded:
 - an estimate of the bytes all loaded models take, for the memory budget.
 
 Writers serialise on an flock (released by the kernel if a worker dies holding it); readers take no lock.
-A file is published with link(2), which fails if the name exists: that is the atomic 409 check.
+Each load's file is named after the model and the generation that published it, so a re-loaded name is
+a new entry; the 409 check and the publishing rename happen under the lock.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 ENTRY_PREFIX = "m."
+GENERATION_SEPARATOR = "+"
 MAX_NAME_BYTES = 200  # file names stop at 255 bytes; the quoted name must fit with the prefix
 MAX_WORKER_SLOTS = 128
 ACK_POLL_SECONDS = 0.005
@@ -56,11 +58,11 @@ class Entry:
     url: str
     estimate_bytes: int
     document: dict[str, Any]  # everything the loader stored (compiled form, metadata, ...)
-    inode: int
+    key: str  # the entry's file name: unique per load, so a re-loaded name is a different entry
 
 
-def entry_file_name(name: str) -> str:
-    """A file name for any model name: percent-quoted (no '/', no hidden or dot names)."""
+def check_name(name: str) -> str:
+    """The model name percent-quoted for a file name (no '/', no dot names); 400 if unusable."""
     if not name:
         raise RegistryError(400, "bad_model_name", "model_name must be a non-empty string")
     if any(ord(ch) < 32 for ch in name):
@@ -72,13 +74,18 @@ def entry_file_name(name: str) -> str:
             "bad_model_name",
             f"model_name is too long ({len(quoted)} bytes quoted; limit {MAX_NAME_BYTES})",
         )
-    return ENTRY_PREFIX + quoted
+    return quoted
+
+
+def entry_file_name(name: str, generation: int) -> str:
+    # quote() escapes '+', so the last '+' always separates the name from the load's generation.
+    return f"{ENTRY_PREFIX}{check_name(name)}{GENERATION_SEPARATOR}{generation}"
 
 
 def name_from_file(file_name: str) -> str | None:
-    if not file_name.startswith(ENTRY_PREFIX):
+    if not file_name.startswith(ENTRY_PREFIX) or GENERATION_SEPARATOR not in file_name:
         return None
-    return unquote(file_name[len(ENTRY_PREFIX) :])
+    return unquote(file_name[len(ENTRY_PREFIX) :].rsplit(GENERATION_SEPARATOR, 1)[0])
 
 
 def default_store_parent() -> str:
@@ -163,11 +170,22 @@ class SharedRegistry:
 
     # ---- entries -----------------------------------------------------------------------------------
 
-    def path_for(self, name: str) -> Path:
-        return self.directory / entry_file_name(name)
+    def listing(self) -> dict[str, str]:
+        """{model name: entry key} of every loaded model."""
+        found = {}
+        with os.scandir(self.directory) as entries:
+            for item in entries:
+                name = name_from_file(item.name)
+                if name is not None:
+                    found[name] = item.name
+        return found
+
+    def names(self) -> list[str]:
+        return sorted(self.listing())
 
     def contains(self, name: str) -> bool:
-        return self.path_for(name).exists()
+        check_name(name)
+        return name in self.listing()
 
     def add(
         self, name: str, url: str, estimate_bytes: int, document: dict[str, Any], admit: Any = None
@@ -176,44 +194,45 @@ class SharedRegistry:
 
         Returns the new generation.
         """
-        final = self.path_for(name)
+        check_name(name)
         body = json.dumps({"name": name, "url": url, "estimate_bytes": int(estimate_bytes), **document})
         temp = self.directory / f".tmp-{uuid.uuid4().hex}"
         temp.write_text(body)
         try:
             with self._locked():
+                if name in self.listing():
+                    raise RegistryError(409, "model_already_loaded", f"model {name!r} is already loaded")
                 if admit is not None:
                     admit(self._estimate_total.value)
-                try:
-                    os.link(temp, final)
-                except FileExistsError:
-                    raise RegistryError(
-                        409, "model_already_loaded", f"model {name!r} is already loaded"
-                    ) from None
+                generation = self._generation.value + 1
+                os.rename(temp, self.directory / entry_file_name(name, generation))
                 self._estimate_total.value += int(estimate_bytes)
-                self._generation.value += 1
-                return self._generation.value
+                self._generation.value = generation
+                return generation
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
 
     def remove(self, name: str) -> tuple[Entry, int]:
         """Unpublish a model; 404 if it is not loaded. Returns (the entry, the new generation)."""
-        path = self.path_for(name)
+        check_name(name)
         with self._locked():
             entry = self.read(name)
             if entry is None:
                 raise RegistryError(404, "model_not_found", f"model {name!r} is not loaded")
-            path.unlink()
+            os.unlink(self.directory / entry.key)
             self._estimate_total.value -= entry.estimate_bytes
             self._generation.value += 1
             return entry, self._generation.value
 
-    def read(self, name: str) -> Entry | None:
+    def read(self, name: str, key: str | None = None) -> Entry | None:
+        """The entry for `name` (or exactly the entry `key`), None if it is not loaded."""
+        if key is None:
+            key = self.listing().get(name)
+            if key is None:
+                return None
         try:
-            with open(self.path_for(name), "rb") as handle:
-                inode = os.fstat(handle.fileno()).st_ino
-                data = json.loads(handle.read())
+            data = json.loads((self.directory / key).read_bytes())
         except FileNotFoundError:
             return None
         return Entry(
@@ -221,21 +240,8 @@ class SharedRegistry:
             url=data["url"],
             estimate_bytes=int(data["estimate_bytes"]),
             document=data,
-            inode=inode,
+            key=key,
         )
-
-    def inodes(self) -> dict[str, int]:
-        """{name: inode} of every loaded model (a re-loaded name gets a new inode)."""
-        listing = {}
-        with os.scandir(self.directory) as entries:
-            for item in entries:
-                name = name_from_file(item.name)
-                if name is not None:
-                    listing[name] = item.inode()
-        return listing
-
-    def names(self) -> list[str]:
-        return sorted(self.inodes())
 
     def close(self) -> None:
         """Remove the store (the parent does this once every worker has stopped)."""
