@@ -85,7 +85,7 @@ class Server:
             return []
 
 
-def start_server(kind: str, root: Path) -> Server:
+def start_server(kind: str, root: Path, **env_extra: str) -> Server:
     port = free_port()
     env = {
         **os.environ,
@@ -100,6 +100,7 @@ def start_server(kind: str, root: Path) -> Server:
         env.pop(name, None)
     if kind == "lean":
         env["SAGEMAKER_MODEL_SERVER_WORKERS"] = "2"  # exercise the cross-worker registry on any machine
+    env.update(env_extra)
     log_path = root / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(

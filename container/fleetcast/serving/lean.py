@@ -545,7 +545,11 @@ def run_lean(host: str | None = None, port: int | None = None) -> int:
         def load(self) -> Flask:
             return app
 
-    log.info("starting the lean server (gunicorn, %d worker(s)); SIGTERM stops it", settings.workers)
+    log.info(
+        "starting the lean server (gunicorn, %d worker(s)), model registry in %s (SIGTERM stops it)",
+        settings.workers,
+        registry.directory,
+    )
     try:
         LeanApplication().run()
     except SystemExit as exc:  # gunicorn's arbiter leaves through sys.exit, also on a clean stop
