@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import http.client
 import json
+import math
 import os
 import random
 import resource
@@ -39,8 +40,10 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -379,6 +382,58 @@ class Measured:
         return GIB / self.per_model_bytes
 
 
+def count_listed(port: int, limit: int) -> int:
+    """Walk GET /models page by page (bounded) and count the models."""
+    count, token = 0, None
+    for _ in range(limit // 100 + 3):
+        path = "/models?limit=100" + (f"&next_page_token={token}" if token else "")
+        _, body, _ = request(port, "GET", path)
+        page = json.loads(body)
+        count += len(page["models"])
+        token = page.get("nextPageToken")
+        if not token:
+            break
+    return count
+
+
+def cold_phase(port: int, models: list[tuple[str, Path]], result: Measured) -> None:
+    """Never-loaded models, one at a time: POST /models then the first invoke, timed together."""
+    for name, url in models:
+        began = time.perf_counter()
+        if load(port, name, url) != 200:
+            result.load_failures += 1
+            continue
+        _, status = Client(port).invoke(name)
+        result.cold_direct.append((time.perf_counter() - began) * 1000)
+        if status != 200:
+            result.load_failures += 1
+
+
+def load_phase(port: int, models: list[tuple[str, Path]], result: Measured, timeout: float) -> None:
+    began = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    for name, url in models:
+        if time.monotonic() > deadline:
+            print(f"[{result.kind}] load phase stopped at its {timeout:.0f} s bound", flush=True)
+            break
+        if load(port, name, url) != 200:
+            result.load_failures += 1
+    result.load_seconds = time.perf_counter() - began
+
+
+def delete_phase(port: int, result: Measured, limit: int) -> None:
+    """DELETE every listed model (page by page, bounded)."""
+    for _ in range(limit // 100 + 5):
+        _, body, _ = request(port, "GET", "/models?limit=100")
+        listed = json.loads(body)["models"]
+        if not listed:
+            return
+        for model in listed:
+            status, _, _ = request(port, "DELETE", f"/models/{model['modelName']}")
+            if status != 200:
+                result.delete_failures += 1
+
+
 def measure(
     kind: str,
     models: list[tuple[str, Path]],
@@ -387,9 +442,9 @@ def measure(
     args: argparse.Namespace,
     env_extra: dict[str, str],
 ) -> Measured:
-    """Every measurement on one server; `held_back` models stay never-loaded for the endpoint's cold starts."""
+    """Every measurement on one server; `held_back` models stay never-loaded (the endpoint's cold starts)."""
     result = Measured(kind)
-    budget = args.mms_models if kind == "mms" else len(models)
+    resident = models[: args.mms_models] if kind == "mms" else models
     seconds = args.mms_seconds if kind == "mms" else args.lean_seconds
     cold_count = args.mms_cold if kind == "mms" else args.cold
     port = free_port()
@@ -405,50 +460,17 @@ def measure(
     try:
         time.sleep(1.0)
         result.rss_empty = server.tree_rss()
-
-        # Cold: a never-loaded model, load + first predict, one at a time (direct container API).
         print(f"[{kind}] cold invokes (direct): {cold_count}", flush=True)
-        resident = models[:budget]
-        for name, url in resident[:cold_count]:
-            began = time.perf_counter()
-            if load(port, name, url) != 200:
-                result.load_failures += 1
-                continue
-            client = Client(port)
-            _, status = client.invoke(name)
-            result.cold_direct.append((time.perf_counter() - began) * 1000)
-            if status != 200:
-                result.load_failures += 1
-
+        cold_phase(port, resident[:cold_count], result)
         print(f"[{kind}] loading {len(resident) - cold_count} more models ...", flush=True)
-        began = time.perf_counter()
-        deadline = time.monotonic() + args.load_timeout
-        for name, url in resident[cold_count:]:
-            if time.monotonic() > deadline:
-                print(f"[{kind}] load phase stopped at its {args.load_timeout} s bound", flush=True)
-                break
-            if load(port, name, url) != 200:
-                result.load_failures += 1
-        result.load_seconds = time.perf_counter() - began
-        status, body, _ = request(port, "GET", "/models?limit=100")
-        listed = json.loads(body)
-        count = len(listed["models"])
-        token = listed.get("nextPageToken")
-        for _ in range(len(models) // 100 + 2):
-            if not token:
-                break
-            _, body, _ = request(port, "GET", f"/models?limit=100&next_page_token={token}")
-            listed = json.loads(body)
-            count += len(listed["models"])
-            token = listed.get("nextPageToken")
-        result.loaded = count
+        load_phase(port, resident[cold_count:], result, args.load_timeout)
+        result.loaded = count_listed(port, len(resident))
         time.sleep(1.0)
         result.rss_loaded = server.tree_rss()
         names = [name for name, _ in resident][: result.loaded]
 
         print(f"[{kind}] warm invokes: up to {args.warm_requests} over {len(names)} models", flush=True)
         result.warm = warm_latencies(port, names, args.warm_requests, seconds=120)
-
         print(
             f"[{kind}] throughput: {args.clients} clients over {len(names)} models for {seconds:.0f} s",
             flush=True,
@@ -456,23 +478,12 @@ def measure(
         result.tput = throughput(port, names, args.clients, seconds, max_requests=10_000_000)
         result.rss_served = server.tree_rss()
 
-        if args.endpoint:
+        if args.endpoint and held_back:
             endpoint = measure_endpoint(result, port, held_back, work, env, args)
-
-        print(f"[{kind}] DELETE every model ...", flush=True)
-        if endpoint is not None:
             endpoint.stop()
             endpoint = None
-        _, body, _ = request(port, "GET", "/models?limit=100")
-        for _ in range(len(models) // 100 + 5):
-            listed = json.loads(body)["models"]
-            if not listed:
-                break
-            for model in listed:
-                status, _, _ = request(port, "DELETE", f"/models/{model['modelName']}")
-                if status != 200:
-                    result.delete_failures += 1
-            _, body, _ = request(port, "GET", "/models?limit=100")
+        print(f"[{kind}] DELETE every model ...", flush=True)
+        delete_phase(port, result, len(models) + len(held_back))
         time.sleep(2.0)
         result.rss_deleted = server.tree_rss()
     finally:
@@ -489,10 +500,8 @@ def measure_endpoint(
     work: Path,
     env: dict[str, str],
     args: argparse.Namespace,
-) -> Running | None:
+) -> Running:
     """Through `fleetcast local-endpoint`: cold (download+extract+load+predict) and warm invokes."""
-    if not spare:
-        return None
     archives = work / "endpoint_models" / result.kind
     archives.mkdir(parents=True)
     chosen = spare[: args.endpoint_cold]
@@ -525,10 +534,10 @@ def measure_endpoint(
             print(f"  endpoint cold {name}: {status} {payload[:300]!r}", file=sys.stderr)
             continue
         result.cold_endpoint.append(ms)
-        for part in parts:
+        for part, values in parts.items():
             value = response.getheader(f"x-fleetcast-{part}-ms")
             if value is not None:
-                parts[part].append(float(value))
+                values.append(float(value))
     result.cold_endpoint_parts = parts
     if chosen:
         target = {
@@ -549,254 +558,200 @@ def measure_endpoint(
 
 
 def median(values: list[float]) -> float:
-    return statistics.median(values) if values else float("nan")
+    return statistics.median(values) if values else math.nan
 
 
-def report(mms: Measured | None, lean: Measured, args: argparse.Namespace) -> None:
-    def fmt(value: float, unit: str, digits: int = 1) -> str:
-        return "n/a" if value != value else f"{value:,.{digits}f} {unit}"
+def pct(values: list[float], q: float) -> float:
+    return percentile(values, q) if values else math.nan
 
-    def ratio(lean_value: float, mms_value: float | None, higher_is_better: bool) -> str:
+
+@dataclass
+class Metric:
+    label: str
+    target: str
+    lean: float
+    mms: float | None  # None: MMS not run
+    unit: str = ""
+    digits: int = 1
+    higher_is_better: bool = False
+    passed: bool | None = None  # None: no target
+
+    def cells(self) -> list[str]:
+        def show(value: float | None) -> str:
+            if value is None:
+                return "-"
+            return "n/a" if math.isnan(value) else f"{value:,.{self.digits}f} {self.unit}".strip()
+
+        ratio = ""
         if (
-            mms_value is None
-            or mms_value != mms_value
-            or lean_value != lean_value
-            or not lean_value
-            or not mms_value
+            self.mms is not None
+            and not math.isnan(self.mms)
+            and not math.isnan(self.lean)
+            and self.mms
+            and self.lean
         ):
-            return ""
-        factor = lean_value / mms_value if higher_is_better else mms_value / lean_value
-        return f"{factor:,.1f}x better" if factor >= 1 else f"{1 / factor:,.1f}x worse"
+            factor = self.lean / self.mms if self.higher_is_better else self.mms / self.lean
+            ratio = f"{factor:,.1f}x better" if factor >= 1 else f"{1 / factor:,.1f}x worse"
+        verdict = "" if self.passed is None else ("PASS" if self.passed else "FAIL")
+        return [self.label, self.target, show(self.mms), show(self.lean), ratio, verdict]
+
+
+def metrics(mms: Measured | None, lean: Measured, args: argparse.Namespace) -> list[Metric]:
+    def both(read: Callable[[Measured], float]) -> tuple[float, float | None]:
+        return read(lean), (read(mms) if mms else None)
+
+    def tput(read: Callable[[Throughput], float]) -> Callable[[Measured], float]:
+        return lambda m: read(m.tput) if m.tput else math.nan
 
     def row(
         label: str,
         target: str,
-        lean_value: float,
-        mms_value: float | None,
-        unit: str,
-        ok: bool,
-        better: bool,
-        digits: int = 1,
-    ) -> list[str]:
-        return [
-            label,
-            target,
-            fmt(mms_value, unit, digits) if mms_value is not None else "-",
-            fmt(lean_value, unit, digits),
-            ratio(lean_value, mms_value, better),
-            "PASS" if ok else "FAIL",
-        ]
+        read: Callable[[Measured], float],
+        check: Callable[[float], bool] | None = None,
+        **kw: Any,
+    ) -> Metric:
+        lean_value, mms_value = both(read)
+        return Metric(
+            label, target, lean_value, mms_value, passed=None if check is None else check(lean_value), **kw
+        )
 
-    lt = lean.tput
-    mt = mms.tput if mms else None
+    expected = args.models - (args.endpoint_cold if args.endpoint else 0)
+    seconds = (
+        f"{lean.tput.seconds:.0f} s lean" + (f", {mms.tput.seconds:.0f} s MMS" if mms and mms.tput else "")
+        if lean.tput
+        else ""
+    )
     rows = [
         row(
             "warm invoke p50",
             "<= 2 ms",
-            percentile(lean.warm, 50),
-            percentile(mms.warm, 50) if mms else None,
-            "ms",
-            percentile(lean.warm, 50) <= TARGETS["warm_p50_ms"],
-            False,
-            2,
+            lambda m: pct(m.warm, 50),
+            lambda v: v <= TARGETS["warm_p50_ms"],
+            unit="ms",
+            digits=2,
         ),
         row(
             "warm invoke p99",
             "<= 10 ms",
-            percentile(lean.warm, 99),
-            percentile(mms.warm, 99) if mms else None,
-            "ms",
-            percentile(lean.warm, 99) <= TARGETS["warm_p99_ms"],
-            False,
-            2,
+            lambda m: pct(m.warm, 99),
+            lambda v: v <= TARGETS["warm_p99_ms"],
+            unit="ms",
+            digits=2,
         ),
         row(
-            "cold invoke, direct (load + predict), median",
+            "cold invoke direct (POST /models + predict), median",
             "<= 100 ms",
-            median(lean.cold_direct),
-            median(mms.cold_direct) if mms else None,
-            "ms",
-            median(lean.cold_direct) <= TARGETS["cold_ms"],
-            False,
+            lambda m: median(m.cold_direct),
+            lambda v: v <= TARGETS["cold_ms"],
+            unit="ms",
         ),
-        row(
-            "cold invoke, direct, worst",
-            "",
-            max(lean.cold_direct, default=float("nan")),
-            max(mms.cold_direct, default=float("nan")) if mms else None,
-            "ms",
-            True,
-            False,
-        ),
+        row("cold invoke direct, worst", "", lambda m: max(m.cold_direct, default=math.nan), unit="ms"),
     ]
     if args.endpoint:
         rows += [
             row(
                 "cold via endpoint (download+extract+load+predict), median",
                 "<= 100 ms",
-                median(lean.cold_endpoint),
-                median(mms.cold_endpoint) if mms else None,
-                "ms",
-                median(lean.cold_endpoint) <= TARGETS["cold_ms"],
-                False,
+                lambda m: median(m.cold_endpoint),
+                lambda v: v <= TARGETS["cold_ms"],
+                unit="ms",
             ),
             row(
-                "  of which download+extract (endpoint header)",
+                "  endpoint's download+extract",
                 "",
-                median(lean.cold_endpoint_parts.get("download", [])),
-                median(mms.cold_endpoint_parts.get("download", [])) if mms else None,
-                "ms",
-                True,
-                False,
+                lambda m: median(m.cold_endpoint_parts.get("download", [])),
+                unit="ms",
             ),
             row(
-                "  of which POST /models (endpoint header)",
+                "  endpoint's POST /models",
                 "",
-                median(lean.cold_endpoint_parts.get("load", [])),
-                median(mms.cold_endpoint_parts.get("load", [])) if mms else None,
-                "ms",
-                True,
-                False,
+                lambda m: median(m.cold_endpoint_parts.get("load", [])),
+                unit="ms",
             ),
-            row(
-                "warm via endpoint p50",
-                "",
-                percentile(lean.endpoint_warm, 50) if lean.endpoint_warm else float("nan"),
-                (percentile(mms.endpoint_warm, 50) if mms.endpoint_warm else float("nan")) if mms else None,
-                "ms",
-                True,
-                False,
-                2,
-            ),
+            row("warm via endpoint p50", "", lambda m: pct(m.endpoint_warm, 50), unit="ms", digits=2),
         ]
     rows += [
         row(
             "models loaded",
             "",
-            lean.loaded,
-            mms.loaded if mms else None,
-            "",
-            lean.loaded == args.models - (args.endpoint_cold if args.endpoint else 0)
-            and not lean.load_failures,
-            True,
-            0,
+            lambda m: m.loaded,
+            lambda v: v == expected and not lean.load_failures,
+            digits=0,
+            higher_is_better=True,
         ),
+        row("server RSS empty", "", lambda m: m.rss_empty / MB, unit="MB", digits=0),
         row(
-            "server RSS empty",
+            "server RSS loaded, after serving every model",
             "",
-            lean.rss_empty / MB,
-            mms.rss_empty / MB if mms else None,
-            "MB",
-            True,
-            False,
-            0,
+            lambda m: max(m.rss_loaded, m.rss_served) / MB,
+            unit="MB",
+            digits=0,
         ),
-        row(
-            "server RSS loaded (after serving all)",
-            "",
-            max(lean.rss_loaded, lean.rss_served) / MB,
-            max(mms.rss_loaded, mms.rss_served) / MB if mms else None,
-            "MB",
-            True,
-            False,
-            0,
-        ),
-        row(
-            "RSS per loaded model",
-            "",
-            lean.per_model_bytes / 1024,
-            mms.per_model_bytes / 1024 if mms else None,
-            "KiB",
-            True,
-            False,
-            0,
-        ),
+        row("RSS per loaded model", "", lambda m: m.per_model_bytes / 1024, unit="KiB", digits=0),
         row(
             "models per GB of server RSS",
             ">= 1,000",
-            lean.models_per_gb,
-            mms.models_per_gb if mms else None,
-            "",
-            lean.models_per_gb >= TARGETS["models_per_gb"],
-            True,
-            0,
+            lambda m: m.models_per_gb,
+            lambda v: v >= TARGETS["models_per_gb"],
+            digits=0,
+            higher_is_better=True,
         ),
         row(
-            f"requests/s, {args.clients} clients ({lt.seconds:.0f} s lean"
-            + (f", {mt.seconds:.0f} s MMS)" if mt else ")"),
+            f"requests/s, {args.clients} clients ({seconds})",
             ">= 1,000",
-            lt.rps,
-            mt.rps if mt else None,
-            "req/s",
-            lt.rps >= TARGETS["rps"] and lt.errors == 0,
-            True,
-            0,
+            tput(lambda t: t.rps),
+            lambda v: v >= TARGETS["rps"],
+            unit="req/s",
+            digits=0,
+            higher_is_better=True,
         ),
+        row("  errors during that run", "0", tput(lambda t: t.errors), lambda v: v == 0, digits=0),
         row(
-            "  errors during the run", "0", lt.errors, mt.errors if mt else None, "", lt.errors == 0, False, 0
-        ),
-        row(
-            "  latency p50 under load",
+            "  latency p50 / p99 under load: p50",
             "",
-            percentile(lt.latencies, 50),
-            percentile(mt.latencies, 50) if mt else None,
-            "ms",
-            True,
-            False,
-            2,
+            tput(lambda t: pct(t.latencies, 50)),
+            unit="ms",
+            digits=2,
         ),
         row(
-            "  latency p99 under load",
+            "  latency p50 / p99 under load: p99",
             "",
-            percentile(lt.latencies, 99),
-            percentile(mt.latencies, 99) if mt else None,
-            "ms",
-            True,
-            False,
-            2,
+            tput(lambda t: pct(t.latencies, 99)),
+            unit="ms",
+            digits=2,
         ),
         row(
-            "  client CPU share of the machine",
+            "  client CPU, share of all cores",
             "",
-            100 * lt.client_cpu_share,
-            100 * mt.client_cpu_share if mt else None,
-            "%",
-            True,
-            False,
-            0,
+            tput(lambda t: 100 * t.client_cpu_share),
+            unit="%",
+            digits=0,
         ),
         row(
             "RSS after DELETE of every model / empty",
             "<= 1.10",
-            lean.rss_deleted / lean.rss_empty,
-            mms.rss_deleted / mms.rss_empty if mms else None,
-            "x",
-            lean.rss_deleted / lean.rss_empty <= TARGETS["delete_rss_ratio"] and lean.delete_failures == 0,
-            False,
-            3,
+            lambda m: m.rss_deleted / m.rss_empty,
+            lambda v: v <= TARGETS["delete_rss_ratio"] and not lean.delete_failures,
+            unit="x",
+            digits=3,
         ),
-        row(
-            "SIGTERM to exit",
-            "<= 30 s",
-            lean.sigterm_seconds,
-            mms.sigterm_seconds if mms else None,
-            "s",
-            lean.sigterm_seconds <= 30,
-            False,
-            1,
-        ),
+        row("SIGTERM to exit", "<= 30 s", lambda m: m.sigterm_seconds, lambda v: v <= 30, unit="s"),
     ]
+    return rows
+
+
+def report(mms: Measured | None, lean: Measured, args: argparse.Namespace) -> None:
+    rows = [metric.cells() for metric in metrics(mms, lean, args)]
     headers = ["metric", "target", "MMS", "lean", "lean vs MMS", "lean"]
-    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
-    print(
-        f"\nserving compare on {os.cpu_count()} CPUs, load average before: {args.load_before}, after: {os.getloadavg()[0]:.2f}"
-    )
+    widths = [max(len(line[i]) for line in [headers, *rows]) for i in range(len(headers))]
+    load_after = f"{os.getloadavg()[0]:.2f}"
+    print(f"\n{os.cpu_count()} CPUs, load average {args.load_before} before, {load_after} after")
     if mms:
-        print(
-            f"MMS: {mms.loaded} models loaded (budget --mms-models {args.mms_models}), throughput over those; lean: {lean.loaded}"
-        )
-    for line in [headers, ["-" * w for w in widths], *rows]:
-        print("  " + "  ".join(str(cell).ljust(w) for cell, w in zip(line, widths, strict=True)))
+        print(f"MMS: {mms.loaded} models loaded (--mms-models {args.mms_models}); throughput over those")
+    workers, threads = args.lean_workers or "default", args.lean_threads or "default"
+    print(f"lean: {lean.loaded} models loaded, {workers} workers x {threads} threads")
+    for line in [headers, ["-" * width for width in widths], *rows]:
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)))
 
 
 def main(argv: list[str] | None = None) -> int:
