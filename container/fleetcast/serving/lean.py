@@ -25,6 +25,7 @@ on two cores while costing only a few MB of copied models.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import json
@@ -34,13 +35,14 @@ import signal
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
 
 from fleetcast.paths import sagemaker_paths
 from fleetcast.serving.budget import MemoryBudget, OverBudget, budget_bytes, rss_bytes, server_rss_bytes
-from fleetcast.serving.lean_models import LoadedModel, Predictor, from_document, load_model, warm_up
+from fleetcast.serving.lean_models import LoadedModel, Predictor, from_document, load_model, rehearse, warm_up
 from fleetcast.serving.protocol import (
     JSON_CONTENT_TYPE,
     ForecastError,
@@ -204,6 +206,7 @@ class LeanServer:
         self.limits = limits
         self.root_pid = os.getpid()  # the gunicorn master (the app is built before it forks)
         self.single_model: Predictor | None = None
+        self.warm_model: Path | None = None  # a tiny model each new worker rehearses on
         self.single_model_error: ForecastError | None = None
         self._single_lock = threading.Lock()
 
@@ -472,6 +475,12 @@ class LeanSettings:
 def _gunicorn_options(settings: LeanSettings, server: LeanServer) -> dict[str, Any]:
     def post_fork(arbiter: Any, worker: Any) -> None:
         server.models.start_watching()
+        if server.warm_model is not None:
+            # A fresh worker has not yet touched the shared code and data it will run: do it now, so
+            # its memory is settled before it serves (and "empty server" RSS means what it says).
+            with contextlib.suppress(Exception):
+                rehearse(server.warm_model)
+            release_memory()
 
     def worker_exit(arbiter: Any, worker: Any) -> None:
         server.models.stop_watching()
@@ -518,8 +527,11 @@ def run_lean(host: str | None = None, port: int | None = None) -> int:
         log.error("%s", exc)
         return 2
     limit_malloc_arenas()
-    warm_up()
     registry = SharedRegistry()
+    server_warm_model = warm_up(registry.directory / ".warm-up")
+    # Workers share the parent's objects copy-on-write; frozen, the collector never writes to them.
+    gc.collect()
+    gc.freeze()
     # The empty server's size: the master now, and each worker a forked copy of it.
     budget = MemoryBudget(
         limit_bytes=settings.memory_budget_bytes,
@@ -527,6 +539,7 @@ def run_lean(host: str | None = None, port: int | None = None) -> int:
         workers=settings.workers,
     )
     server = LeanServer(registry, settings.workers, budget, settings.limits)
+    server.warm_model = server_warm_model
     if not settings.multi_model:
         try:
             server.single_predictor()

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
+import tarfile
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -39,6 +41,7 @@ COMPILED_OVERHEAD_BYTES = 8 * 1024
 PROPHET_BYTES_PER_JSON_BYTE = 12
 PROPHET_BASE_BYTES = 2 * 1024 * 1024
 NS_PER_SECOND = 1_000_000_000
+WARM_UP_DAYS = 60
 
 
 class Predictor(Protocol):
@@ -214,15 +217,50 @@ def from_document(document: dict[str, Any]) -> Predictor:
     return _prophet_loaded(Path(document["model_dir"]), 0).predictor
 
 
-def warm_up() -> None:
-    """Import Prophet and build its Stan backend once, before workers fork (the first model_from_json
-    otherwise costs ~1 s, which would be one unlucky customer's cold start)."""
-    if "prophet" in sys.modules and getattr(warm_up, "done", False):
-        return
+def warm_up(work_dir: Path) -> Path | None:
+    """Fit a tiny model into `work_dir` and run the whole load and forecast path on it once.
+
+    Run in the parent before workers fork, everything the path initialises lazily (Prophet's Stan
+    backend, ~1 s; pandas and numpy code paths and caches) lives in memory the workers share, instead of
+    costing the first unlucky customer a slow cold start. Returns the model directory, for `rehearse` in
+    each worker; None (and a warning) if it failed: the server then still starts, only colder.
+    """
     from fleetcast.logs import quiet_third_party
 
     quiet_third_party()
-    from prophet import Prophet
+    began = time.perf_counter()
+    try:
+        import pandas as pd
 
-    Prophet()
-    warm_up.done = True  # type: ignore[attr-defined]
+        from fleetcast.forecasting.prophet_model import model_to_json
+        from fleetcast.training.artifact import write_archive
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from prophet import Prophet
+
+            quiet_third_party()
+            days = pd.date_range("2022-01-01", periods=WARM_UP_DAYS, freq="D")
+            history = pd.DataFrame({"ds": days, "y": np.sin(np.arange(WARM_UP_DAYS) / 3.0) + 10.0})
+            model = Prophet(uncertainty_samples=50).fit(history)
+        metadata = {"customer": "warm-up", "end": days[-1].isoformat(), "freq": "D"}
+        work_dir.mkdir(parents=True, exist_ok=True)
+        archive = write_archive(work_dir, "warm-up", model_to_json(model), metadata)
+        model_dir = work_dir / "model"
+        model_dir.mkdir(exist_ok=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(model_dir, filter="data")
+        rehearse(model_dir)
+    except Exception as exc:  # a server that starts colder beats one that does not start
+        log.warning("warm-up failed (%s: %s); the first model load will be slower", type(exc).__name__, exc)
+        return None
+    log.info("warmed up the load and forecast path in %.2f s", time.perf_counter() - began)
+    return model_dir
+
+
+def rehearse(model_dir: Path) -> None:
+    """Load, rebuild and forecast one model: pages in (per process) the code every real request runs."""
+    loaded = load_model(model_dir)
+    for request in (ForecastRequest(period=7), ForecastRequest(period=3, intervals=False)):
+        loaded.predictor.forecast(request)
+        from_document(json.loads(json.dumps(loaded.document))).forecast(request)
