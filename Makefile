@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SHELL_SCRIPTS := $(shell git ls-files '*.sh' .ci/run 2>/dev/null)
 
-.PHONY: all venv test test-fast lint format demo bench clean
+.PHONY: all venv test test-fast lint format demo bench constraints clean
 all: venv
 venv: $(STAMP)
 
@@ -38,6 +38,13 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.training
+
+# After changing requirements/*.txt: install them, then record the full pin set the image also uses.
+constraints:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	(echo "# Full pin set of the dev environment (regenerate: make constraints). The image installs requirements/image.txt under these too."; \
+	 $(BIN)/pip freeze --exclude-editable | grep -v '^fleetcast') > requirements/constraints.txt
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache

@@ -205,11 +205,13 @@ def start(tmp_path: Path) -> Iterator[StartEndpoint]:
         max_loaded: int | None = None,
         disk_cache_bytes: int | None = None,
         model_ready_timeout_s: float = 60.0,
+        container_models_dir: str | None = None,
     ) -> RunningEndpoint:
         endpoint = MultiModelEndpoint(
             source,
             container,
             tmp_path / f"cache{len(running)}",
+            container_models_dir=container_models_dir,
             policy=CachePolicy(max_loaded=max_loaded, disk_cache_bytes=disk_cache_bytes),
             model_ready_timeout_s=model_ready_timeout_s,
         )
@@ -360,6 +362,12 @@ def test_validation_errors(mms: ContainerClient, models_dir: Path, start: StartE
     with pytest.raises(client.exceptions.ValidationError, match="Failed to download model data") as unknown:
         invoke(client, "no-such-customer.tar.gz")
     assert unknown.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert fleetcast_header(unknown.value.response, "cache") == "miss"
+    with pytest.raises(client.exceptions.ValidationError, match="InvokeEndpoint limit") as too_big:
+        client.invoke_endpoint(
+            EndpointName="fleetcast", TargetModel="1.tar.gz", Body=b" " * (6 * 1024 * 1024 + 1)
+        )
+    assert too_big.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
     assert container_models(mms) == set()
 
     # Header names are case-insensitive: a raw request with a lower-case header works too.
@@ -531,6 +539,20 @@ def test_model_not_ready_while_loading_then_served(
             time.sleep(0.2)
     assert response["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert server.endpoint.stats["loads"] == 1
+
+
+@pytest.mark.mms
+def test_the_container_is_told_the_cache_path_it_sees(
+    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
+) -> None:
+    # As with a docker container that mounts the cache at /opt/ml/models: another path, same files.
+    mounted = tmp_path / "as-the-container-sees-it"
+    mounted.symlink_to(tmp_path / "cache0", target_is_directory=True)
+    server = start(mms, LocalFolderSource(models_dir), container_models_dir=str(mounted))
+    client = runtime(server.url)
+    assert json.loads(invoke(client, "0.tar.gz")["Body"].read())["customer"] == "0"
+    [model] = mms.loaded_models()
+    assert model["modelUrl"] == str(mounted / model_id("0.tar.gz") / "model")
 
 
 def test_container_down_is_service_unavailable(models_dir: Path, start: StartEndpoint) -> None:

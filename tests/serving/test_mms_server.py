@@ -87,6 +87,14 @@ class Server:
 
 
 def stop_everything(process: subprocess.Popen) -> None:
+    """SIGTERM first (serve then cleans up after itself), SIGKILL whatever is left after 30 s."""
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(SIGTERM_BUDGET_SECONDS)
+        return
+    except subprocess.TimeoutExpired:
+        pass
     try:
         family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
     except psutil.Error:
@@ -97,10 +105,9 @@ def stop_everything(process: subprocess.Popen) -> None:
     process.wait(10)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def launch_server(root: Path, **extra_env: str) -> Server:
+    """Start `fleetcast serve` as a subprocess on a free loopback port (not waiting for it)."""
     require_java()
-    root = tmp_path_factory.mktemp("mms")
     port = free_port()
     env = {
         **os.environ,
@@ -113,6 +120,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     for name in ("SAGEMAKER_MULTI_MODEL", "SAGEMAKER_MODEL_SERVER_WORKERS"):
         env.pop(name, None)
     env["FLEETCAST_SERVER"] = "mms"  # the default is the lean server
+    env.update(extra_env)
     log_path = root / "serve.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -122,7 +130,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path, root)
+    return Server(process, f"http://127.0.0.1:{port}", log_path, root)
+
+
+@contextlib.contextmanager
+def running_server(root: Path, **extra_env: str) -> Iterator[Server]:
+    """`fleetcast serve`, answering /ping on entry, stopped (whatever it takes) on exit."""
+    server = launch_server(root, **extra_env)
+    process = server.process
     try:
         deadline = time.monotonic() + STARTUP_SECONDS
         while True:
@@ -142,12 +157,20 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             stop_everything(process)
 
 
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """The multi-model server every test here shares (SAGEMAKER_MULTI_MODEL defaults to true)."""
+    with running_server(tmp_path_factory.mktemp("mms")) as running:
+        yield running
+
+
 def test_listens_on_loopback_only_with_our_settings(server):
     log = server.log()
     assert f"Inference address: {server.url}" in log
     assert "Default workers per model: 1" in log
     assert re.search(r"Max heap size: \d+ M", log) and "-Xmx" in log
     assert "/etc/sagemaker-mms.properties" not in log
+    assert f"Maximum Request Size: {2 * 6 * 1024 * 1024}" in log  # above the handler's own 6 MiB cap
 
 
 def test_load_list_describe_and_invoke(server, models):
@@ -207,11 +230,14 @@ def test_bad_requests_come_back_as_json_errors(server, body, headers, status, co
 
 
 def test_payload_over_the_cap_is_a_json_413(server):
-    # Our cap (6 MiB) sits just below MMS's own frame limit (6,553,500 bytes), so the handler answers.
-    body = b'{"period": 7}' + b" " * (6 * 1024 * 1024)
+    # MMS's own frame limit is set above the handler's cap, so the handler answers, in JSON.
+    cap = 6 * 1024 * 1024
+    body = b'{"period": 7}' + b" " * (cap + 100_000)
     answer = server.invoke("daily", body)
     assert answer.status_code == 413, answer.text[:500]
     assert answer.json()["error"] == "payload_too_large"
+    assert f"the limit is {cap} bytes" in answer.json()["message"]
+    assert server.invoke("daily", b'{"period": 7}' + b" " * (cap - 100)).status_code == 200
 
 
 def test_second_load_of_a_loaded_model_is_409(server, models):
@@ -261,11 +287,25 @@ def test_delete_unloads_and_frees_the_worker(server, models, tmp_path):
     assert server.load("short-lived", model_dir).status_code == 200
 
 
-def test_sigterm_stops_mms_and_every_worker_within_30_s(server):
+def processes_using(run_dir: str) -> list[str]:
+    """Every process on the machine whose command line mentions this server's private run dir."""
+    found = []
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if run_dir in cmdline:
+            found.append(f"{process.info['pid']}: {cmdline[:200]}")
+    return found
+
+
+def test_sigterm_stops_mms_and_every_worker_within_30_s(server, models, tmp_path):
+    model_dir = tmp_path / "last" / "model"
+    shutil.copytree(models["daily"].model_dir, model_dir)
+    assert server.load("last", model_dir).status_code == 200
     family = server.descendants()
+    assert not [p for p in family if p.status() == psutil.STATUS_ZOMBIE], "the MMS launcher was not reaped"
     java = [p for p in family if "com.amazonaws.ml.mms.ModelServer" in p.cmdline()]
     workers = [p for p in family if "model_service_worker.py" in " ".join(p.cmdline())]
-    assert java and len(workers) >= 3  # daily, hourly, corrupt, short-lived each have a worker
+    assert java and server.workers_of("last") and len(workers) >= len(server.workers_of("last"))
     run_dir = re.search(r"Temp directory: (\S+)", server.log()).group(1)
     assert Path(run_dir).is_dir()
 
@@ -277,5 +317,72 @@ def test_sigterm_stops_mms_and_every_worker_within_30_s(server):
     assert code == 0, server.log()[-3000:]
     _, alive = psutil.wait_procs(family, timeout=2)
     assert not alive, f"orphaned after SIGTERM: {[(p.pid, p.cmdline()[:3]) for p in alive]}"
+    assert not processes_using(run_dir)
     assert not Path(run_dir).exists()
     assert "Multi Model Server stopped" in server.log()
+
+
+def test_single_model_mode_serves_opt_ml_model_at_invocations(models, tmp_path):
+    """SAGEMAKER_MULTI_MODEL=false: the classic single-model contract (/opt/ml/model, POST /invocations)."""
+    shutil.copytree(models["daily"].model_dir, tmp_path / "opt_ml" / "model")
+    with running_server(tmp_path, SAGEMAKER_MULTI_MODEL="false") as single:
+        answer = requests.post(
+            f"{single.url}/invocations", data=b'{"period": 3}', headers=JSON_HEADERS, timeout=60
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["customer"] == "7" and len(answer.json()["forecast"]) == 3
+        single.process.send_signal(signal.SIGTERM)
+        assert single.process.wait(SIGTERM_BUDGET_SECONDS) == 0
+
+
+def test_sigterm_while_mms_is_still_starting_leaves_nothing_behind(tmp_path):
+    server = launch_server(tmp_path)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while not (match := re.search(r"--mms-config', '(/[^']+)/sagemaker-mms.properties", server.log())):
+            assert server.process.poll() is None, server.log()
+            assert time.monotonic() < deadline, server.log()
+            time.sleep(0.02)
+        run_dir = match.group(1)
+        server.process.send_signal(signal.SIGTERM)  # the launcher is starting Java right now
+        assert server.process.wait(SIGTERM_BUDGET_SECONDS) == 0, server.log()
+        time.sleep(1)  # anything orphaned would now be running on its own
+        assert not processes_using(run_dir), server.log()
+        assert not Path(run_dir).exists()
+    finally:
+        if server.process.poll() is None:
+            stop_everything(server.process)
+
+
+def test_load_without_enough_memory_is_507(models, tmp_path):
+    """The contract's out-of-memory answer, so the platform unloads idle models and retries.
+
+    MMS may keep the refused name registered without a worker (a retry then gets 409, an invoke 503)
+    or forget it, depending on timing: a platform must DELETE the name after a 507 before retrying.
+    """
+    with running_server(tmp_path, FLEETCAST_MIN_FREE_MB=str(10**9)) as short:
+        for _ in range(2):
+            answer = short.load("daily", models["daily"].model_dir)
+            # MMS may still hold the failed name for a moment (409) before it forgets it
+            assert answer.status_code in (507, 409), answer.text
+        assert "refusing to load another model (507): only" in short.log()
+        assert requests.delete(f"{short.url}/models/daily", timeout=30).status_code in (200, 404)
+        assert short.load("daily", models["daily"].model_dir).status_code == 507
+        assert short.invoke("daily", b'{"period": 1}').status_code in (404, 503)
+        deadline = time.monotonic() + 10
+        while short.workers_of("daily") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not short.workers_of("daily")  # no worker left running for the refused model
+        short.process.send_signal(signal.SIGTERM)
+        assert short.process.wait(SIGTERM_BUDGET_SECONDS) == 0
+
+
+def test_worker_count_per_model_follows_the_sagemaker_setting(models, tmp_path):
+    with running_server(tmp_path, SAGEMAKER_MODEL_SERVER_WORKERS="2") as two:
+        assert "Default workers per model: 2" in two.log()
+        assert two.load("daily", models["daily"].model_dir).status_code == 200
+        described = requests.get(f"{two.url}/models/daily", timeout=10).json()
+        assert len(described["workers"]) == 2
+        assert {two.invoke("daily", b'{"period": 2}').status_code for _ in range(4)} == {200}
+        two.process.send_signal(signal.SIGTERM)
+        assert two.process.wait(SIGTERM_BUDGET_SECONDS) == 0

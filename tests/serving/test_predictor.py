@@ -148,3 +148,16 @@ def test_consistent_files_that_are_not_a_prophet_model(models, tmp_path):
     rewrite_metadata(model_dir, model_sha256=artifact.sha256_text(junk))
     error = load_error(model_dir)
     assert error.code == "model_invalid" and "not a Prophet model" in error.message
+
+
+def test_concurrent_forecasts_equal_sequential_ones(models):
+    """A threaded server gets the same (seeded) intervals as one request at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictors = [ProphetPredictor.load(models[kind].model_dir) for kind in ("daily", "hourly")]
+    requests = [ForecastRequest(5 + i % 3, intervals=i % 2 == 0) for i in range(12)]
+    jobs = [(predictors[i % 2], request) for i, request in enumerate(requests)]
+    sequential = [predictor.forecast(request) for predictor, request in jobs]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        concurrent = list(pool.map(lambda job: job[0].forecast(job[1]), jobs))
+    assert concurrent == sequential

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +101,35 @@ def test_bad_settings_fail_at_start(monkeypatch, tmp_path, name, value, fragment
     monkeypatch.setenv(name, value)
     with pytest.raises(serve.ServeError, match=fragment):
         serve._configure_environment(None, None, tmp_path)
+
+
+def test_stale_run_dirs_of_killed_servers_are_removed(tmp_path):
+    def run_dir(name: str, pid: int | None, age: float = 0) -> Path:
+        path = tmp_path / f"fleetcast-mms-{name}"
+        path.mkdir()
+        (path / "sagemaker-mms.properties").write_text("x=1\n")
+        if pid is not None:
+            (path / ".model_server.pid").write_text(str(pid))
+        if age:
+            os.utime(path, (time.time() - age, time.time() - age))
+        return path
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live_dir = tmp_path / "fleetcast-mms-live"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(live_dir)])
+    try:
+        killed = run_dir("killed", dead.pid)
+        reused = run_dir("reused", os.getpid())  # a pid now owned by some other process
+        run_dir("live", live.pid)
+        starting = run_dir("starting", None)
+        ancient = run_dir("ancient", None, age=2 * 24 * 3600)
+        unrelated = tmp_path / "something-else"
+        unrelated.mkdir()
+
+        assert serve.remove_stale_run_dirs(tmp_path) == 3
+        assert not killed.exists() and not reused.exists() and not ancient.exists()
+        assert live_dir.exists() and starting.exists() and unrelated.exists()
+    finally:
+        live.kill()
+        live.wait()

@@ -44,7 +44,8 @@ def customer_series(
     yearly = rng.uniform(0.15, 0.35) * np.sin(2 * np.pi * days / DAYS_PER_YEAR + rng.uniform(0, 2 * np.pi))
     weekly = rng.uniform(0.08, 0.2) * np.sin(2 * np.pi * days / 7.0 + rng.uniform(0, 2 * np.pi))
     shape = 1.0 + yearly + weekly
-    if grid.freq is not None and pd.Timedelta(grid.freq) < pd.Timedelta(days=1):
+    # Grid spacing, not `pd.Timedelta(grid.freq)`: that raises for calendar frequencies such as W or MS.
+    if len(grid) > 1 and grid[1] - grid[0] < pd.Timedelta(days=1):
         shape += rng.uniform(0.1, 0.3) * np.sin(2 * np.pi * days + rng.uniform(0, 2 * np.pi))
     noise = rng.normal(0.0, rng.uniform(0.02, 0.06) * level, size=rows)
     values = np.clip(level * shape + noise, 0.0, MAX_CONSUMPTION)

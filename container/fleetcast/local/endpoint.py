@@ -110,7 +110,7 @@ class RequestTimings:
 
     target_model: str = ""
     model_name: str = ""
-    cache: str = "miss"
+    cache: str = "-"  # hit | miss once the model was looked up
     disk: str = "-"
     download_ms: float = 0.0
     load_ms: float = 0.0
@@ -181,14 +181,21 @@ class MultiModelEndpoint:
 
     # ----------------------------------------------------------------- public
     def invoke(
-        self, target_model: str | None, body: bytes, headers: dict[str, str]
+        self,
+        target_model: str | None,
+        body: bytes,
+        headers: dict[str, str],
+        timings: RequestTimings | None = None,
     ) -> tuple[ContainerResponse, RequestTimings]:
+        """Invoke the TargetModel; `timings` (filled in as the request goes) is also valid after an error."""
+        timings = timings if timings is not None else RequestTimings()
+        timings.target_model = target_model or ""
         try:
             target = check_target_model(target_model)
         except InvalidTargetModelError as exc:
             raise ValidationError(str(exc)) from exc
         name = model_id(target)
-        timings = RequestTimings(target_model=target, model_name=name)
+        timings.model_name = name
         forwarded = {key: value for key, value in headers.items() if key.lower() in _FORWARDED_LOWER}
         for round_ in range(2):
             self._acquire(target, name, timings)
@@ -248,6 +255,7 @@ class MultiModelEndpoint:
                         arrived_loaded = True
                     break
                 arrived_loaded = arrived_loaded or False
+                timings.cache = "miss"
                 started_here = busy is None
                 if busy is None:
                     busy = _Transition("load")
@@ -283,6 +291,8 @@ class MultiModelEndpoint:
         except BaseException as exc:
             with self._lock:
                 self._transitions.pop(name, None)
+                if name not in self._on_disk:  # e.g. an unknown model: remember nothing about it
+                    self._targets.pop(name, None)
             transition.future.set_exception(_as_endpoint_error(exc, target, self.source))
             return
         with self._lock:

@@ -23,6 +23,7 @@ from fleetcast.local.endpoint import (
     EndpointError,
     MultiModelEndpoint,
     PayloadTooLargeError,
+    RequestTimings,
     ValidationError,
 )
 
@@ -94,19 +95,16 @@ def create_app(
             raise PayloadTooLargeError(
                 f"the request body is over the {MAX_PAYLOAD_BYTES} byte InvokeEndpoint limit"
             )
-        target = request.headers.get(TARGET_MODEL_HEADER)
+        timings = RequestTimings(target_model=request.headers.get(TARGET_MODEL_HEADER) or "")
         try:
-            container_response, timings = endpoint.invoke(target, body, dict(request.headers))
-        except EndpointError as error:
-            log.info(
-                "invoke endpoint=%s model=%s -> %s %s (%.0f ms)",
-                name,
-                target,
-                error.status,
-                error.error_type,
-                (time.perf_counter() - started) * 1000.0,
+            container_response, _ = endpoint.invoke(
+                request.headers.get(TARGET_MODEL_HEADER), body, dict(request.headers), timings
             )
-            raise
+        except EndpointError as error:
+            _log_request(name, timings, started, f"{error.status} {error.error_type}")
+            response = _error_response(error)
+            response.headers.update(timings.headers())
+            return response
         response = Response(container_response.body, status=200)
         content_type = _header(container_response.headers, "Content-Type")
         if content_type:
@@ -116,20 +114,7 @@ def create_app(
             response.headers[CUSTOM_ATTRIBUTES_HEADER] = custom
         response.headers["x-Amzn-Invoked-Production-Variant"] = variant
         response.headers.update(timings.headers())
-        log.info(
-            "invoke endpoint=%s model=%s id=%s cache=%s disk=%s download_ms=%.0f load_ms=%.0f "
-            "load_wait_ms=%.0f invoke_ms=%.0f total_ms=%.0f",
-            name,
-            timings.target_model,
-            timings.model_name,
-            timings.cache,
-            timings.disk,
-            timings.download_ms,
-            timings.load_ms,
-            timings.load_wait_ms,
-            timings.invoke_ms,
-            (time.perf_counter() - started) * 1000.0,
-        )
+        _log_request(name, timings, started, "200")
         return response
 
     @app.errorhandler(404)
@@ -146,6 +131,24 @@ def create_app(
         return _error_response(EndpointError(f"internal failure: {type(error).__name__}: {error}"))
 
     return app
+
+
+def _log_request(endpoint_name: str, timings: RequestTimings, started: float, outcome: str) -> None:
+    log.info(
+        "invoke endpoint=%s model=%s id=%s -> %s cache=%s disk=%s download_ms=%.0f load_ms=%.0f "
+        "load_wait_ms=%.0f invoke_ms=%.0f total_ms=%.0f",
+        endpoint_name,
+        timings.target_model or "-",
+        timings.model_name or "-",
+        outcome,
+        timings.cache,
+        timings.disk,
+        timings.download_ms,
+        timings.load_ms,
+        timings.load_wait_ms,
+        timings.invoke_ms,
+        (time.perf_counter() - started) * 1000.0,
+    )
 
 
 def _header(headers: dict[str, str], name: str) -> str | None:

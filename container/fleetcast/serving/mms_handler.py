@@ -5,6 +5,11 @@ here), calls `initialize(context)` when `POST /models` loads the model, then `ha
 each batch of invocations. MMS swallows exceptions from `initialize`, so `POST /models` answers 200 even
 for a broken model directory; the failure is kept and returned on every invoke as a JSON error naming the
 directory and the problem, never as a traceback.
+
+The class is instantiated before `initialize`, outside MMS's exception guard: a MemoryError raised there
+is what makes MMS answer `POST /models` with 507, the multi-model contract's "out of memory" (the
+platform then unloads idle models and retries). MMS keeps such a model registered with no worker
+(`GET /models/<name>` lists it; a new `POST /models` gets 409 until `DELETE /models/<name>`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from fleetcast.serving.protocol import (
     internal_error,
     parse_request,
 )
+from fleetcast.serving.resources import memory_shortfall
 
 log = logging.getLogger("fleetcast.serving.mms")
 
@@ -42,6 +48,10 @@ class ForecastHandlerService:
     """Loads one customer's model at `initialize`, answers forecast requests in `handle`."""
 
     def __init__(self) -> None:
+        shortfall = memory_shortfall()
+        if shortfall:
+            log.error("refusing to load another model (507): %s", shortfall)
+            raise MemoryError(shortfall)
         self.predictor: ProphetPredictor | None = None
         self.load_error: ForecastError | None = None
         self.limits = Limits()
@@ -75,10 +85,10 @@ class ForecastHandlerService:
             headers = context.get_all_request_header(index) or {}
             body = item.get("body", item.get("data")) if isinstance(item, dict) else item
             request = parse_request(body, _content_type(headers), self.limits)
-            if self.load_error is not None:
-                raise self.load_error
-            assert self.predictor is not None
-            return encode_response(self.predictor.forecast(request))
+            if self.predictor is not None:
+                return encode_response(self.predictor.forecast(request))
+            # (not re-raised: raising one exception object on every request would grow its traceback)
+            error = self.load_error or ForecastError(500, "model_invalid", "the model was never initialized")
         except ForecastError as exc:
             error = exc
         except Exception as exc:

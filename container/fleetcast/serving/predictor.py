@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 # Prophet draws its interval samples from numpy's global generator; seeding it per request makes the
 # same request give the same answer (cacheable, testable) at no cost.
 INTERVAL_SEED = 0
+# That generator is process-wide, and the point-only path flips model state: one predict at a time
+# per process (an MMS worker is single-threaded anyway; a threaded server stays correct).
+_PREDICT_LOCK = threading.Lock()
 
 
 def model_error(model_dir: Path, code: str, problem: str) -> ForecastError:
@@ -43,8 +46,6 @@ class ProphetPredictor:
         self.customer = str(metadata["customer"])
         self.freq = str(metadata["freq"])
         self.last_observation = pd.Timestamp(metadata["end"])
-        # Servers may call forecast() from threads; the uncertainty switch below is model state.
-        self._lock = threading.Lock()
 
     @classmethod
     def load(cls, model_dir: Path | str) -> ProphetPredictor:
@@ -110,7 +111,7 @@ class ProphetPredictor:
                 'no intervals; send "intervals": false',
             )
         dates = self.future_dates(request.period, request.freq or self.freq)
-        with self._lock:
+        with _PREDICT_LOCK:
             predicted = self._predict(dates, intervals)
         ds = [stamp.isoformat() for stamp in predicted["ds"]]
         columns = ("yhat", "yhat_lower", "yhat_upper") if intervals else ("yhat",)

@@ -36,6 +36,7 @@ from typing import Any
 import psutil
 
 from fleetcast.serving.protocol import Limits
+from fleetcast.serving.resources import memory_limit_bytes, min_free_bytes
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +55,12 @@ MMS_JAVA_CLASS = "com.amazonaws.ml.mms.ModelServer"
 # After SIGTERM: Java gets this long to stop its workers, the survivors this long after SIGTERM.
 JAVA_STOP_SECONDS = 12.0
 WORKER_STOP_SECONDS = 5.0
+ORPHAN_CHECK_SECONDS = 2.0
 # Unix socket paths must stay under 108 bytes; MMS appends "/.mms.sock.<port>".
 MAX_RUN_DIR_LENGTH = 80
 PR_SET_CHILD_SUBREAPER = 36
+RUN_DIR_PREFIX = "fleetcast-mms-"
+STALE_RUN_DIR_SECONDS = 24 * 3600
 
 JAVA_MISSING = (
     "Java was not found: Multi Model Server needs a Java runtime (11 or newer). Install one, e.g. "
@@ -117,19 +121,6 @@ def find_java() -> str:
     return candidate
 
 
-def memory_limit_bytes() -> int:
-    """Physical memory, or the container's cgroup limit when that is smaller."""
-    total = psutil.virtual_memory().total
-    for limit_file in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
-        try:
-            text = Path(limit_file).read_text().strip()
-        except OSError:
-            continue
-        if text.isdigit():
-            total = min(total, int(text))
-    return total
-
-
 def default_vmargs(memory_bytes: int) -> str:
     """The JVM only routes requests; its heap stays small (1/32 of memory, 256 MB..1 GB)."""
     heap_mb = max(256, min(1024, memory_bytes // (32 * 1024 * 1024)))
@@ -141,7 +132,40 @@ def _make_run_dir() -> Path:
     base = tempfile.gettempdir()
     if len(base) > MAX_RUN_DIR_LENGTH - 30 and os.access("/tmp", os.W_OK):
         base = "/tmp"
-    return Path(tempfile.mkdtemp(prefix="fleetcast-mms-", dir=base))
+    removed = remove_stale_run_dirs(Path(base))
+    if removed:
+        log.info("removed %d run dir(s) left by servers that were killed", removed)
+    return Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=base))
+
+
+def remove_stale_run_dirs(base: Path) -> int:
+    """Delete run dirs of servers killed before they could clean up (SIGKILL, OOM killer).
+
+    A run dir is live while the Java process named in its pid file runs with that dir on its command
+    line; a dir without a pid file belongs to a server still starting, unless it is a day old.
+    """
+    removed = 0
+    for run_dir in base.glob(f"{RUN_DIR_PREFIX}*"):
+        try:
+            pid_text = (run_dir / ".model_server.pid").read_text().strip()
+        except FileNotFoundError:
+            pid_text = ""
+        except OSError:
+            continue
+        if pid_text.isdigit():
+            try:
+                live = str(run_dir) in " ".join(psutil.Process(int(pid_text)).cmdline())
+            except psutil.Error:
+                live = False
+        else:
+            try:
+                live = time.time() - run_dir.stat().st_mtime < STALE_RUN_DIR_SECONDS
+            except OSError:
+                continue
+        if not live:
+            shutil.rmtree(run_dir, ignore_errors=True)
+            removed += 1
+    return removed
 
 
 def _become_subreaper() -> bool:
@@ -181,18 +205,21 @@ def _configure_environment(host: str | None, port: int | None, run_dir: Path) ->
         raise ServeError("the multi-model-server launcher is not installed (pip install multi-model-server)")
     try:
         Limits.from_env()  # a bad limit in the environment fails now, not on every request
+        min_free_bytes()
     except ValueError as exc:
         raise ServeError(str(exc)) from None
     return host, int(port_text)
 
 
 class MmsSupervisor:
-    """Finds the MMS Java process among our children, and stops it and every worker on SIGTERM."""
+    """Finds the MMS Java process among our children, stops workers MMS loses track of, and stops
+    Java and every worker on SIGTERM."""
 
     def __init__(self) -> None:
         self.java: psutil.Process | None = None
         self.stopping = threading.Event()
         self.me = psutil.Process()
+        self._orphans_seen: dict[int, float] = {}
 
     def descendants(self) -> list[psutil.Process]:
         try:
@@ -212,6 +239,7 @@ class MmsSupervisor:
                         continue
                     if MMS_JAVA_CLASS in process.cmdline():
                         self.java = process
+                        threading.Thread(target=self._stop_orphans, name="mms-orphans", daemon=True).start()
                         return process
                     launching = True
                 except psutil.Error:
@@ -222,6 +250,34 @@ class MmsSupervisor:
                 )
             time.sleep(0.1)
         raise ServeError(f"Multi Model Server did not start within {startup_timeout:.0f} s")
+
+    def _stop_orphans(self) -> None:
+        """Once Java runs, our only legitimate child is Java: any other child is a worker process MMS
+        lost (it happens after a 507 load), re-parented to us. Stop it, or it holds memory forever."""
+        while not self.stopping.wait(ORPHAN_CHECK_SECONDS):
+            try:
+                children = self.me.children(recursive=False)
+            except psutil.Error:
+                continue
+            now = time.monotonic()
+            for child in children:
+                if self.java is None or child.pid == self.java.pid:
+                    continue
+                try:
+                    if child.status() == psutil.STATUS_ZOMBIE:
+                        continue
+                    first_seen = self._orphans_seen.setdefault(child.pid, now)
+                    if first_seen == now:
+                        log.warning(
+                            "stopping process %d that MMS left behind: %s", child.pid, child.cmdline()[:4]
+                        )
+                        child.terminate()
+                    elif now - first_seen > WORKER_STOP_SECONDS:
+                        child.kill()
+                except psutil.Error:
+                    continue
+            alive = {child.pid for child in children}
+            self._orphans_seen = {pid: seen for pid, seen in self._orphans_seen.items() if pid in alive}
 
     def on_signal(self, signum: int, frame: Any) -> None:
         if self.stopping.is_set():
@@ -258,15 +314,23 @@ class MmsSupervisor:
             process.send_signal(sig)
 
     def stop_leftovers(self) -> int:
-        """Terminate (then kill) every process MMS left behind; returns how many there were."""
-        leftovers = self.descendants()
-        for process in leftovers:
-            self._send(process, signal.SIGTERM)
-        _, alive = psutil.wait_procs(leftovers, timeout=WORKER_STOP_SECONDS)
-        for process in alive:
-            self._send(process, signal.SIGKILL)
-        psutil.wait_procs(alive, timeout=2)
-        return len(leftovers)
+        """Terminate (then kill) every process MMS left behind; returns how many there were.
+
+        Repeated because a launcher stopped mid-start may just have started Java.
+        """
+        stopped = 0
+        for attempt in range(3):
+            leftovers = self.descendants()
+            if not leftovers:
+                break
+            stopped += len(leftovers)
+            for process in leftovers:
+                self._send(process, signal.SIGTERM)
+            _, alive = psutil.wait_procs(leftovers, timeout=WORKER_STOP_SECONDS if attempt == 0 else 1)
+            for process in alive:
+                self._send(process, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=2)
+        return stopped
 
 
 def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: Path, host: str) -> None:
@@ -279,12 +343,18 @@ def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: P
 
     generate = model_server._generate_mms_config_properties
 
-    def generate_with_host(env: Any, handler_service: Any = None) -> str:
-        # Properties files keep the last value of a key: these lines override the 0.0.0.0 defaults.
+    def generate_with_overrides(env: Any, handler_service: Any = None) -> str:
+        # Properties files keep the last value of a key: these lines override sagemaker-inference's.
         address = f"http://{host}:{env.inference_http_port}"
-        return f"{generate(env, handler_service)}inference_address={address}\nmanagement_address={address}\n"
+        # MMS answers an over-long body with an empty 413; with its own limit above ours, the handler
+        # answers instead, with a JSON error that names the limit.
+        frame_limit = 2 * Limits.from_env().max_payload_bytes
+        overrides = (
+            f"inference_address={address}\nmanagement_address={address}\nmax_request_size={frame_limit}\n"
+        )
+        return generate(env, handler_service) + overrides
 
-    model_server._generate_mms_config_properties = generate_with_host
+    model_server._generate_mms_config_properties = generate_with_overrides
     model_server._retry_retrieve_mms_server_process = supervisor.find_java
 
     def add_signal_handlers(mms_process: Any) -> None:
@@ -293,9 +363,14 @@ def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: P
 
     model_server._add_sigterm_handler = add_signal_handlers
     # Its SIGCHLD reaper logs an ERROR whenever no child is left to reap; reap quietly instead.
-    model_server._add_sigchild_handler = lambda: signal.signal(signal.SIGCHLD, _reap_children)
+    model_server._add_sigchild_handler = _reap_children_from_now_on
     # Its logger has its own stderr handler besides ours: every line would appear twice.
     logging.getLogger("sagemaker-inference").handlers.clear()
+
+
+def _reap_children_from_now_on() -> None:
+    signal.signal(signal.SIGCHLD, _reap_children)
+    _reap_children(signal.SIGCHLD, None)  # the MMS launcher has already exited: reap it now
 
 
 def _reap_children(signum: int, frame: Any) -> None:

@@ -1,0 +1,228 @@
+"""`status` and `wait`: one look at (or polling of) a processing job, training job or endpoint.
+
+`wait` prints a progress line whenever the state changes (and a heartbeat while it does not), prints the
+FailureReason when the resource fails, and returns non-zero unless it reached its success state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from launch.common import (
+    LaunchError,
+    add_common_arguments,
+    aws_from_args,
+    base_name,
+    call,
+    endpoint_from_args,
+)
+
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 124  # what coreutils `timeout` uses
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one resource type is described and which of its states end a wait."""
+
+    name: str
+    describe: str
+    name_member: str
+    status_member: str
+    success: frozenset[str]
+    failure: frozenset[str]
+    list_operation: str | None = None
+    list_member: str | None = None
+
+
+KINDS = {
+    "processing": Kind(
+        "processing",
+        "DescribeProcessingJob",
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+        frozenset({"Completed"}),
+        frozenset({"Failed", "Stopped"}),
+        "ListProcessingJobs",
+        "ProcessingJobSummaries",
+    ),
+    "training": Kind(
+        "training",
+        "DescribeTrainingJob",
+        "TrainingJobName",
+        "TrainingJobStatus",
+        frozenset({"Completed"}),
+        frozenset({"Failed", "Stopped"}),
+        "ListTrainingJobs",
+        "TrainingJobSummaries",
+    ),
+    "endpoint": Kind(
+        "endpoint",
+        "DescribeEndpoint",
+        "EndpointName",
+        "EndpointStatus",
+        frozenset({"InService"}),
+        frozenset({"Failed", "OutOfService", "Deleting", "UpdateRollbackFailed"}),
+    ),
+}
+
+
+def describe(client: Any, kind: Kind, name: str) -> dict[str, Any]:
+    return call(client, "sagemaker", kind.describe, {kind.name_member: name})
+
+
+def latest_job_name(client: Any, kind: Kind, stem: str) -> str:
+    """The newest job whose name contains `stem` (launch names jobs `<stem>-<timestamp>`)."""
+    if kind.list_operation is None:
+        raise LaunchError(f"{kind.name} needs a name")
+    params = {"NameContains": stem, "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 1}
+    found = call(client, "sagemaker", kind.list_operation, params)[kind.list_member]
+    if not found:
+        raise LaunchError(f"no {kind.name} job whose name contains {stem!r}; pass its name")
+    return found[0][kind.name_member]
+
+
+def state_text(kind: Kind, description: dict[str, Any]) -> str:
+    """A one-line summary of where the resource is, in SageMaker's own words."""
+    status = description[kind.status_member]
+    parts = [status]
+    if kind.name == "training":
+        secondary = description.get("SecondaryStatus")
+        transitions = description.get("SecondaryStatusTransitions") or []
+        message = transitions[-1].get("StatusMessage") if transitions else None
+        if secondary and secondary != status:
+            parts.append(f"/ {secondary}")
+        if message:
+            parts.append(f"- {message}")
+    return " ".join(parts)
+
+
+def _elapsed(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def report_outcome(kind: Kind, name: str, description: dict[str, Any], out: TextIO) -> int:
+    """Print what finished (metrics, billing, failure reason); return the exit code for that state."""
+    status = description[kind.status_member]
+    if status in kind.failure:
+        reason = description.get("FailureReason") or description.get("ExitMessage") or "(no reason given)"
+        print(f"{kind.name} {name} {status}: {reason}", file=out, flush=True)
+        return EXIT_FAILED
+    metrics = description.get("FinalMetricDataList") or []
+    if metrics:
+        shown = ", ".join(f"{m['MetricName']}={m['Value']:g}" for m in metrics)
+        print(f"final metrics: {shown}", file=out)
+    billable, seconds = description.get("BillableTimeInSeconds"), description.get("TrainingTimeInSeconds")
+    if billable and seconds:
+        print(f"billable {billable}s of {seconds}s training time", file=out)
+    if kind.name == "training" and description.get("CheckpointConfig"):
+        print(f"models: {description['CheckpointConfig']['S3Uri']}", file=out)
+    print(f"{kind.name} {name} {status}", file=out, flush=True)
+    return 0
+
+
+def wait_for(
+    client: Any,
+    kind: Kind,
+    name: str,
+    *,
+    poll_seconds: float = 30.0,
+    timeout_seconds: float | None = None,
+    heartbeat_seconds: float = 300.0,
+    out: TextIO | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> int:
+    """Poll until `name` reaches a success or failure state; 0 on success, non-zero otherwise."""
+    out = out or sys.stdout
+    started = clock()
+    last_text, last_print = None, started
+    while True:
+        description = describe(client, kind, name)
+        status = description[kind.status_member]
+        now = clock()
+        text = state_text(kind, description)
+        if text != last_text or now - last_print >= heartbeat_seconds:
+            print(f"[{_elapsed(now - started):>9}] {kind.name} {name}: {text}", file=out, flush=True)
+            last_text, last_print = text, now
+        if status in kind.success or status in kind.failure:
+            return report_outcome(kind, name, description, out)
+        if timeout_seconds is not None and now - started >= timeout_seconds:
+            print(f"gave up after {_elapsed(now - started)}: {kind.name} {name} is still {status}", file=out)
+            return EXIT_TIMEOUT
+        sleep(poll_seconds)
+
+
+def show_status(client: Any, kind: Kind, name: str, out: TextIO | None = None) -> int:
+    """One describe: the state line; 0 unless the resource has failed."""
+    out = out or sys.stdout
+    description = describe(client, kind, name)
+    created = description.get("CreationTime")
+    age = ""
+    if isinstance(created, dt.datetime):
+        age = f" (created {created.isoformat(timespec='seconds')})"
+    print(f"{kind.name} {name}: {state_text(kind, description)}{age}", file=out)
+    status = description[kind.status_member]
+    if status in kind.success or status in kind.failure:
+        return report_outcome(kind, name, description, out)
+    return 0
+
+
+def resolve_name(client: Any, kind: Kind, args: argparse.Namespace) -> str:
+    if args.name:
+        return args.name
+    if kind.name == "endpoint":
+        return endpoint_from_args(args)
+    return latest_job_name(client, kind, base_name(args.prefix or ""))
+
+
+def _add(sub: argparse._SubParsersAction, command: str, help_text: str) -> argparse.ArgumentParser:
+    p = sub.add_parser(command, help=help_text)
+    p.add_argument("kind", choices=sorted(KINDS), help="what to look at")
+    p.add_argument(
+        "name",
+        nargs="?",
+        help="its name (default: the endpoint of --prefix, or the newest job of --prefix)",
+    )
+    add_common_arguments(p)
+    return p
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    status = _add(sub, "status", "show a job's or endpoint's state (non-zero exit if it failed)")
+
+    def run_status(args: argparse.Namespace) -> int:
+        if args.dry_run:
+            raise LaunchError("status only reads; --dry-run has nothing to print")
+        client = aws_from_args(args).client("sagemaker")
+        kind = KINDS[args.kind]
+        return show_status(client, kind, resolve_name(client, kind, args))
+
+    status.set_defaults(run=run_status)
+
+    wait = _add(sub, "wait", "poll until a job completes or an endpoint is InService")
+    wait.add_argument("--poll-seconds", type=float, default=30.0)
+    wait.add_argument("--timeout-seconds", type=float, default=None, help="give up (exit 124) after this")
+
+    def run_wait(args: argparse.Namespace) -> int:
+        if args.dry_run:
+            raise LaunchError("wait only reads; --dry-run has nothing to print")
+        client = aws_from_args(args).client("sagemaker")
+        kind = KINDS[args.kind]
+        return wait_for(
+            client,
+            kind,
+            resolve_name(client, kind, args),
+            poll_seconds=args.poll_seconds,
+            timeout_seconds=args.timeout_seconds,
+        )
+
+    wait.set_defaults(run=run_wait)

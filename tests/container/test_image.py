@@ -1,0 +1,250 @@
+"""The real image, really built and run: train (one host and sharded over two), the Processing step, and
+serve's multi-model API, each the way SageMaker invokes it (`docker run IMAGE train|serve`, /opt/ml mounted).
+
+Every server is published on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import tarfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import requests
+
+from fleetcast.data.generate import generate_csv
+from fleetcast.forecasting.prophet_model import model_from_json
+from fleetcast.training import artifact
+from fleetcast.training.inputs import scan_channel
+from tests.helpers import write_folder_layout
+
+pytestmark = pytest.mark.container
+
+CUSTOMERS = range(8)
+HYPERPARAMETERS = {
+    "holdout_days": "14",
+    "uncertainty_samples": "100",
+    "workers": "2",
+    "progress_seconds": "1",
+}
+SERVE_START_LIMIT = 180  # SageMaker allows 4 minutes for the first /ping
+STOP_LIMIT = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
+
+
+def make_training_root(root: Path, customers: list[int], host: str, hosts: list[str]) -> Path:
+    """An /opt/ml tree as SageMaker lays it out on one instance of a training job."""
+    config = root / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "eth0"})
+    )
+    distribution = "ShardedByS3Key" if len(hosts) > 1 else "FullyReplicated"
+    channel_config = {
+        "ContentType": "text/csv",
+        "TrainingInputMode": "File",
+        "S3DistributionType": distribution,
+        "RecordWrapperType": "None",
+    }
+    (config / "inputdataconfig.json").write_text(json.dumps({"train": channel_config}))
+    channel = root / "input" / "data" / "train"
+    channel.mkdir(parents=True)
+    write_folder_layout(channel, customers)
+    for sub in ("checkpoints", "model", "output"):
+        (root / sub).mkdir()
+    return root
+
+
+def check_checkpoints(root: Path, customers: list[int], host: str) -> None:
+    names = sorted(p.name for p in (root / "checkpoints").glob("*.tar.gz"))
+    assert names == sorted(artifact.archive_name(str(c)) for c in customers)
+    for customer in customers:
+        model_json, metadata = artifact.read_archive(
+            root / "checkpoints" / artifact.archive_name(str(customer))
+        )
+        assert metadata["customer"] == str(customer)
+        assert metadata["host"] == host
+        assert metadata["rows"] == 120
+        model = model_from_json(model_json)
+        assert len(model.history) == 120
+
+
+def start_train(docker, image, root: Path, host: str, name: str) -> None:
+    docker.run(
+        "run", "-d", "--name", name, *docker.container_args(),
+        "--hostname", host, "-v", f"{root}:/opt/ml", image.tag, "train",
+    )  # fmt: skip
+
+
+def wait_for_exit(docker, name: str, timeout: float = 300) -> tuple[int, str]:
+    code = int(docker.run("wait", name, timeout=timeout).stdout.strip())
+    logs = docker.run("logs", name)
+    return code, logs.stdout + logs.stderr
+
+
+@pytest.fixture(scope="module")
+def trained_root(docker, image, tmp_path_factory) -> tuple[Path, str]:
+    """One single-instance training job over every customer; its checkpoints feed the serving tests."""
+    root = make_training_root(
+        tmp_path_factory.mktemp("single") / "opt_ml", list(CUSTOMERS), "algo-1", ["algo-1"]
+    )
+    name = f"fleetcast-train-{docker.session}"
+    started = time.monotonic()
+    start_train(docker, image, root, "algo-1", name)
+    code, logs = wait_for_exit(docker, name)
+    print(f"\ncontainer train, {len(CUSTOMERS)} customers: {time.monotonic() - started:.1f}s")
+    assert code == 0, logs
+    return root, logs
+
+
+def test_image_metadata_and_contents(docker, image):
+    inspect = json.loads(docker.run("image", "inspect", image.tag).stdout)[0]
+    labels = inspect["Config"]["Labels"]
+    assert labels["com.amazonaws.sagemaker.capabilities.multi-models"] == "true"
+    assert labels["com.amazonaws.sagemaker.capabilities.accept-bind-to-port"] == "true"
+    assert "8080/tcp" in inspect["Config"]["ExposedPorts"]
+    assert inspect["Config"].get("Entrypoint") in (
+        None,
+        [],
+    )  # SageMaker passes `train`/`serve` as the command
+    probe = docker.run(
+        "run", "--rm", *docker.container_args(), image.tag, "sh", "-c",
+        'for c in train serve; do p=$(command -v $c) && readlink "$p"; done;'
+        " java -version 2>&1 | head -1; for t in gcc cc; do command -v $t || true; done;"
+        " ls /root/.cache/pip 2>/dev/null | head -1",
+    ).stdout.splitlines()  # fmt: skip
+    assert probe[0:2] == ["fleetcast", "fleetcast"], probe  # links to the console script: Python is PID 1
+    assert "version" in probe[2], probe
+    assert probe[3:] == [], f"build tools or pip cache left in the image: {probe[3:]}"
+    help_text = docker.run("run", "--rm", *docker.container_args(), image.tag).stdout
+    assert "train" in help_text
+    assert "serve" in help_text
+
+
+def test_processing_step_splits_raw_csv(docker, image, tmp_path):
+    raw, out = tmp_path / "input", tmp_path / "output"
+    raw.mkdir()
+    out.mkdir()
+    generate_csv(out=raw / "consumption.csv", customers=6, seed=3, start="2022-01-01", end="2023-01-01",
+                 rows_per_customer=120, freq="D")  # fmt: skip
+    docker.run(
+        "run", "--rm", *docker.container_args(),
+        "-v", f"{raw}:/opt/ml/processing/input:ro", "-v", f"{out}:/opt/ml/processing/output",
+        image.tag, "fleetcast", "split",
+    )  # fmt: skip
+    # What the Processing step writes is exactly what the training channel reads.
+    inventory = scan_channel(out)
+    assert len(inventory.files) + len(inventory.buckets) >= 1
+    written = pd.concat(pd.read_csv(p) for p in out.rglob("*.csv"))
+    assert len(written) == len(pd.read_csv(raw / "consumption.csv"))
+
+
+def test_train_single_host_writes_loadable_checkpoints(trained_root):
+    root, logs = trained_root
+    check_checkpoints(root, list(CUSTOMERS), "algo-1")
+    assert f"fleet done: {len(CUSTOMERS)} trained, 0 failed" in logs
+    assert not (root / "output" / "failure").exists()
+
+
+def test_train_two_hosts_each_on_its_own_shard(docker, image, tmp_path):
+    hosts = ["algo-1", "algo-2"]
+    shards = {host: [c for c in CUSTOMERS if c % len(hosts) == i] for i, host in enumerate(hosts)}
+    roots = {host: make_training_root(tmp_path / host, shards[host], host, hosts) for host in hosts}
+    names = {host: f"fleetcast-{host}-{docker.session}" for host in hosts}
+    for host in hosts:  # both instances run at once, as in a multi-instance job
+        start_train(docker, image, roots[host], host, names[host])
+    for host in hosts:
+        code, logs = wait_for_exit(docker, names[host])
+        assert code == 0, logs
+        check_checkpoints(roots[host], shards[host], host)
+        assert f"fleet done: {len(shards[host])} trained" in logs
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def serving(docker, image, trained_root, tmp_path_factory) -> Iterator[dict]:
+    """`serve` with /opt/ml/models holding every trained model extracted as the platform would."""
+    root, _ = trained_root
+    models = tmp_path_factory.mktemp("models")
+    for archive in (root / "checkpoints").glob("*.tar.gz"):
+        target = models / archive.name.removesuffix(".tar.gz") / "model"
+        target.mkdir(parents=True)
+        with tarfile.open(archive) as tar:
+            tar.extractall(target, filter="data")
+    port = _free_port()
+    name = f"fleetcast-serve-{docker.session}"
+    started = time.monotonic()
+    docker.run(
+        "run", "-d", "--name", name, *docker.container_args(),
+        "-p", f"127.0.0.1:{port}:8080", "-v", f"{models}:/opt/ml/models:ro",
+        "-e", "SAGEMAKER_MULTI_MODEL=true", image.tag, "serve",
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = started + SERVE_START_LIMIT
+    while True:
+        running = docker.run("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
+        if running != "true":
+            logs = docker.run("logs", name)
+            pytest.fail(f"serve exited during start-up:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
+        try:
+            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if time.monotonic() > deadline:
+            logs = docker.run("logs", name)
+            pytest.fail(f"/ping not 200 within {SERVE_START_LIMIT}s:\n{logs.stderr[-3000:]}")
+        time.sleep(0.5)
+    print(f"\nserve start -> /ping 200: {time.monotonic() - started:.1f}s")
+    yield {"url": url, "name": name}
+    docker.run("rm", "-f", name, check=False)
+
+
+def test_serve_multi_model_api(serving):
+    url = serving["url"]
+    customer = "3"
+    body = {"model_name": "opaque-3", "url": f"/opt/ml/models/{customer}/model"}
+    loaded = requests.post(f"{url}/models", json=body, timeout=60)
+    assert loaded.status_code == 200, loaded.text
+    again = requests.post(f"{url}/models", json=body, timeout=60)
+    assert again.status_code == 409, again.text
+
+    listed = requests.get(f"{url}/models", timeout=10).json()
+    assert "opaque-3" in [m["modelName"] for m in listed["models"]]
+    assert requests.get(f"{url}/models/opaque-3", timeout=10).status_code == 200
+
+    headers = {"X-Amzn-SageMaker-Target-Model": f"{customer}.tar.gz", "Accept": "application/json"}
+    invoked = requests.post(f"{url}/models/opaque-3/invoke", json={"period": 7}, headers=headers, timeout=60)
+    assert invoked.status_code == 200, invoked.text
+    forecast = invoked.json()
+    assert forecast["customer"] == customer
+    assert len(forecast["forecast"]) == 7
+    first = pd.Timestamp(forecast["forecast"][0]["ds"])
+    assert first > pd.Timestamp("2022-01-01") + pd.Timedelta(days=119)  # starts after the last observation
+    assert all({"yhat", "yhat_lower", "yhat_upper"} <= set(row) for row in forecast["forecast"])
+
+    assert requests.delete(f"{url}/models/opaque-3", timeout=60).status_code == 200
+    assert requests.get(f"{url}/models/opaque-3", timeout=10).status_code == 404
+    gone = requests.post(f"{url}/models/opaque-3/invoke", json={"period": 7}, headers=headers, timeout=60)
+    assert gone.status_code == 404
+
+
+def test_serve_stops_on_sigterm_within_the_grace_period(docker, serving):
+    name = serving["name"]
+    began = time.monotonic()
+    docker.run("kill", "--signal", "TERM", name)
+    code = int(docker.run("wait", name, timeout=STOP_LIMIT + 30).stdout.strip())
+    elapsed = time.monotonic() - began
+    assert elapsed < STOP_LIMIT, f"serve took {elapsed:.1f}s to stop after SIGTERM"
+    assert code != 137, "serve was killed, not stopped"
+    print(f"\nserve stopped {elapsed:.1f}s after SIGTERM (exit {code})")
