@@ -31,9 +31,11 @@ from typing import Any
 
 import pandas as pd
 import psutil
+import urllib3
 
 from fleetcast.data.generate import customer_series
 from fleetcast.forecasting.prophet_model import fit_prophet, model_to_json
+from fleetcast.local.model_cache import model_id
 from fleetcast.logs import quiet_third_party
 from fleetcast.training.artifact import write_archive
 from fleetcast.training.config import ProphetSettings
@@ -86,8 +88,6 @@ def free_port(below: int = 32700) -> int:
 
 
 def wait_http_ok(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    import urllib3
-
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -163,6 +163,31 @@ def invoke(client: Any, customer: int) -> tuple[float, dict[str, str]]:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def direct_versus_endpoint(mms_port: int, url: str, requests: int) -> tuple[list[float], list[float]]:
+    """Where warm time goes: the same request straight to the container and to the endpoint without
+    boto3 (no signing or parsing), alternating so that both see the same machine load."""
+    http = urllib3.PoolManager()
+    container_url = f"http://127.0.0.1:{mms_port}/models/{model_id('0.tar.gz')}/invoke"
+    invocation_url = url + "/endpoints/bench/invocations"
+    json_headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    direct: list[float] = []
+    raw_endpoint: list[float] = []
+    deadline = time.monotonic() + PHASE_TIMEOUT_S
+    for _ in range(requests):
+        if time.monotonic() > deadline:
+            break
+        for target, samples, extra in (
+            (container_url, direct, {}),
+            (invocation_url, raw_endpoint, {"X-Amzn-SageMaker-Target-Model": "0.tar.gz"}),
+        ):
+            began = time.perf_counter()
+            answer = http.request("POST", target, body=BODY, headers={**json_headers, **extra})
+            if answer.status != 200:
+                raise RuntimeError(f"{target} answered {answer.status}: {answer.data[:200]!r}")
+            samples.append((time.perf_counter() - began) * 1000.0)
+    return direct, raw_endpoint
 
 
 def concurrent_pass(url: str, customers: list[int], clients: int) -> tuple[float, list[float], int]:
@@ -289,14 +314,14 @@ def main(argv: list[str] | None = None) -> int:
             warm.append(elapsed)
             warm_container.append(float(headers["x-fleetcast-invoke-ms"]))
 
+        direct, raw_endpoint = direct_versus_endpoint(mms_port, url, min(args.warm_requests, 200))
+
         print(f"loading pass: {args.clients} clients, each of {args.models} models once ...", flush=True)
         load_seconds, load_latencies, load_errors = concurrent_pass(
             url, list(range(args.models)), args.clients
         )
 
         rss_loaded = tree_rss_mb(serve.pid)
-        import urllib3
-
         stats = json.loads(urllib3.request("GET", url + "/fleetcast/stats").data)
         loaded = int(stats["loaded_count"])
 
@@ -314,12 +339,21 @@ def main(argv: list[str] | None = None) -> int:
             ("warm invoke p99 (client)", f"{percentile(warm, 99):.1f} ms"),
             ("warm invoke p50 (container only)", f"{percentile(warm_container, 50):.1f} ms"),
             (
+                "warm p50: container direct / endpoint, no boto3",
+                f"{percentile(direct, 50):.1f} / {percentile(raw_endpoint, 50):.1f} ms",
+            ),
+            (
+                "  endpoint front overhead (p50 difference)",
+                f"{percentile(raw_endpoint, 50) - percentile(direct, 50):.1f} ms",
+            ),
+            (
                 f"loading pass: {args.models} models, {args.clients} clients",
                 f"{len(load_latencies) / load_seconds:.2f} req/s "
                 f"({load_seconds:.1f} s, {load_errors} errors)",
             ),
             (
-                f"warm throughput, {args.clients} clients over {args.models} models",
+                f"warm throughput, {args.clients} clients over {args.models} models"
+                + (f" (churn: --max-loaded {args.max_loaded})" if args.max_loaded else ""),
                 f"{len(tp_latencies) / tp_seconds:.1f} req/s ({tp_errors} errors)",
             ),
             (

@@ -46,6 +46,13 @@ if [ "${#customers[@]}" -eq 0 ]; then
   exit 1
 fi
 
+for port in "$mms_port" "$endpoint_port"; do
+  if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+    echo "port $port is already in use; set FLEETCAST_DEMO_MMS_PORT / FLEETCAST_DEMO_ENDPOINT_PORT" >&2
+    exit 1
+  fi
+done
+
 work=$(mktemp -d "${TMPDIR:-/tmp}/fleetcast-demo-serve-XXXXXX")
 serve_pid=""
 endpoint_pid=""

@@ -283,6 +283,14 @@ class MultiModelEndpoint:
     def _release(self, name: str) -> None:
         with self._lock:
             self._loaded.unpin(name)
+            # Pinned models may have pushed the count over --max-loaded; bring it back down now.
+            victims = self._claim_for_unload(self._loaded.over_budget_victims())
+        for victim in victims:
+            reason = f"over --max-loaded {self.policy.max_loaded}"
+            try:
+                self._loader.submit(self._unload, victim, reason)
+            except RuntimeError:  # shutting down: no loader threads left
+                self._unload(victim, reason)
 
     def _bring_in(self, target: str, name: str, transition: _Transition) -> None:
         """Loader thread: download if needed, then load into the container; resolves `transition`."""
@@ -378,7 +386,9 @@ class MultiModelEndpoint:
         return claimed
 
     def _unload(self, name: str, reason: str) -> None:
+        """DELETE a model claimed by `_claim_for_unload`; always resolves its transition."""
         transition = self._transitions[name]
+        ok = False
         try:
             response = self.container.unload(name)
             ok = response.status in (200, 202, 204, 404)
@@ -386,17 +396,18 @@ class MultiModelEndpoint:
                 log.warning("DELETE /models/%s answered %d: %s", name, response.status, response.text[:200])
         except ContainerUnavailableError as exc:
             log.warning("could not unload %s: %s", name, exc)
-            ok = False
-        with self._lock:
-            self._transitions.pop(name, None)
-            if ok:
-                self.stats["unloads"] += 1
-            else:  # still loaded as far as we know; keep it in the LRU so it is tried again later
-                self._loaded.add(name)
-                self._loaded.touch(name)
-        transition.future.set_result(None)
-        log.info("unloaded %s (%s): %s", name, self.target_of(name) or "?", reason)
-        self._trim_disk()
+        finally:
+            with self._lock:
+                self._transitions.pop(name, None)
+                if ok:
+                    self.stats["unloads"] += 1
+                else:  # still loaded as far as we know: back in the LRU, to be tried again later
+                    self._loaded.add(name)
+                    self._loaded.touch(name)
+            transition.future.set_result(None)
+        if ok:
+            log.info("unloaded %s (%s): %s", name, self.target_of(name) or "?", reason)
+            self._trim_disk()
 
     def _trim_disk(self) -> None:
         """Delete least recently used disk entries over the budget; never one loaded or loading."""

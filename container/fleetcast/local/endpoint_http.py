@@ -41,6 +41,8 @@ def _error_response(error: EndpointError) -> Response:
     response = jsonify(error.body())
     response.status_code = error.status
     response.headers["x-amzn-ErrorType"] = error.error_type
+    if isinstance(error, PayloadTooLargeError):
+        response.headers["Connection"] = "close"  # the rest of the oversized body is never read
     return response
 
 
@@ -73,6 +75,16 @@ def create_app(
     @app.post("/endpoints/<name>/invocations")
     def invocations(name: str) -> Response:
         started = time.perf_counter()
+        # The body is read first, so an early error never leaves it unread on a kept-alive connection.
+        if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLargeError(
+                f"the request body is over the {MAX_PAYLOAD_BYTES} byte InvokeEndpoint limit"
+            )
+        body = request.get_data(cache=False)
+        if len(body) > MAX_PAYLOAD_BYTES:
+            raise PayloadTooLargeError(
+                f"the request body is over the {MAX_PAYLOAD_BYTES} byte InvokeEndpoint limit"
+            )
         if not ENDPOINT_NAME.match(name):
             raise ValidationError(
                 f"endpoint name {name!r} does not match [a-zA-Z0-9](-*[a-zA-Z0-9])* (max 63)"
@@ -85,15 +97,6 @@ def create_app(
         if wanted_variant and wanted_variant != variant:
             raise ValidationError(
                 f"TargetVariant {wanted_variant!r} does not exist; this endpoint has {variant!r}"
-            )
-        if (request.content_length or 0) > MAX_PAYLOAD_BYTES:
-            raise PayloadTooLargeError(
-                f"the request body is over the {MAX_PAYLOAD_BYTES} byte InvokeEndpoint limit"
-            )
-        body = request.get_data(cache=False)
-        if len(body) > MAX_PAYLOAD_BYTES:
-            raise PayloadTooLargeError(
-                f"the request body is over the {MAX_PAYLOAD_BYTES} byte InvokeEndpoint limit"
             )
         timings = RequestTimings(target_model=request.headers.get(TARGET_MODEL_HEADER) or "")
         try:
@@ -180,6 +183,9 @@ class RunningEndpoint:
         return f"http://{self.server.server_address[0]}:{self.port}"
 
     def stop(self) -> None:
+        """Stop serving (idempotent); loaded models stay in the container, as on a front-end restart."""
+        if not self.thread.is_alive():
+            return
         self.server.shutdown()
         self.thread.join(timeout=10)
         self.server.server_close()
