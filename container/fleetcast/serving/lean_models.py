@@ -1,10 +1,12 @@
 """Loading a customer's model for the lean server: the compiled predictor, or Prophet as a loud fallback.
 
-`load_model(model_dir)` reads and verifies `model.json` + `metadata.json`, compiles the Prophet model to
-its numeric form and returns a `LoadedModel`: the predictor plus a JSON document from which any other
-worker rebuilds the same predictor in microseconds (`from_document`), and an estimate of its size for the
-memory budget. A model the compiled predictor does not reproduce exactly is served by Prophet's own
-predict (ProphetPredictor), with a warning in the log; its document then only says where to load it from.
+`load_model(model_dir)` loads through `compiled_predictor.load_predictor` (compiled.json, or model.json
+compiled without pandas or Prophet; Prophet's own predictor, with a warning, for a model the compiled
+form does not cover) and returns a `LoadedModel`: the predictor, a small JSON document from which any
+other worker rebuilds the same predictor in microseconds (`from_document`, no file reads), and an
+estimate of its size for the memory budget.
+
+Errors at load time are the API's: 404 when the model directory is missing, 400 when it is corrupt.
 """
 
 from __future__ import annotations
@@ -20,96 +22,26 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fleetcast.forecasting.compiled import (
-    COMPILED_FILE,
-    CompiledModel,
-    NotCompilable,
-    compile_model,
-    future_dates,
-)
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request
-from fleetcast.training.artifact import ArtifactError, read_model_dir
+from fleetcast.forecasting.compiled import CompiledModel
+from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
+from fleetcast.serving.protocol import ForecastError, ForecastRequest
 
 log = logging.getLogger(__name__)
 
-# Same per-request seed as the Prophet-backed predictor: the same request always gets the same answer.
-INTERVAL_SEED = 0
-# Python objects around a compiled model's arrays (dicts, dataclasses, array headers), measured with
-# RSS growth over 1,000 loaded models in one worker (bench/serving_compare.py prints the real figure).
+# Python objects around a compiled model's arrays (dicts, dataclasses, array headers): bench/predictor.py
+# on the compiled branch and bench/serving_compare.py measure a few KiB per model per worker.
 COMPILED_OVERHEAD_BYTES = 8 * 1024
 # A Prophet model in memory (history frames, Stan backend object) is far bigger than its JSON.
 PROPHET_BYTES_PER_JSON_BYTE = 12
 PROPHET_BASE_BYTES = 2 * 1024 * 1024
-NS_PER_SECOND = 1_000_000_000
 WARM_UP_DAYS = 60
+METADATA_KEPT = ("customer", "end", "freq", "model_sha256")
 
 
 class Predictor(Protocol):
     customer: str
 
     def forecast(self, request: ForecastRequest) -> dict[str, Any]: ...
-
-
-class CompiledPredictor:
-    """Answers ForecastRequests from a CompiledModel: numpy only, no pandas on fixed-step frequencies."""
-
-    def __init__(self, model: CompiledModel, customer: str, freq: str, last_observation: str) -> None:
-        self.model = model
-        self.customer = customer
-        self.freq = freq
-        self.last_observation = last_observation
-        self._last_ns = np.datetime64(last_observation, "ns")
-
-    @property
-    def has_intervals(self) -> bool:
-        return self.model.uncertainty_samples > 0
-
-    def forecast(self, request: ForecastRequest) -> dict[str, Any]:
-        intervals = self.has_intervals if request.intervals is None else request.intervals
-        if intervals and not self.has_intervals:
-            raise bad_request(
-                "intervals_unavailable",
-                f"the model for customer {self.customer} was trained with uncertainty_samples=0, so it has "
-                'no intervals; send "intervals": false',
-            )
-        freq = request.freq or self.freq
-        dates = self._dates(request.period, freq)
-        result = self.model.predict(dates, intervals=intervals, seed=INTERVAL_SEED)
-        ds_ns = result.ds.view(np.int64)
-        unit = "s" if not np.any(ds_ns % NS_PER_SECOND) else "us"
-        ds = np.datetime_as_string(result.ds, unit=unit).tolist()
-        yhat = result.yhat.tolist()
-        if intervals:
-            lower, upper = result.yhat_lower.tolist(), result.yhat_upper.tolist()
-            rows = [
-                {"ds": ds[i], "yhat": yhat[i], "yhat_lower": lower[i], "yhat_upper": upper[i]}
-                for i in range(len(ds))
-            ]
-        else:
-            rows = [{"ds": ds[i], "yhat": yhat[i]} for i in range(len(ds))]
-        return {"customer": self.customer, "forecast": rows}
-
-    def _dates(self, period: int, freq: str) -> np.ndarray:
-        overflow = bad_request(
-            "bad_period", f"{period} steps of {freq!r} after {self.last_observation} run past year 2262"
-        )
-        try:
-            dates = future_dates(self._last_ns, period, freq)
-        except (OverflowError, ValueError) as exc:
-            if "frequency" in str(exc):
-                raise bad_request("bad_freq", str(exc)) from None
-            raise overflow from None
-        except Exception as exc:  # pandas' OutOfBoundsDatetime for calendar frequencies
-            if type(exc).__name__ == "OutOfBoundsDatetime":
-                raise overflow from None
-            raise
-        stamps = dates.view(np.int64)
-        # Fixed-step grids are integer arithmetic: past 2262 they wrap around instead of raising.
-        if len(stamps) and (stamps[0] <= self._last_ns.view(np.int64) or np.any(np.diff(stamps) <= 0)):
-            raise overflow
-        if len(dates) != period:
-            raise bad_request("bad_freq", f"freq {freq!r} does not give {period} dates after the history")
-        return dates
 
 
 @dataclass(frozen=True)
@@ -120,91 +52,30 @@ class LoadedModel:
     compiled: bool
 
 
-def _model_error(model_dir: Path, code: str, problem: str) -> ForecastError:
-    status = 404 if code == "model_missing" else 400
-    return ForecastError(status, code, f"cannot load the model in {model_dir}: {problem}")
-
-
-def _check_metadata(model_dir: Path, metadata: dict[str, Any]) -> None:
-    missing = [key for key in ("customer", "end", "freq") if not metadata.get(key)]
-    if missing:
-        raise _model_error(model_dir, "model_invalid", f"metadata.json lacks {', '.join(missing)}")
-    try:
-        np.datetime64(str(metadata["end"]).replace(" ", "T"), "ns")
-    except ValueError:
-        raise _model_error(
-            model_dir, "model_invalid", f"metadata.json end {metadata['end']!r} is not a timestamp"
-        ) from None
-
-
 def _compiled_size(model: CompiledModel) -> int:
     arrays = (model.deltas, model.changepoints_t, model.beta)
-    return COMPILED_OVERHEAD_BYTES + sum(int(array.nbytes) for array in arrays) * 3
-
-
-def _compiled_loaded(model: CompiledModel, metadata: dict[str, Any]) -> LoadedModel:
-    customer, freq = str(metadata["customer"]), str(metadata["freq"])
-    end = str(metadata["end"]).replace(" ", "T")
-    predictor = CompiledPredictor(model, customer, freq, end)
-    document = {
-        "kind": "compiled",
-        "customer": customer,
-        "freq": freq,
-        "end": end,
-        "compiled": model.to_dict(),
-    }
-    return LoadedModel(predictor, document, _compiled_size(model), compiled=True)
+    return COMPILED_OVERHEAD_BYTES + 3 * sum(int(array.nbytes) for array in arrays)
 
 
 def load_model(model_dir: Path | str) -> LoadedModel:
     """Load one model directory; ForecastError 404 (missing) or 400 (corrupt) says what is wrong."""
     model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise _model_error(model_dir, "model_missing", "the directory does not exist")
     try:
-        model_json, metadata = read_model_dir(model_dir)
-    except ArtifactError as exc:
-        raise ForecastError(400, "model_invalid", f"cannot load the model in {model_dir}: {exc}") from None
-    _check_metadata(model_dir, metadata)
-
-    compiled_file = model_dir / COMPILED_FILE
-    if compiled_file.is_file():
-        # Compiled at training time: no Prophet needed at all.
-        try:
-            return _compiled_loaded(CompiledModel.from_dict(json.loads(compiled_file.read_text())), metadata)
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("ignoring %s (%s); compiling model.json instead", compiled_file, exc)
-
-    from fleetcast.forecasting.prophet_model import model_from_json
-
-    try:
-        prophet_model = model_from_json(model_json)
-    except Exception as exc:  # Prophet raises bare ValueError/KeyError/TypeError for bad JSON
-        raise _model_error(
-            model_dir, "model_invalid", f"model.json is not a Prophet model ({type(exc).__name__}: {exc})"
-        ) from None
-    if prophet_model.history is None:
-        raise _model_error(model_dir, "model_invalid", "model.json holds an unfitted Prophet model")
-    try:
-        return _compiled_loaded(compile_model(prophet_model), metadata)
-    except NotCompilable as exc:
-        log.warning(
-            "model in %s (customer %s) is not compilable (%s): serving it with Prophet's own predict, "
-            "which is ~100x slower and ~100x bigger in memory",
-            model_dir,
-            metadata.get("customer"),
-            exc.reason,
-        )
-    return _prophet_loaded(model_dir, len(model_json))
-
-
-def _prophet_loaded(model_dir: Path, json_bytes: int) -> LoadedModel:
-    from fleetcast.serving.predictor import ProphetPredictor
-
-    try:
-        predictor = ProphetPredictor.load(model_dir)
+        predictor = load_predictor(model_dir)
     except ForecastError as exc:
-        raise _model_error(model_dir, exc.code, exc.message) from None
+        status = 404 if exc.code == "model_missing" else 400
+        message = exc.message if str(model_dir) in exc.message else f"{model_dir}: {exc.message}"
+        raise ForecastError(status, exc.code, message) from None
+    if isinstance(predictor, CompiledPredictor):
+        document = {
+            "kind": "compiled",
+            "model_dir": str(model_dir),
+            "source": predictor.source,
+            "metadata": {key: predictor.metadata.get(key) for key in METADATA_KEPT},
+            "compiled": predictor.compiled.to_dict(),
+        }
+        return LoadedModel(predictor, document, _compiled_size(predictor.compiled), compiled=True)
+    json_bytes = (model_dir / "model.json").stat().st_size
     estimate = PROPHET_BASE_BYTES + PROPHET_BYTES_PER_JSON_BYTE * json_bytes
     return LoadedModel(predictor, {"kind": "prophet", "model_dir": str(model_dir)}, estimate, compiled=False)
 
@@ -212,9 +83,15 @@ def _prophet_loaded(model_dir: Path, json_bytes: int) -> LoadedModel:
 def from_document(document: dict[str, Any]) -> Predictor:
     """Rebuild, in another worker, the predictor that load_model built."""
     if document.get("kind") == "compiled":
-        model = CompiledModel.from_dict(document["compiled"])
-        return CompiledPredictor(model, document["customer"], document["freq"], document["end"])
-    return _prophet_loaded(Path(document["model_dir"]), 0).predictor
+        return CompiledPredictor(
+            CompiledModel.from_dict(document["compiled"]),
+            document["metadata"],
+            Path(document["model_dir"]),
+            source=document["source"],
+        )
+    from fleetcast.serving.predictor import ProphetPredictor
+
+    return ProphetPredictor.load(document["model_dir"])
 
 
 def warm_up(work_dir: Path) -> Path | None:
