@@ -575,6 +575,7 @@ class Metric:
     digits: int = 1
     higher_is_better: bool = False
     passed: bool | None = None  # None: no target
+    compare: bool = True  # False: a ratio would mean nothing (e.g. the client's own CPU)
 
     def cells(self) -> list[str]:
         def show(value: float | None) -> str:
@@ -726,6 +727,7 @@ def metrics(mms: Measured | None, lean: Measured, args: argparse.Namespace) -> l
             tput(lambda t: 100 * t.client_cpu_share),
             unit="%",
             digits=0,
+            compare=False,
         ),
         row(
             "RSS after DELETE of every model / empty",
