@@ -15,7 +15,14 @@ from fleetcast.serving.budget import (
     memory_limit_bytes,
     server_rss_bytes,
 )
-from fleetcast.serving.registry import RegistryError, SharedRegistry, entry_file_name, name_from_file
+from fleetcast.serving.registry import (
+    STORE_PREFIX,
+    RegistryError,
+    SharedRegistry,
+    entry_file_name,
+    name_from_file,
+    remove_stale_stores,
+)
 
 DOCUMENT = {"kind": "compiled", "customer": "7"}
 
@@ -178,3 +185,22 @@ def test_server_rss_sums_the_process_and_its_children():
     finally:
         child.kill()
         child.join(10)
+
+
+def test_stores_of_dead_servers_are_removed_and_live_ones_kept(tmp_path):
+    context = multiprocessing.get_context("fork")
+    dead = context.Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join(10)
+    stale = tmp_path / f"{STORE_PREFIX}{dead.pid}-abc"
+    live = tmp_path / f"{STORE_PREFIX}{os.getpid()}-def"
+    unrelated = tmp_path / f"{STORE_PREFIX}notapid-x"
+    for directory in (stale, live, unrelated):
+        directory.mkdir()
+    assert remove_stale_stores(str(tmp_path)) == [stale]
+    assert not stale.exists() and live.exists() and unrelated.exists()
+    store = SharedRegistry()
+    try:
+        assert store.directory.name.startswith(f"{STORE_PREFIX}{os.getpid()}-")
+    finally:
+        store.close()

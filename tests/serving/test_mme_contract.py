@@ -125,7 +125,13 @@ def start_server(kind: str, root: Path, **env_extra: str) -> Server:
 
 
 def stop_everything(server: Server) -> None:
-    for member in server.family():
+    """SIGTERM first (a server cleans up after itself), SIGKILL whatever is left after 30 s."""
+    family = server.family()
+    with contextlib.suppress(ProcessLookupError):
+        server.process.send_signal(signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        server.process.wait(SIGTERM_BUDGET_SECONDS)
+    for member in family:
         with contextlib.suppress(psutil.Error):
             member.kill()
     with contextlib.suppress(subprocess.TimeoutExpired):

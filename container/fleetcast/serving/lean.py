@@ -51,7 +51,7 @@ from fleetcast.serving.protocol import (
     internal_error,
     parse_request,
 )
-from fleetcast.serving.registry import RegistryError, SharedRegistry
+from fleetcast.serving.registry import RegistryError, SharedRegistry, remove_stale_stores
 
 log = logging.getLogger("fleetcast.serving.lean")
 
@@ -527,6 +527,8 @@ def run_lean(host: str | None = None, port: int | None = None) -> int:
         log.error("%s", exc)
         return 2
     limit_malloc_arenas()
+    for stale in remove_stale_stores():
+        log.info("removed %s, left by a server that was killed", stale)
     registry = SharedRegistry()
     server_warm_model = warm_up(registry.directory / ".warm-up")
     # Workers share the parent's objects copy-on-write; frozen, the collector never writes to them.

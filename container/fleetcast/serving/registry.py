@@ -96,12 +96,31 @@ def default_store_parent() -> str:
     return tempfile.gettempdir()
 
 
+STORE_PREFIX = "fleetcast-lean-"
+
+
+def remove_stale_stores(parent: str | None = None) -> list[Path]:
+    """Delete stores whose server died without cleaning up (SIGKILL, OOM kill); returns what went.
+
+    A store is named after its server's pid; one whose pid is gone is stale. (A reused pid only makes
+    us keep a stale store longer, never delete a live one.)
+    """
+    removed = []
+    for store in Path(parent or default_store_parent()).glob(f"{STORE_PREFIX}*-*"):
+        owner = store.name[len(STORE_PREFIX) :].split("-", 1)[0]
+        if owner.isdigit() and not _alive(int(owner)):
+            shutil.rmtree(store, ignore_errors=True)
+            removed.append(store)
+    return removed
+
+
 class SharedRegistry:
     """Create it in the parent before forking workers; every worker then shares its state."""
 
     def __init__(self, directory: Path | None = None) -> None:
         if directory is None:
-            directory = Path(tempfile.mkdtemp(prefix="fleetcast-lean-", dir=default_store_parent()))
+            prefix = f"{STORE_PREFIX}{os.getpid()}-"
+            directory = Path(tempfile.mkdtemp(prefix=prefix, dir=default_store_parent()))
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_path = self.directory / ".lock"
