@@ -585,7 +585,8 @@ class Metric:
 
         ratio = ""
         if (
-            self.mms is not None
+            self.compare
+            and self.mms is not None
             and not math.isnan(self.mms)
             and not math.isnan(self.lean)
             and self.mms
