@@ -262,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
             "PYTHONPATH": str(REPO / "container") + os.pathsep + os.environ.get("PYTHONPATH", ""),
             "SAGEMAKER_BASE_DIR": str(work / "opt_ml"),
             "SAGEMAKER_MULTI_MODEL": "true",
+            "FLEETCAST_SERVER": "mms",  # this is the MMS baseline; the default server is the lean one
             "FLEETCAST_BIND_HOST": "127.0.0.1",
             "FLEETCAST_LOG_LEVEL": "WARNING",
         }

@@ -96,7 +96,7 @@ wait_for() {
 
 echo "-- starting fleetcast serve (Multi Model Server, multi-model mode) on 127.0.0.1:$mms_port"
 SAGEMAKER_BASE_DIR="$work/opt_ml" SAGEMAKER_BIND_TO_PORT=$mms_port SAGEMAKER_MULTI_MODEL=true \
-  FLEETCAST_BIND_HOST=127.0.0.1 "$python" -m fleetcast.cli serve >"$work/serve.log" 2>&1 &
+  FLEETCAST_SERVER=mms FLEETCAST_BIND_HOST=127.0.0.1 "$python" -m fleetcast.cli serve >"$work/serve.log" 2>&1 &
 serve_pid=$!
 wait_for "http://127.0.0.1:$mms_port/ping" "fleetcast serve" "$serve_pid"
 

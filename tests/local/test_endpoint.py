@@ -155,6 +155,7 @@ def mms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerClient]:
         "SAGEMAKER_BASE_DIR": str(base),
         "SAGEMAKER_BIND_TO_PORT": str(port),
         "SAGEMAKER_MULTI_MODEL": "true",
+        "FLEETCAST_SERVER": "mms",  # these tests mean MMS (slow loads); the default is the lean server
         "FLEETCAST_BIND_HOST": "127.0.0.1",
         "PYTHONPATH": str(REPO / "container") + os.pathsep + os.environ.get("PYTHONPATH", ""),
     }

@@ -117,8 +117,9 @@ def launch_server(root: Path, **extra_env: str) -> Server:
         "FLEETCAST_BIND_HOST": "127.0.0.1",
         "FLEETCAST_LOG_LEVEL": "INFO",
     }
-    for name in ("SAGEMAKER_MULTI_MODEL", "SAGEMAKER_MODEL_SERVER_WORKERS", "FLEETCAST_SERVER"):
+    for name in ("SAGEMAKER_MULTI_MODEL", "SAGEMAKER_MODEL_SERVER_WORKERS"):
         env.pop(name, None)
+    env["FLEETCAST_SERVER"] = "mms"  # the default is the lean server
     env.update(extra_env)
     log_path = root / "serve.log"
     with open(log_path, "wb") as log:

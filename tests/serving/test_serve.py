@@ -36,12 +36,18 @@ def isolated_env(monkeypatch, tmp_path):
             monkeypatch.delenv(name)
 
 
-def test_lean_server_is_not_available_yet(monkeypatch, caplog):
-    monkeypatch.setenv("FLEETCAST_SERVER", "lean")
+def test_lean_is_the_default_server_and_mms_one_variable_away(monkeypatch, caplog):
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "http")  # makes whichever server starts stop at once
     with caplog.at_level(logging.ERROR):
         assert main(["serve"]) == 2
-    assert "FLEETCAST_SERVER=lean is not available yet" in caplog.text
-    assert "set it to mms" in caplog.text
+    assert [r.name for r in caplog.records if "is not a TCP port" in r.getMessage()] == [
+        "fleetcast.serving.lean"
+    ]
+    caplog.clear()
+    monkeypatch.setenv("FLEETCAST_SERVER", "mms")
+    with caplog.at_level(logging.ERROR):
+        assert main(["serve"]) == 2
+    assert caplog.records and not [r for r in caplog.records if r.name == "fleetcast.serving.lean"]
 
 
 def test_unknown_server_is_refused(monkeypatch, caplog):
@@ -52,6 +58,7 @@ def test_unknown_server_is_refused(monkeypatch, caplog):
 
 
 def test_missing_java_fails_with_an_instruction(monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("FLEETCAST_SERVER", "mms")
     monkeypatch.setenv("JAVA_HOME", str(tmp_path / "no-jdk"))
     with caplog.at_level(logging.ERROR):
         assert serve.serve_main() == 2

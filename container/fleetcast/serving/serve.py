@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 HANDLER_SERVICE = "fleetcast.serving.mms_handler"
 SERVER_ENV = "FLEETCAST_SERVER"
+DEFAULT_SERVER = "lean"
 BIND_HOST_ENV = "FLEETCAST_BIND_HOST"
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
@@ -96,15 +97,16 @@ class ServeError(RuntimeError):
 
 def serve_main(host: str | None = None, port: int | None = None) -> int:
     """Run the server chosen by FLEETCAST_SERVER until SIGTERM; returns the process exit code."""
-    choice = os.environ.get(SERVER_ENV, "mms").strip().lower() or "mms"
+    # The lean server is the default (it passes the same MME contract suite and beats MMS on every
+    # measured number: bench/serving_compare.py); FLEETCAST_SERVER=mms brings Multi Model Server back.
+    choice = os.environ.get(SERVER_ENV, DEFAULT_SERVER).strip().lower() or DEFAULT_SERVER
     try:
         if choice == "lean":
-            raise ServeError(
-                f"{SERVER_ENV}=lean is not available yet in this version of fleetcast; "
-                f"unset {SERVER_ENV} or set it to mms (Multi Model Server)"
-            )
+            from fleetcast.serving.lean import run_lean
+
+            return run_lean(host=host, port=port)
         if choice != "mms":
-            raise ServeError(f"{SERVER_ENV}={choice!r} is not a server; choose mms")
+            raise ServeError(f"{SERVER_ENV}={choice!r} is not a server; choose mms or lean")
         return run_mms(host=host, port=port)
     except ServeError as exc:
         log.error("%s", exc)

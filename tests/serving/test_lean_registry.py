@@ -1,0 +1,206 @@
+"""The lean server's shared registry and memory budget, without a server: real files, real forks."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+
+import pytest
+
+from fleetcast.serving.budget import (
+    MemoryBudget,
+    OverBudget,
+    budget_bytes,
+    memory_limit_bytes,
+    server_rss_bytes,
+)
+from fleetcast.serving.registry import (
+    STORE_PREFIX,
+    RegistryError,
+    SharedRegistry,
+    entry_file_name,
+    name_from_file,
+    remove_stale_stores,
+)
+
+DOCUMENT = {"kind": "compiled", "customer": "7"}
+
+
+@pytest.fixture
+def registry(tmp_path):
+    store = SharedRegistry(tmp_path / "registry")
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("name", ["m1", "7.tar.gz", "a/b", "..", ".", "ünïcode", "x" * 60, "sp ace%"])
+def test_any_model_name_maps_to_a_safe_file_name_and_back(name):
+    file_name = entry_file_name(name, 12)
+    assert "/" not in file_name and not file_name.startswith(".")
+    assert name_from_file(file_name) == name
+
+
+@pytest.mark.parametrize("name", ["", "x" * 250, "tab\tname"])
+def test_unusable_names_are_400(name):
+    with pytest.raises(RegistryError) as caught:
+        entry_file_name(name, 1)
+    assert caught.value.status == 400 and caught.value.message
+
+
+def test_add_read_list_remove(registry):
+    assert registry.generation == 0 and registry.names() == []
+    registry.add("b", "/models/b/model", 1000, DOCUMENT)
+    registry.add("a", "/models/a/model", 500, DOCUMENT)
+    assert registry.names() == ["a", "b"]
+    assert registry.generation == 2 and registry.estimate_total == 1500
+    entry = registry.read("a")
+    assert (
+        entry.url == "/models/a/model" and entry.document["customer"] == "7" and entry.estimate_bytes == 500
+    )
+
+    with pytest.raises(RegistryError) as caught:
+        registry.add("a", "/elsewhere", 1, DOCUMENT)
+    assert caught.value.status == 409
+    assert registry.estimate_total == 1500 and registry.generation == 2  # a refused add changes nothing
+
+    removed, generation = registry.remove("a")
+    assert removed.url == "/models/a/model" and generation == 3
+    assert registry.read("a") is None and registry.names() == ["b"] and registry.estimate_total == 1000
+    with pytest.raises(RegistryError) as caught:
+        registry.remove("a")
+    assert caught.value.status == 404
+    assert not [p for p in registry.directory.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_reloaded_name_is_a_different_entry(registry):
+    registry.add("a", "/one", 1, DOCUMENT)
+    first = registry.listing()["a"]
+    registry.remove("a")
+    registry.add("a", "/two", 1, DOCUMENT)
+    assert registry.listing()["a"] != first
+    assert registry.read("a").url == "/two" and registry.read("a", first) is None
+
+
+def test_admission_check_runs_under_the_lock_and_can_refuse(registry):
+    seen = []
+
+    def refuse(total: int) -> None:
+        seen.append(total)
+        raise OverBudget("full")
+
+    registry.add("a", "/a", 100, DOCUMENT)
+    with pytest.raises(OverBudget):
+        registry.add("b", "/b", 100, DOCUMENT, admit=refuse)
+    assert seen == [100] and registry.names() == ["a"] and registry.estimate_total == 100
+
+
+def _add_in_child(registry: SharedRegistry, name: str) -> None:
+    registry.add(name, f"/{name}", 10, DOCUMENT)
+
+
+def test_forked_workers_share_the_counters_and_entries(registry):
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_add_in_child, args=(registry, f"m{i}")) for i in range(4)]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join(30)
+        assert child.exitcode == 0
+    assert registry.names() == ["m0", "m1", "m2", "m3"]
+    assert registry.generation == 4 and registry.estimate_total == 40
+
+
+def _ack_later(registry: SharedRegistry, slot: int, generation: int, delay: float) -> None:
+    time.sleep(delay)
+    registry.acknowledge(slot, generation)
+
+
+def test_unload_waits_for_every_live_worker_to_acknowledge(registry):
+    context = multiprocessing.get_context("fork")
+    sleeper = context.Process(target=time.sleep, args=(30,))
+    sleeper.start()
+    try:
+        slot = registry.claim_slot(sleeper.pid)
+        mine = registry.claim_slot()
+        assert slot != mine
+        registry.add("a", "/a", 1, DOCUMENT)
+        _, generation = registry.remove("a")
+        # Nobody acknowledges: the wait ends at its timeout and names the lagging worker.
+        assert registry.wait_for_acknowledgements(generation, 0.1, own_slot=mine) == [sleeper.pid]
+        acker = context.Process(target=_ack_later, args=(registry, slot, generation, 0.2))
+        acker.start()
+        began = time.monotonic()
+        assert registry.wait_for_acknowledgements(generation, 10, own_slot=mine) == []
+        assert 0.1 < time.monotonic() - began < 5
+        acker.join(10)
+    finally:
+        sleeper.kill()
+        sleeper.join(10)
+    # A dead worker's slot never blocks an unload, and is reused.
+    registry.add("b", "/b", 1, DOCUMENT)
+    _, generation = registry.remove("b")
+    assert registry.wait_for_acknowledgements(generation, 0.1, own_slot=mine) == []
+    assert registry.claim_slot() == slot
+
+
+def test_close_removes_the_store(tmp_path):
+    store = SharedRegistry(tmp_path / "r")
+    store.add("a", "/a", 1, DOCUMENT)
+    store.close()
+    assert not (tmp_path / "r").exists()
+
+
+# ---- budget ------------------------------------------------------------------------------------------
+
+
+def test_budget_defaults_to_half_the_memory_limit_and_reads_the_variable():
+    assert budget_bytes({}) == int(memory_limit_bytes() * 0.5)
+    assert budget_bytes({"FLEETCAST_MEMORY_MB": "512"}) == 512 * 1024 * 1024
+    for bad in ("0", "-3", "lots"):
+        with pytest.raises(ValueError, match="FLEETCAST_MEMORY_MB"):
+            budget_bytes({"FLEETCAST_MEMORY_MB": bad})
+
+
+def test_memory_limit_is_at_most_physical_memory():
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < memory_limit_bytes() <= physical
+
+
+def test_budget_counts_a_copy_per_worker_and_the_measured_rss():
+    budget = MemoryBudget(limit_bytes=1000, baseline_bytes=400, workers=2)
+    budget.admit(new_estimate=100, loaded_estimate_total=100, measured_rss=0)  # 400 + 200 + 200 = 800
+    with pytest.raises(OverBudget, match="FLEETCAST_MEMORY_MB"):
+        budget.admit(new_estimate=100, loaded_estimate_total=250, measured_rss=0)  # 400 + 500 + 200
+    with pytest.raises(OverBudget):
+        budget.admit(new_estimate=10, loaded_estimate_total=0, measured_rss=990)  # measured beats accounted
+
+
+def test_server_rss_sums_the_process_and_its_children():
+    context = multiprocessing.get_context("fork")
+    child = context.Process(target=time.sleep, args=(10,))
+    child.start()
+    try:
+        assert server_rss_bytes(os.getpid()) > server_rss_bytes(child.pid) > 0
+    finally:
+        child.kill()
+        child.join(10)
+
+
+def test_stores_of_dead_servers_are_removed_and_live_ones_kept(tmp_path):
+    context = multiprocessing.get_context("fork")
+    dead = context.Process(target=time.sleep, args=(0,))
+    dead.start()
+    dead.join(10)
+    stale = tmp_path / f"{STORE_PREFIX}{dead.pid}-abc"
+    live = tmp_path / f"{STORE_PREFIX}{os.getpid()}-def"
+    unrelated = tmp_path / f"{STORE_PREFIX}notapid-x"
+    for directory in (stale, live, unrelated):
+        directory.mkdir()
+    assert remove_stale_stores(str(tmp_path)) == [stale]
+    assert not stale.exists() and live.exists() and unrelated.exists()
+    store = SharedRegistry()
+    try:
+        assert store.directory.name.startswith(f"{STORE_PREFIX}{os.getpid()}-")
+    finally:
+        store.close()
