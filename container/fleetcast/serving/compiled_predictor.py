@@ -35,7 +35,7 @@ from fleetcast.forecasting.compiled import (
     future_dates,
     iso_strings,
 )
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request
+from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
 from fleetcast.training.artifact import ArtifactError, read_model_dir, sha256_text
 
 if TYPE_CHECKING:
@@ -153,13 +153,7 @@ class CompiledPredictor:
 
     def forecast(self, request: ForecastRequest) -> dict[str, Any]:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
-        intervals = self.has_intervals if request.intervals is None else request.intervals
-        if intervals and not self.has_intervals:
-            raise bad_request(
-                "intervals_unavailable",
-                f"the model for customer {self.customer} was trained with uncertainty_samples=0, so it has "
-                'no intervals; send "intervals": false',
-            )
+        intervals = resolve_intervals(request, self.has_intervals, self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
         seed = _PROPHET_STREAM.fresh() if self.prophet_identical else INTERVAL_SEED
         predicted = self.compiled.predict(dates, intervals=intervals, seed=seed)

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.forecasting.prophet_model import future_frame, model_from_json
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request
+from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
 from fleetcast.training.artifact import ArtifactError, read_model_dir
 
 if TYPE_CHECKING:
@@ -103,13 +103,7 @@ class ProphetPredictor:
 
     def forecast(self, request: ForecastRequest) -> dict[str, Any]:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
-        intervals = self.has_intervals if request.intervals is None else request.intervals
-        if intervals and not self.has_intervals:
-            raise bad_request(
-                "intervals_unavailable",
-                f"the model for customer {self.customer} was trained with uncertainty_samples=0, so it has "
-                'no intervals; send "intervals": false',
-            )
+        intervals = resolve_intervals(request, self.has_intervals, self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
         with _PREDICT_LOCK:
             predicted = self._predict(dates, intervals)

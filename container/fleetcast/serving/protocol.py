@@ -222,3 +222,15 @@ def encode_response(response: Mapping[str, Any]) -> bytes:
 
 def internal_error(exc: BaseException) -> ForecastError:
     return ForecastError(500, "internal_error", f"forecast failed: {type(exc).__name__}: {exc}")
+
+
+def resolve_intervals(request: ForecastRequest, has_intervals: bool, customer: str) -> bool:
+    """Whether to answer with intervals: the request's choice, else whatever the model can give."""
+    intervals = has_intervals if request.intervals is None else request.intervals
+    if intervals and not has_intervals:
+        raise bad_request(
+            "intervals_unavailable",
+            f"the model for customer {customer} was trained with uncertainty_samples=0, so it has "
+            'no intervals; send "intervals": false',
+        )
+    return intervals
