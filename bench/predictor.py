@@ -31,20 +31,21 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.data.generate import customer_series
-from fleetcast.forecasting.compiled import (
+from fleetcast.logs import quiet_third_party
+from fleetcast.model import archive
+from fleetcast.model.compiled import (
     COMPILED_FILE,
     CompiledModel,
     compile_model,
     compile_model_json,
     future_dates,
 )
-from fleetcast.forecasting.prophet_model import fit_prophet, infer_frequency, model_from_json, model_to_json
-from fleetcast.logs import quiet_third_party
+from fleetcast.model.dates import infer_frequency
+from fleetcast.model.prophet_model import fit_prophet, model_from_json, model_to_json
+from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.compiled_predictor import CompiledPredictor, compiled_document
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import ForecastRequest
-from fleetcast.training import artifact
-from fleetcast.training.config import ProphetSettings
 
 
 def _histories() -> dict[str, tuple[pd.DataFrame, ProphetSettings]]:
@@ -72,10 +73,10 @@ def _model_dirs(root: Path) -> dict[str, Path]:
             "end": history["ds"].iloc[-1].isoformat(),
             "freq": infer_frequency(history["ds"]),
         }
-        archive = artifact.write_archive(root / "archives", str(index), model_to_json(model), metadata)
+        archive_path = archive.write_archive(root / "archives", str(index), model_to_json(model), metadata)
         target = root / "models" / str(index) / "model"
         target.mkdir(parents=True)
-        with tarfile.open(archive) as tar:
+        with tarfile.open(archive_path) as tar:
             tar.extractall(target, filter="data")
         dirs[name] = target
     return dirs

@@ -34,11 +34,11 @@ import psutil
 import urllib3
 
 from fleetcast.data.generate import customer_series
-from fleetcast.forecasting.prophet_model import fit_prophet, model_to_json
 from fleetcast.local.model_cache import model_id
 from fleetcast.logs import quiet_third_party
-from fleetcast.training.artifact import write_archive
-from fleetcast.training.config import ProphetSettings
+from fleetcast.model.archive import write_archive
+from fleetcast.model.prophet_model import fit_prophet, model_to_json
+from fleetcast.model.settings import ProphetSettings
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120

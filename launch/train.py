@@ -48,6 +48,8 @@ HYPERPARAMETERS = frozenset(
         "max_failure_rate",
         "min_rows",
         "progress_seconds",
+        "fit_engine",
+        "max_rows_per_customer",
     }
 )
 

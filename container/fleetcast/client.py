@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
-from fleetcast.training.artifact import archive_name
+from fleetcast.model.archive import archive_name
 
 log = logging.getLogger(__name__)
 

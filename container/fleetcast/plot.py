@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fleetcast.training.artifact import ArtifactError, archive_name, read_archive
+from fleetcast.model.archive import ArtifactError, archive_name, read_archive
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,8 @@ def history_from_data(data: Path, customer: str) -> pd.DataFrame:
 
 
 def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.DataFrame:
-    from fleetcast.forecasting.prophet_model import future_frame, model_from_json
+    from fleetcast.model.dates import future_frame
+    from fleetcast.model.prophet_model import model_from_json
 
     model = model_from_json(model_json)
     future = future_frame(pd.Timestamp(metadata["end"]), period, str(metadata.get("freq") or "D"))
@@ -112,7 +113,7 @@ def plot_main(
         if data is not None:
             history = history_from_data(data, customer)
         else:
-            from fleetcast.forecasting.prophet_model import model_from_json
+            from fleetcast.model.prophet_model import model_from_json
 
             history = model_from_json(model_json).history[["ds", "y"]]
         if endpoint_url:

@@ -23,8 +23,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from fleetcast.data.generate import generate_csv
-from fleetcast.forecasting.prophet_model import model_from_json
-from fleetcast.training import artifact
+from fleetcast.model import archive
+from fleetcast.model.prophet_model import model_from_json
 from fleetcast.training.inputs import scan_channel
 from tests.helpers import write_folder_layout
 
@@ -67,10 +67,10 @@ def make_training_root(root: Path, customers: list[int], host: str, hosts: list[
 
 def check_checkpoints(root: Path, customers: list[int], host: str) -> None:
     names = sorted(p.name for p in (root / "checkpoints").glob("*.tar.gz"))
-    assert names == sorted(artifact.archive_name(str(c)) for c in customers)
+    assert names == sorted(archive.archive_name(str(c)) for c in customers)
     for customer in customers:
-        model_json, metadata = artifact.read_archive(
-            root / "checkpoints" / artifact.archive_name(str(customer))
+        model_json, metadata = archive.read_archive(
+            root / "checkpoints" / archive.archive_name(str(customer))
         )
         assert metadata["customer"] == str(customer)
         assert metadata["host"] == host
@@ -185,10 +185,10 @@ def serving(docker, image, trained_root, tmp_path_factory) -> Iterator[dict]:
     """`serve` with /opt/ml/models holding every trained model extracted as the platform would."""
     root, _ = trained_root
     models = tmp_path_factory.mktemp("models")
-    for archive in (root / "checkpoints").glob("*.tar.gz"):
-        target = models / archive.name.removesuffix(".tar.gz") / "model"
+    for archive_path in (root / "checkpoints").glob("*.tar.gz"):
+        target = models / archive_path.name.removesuffix(".tar.gz") / "model"
         target.mkdir(parents=True)
-        with tarfile.open(archive) as tar:
+        with tarfile.open(archive_path) as tar:
             # Our own archives; the "data" filter where this Python has it (3.11.4+).
             extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(target, **extra)
@@ -280,8 +280,8 @@ def test_train_stops_on_sigterm_and_keeps_its_checkpoints(docker, image, tmp_pat
     print(f"\ntrain stopped {elapsed:.1f}s after SIGTERM (exit {code})")
     kept = list((root / "checkpoints").glob("*.tar.gz"))
     assert 0 < len(kept) < 300
-    for archive in kept:
-        artifact.read_archive(archive)  # every checkpoint left behind is complete
+    for archive_path in kept:
+        archive.read_archive(archive_path)  # every checkpoint left behind is complete
 
 
 def test_local_endpoint_in_front_of_the_container_answers_boto3(docker, image, trained_root, tmp_path):

@@ -34,16 +34,16 @@ import urllib3
 from botocore.config import Config
 
 from fleetcast.client import format_table, invoke_main, request_forecast
-from fleetcast.forecasting.prophet_model import fit_prophet, model_from_json, model_to_json
 from fleetcast.local.cache_policy import CachePolicy
 from fleetcast.local.container_client import ContainerClient
 from fleetcast.local.endpoint import MultiModelEndpoint
 from fleetcast.local.endpoint_http import RunningEndpoint, start_endpoint
 from fleetcast.local.model_cache import model_id
 from fleetcast.local.model_source import LocalFolderSource, ModelSource, S3Source
+from fleetcast.model.archive import read_archive, write_archive
+from fleetcast.model.prophet_model import fit_prophet, model_from_json, model_to_json
+from fleetcast.model.settings import ProphetSettings
 from fleetcast.plot import plot_main
-from fleetcast.training.artifact import read_archive, write_archive
-from fleetcast.training.config import ProphetSettings
 
 REPO = Path(__file__).resolve().parents[2]
 CUSTOMERS = ("0", "1", "2", "3")

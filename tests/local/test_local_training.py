@@ -10,7 +10,7 @@ import pytest
 
 from fleetcast.cli import main
 from fleetcast.local.sharding import assign_round_robin
-from fleetcast.training import artifact
+from fleetcast.model import archive
 from tests.helpers import write_folder_layout
 
 
@@ -58,7 +58,7 @@ def test_local_train_runs_each_customer_on_exactly_one_host(tmp_path: Path):
         assert channels["train"]["S3DistributionType"] == "ShardedByS3Key"
         hyperparameters = json.loads((work / host / "input" / "config" / "hyperparameters.json").read_text())
         assert all(isinstance(v, str) for v in hyperparameters.values())
-    assert all(artifact.read_metadata_or_none(p) for p in models.glob("*.tar.gz"))
+    assert all(archive.read_metadata_or_none(p) for p in models.glob("*.tar.gz"))
 
     # A second run is a resume: every host is handed the prefix's checkpoints, so nothing retrains.
     assert main(["local-train", *common, "--hosts", "2", *settings]) == 0

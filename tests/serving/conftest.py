@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from fleetcast.training.config import ProphetSettings
+from fleetcast.model.settings import ProphetSettings
 from tests.serving.models import BuiltModel, build_model, daily_history, hourly_history
 
 

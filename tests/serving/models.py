@@ -11,10 +11,11 @@ import numpy as np
 import pandas as pd
 from prophet.serialize import model_from_json
 
-from fleetcast.forecasting.prophet_model import fit_prophet, infer_frequency, model_to_json
+from fleetcast.model import archive
+from fleetcast.model.dates import infer_frequency
+from fleetcast.model.prophet_model import fit_prophet, model_to_json
+from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.predictor import INTERVAL_SEED
-from fleetcast.training import artifact
-from fleetcast.training.config import ProphetSettings
 from tests.helpers import customer_rows
 
 
@@ -61,9 +62,9 @@ def build_model(
         "prophet": settings.prophet_kwargs(),
         "metrics": None,
     }
-    archive = artifact.write_archive(root / "archives", customer, model_to_json(model), metadata)
-    model_dir = extract(archive, root / "models" / f"m-{customer}" / "model")
-    return BuiltModel(customer, archive, model_dir, history, artifact.read_model_dir(model_dir)[1])
+    archive_path = archive.write_archive(root / "archives", customer, model_to_json(model), metadata)
+    model_dir = extract(archive_path, root / "models" / f"m-{customer}" / "model")
+    return BuiltModel(customer, archive_path, model_dir, history, archive.read_model_dir(model_dir)[1])
 
 
 def prophet_reference(model_dir: Path, periods: int, freq: str, intervals: bool) -> pd.DataFrame:

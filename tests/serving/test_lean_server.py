@@ -24,12 +24,12 @@ import psutil
 import pytest
 import requests
 
-from fleetcast.forecasting.prophet_model import model_to_json
+from fleetcast.model import archive
+from fleetcast.model.prophet_model import model_to_json
 from fleetcast.serving.budget import MemoryBudget, server_rss_bytes
 from fleetcast.serving.lean import WORKER_HEADER, LeanServer, create_app
 from fleetcast.serving.protocol import Limits
 from fleetcast.serving.registry import SharedRegistry
-from fleetcast.training import artifact
 from tests.serving.models import daily_history, extract, prophet_reference
 from tests.serving.test_mme_contract import Server, start_server, stop_everything
 
@@ -197,8 +197,8 @@ def holiday_model(tmp_path_factory):
     model = Prophet(holidays=holidays, uncertainty_samples=200)
     model.fit(history)
     metadata = {"customer": "11", "end": history["ds"].iloc[-1].isoformat(), "freq": "D"}
-    archive = artifact.write_archive(root / "archives", "11", model_to_json(model), metadata)
-    return extract(archive, root / "models" / "m-11" / "model")
+    archive_path = archive.write_archive(root / "archives", "11", model_to_json(model), metadata)
+    return extract(archive_path, root / "models" / "m-11" / "model")
 
 
 def test_model_the_compiled_predictor_refuses_is_served_by_prophet_loudly(lean, holiday_model, caplog):

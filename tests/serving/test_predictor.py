@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fleetcast.model import archive
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import ForecastError, ForecastRequest
-from fleetcast.training import artifact
 from tests.serving.models import prophet_reference
 
 
@@ -145,7 +145,7 @@ def test_consistent_files_that_are_not_a_prophet_model(models, tmp_path):
     model_dir = copy_model(models, tmp_path)
     junk = json.dumps({"hello": "world"})
     (model_dir / "model.json").write_text(junk)
-    rewrite_metadata(model_dir, model_sha256=artifact.sha256_text(junk))
+    rewrite_metadata(model_dir, model_sha256=archive.sha256_text(junk))
     error = load_error(model_dir)
     assert error.code == "model_invalid" and "not a Prophet model" in error.message
 

@@ -89,7 +89,7 @@ def test_plain_ids_are_kept():
 
 
 def test_frequency_of_gappy_daily_and_hourly_data():
-    from fleetcast.forecasting.prophet_model import infer_frequency
+    from fleetcast.model.dates import infer_frequency
 
     days = pd.Series(
         pd.to_datetime(["2022-01-01", "2022-01-02", "2022-01-04", "2022-01-05", "2022-01-06", "2022-01-10"])

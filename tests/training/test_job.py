@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from fleetcast.cli import main
-from fleetcast.forecasting.prophet_model import model_from_json
-from fleetcast.training import artifact
+from fleetcast.model import archive
+from fleetcast.model.prophet_model import model_from_json
 from tests.helpers import write_bucket_layout, write_flat_layout, write_folder_layout, write_hyperparameters
 
 
@@ -39,7 +39,7 @@ def test_trains_every_customer_and_the_model_forecasts_after_its_history(sm_root
     assert main(["train"]) == 0
 
     assert sorted(archive_mtimes(sm_root)) == ["0.tar.gz", "1.tar.gz", "2.tar.gz", "3.tar.gz"]
-    model_json, metadata = artifact.read_archive(sm_root / "checkpoints" / "2.tar.gz")
+    model_json, metadata = archive.read_archive(sm_root / "checkpoints" / "2.tar.gz")
     assert metadata["customer"] == "2"
     assert metadata["rows"] == 120
     assert metadata["freq"] == "D"
@@ -68,7 +68,7 @@ def test_other_input_layouts(sm_root: Path, writer):
     write_hyperparameters(sm_root, workers="2", holdout_days="0", uncertainty_samples="0")
     assert main(["train"]) == 0
     assert sorted(archive_mtimes(sm_root)) == ["0.tar.gz", "1.tar.gz", "2.tar.gz"]
-    assert artifact.read_archive(sm_root / "checkpoints" / "1.tar.gz")[1]["metrics"] is None
+    assert archive.read_archive(sm_root / "checkpoints" / "1.tar.gz")[1]["metrics"] is None
 
 
 def test_resume_retrains_only_changed_and_corrupt_customers(sm_root: Path):
@@ -91,7 +91,7 @@ def test_resume_retrains_only_changed_and_corrupt_customers(sm_root: Path):
     statuses = {c: r["status"] for c, r in report(sm_root).items()}
     assert statuses == {"0": "skipped", "1": "trained", "2": "trained", "3": "skipped"}
     assert after["0.tar.gz"] == before["0.tar.gz"] and after["3.tar.gz"] == before["3.tar.gz"]
-    assert artifact.read_metadata_or_none(corrupt) is not None
+    assert archive.read_metadata_or_none(corrupt) is not None
 
 
 def test_changed_hyperparameters_retrain_everything(sm_root: Path):
@@ -107,7 +107,7 @@ def test_other_hosts_checkpoints_are_left_alone(sm_root: Path):
     write_folder_layout(channel(sm_root), range(2))
     write_hyperparameters(sm_root, workers="1", holdout_days="0", uncertainty_samples="0")
     (sm_root / "checkpoints").mkdir()
-    foreign = artifact.write_archive(sm_root / "checkpoints", "99", "{}", {"customer": "99"})
+    foreign = archive.write_archive(sm_root / "checkpoints", "99", "{}", {"customer": "99"})
     stamp = foreign.stat().st_mtime_ns
     assert main(["train"]) == 0
     assert foreign.stat().st_mtime_ns == stamp
@@ -196,7 +196,7 @@ def test_sigterm_finishes_in_flight_fits_and_leaves_no_partial_checkpoint(sm_roo
     archives = list((sm_root / "checkpoints").iterdir())
     assert all(not p.name.startswith(".tmp-") for p in archives)
     assert 0 < len(archives) < 60
-    assert all(artifact.read_metadata_or_none(p) is not None for p in archives)
+    assert all(archive.read_metadata_or_none(p) is not None for p in archives)
     assert "stopped by SIGTERM" in (sm_root / "output" / "failure").read_text()
 
     # a restarted job resumes: it skips exactly what the stopped one finished

@@ -25,8 +25,8 @@ from collections import Counter
 from pathlib import Path
 
 from fleetcast.local.sharding import assign_round_robin
+from fleetcast.model import archive
 from fleetcast.paths import BASE_DIR_ENV, SageMakerPaths
-from fleetcast.training import artifact
 from fleetcast.training.config import ConfigError, cpu_count, parse_hyperparameters
 
 log = logging.getLogger("fleetcast.local_train")
@@ -86,8 +86,8 @@ def lay_out_host(
     for key in keys:
         _link_or_copy(data / key, paths.channel_dir(channel) / key)
     paths.checkpoints_dir.mkdir(parents=True)
-    for existing in models.glob(f"*{artifact.ARCHIVE_SUFFIX}"):
-        if artifact.customer_of(existing) is not None:
+    for existing in models.glob(f"*{archive.ARCHIVE_SUFFIX}"):
+        if archive.customer_of(existing) is not None:
             _link_or_copy(existing, paths.checkpoints_dir / existing.name)
     return paths
 
@@ -137,17 +137,15 @@ def collect_checkpoints(roots: dict[str, SageMakerPaths], models: Path) -> int:
     copied = 0
     models.mkdir(parents=True, exist_ok=True)
     for paths in roots.values():
-        for archive in sorted(paths.checkpoints_dir.glob(f"*{artifact.ARCHIVE_SUFFIX}")):
-            if artifact.customer_of(archive) is None:
+        for archive_path in sorted(paths.checkpoints_dir.glob(f"*{archive.ARCHIVE_SUFFIX}")):
+            if archive.customer_of(archive_path) is None:
                 continue
-            target = models / archive.name
-            if target.exists() and os.path.samefile(archive, target):
+            target = models / archive_path.name
+            if target.exists() and os.path.samefile(archive_path, target):
                 continue
-            fd, tmp = tempfile.mkstemp(
-                prefix=artifact.TEMP_PREFIX, suffix=artifact.ARCHIVE_SUFFIX, dir=models
-            )
+            fd, tmp = tempfile.mkstemp(prefix=archive.TEMP_PREFIX, suffix=archive.ARCHIVE_SUFFIX, dir=models)
             os.close(fd)
-            shutil.copyfile(archive, tmp)
+            shutil.copyfile(archive_path, tmp)
             os.replace(tmp, target)
             copied += 1
     return copied

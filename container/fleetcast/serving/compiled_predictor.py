@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fleetcast.forecasting.compiled import (
+from fleetcast.model.archive import ArtifactError, read_model_dir, sha256_text
+from fleetcast.model.compiled import (
     COMPILED_FILE,
     CompiledModel,
     NotCompilable,
@@ -36,7 +37,6 @@ from fleetcast.forecasting.compiled import (
     iso_strings,
 )
 from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
-from fleetcast.training.artifact import ArtifactError, read_model_dir, sha256_text
 
 if TYPE_CHECKING:
     from fleetcast.serving.predictor import ProphetPredictor

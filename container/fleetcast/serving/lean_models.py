@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from fleetcast.forecasting.compiled import CompiledModel
+from fleetcast.model.compiled import CompiledModel
 from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
 from fleetcast.serving.protocol import ForecastError, ForecastRequest
 
@@ -109,8 +109,8 @@ def warm_up(work_dir: Path) -> Path | None:
     try:
         import pandas as pd
 
-        from fleetcast.forecasting.prophet_model import model_to_json
-        from fleetcast.training.artifact import write_archive
+        from fleetcast.model.archive import write_archive
+        from fleetcast.model.prophet_model import model_to_json
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

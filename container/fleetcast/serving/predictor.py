@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from fleetcast.forecasting.prophet_model import future_frame, model_from_json
+from fleetcast.model.archive import ArtifactError, read_model_dir
+from fleetcast.model.dates import future_frame
+from fleetcast.model.prophet_model import model_from_json
 from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
-from fleetcast.training.artifact import ArtifactError, read_model_dir
 
 if TYPE_CHECKING:
     from prophet import Prophet

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fleetcast.model.settings import PROPHET_PARSERS as _PROPHET_PARSERS
+from fleetcast.model.settings import ProphetSettings, float_in, integer_in, one_of
 from fleetcast.paths import SageMakerPaths
 
 # Keys SageMaker itself (or its SDK) may add; they are not ours to validate.
@@ -24,75 +25,6 @@ RESERVED_PREFIXES = ("sagemaker_", "_tuning_objective_metric")
 
 class ConfigError(ValueError):
     """Invalid job configuration; the message is what the user sees as the job's FailureReason."""
-
-
-def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        value = int(text.strip())
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-            raise ValueError(f"must be {bound}")
-        return value
-
-    return parse
-
-
-def _float(
-    low: float, high: float, *, low_open: bool = False, high_open: bool = False
-) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        value = float(text.strip())
-        too_low = value <= low if low_open else value < low
-        too_high = value >= high if high_open else value > high
-        if too_low or too_high or math.isnan(value):
-            lo, hi = ("(" if low_open else "["), (")" if high_open else "]")
-            raise ValueError(f"must be in {lo}{low:g}, {high:g}{hi}")
-        return value
-
-    return parse
-
-
-def _choice(*choices: str) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        value = text.strip().lower()
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}")
-        return value
-
-    return parse
-
-
-def _seasonality(text: str) -> str | bool | int:
-    """Prophet's seasonality switch: auto, true, false, or a Fourier order."""
-    value = text.strip().lower()
-    if value == "auto":
-        return "auto"
-    if value in ("true", "false"):
-        return value == "true"
-    order = int(value)
-    if order < 1:
-        raise ValueError("must be auto, true, false or a positive Fourier order")
-    return order
-
-
-@dataclass(frozen=True)
-class ProphetSettings:
-    """Everything that changes the fitted model. Defaults suit daily energy data."""
-
-    growth: str = "linear"
-    seasonality_mode: str = "additive"
-    yearly_seasonality: str | bool | int = "auto"
-    weekly_seasonality: str | bool | int = "auto"
-    daily_seasonality: str | bool | int = "auto"
-    changepoint_prior_scale: float = 0.05
-    seasonality_prior_scale: float = 10.0
-    n_changepoints: int = 25
-    changepoint_range: float = 0.8
-    interval_width: float = 0.8
-    uncertainty_samples: int = 1000
-
-    def prophet_kwargs(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -105,6 +37,10 @@ class JobSettings:
     max_failure_rate: float = 0.05
     min_rows: int = 30
     progress_seconds: float = 5.0
+    # auto: the in-process exact fit where it covers the configuration, Stan otherwise; stan: always Stan.
+    fit_engine: str = "auto"
+    # 0: sized from the instance's memory when the job starts.
+    max_rows_per_customer: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,23 +50,12 @@ class TrainingConfig:
 
     def fingerprint(self) -> str:
         """Hash of what a checkpoint depends on: model settings and the holdout that scored it."""
-        payload = {"prophet": asdict(self.prophet), "holdout_days": self.job.holdout_days}
+        payload = {
+            "prophet": asdict(self.prophet),
+            "holdout_days": self.job.holdout_days,
+            "fit_engine": self.job.fit_engine,
+        }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-
-_PROPHET_PARSERS: dict[str, Callable[[str], Any]] = {
-    "growth": _choice("linear", "flat"),
-    "seasonality_mode": _choice("additive", "multiplicative"),
-    "yearly_seasonality": _seasonality,
-    "weekly_seasonality": _seasonality,
-    "daily_seasonality": _seasonality,
-    "changepoint_prior_scale": _float(0.0, 1e6, low_open=True),
-    "seasonality_prior_scale": _float(0.0, 1e6, low_open=True),
-    "n_changepoints": _int(0, 1000),
-    "changepoint_range": _float(0.0, 1.0, low_open=True),
-    "interval_width": _float(0.0, 1.0, low_open=True, high_open=True),
-    "uncertainty_samples": _int(0, 100_000),
-}
 
 
 def _channel(text: str) -> str:
@@ -142,11 +67,13 @@ def _channel(text: str) -> str:
 
 _JOB_PARSERS: dict[str, Callable[[str], Any]] = {
     "channel": _channel,
-    "workers": _int(0, 1024),
-    "holdout_days": _int(0, 3650),
-    "max_failure_rate": _float(0.0, 1.0),
-    "min_rows": _int(2),
-    "progress_seconds": _float(0.0, 3600.0, low_open=True),
+    "workers": integer_in(0, 1024),
+    "holdout_days": integer_in(0, 3650),
+    "max_failure_rate": float_in(0.0, 1.0),
+    "min_rows": integer_in(2),
+    "progress_seconds": float_in(0.0, 3600.0, low_open=True),
+    "fit_engine": one_of("auto", "stan"),
+    "max_rows_per_customer": integer_in(0, 10**9),
 }
 
 HYPERPARAMETERS = sorted([*_PROPHET_PARSERS, *_JOB_PARSERS])

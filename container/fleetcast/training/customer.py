@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetcast.forecasting import prophet_model
-from fleetcast.training import artifact, evaluate
+from fleetcast.model import archive, dates, prophet_model
+from fleetcast.training import evaluate
 from fleetcast.training.config import TrainingConfig
 from fleetcast.training.inputs import CustomerTask, clean_history, data_fingerprint, load_task_frame
 
@@ -70,14 +70,14 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         result.rows = len(history)
         fingerprint = data_fingerprint(history)
         config_fingerprint = context.config.fingerprint()
-        target = context.checkpoints_dir / artifact.archive_name(task.customer)
+        target = context.checkpoints_dir / archive.archive_name(task.customer)
 
-        existing = artifact.read_metadata_or_none(target) if target.exists() else None
+        existing = archive.read_metadata_or_none(target) if target.exists() else None
         if (
             existing is not None
             and existing.get("data_sha256") == fingerprint
             and existing.get("config_fingerprint") == config_fingerprint
-            and existing.get("format_version") == artifact.FORMAT_VERSION
+            and existing.get("format_version") == archive.FORMAT_VERSION
         ):
             result.status, result.metrics = SKIPPED, existing.get("metrics")
             return result
@@ -100,7 +100,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "rows": result.rows,
             "start": history["ds"].iloc[0].isoformat(),
             "end": history["ds"].iloc[-1].isoformat(),
-            "freq": prophet_model.infer_frequency(history["ds"]),
+            "freq": dates.infer_frequency(history["ds"]),
             "data_sha256": fingerprint,
             "config_fingerprint": config_fingerprint,
             "prophet": context.config.prophet.prophet_kwargs(),
@@ -110,7 +110,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "host": context.host,
         }
-        artifact.write_archive(
+        archive.write_archive(
             context.checkpoints_dir, task.customer, prophet_model.model_to_json(model), metadata
         )
         result.status = TRAINED

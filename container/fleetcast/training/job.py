@@ -21,8 +21,8 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from fleetcast.model import archive
 from fleetcast.paths import SageMakerPaths, sagemaker_paths
-from fleetcast.training import artifact
 from fleetcast.training.config import (
     ConfigError,
     TrainingConfig,
@@ -191,7 +191,7 @@ def run_training(paths: SageMakerPaths) -> int:
 
     previous = signal.signal(signal.SIGTERM, request_stop)
     paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    artifact.remove_stale_temp_files(paths.checkpoints_dir)
+    archive.remove_stale_temp_files(paths.checkpoints_dir)
     context = FitContext(config, paths.checkpoints_dir, resources.current_host, library_versions())
     duplicates: list[CustomerResult] = []
     try:
@@ -200,7 +200,7 @@ def run_training(paths: SageMakerPaths) -> int:
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
-        artifact.remove_stale_temp_files(paths.checkpoints_dir)
+        archive.remove_stale_temp_files(paths.checkpoints_dir)
     for duplicate in duplicates:
         progress.add(duplicate)
     log.info(progress.final_line())

@@ -715,7 +715,7 @@ def _pandas_grid_rule(freq: str) -> tuple[str, int, int]:
 def future_dates(last_observation: Any, periods: int, freq: str) -> np.ndarray:
     """`periods` datetime64[ns] dates strictly after the last observation, on the `freq` grid.
 
-    Same dates as fleetcast.forecasting.prophet_model.future_frame (pandas date_range from the last
+    Same dates as fleetcast.model.dates.future_frame (pandas date_range from the last
     observation, keeping the dates after it): numpy arithmetic for fixed-width steps and weekly anchors,
     pandas only for calendar frequencies (MS, ME, B, ...).
     """

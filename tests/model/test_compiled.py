@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from fleetcast.data.generate import customer_series
-from fleetcast.forecasting.compiled import (
+from fleetcast.model.compiled import (
     CompiledModel,
     NotCompilable,
     compile_model,
@@ -24,14 +24,14 @@ from fleetcast.forecasting.compiled import (
     future_dates,
     percentile_rows,
 )
-from fleetcast.forecasting.prophet_model import (
+from fleetcast.model.dates import future_frame
+from fleetcast.model.prophet_model import (
     _prophet_class,
     fit_prophet,
-    future_frame,
     model_from_json,
     model_to_json,
 )
-from fleetcast.training.config import ProphetSettings
+from fleetcast.model.settings import ProphetSettings
 
 RTOL = 1e-9
 

@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleetcast.forecasting.compiled import COMPILED_FILE, NotCompilable, iso_strings
-from fleetcast.forecasting.prophet_model import _prophet_class, model_to_json
+from fleetcast.model import archive
+from fleetcast.model.compiled import COMPILED_FILE, NotCompilable, iso_strings
+from fleetcast.model.prophet_model import _prophet_class, model_to_json
+from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.compiled_predictor import CompiledPredictor, compiled_document, load_predictor
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import ForecastError, ForecastRequest
-from fleetcast.training import artifact
-from fleetcast.training.config import ProphetSettings
 from tests.serving.models import BuiltModel, build_model, daily_history, extract, hourly_history
 
 
@@ -124,8 +124,8 @@ def _holiday_model_dir(root: Path) -> Path:
     holidays = pd.DataFrame({"holiday": "closure", "ds": history["ds"].iloc[[10, 50, 90]]})
     model = _prophet_class()(holidays=holidays).fit(history)
     metadata = {"customer": "13", "end": history["ds"].iloc[-1].isoformat(), "freq": "D"}
-    archive = artifact.write_archive(root / "archives", "13", model_to_json(model), metadata)
-    return extract(archive, root / "models" / "m-13" / "model")
+    archive_path = archive.write_archive(root / "archives", "13", model_to_json(model), metadata)
+    return extract(archive_path, root / "models" / "m-13" / "model")
 
 
 def test_uncovered_models_fall_back_to_prophet_loudly(tmp_path: Path, caplog) -> None:
@@ -259,8 +259,8 @@ def test_models_from_fleetcast_train_compile_and_answer_like_prophet(
 
     archives = sorted((sm_root / "checkpoints").glob("*.tar.gz"))
     assert len(archives) == 2
-    for archive in archives:
-        model_dir = extract(archive, tmp_path / archive.name / "model")
+    for archive_path in archives:
+        model_dir = extract(archive_path, tmp_path / archive_path.name / "model")
         compiled, prophet = load_predictor(model_dir), ProphetPredictor.load(model_dir)
         assert isinstance(compiled, CompiledPredictor), config
         assert compiled.freq == prophet.freq  # (pandas 3 infers "24h" for gappy daily data)

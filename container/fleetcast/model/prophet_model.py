@@ -1,0 +1,61 @@
+"""Stock Prophet: the only module that imports the `prophet` class, fits through Stan and (de)serialises.
+
+The in-process fit engine (`fleetcast.model.fit`) produces the same stock Prophet objects; this module is
+its reference and its fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from fleetcast.logs import quiet_third_party
+
+if TYPE_CHECKING:
+    from prophet import Prophet
+
+    from fleetcast.model.settings import ProphetSettings
+
+
+def _prophet_class() -> type[Prophet]:
+    quiet_third_party()
+    from prophet import Prophet
+
+    quiet_third_party()  # prophet adds handlers on import; re-quiet after
+    return Prophet
+
+
+def fit_prophet(history: pd.DataFrame, settings: ProphetSettings) -> Prophet:
+    """Fit one model on a frame with columns `ds` (datetime64) and `y` (float)."""
+    model = _prophet_class()(**settings.prophet_kwargs())
+    model.fit(history)
+    return model
+
+
+def predict_values(model: Prophet, dates: pd.DatetimeIndex | pd.Series) -> np.ndarray:
+    """Point forecasts (`yhat`) for the given dates, without the cost of uncertainty sampling."""
+    samples = model.uncertainty_samples
+    model.uncertainty_samples = 0
+    try:
+        return model.predict(pd.DataFrame({"ds": pd.to_datetime(dates)}))["yhat"].to_numpy()
+    finally:
+        model.uncertainty_samples = samples
+
+
+def model_to_json(model: Prophet) -> str:
+    from prophet.serialize import model_to_json as to_json
+
+    return to_json(model)
+
+
+def model_from_json(text: str) -> Prophet:
+    _prophet_class()
+    from prophet.serialize import model_from_json as from_json
+
+    return from_json(text)
+
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
