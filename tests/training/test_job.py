@@ -59,6 +59,9 @@ def test_trains_every_customer_and_the_model_forecasts_after_its_history(sm_root
     assert {r["status"] for r in rows.values()} == {"trained"}
     summary = json.loads((sm_root / "model" / "fleet-summary-algo-1.json").read_text())
     assert summary["counts"] == {"trained": 4, "skipped": 0, "failed": 0}
+    # every trained customer is counted under the engine its report row names
+    engines = [r["fit_engine"] or "unknown" for r in rows.values()]
+    assert summary["fit_engines"] == {e: engines.count(e) for e in set(engines)}
     assert not (sm_root / "output" / "failure").exists()
 
 
