@@ -23,6 +23,7 @@ import pytest
 from fleetcast.cli import main
 from fleetcast.model import archive
 from fleetcast.training import customer
+from fleetcast.training.deaths import journal_name
 from fleetcast.training.fleet import CHUNK_SIZE
 from tests.helpers import write_folder_layout, write_hyperparameters
 
@@ -86,10 +87,19 @@ def test_a_dead_worker_fails_exactly_its_customer_and_the_job_goes_on(
     assert rows[victim]["status"] == "failed"
     assert rows[victim]["reason"] == f"worker died ({reason})"
     assert all(r["status"] == "trained" for c, r in rows.items() if c != victim)
-    assert archives(sm_root) == {archive.archive_name(str(c)) for c in customers if str(c) != victim}
+    trained = {archive.archive_name(str(c)) for c in customers if str(c) != victim}
+    assert archives(sm_root) == trained | {journal_name("algo-1")}
     summary = json.loads((sm_root / "model" / "fleet-summary-algo-1.json").read_text())
     assert summary["counts"] == {"trained": len(customers) - 1, "skipped": 0, "failed": 1}
     assert summary["failed"] == {victim: f"worker died ({reason})"}
+
+    # a resumed job sees the death recorded with the checkpoints, and does not meet the customer again
+    monkeypatch.setattr(customer, "train_customer", real_train_customer)
+    assert main(["train"]) == 0
+    rows = report(sm_root)
+    assert rows[victim]["status"] == "failed"
+    assert rows[victim]["reason"].startswith(f"worker died ({reason}) in an earlier attempt of this job")
+    assert all(r["status"] == "skipped" for c, r in rows.items() if c != victim)
 
 
 def test_sigterm_starts_no_new_fit(sm_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -4,7 +4,8 @@ The parent forks the workers and talks to each over its own pipe: it sends small
 gets one result back per customer. Each worker publishes, in shared memory, which customer it is fitting,
 so when a worker dies (OOM killer, SIGKILL, a crash in native code) the parent fails exactly that
 customer with `worker died (signal N)`, hands the dead worker's unstarted customers to the others and
-forks a replacement; the job goes on. A dead worker's customer is never retried within the job.
+forks a replacement; the job goes on. A dead worker's customer is never retried within the job (and
+`on_death` lets the caller remember it across a resume).
 
 At most WINDOW_CHUNKS chunks per worker are in flight, results are handed to a callback (the report writer)
 and only counters are kept, so memory does not grow with the number of customers.
@@ -212,12 +213,13 @@ class _FleetRun:
         pool: _Pool,
         stop: StopFlag,
         record: Callable[[CustomerResult], None],
+        on_death: Callable[[str, str], None],
     ) -> None:
         self.source: Iterator[CustomerTask] = iter(tasks)
         self.retry: deque[CustomerTask] = deque()  # unstarted customers of a dead worker
         self.source_done = False
         self.seq = 0
-        self.pool, self.stop, self.record = pool, stop, record
+        self.pool, self.stop, self.record, self.on_death = pool, stop, record, on_death
 
     @property
     def exhausted(self) -> bool:
@@ -270,6 +272,7 @@ class _FleetRun:
             if held_seq == in_flight:
                 log.error("worker %d (pid %s): %s while fitting customer %s", slot, worker.process.pid,
                           reason, task.customer)  # fmt: skip
+                self.on_death(task.customer, reason)
                 self.record(CustomerResult(task.customer, FAILED, reason=reason))
             elif not self.stop.is_set():
                 self.retry.append(task)
@@ -304,6 +307,7 @@ def run_fleet(
     progress_seconds: float,
     stop: StopFlag,
     on_result: Callable[[CustomerResult], None] = lambda _result: None,
+    on_death: Callable[[str, str], None] = lambda _customer, _reason: None,
 ) -> FleetProgress:
     progress = FleetProgress(total=total)
     next_report = time.perf_counter() + progress_seconds
@@ -321,7 +325,7 @@ def run_fleet(
     _warm_imports()
     pool = _Pool(workers, context, stop)
     try:
-        _FleetRun(tasks, pool, stop, record).run()
+        _FleetRun(tasks, pool, stop, record, on_death).run()
     finally:
         pool.shutdown()
     return progress

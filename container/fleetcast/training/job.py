@@ -33,6 +33,7 @@ from fleetcast.training.config import (
     read_resource_config,
 )
 from fleetcast.training.customer import FAILED, CustomerResult, FitContext
+from fleetcast.training.deaths import DeathJournal
 from fleetcast.training.fleet import FleetProgress, StopFlag, run_fleet
 from fleetcast.training.inputs import (
     ChannelInventory,
@@ -77,15 +78,23 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def iter_tasks(
-    inventory: ChannelInventory, duplicates: list[CustomerResult], max_rows: int = 0
+    inventory: ChannelInventory,
+    refused: list[CustomerResult],
+    max_rows: int = 0,
+    journal: DeathJournal | None = None,
 ) -> Iterator[CustomerTask]:
-    """Every customer once, capped at `max_rows`; a second source for the same id is recorded as a
-    failure, never trained."""
+    """Every customer once, capped at `max_rows`. A second source for the same id, and a customer whose
+    worker died in an earlier attempt (`journal`), are recorded as failures, never trained."""
     seen: dict[str, str] = {}
 
     def first_time(customer: str, source: str) -> bool:
+        earlier = journal.earlier_reason(customer) if journal else None
+        if earlier and customer not in seen:
+            seen[customer] = source
+            refused.append(CustomerResult(customer, FAILED, reason=earlier))
+            return False
         if customer in seen:
-            duplicates.append(
+            refused.append(
                 CustomerResult(
                     customer, FAILED, reason=f"duplicate customer id in {source} (also in {seen[customer]})"
                 )
@@ -261,23 +270,25 @@ def run_training(paths: SageMakerPaths) -> int:
     context = FitContext(
         config, paths.checkpoints_dir, resources.current_host, library_versions(), staging_dir=staging
     )
-    duplicates: list[CustomerResult] = []
+    journal = DeathJournal(paths.checkpoints_dir, staging, resources.current_host, config.fingerprint())
+    refused: list[CustomerResult] = []
     report = ReportWriter(paths, resources.current_host)
     try:
         progress = run_fleet(
-            iter_tasks(inventory, duplicates, max_rows),
+            iter_tasks(inventory, refused, max_rows, journal),
             total,
             context,
             workers,
             config.job.progress_seconds,
             stop,
             on_result=report.write,
+            on_death=journal.record,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
         if staging != paths.checkpoints_dir:
             archive.remove_stale_temp_files(staging)
-    for duplicate in duplicates:
+    for duplicate in refused:
         progress.add(duplicate)
         report.write(duplicate)
     log.info(progress.final_line())
