@@ -27,6 +27,7 @@ class FitContext:
     checkpoints_dir: Path
     host: str
     versions: dict[str, str]
+    staging_dir: Path | None = None  # where archives are written before the rename into checkpoints_dir
 
 
 @dataclass
@@ -39,6 +40,7 @@ class CustomerResult:
     fit_seconds: float = 0.0
     metrics: dict[str, Any] | None = None
     reason: str = ""
+    fit_engine: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,7 +113,11 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "host": context.host,
         }
         archive.write_archive(
-            context.checkpoints_dir, task.customer, prophet_model.model_to_json(model), metadata
+            context.checkpoints_dir,
+            task.customer,
+            prophet_model.model_to_json(model),
+            metadata,
+            context.staging_dir,
         )
         result.status = TRAINED
     except Exception as exc:  # any failure is this customer's alone
