@@ -91,6 +91,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             and existing.get("format_version") == archive.FORMAT_VERSION
         ):
             result.status, result.metrics = SKIPPED, existing.get("metrics")
+            result.fit_engine = str(existing.get("fit_engine", ""))
             return result
 
         if result.rows < context.config.job.min_rows:
@@ -132,6 +133,8 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         }
         if outcome.fallback_reason:
             metadata["fit_fallback_reason"] = outcome.fallback_reason
+            fallback = f"fit fell back to Stan: {outcome.fallback_reason}"
+            result.reason = f"{result.reason}; {fallback}" if result.reason else fallback
         archive.write_archive(context.checkpoints_dir, task.customer, outcome.to_json(), metadata)
         result.status = TRAINED
     except Exception as exc:  # any failure is this customer's alone
