@@ -137,3 +137,11 @@ def test_uncovered_growth_falls_back_to_stan_loudly(caplog: pytest.LogCaptureFix
 def test_unknown_engine_is_refused():
     with pytest.raises(ValueError, match="not one of auto, stan"):
         engine.fit(history(), SETTINGS, "fast")
+
+
+def test_non_finite_data_is_refused_not_approximated():
+    problem = stock_problem(history())
+    y = problem.y.copy()
+    y[10] = np.nan
+    with pytest.raises(solver.NotCovered, match="non-finite"):
+        solver.solve(replace(problem, y=y))

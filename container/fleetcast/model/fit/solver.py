@@ -160,9 +160,18 @@ def solve(problem: FitProblem, sigma_start: float | None = None) -> FitParams:
     if not np.all(np.isfinite(problem.y)) or not np.all(np.isfinite(problem.X)):
         raise NotCovered("non-finite values in the Stan data")
     multiplicative = bool(np.any((problem.s_m != 0) & np.any(problem.X != 0, axis=0)))
-    if multiplicative:
-        return _solve_multiplicative(problem, sigma_start)
-    return _solve_additive(problem, sigma_start)
+    try:
+        with np.errstate(over="raise", divide="raise", invalid="raise", under="ignore"):
+            if multiplicative:
+                params = _solve_multiplicative(problem, sigma_start)
+            else:
+                params = _solve_additive(problem, sigma_start)
+    except (np.linalg.LinAlgError, FloatingPointError) as exc:
+        raise NotConverged(f"numerical failure ({type(exc).__name__}: {exc})") from None
+    values = np.concatenate(([params.k, params.m, params.sigma_obs], params.delta, params.beta))
+    if not np.all(np.isfinite(values)):
+        raise NotConverged("non-finite parameters")
+    return params
 
 
 def _solve_additive(problem: FitProblem, sigma_start: float | None) -> FitParams:
