@@ -28,9 +28,14 @@ def _prophet_class() -> type[Prophet]:
     return Prophet
 
 
+def new_prophet(settings: ProphetSettings) -> Prophet:
+    """An unfitted stock Prophet configured by `settings`."""
+    return _prophet_class()(**settings.prophet_kwargs())
+
+
 def fit_prophet(history: pd.DataFrame, settings: ProphetSettings) -> Prophet:
     """Fit one model on a frame with columns `ds` (datetime64) and `y` (float)."""
-    model = _prophet_class()(**settings.prophet_kwargs())
+    model = new_prophet(settings)
     model.fit(history)
     return model
 

@@ -12,7 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetcast.model import archive, dates, prophet_model
+from fleetcast.model import archive, dates
+from fleetcast.model.fit import engine
 from fleetcast.training import evaluate
 from fleetcast.training.config import TrainingConfig
 from fleetcast.training.inputs import CustomerTask, clean_history, data_fingerprint, load_task_frame
@@ -40,7 +41,7 @@ class CustomerResult:
     fit_seconds: float = 0.0
     metrics: dict[str, Any] | None = None
     reason: str = ""
-    fit_engine: str = ""
+    fit_engine: str = ""  # engine.EXACT or engine.STAN: what fitted the archived model
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,20 +49,29 @@ class CustomerError(Exception):
     """A customer that cannot be trained, with a reason a person can act on."""
 
 
-def _metrics_on_holdout(history, config: TrainingConfig) -> tuple[dict[str, Any] | None, float, str]:
+@dataclass
+class _Holdout:
+    metrics: dict[str, Any] | None = None
+    fit_seconds: float = 0.0
+    note: str = ""
+    outcome: engine.FitOutcome | None = None
+
+
+def _score_holdout(history, config: TrainingConfig, customer: str) -> _Holdout:
+    """Fit on all but the last days and score the forecast of those days (no Prophet.predict)."""
     holdout_days = config.job.holdout_days
     if holdout_days == 0:
-        return None, 0.0, ""
+        return _Holdout()
     split = evaluate.split_holdout(history, holdout_days)
     if split.holdout.empty or len(split.train) < config.job.min_rows:
-        return None, 0.0, f"holdout skipped: {len(split.train)} rows before the last {holdout_days} days"
+        return _Holdout(note=f"holdout skipped: {len(split.train)} rows before the last {holdout_days} days")
     began = time.perf_counter()
-    model = prophet_model.fit_prophet(split.train, config.prophet)
+    outcome = engine.fit(split.train, config.prophet, config.job.fit_engine, label=f"{customer} (holdout)")
     fit_seconds = time.perf_counter() - began
-    forecast = prophet_model.predict_values(model, split.holdout["ds"])
+    forecast = engine.forecast_values(outcome, split.holdout["ds"])
     naive = evaluate.seasonal_naive(split.train, split.holdout["ds"])
     actual = split.holdout["y"].to_numpy(dtype=float)
-    return evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, ""
+    return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
 
 
 def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
@@ -82,6 +92,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             and existing.get("format_version") == archive.FORMAT_VERSION
         ):
             result.status, result.metrics = SKIPPED, existing.get("metrics")
+            result.fit_engine = str(existing.get("fit_engine", ""))
             return result
 
         if result.rows < context.config.job.min_rows:
@@ -92,10 +103,18 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         if history["ds"].nunique() < 2:
             raise CustomerError("all rows share one timestamp")
 
-        result.metrics, holdout_fit, result.reason = _metrics_on_holdout(history, context.config)
+        holdout = _score_holdout(history, context.config, task.customer)
+        result.metrics, result.reason = holdout.metrics, holdout.note
         fit_began = time.perf_counter()
-        model = prophet_model.fit_prophet(history, context.config.prophet)
-        result.fit_seconds = holdout_fit + (time.perf_counter() - fit_began)
+        outcome = engine.fit(
+            history,
+            context.config.prophet,
+            context.config.job.fit_engine,
+            warm_start=holdout.outcome,
+            label=task.customer,
+        )
+        result.fit_seconds = holdout.fit_seconds + (time.perf_counter() - fit_began)
+        result.fit_engine = outcome.engine_used
 
         metadata = {
             "customer": task.customer,
@@ -108,16 +127,17 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "prophet": context.config.prophet.prophet_kwargs(),
             "metrics": result.metrics,
             "fit_seconds": round(result.fit_seconds, 4),
+            "fit_engine": outcome.engine_used,
             "versions": context.versions,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "host": context.host,
         }
+        if outcome.fallback_reason:
+            metadata["fit_fallback_reason"] = outcome.fallback_reason
+            fallback = f"fit fell back to Stan: {outcome.fallback_reason}"
+            result.reason = f"{result.reason}; {fallback}" if result.reason else fallback
         archive.write_archive(
-            context.checkpoints_dir,
-            task.customer,
-            prophet_model.model_to_json(model),
-            metadata,
-            context.staging_dir,
+            context.checkpoints_dir, task.customer, outcome.to_json(), metadata, context.staging_dir
         )
         result.status = TRAINED
     except Exception as exc:  # any failure is this customer's alone

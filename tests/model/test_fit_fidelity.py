@@ -1,0 +1,30 @@
+"""Fidelity of the in-process fit against Stan over a mixed corpus (the bench runs 1,000+ series)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from fleetcast.model.fit import engine, fidelity
+
+CORPUS_SIZE = 110
+
+
+@pytest.fixture(scope="module")
+def summary() -> fidelity.Summary:
+    logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
+    return fidelity.Summary([fidelity.compare(case) for case in fidelity.corpus(CORPUS_SIZE)])
+
+
+def test_every_family_is_fitted_in_process(summary: fidelity.Summary):
+    fallbacks = [(c.name, c.fallback_reason) for c in summary.comparisons if c.engine_used != engine.EXACT]
+    assert fallbacks == []
+    families = {c.name.rsplit("-", 1)[0] for c in summary.exact}
+    assert families == set(fidelity.FAMILIES)
+    assert len(summary.comparisons) >= 100
+
+
+def test_fidelity_targets_hold(summary: fidelity.Summary):
+    assert summary.failures() == []
+    assert summary.median_diff() <= 0.002
