@@ -209,3 +209,36 @@ def test_the_row_cap_is_sized_from_memory_and_logged(sm_root: Path, caplog: pyte
     assert "GiB available, 2 workers, 4096 bytes per row" in line
     summary = json.loads((sm_root / "model" / "fleet-summary-algo-1.json").read_text())
     assert summary["max_rows_per_customer"] == cap > 10_000
+
+
+def test_workers_exit_when_the_parent_is_killed(sm_root: Path):
+    import subprocess
+    import sys
+
+    write_folder_layout(channel(sm_root), range(200))
+    write_hyperparameters(sm_root, workers="2", holdout_days="0", uncertainty_samples="0", fit_engine="stan")
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "fleetcast.cli", "train"],
+        env={**os.environ, "SAGEMAKER_BASE_DIR": str(sm_root)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    children_file = Path(f"/proc/{parent.pid}/task/{parent.pid}/children")
+    workers: list[int] = []
+    try:
+        wait_for(lambda: len(children_file.read_text().split()) >= 2 and (sm_root / "checkpoints").is_dir())
+        workers = [int(pid) for pid in children_file.read_text().split()]
+        parent.kill()
+        parent.wait()
+
+        def gone(pid: int) -> bool:
+            try:
+                return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+            except FileNotFoundError:
+                return True
+
+        wait_for(lambda: all(gone(pid) for pid in workers), timeout=20)
+    finally:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

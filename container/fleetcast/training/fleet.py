@@ -128,7 +128,11 @@ def _warm_imports() -> None:
     quiet_third_party()
 
 
-def _worker_main(slot: int, conn: Connection, context: FitContext, stop: StopFlag, current) -> None:
+def _worker_main(
+    slot: int, conn: Connection, parent_ends: list[Connection], context: FitContext, stop: StopFlag, current
+) -> None:
+    for end in parent_ends:  # the parent's ends of this and other workers' pipes, inherited through fork:
+        end.close()  # closed, so the worker sees EOF as soon as the parent is gone
     # A stop reaches the workers through the flag; a SIGTERM sent to the whole process group sets it too,
     # so the fit in hand still finishes. Ctrl-C is the parent's to handle.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -175,9 +179,10 @@ class _Pool:
     def start(self, slot: int) -> None:
         self.current[slot] = _IDLE
         parent_end, child_end = self._mp.Pipe()
+        parent_ends = [parent_end, *(worker.conn for _, worker in self.live())]
         process = self._mp.Process(
             target=_worker_main,
-            args=(slot, child_end, self._context, self._stop, self.current),
+            args=(slot, child_end, parent_ends, self._context, self._stop, self.current),
             name=f"fleetcast-worker-{slot}",
             daemon=True,
         )
