@@ -16,10 +16,7 @@ import json
 import os
 import random
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -39,9 +36,8 @@ from fleetcast.logs import quiet_third_party
 from fleetcast.model.archive import write_archive
 from fleetcast.model.prophet_model import fit_prophet, model_to_json
 from fleetcast.model.settings import ProphetSettings
+from tests.support.servers import Server, start_local_endpoint, start_mms
 
-REPO = Path(__file__).resolve().parents[1]
-START_TIMEOUT_S = 120
 PHASE_TIMEOUT_S = 900
 # ENVIRONMENT.md measured ~140 MB per loaded model under MMS; keep headroom for the rest of the machine.
 ASSUMED_MB_PER_MODEL = 180
@@ -71,49 +67,6 @@ def build_models(directory: Path, count: int, rows: int) -> None:
             "host": "bench",
         }
         write_archive(directory, str(customer), model_to_json(model), metadata)
-
-
-def free_port(below: int = 32700) -> int:
-    """A free loopback port below `below` (MMS rejects ports >= 32767)."""
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, below)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
-
-
-def wait_http_ok(url: str, process: subprocess.Popen[bytes], what: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{what} exited early:\n{log.read_text()[-3000:]}")
-        try:
-            if urllib3.request("GET", url, timeout=2.0, retries=False).status == 200:
-                return
-        except urllib3.exceptions.HTTPError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"{what} did not answer {url} within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
-
-
-def start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with open(log, "wb") as out:
-        return subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -250,50 +203,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     work = Path(tempfile.mkdtemp(prefix="fleetcast-bench-serving-"))
-    processes: list[subprocess.Popen[bytes]] = []
+    servers: list[Server] = []
     try:
         print(f"building {args.models} models ({args.rows} daily rows each) ...", flush=True)
         began = time.perf_counter()
         build_models(work / "models", args.models, args.rows)
         print(f"  {time.perf_counter() - began:.1f} s")
 
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(REPO / "container") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-            "SAGEMAKER_BASE_DIR": str(work / "opt_ml"),
-            "SAGEMAKER_MULTI_MODEL": "true",
-            "FLEETCAST_SERVER": "mms",  # this is the MMS baseline; the default server is the lean one
-            "FLEETCAST_BIND_HOST": "127.0.0.1",
-            "FLEETCAST_LOG_LEVEL": "WARNING",
-        }
-        mms_port = free_port()
-        env["SAGEMAKER_BIND_TO_PORT"] = str(mms_port)
-        serve = start([sys.executable, "-m", "fleetcast.cli", "serve"], env, work / "serve.log")
-        processes.append(serve)
-        wait_http_ok(f"http://127.0.0.1:{mms_port}/ping", serve, "fleetcast serve", work / "serve.log")
+        # the MMS baseline; the default server is the lean one
+        quiet = {"SAGEMAKER_MULTI_MODEL": "true", "FLEETCAST_LOG_LEVEL": "WARNING"}
+        serve = start_mms(work, quiet)
+        servers.append(serve)
+        mms_port = serve.port
         rss_empty = tree_rss_mb(serve.pid)
 
-        endpoint_port = free_port()
-        endpoint_cmd = [
-            sys.executable,
-            "-m",
-            "fleetcast.cli",
-            "local-endpoint",
-            "--models",
-            str(work / "models"),
-            "--container",
-            f"http://127.0.0.1:{mms_port}",
-            "--port",
-            str(endpoint_port),
-            "--disk-cache",
-            str(work / "cache"),
-        ]
+        endpoint_args = ["--disk-cache", str(work / "cache")]
         if args.max_loaded:
-            endpoint_cmd += ["--max-loaded", str(args.max_loaded)]
-        endpoint = start(endpoint_cmd, env, work / "endpoint.log")
-        processes.append(endpoint)
-        url = f"http://127.0.0.1:{endpoint_port}"
-        wait_http_ok(url + "/ping", endpoint, "fleetcast local-endpoint", work / "endpoint.log")
+            endpoint_args += ["--max-loaded", str(args.max_loaded)]
+        endpoint = start_local_endpoint(
+            work, models=work / "models", container=serve.url, args=endpoint_args, env=quiet
+        )
+        servers.append(endpoint)
+        url = endpoint.url
         client = runtime_client(url, 4)
 
         print(f"cold invokes: {args.cold} never-loaded models, one at a time ...", flush=True)
@@ -372,8 +303,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {label:<{width}}  {value}")
         return 0
     finally:
-        for process in reversed(processes):
-            stop(process)
+        for server in reversed(servers):
+            server.stop(grace=40)
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -31,8 +31,6 @@ import os
 import random
 import resource
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,6 +44,8 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+
+from tests.support.servers import Server, start_local_endpoint, start_server
 
 REPO = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 120
@@ -151,67 +151,20 @@ def extract_all(archives: list[Path], models_dir: Path) -> list[tuple[str, Path]
 # ---- servers -----------------------------------------------------------------------------------------
 
 
-def free_port(below: int = 32700) -> int:
-    rng = random.Random()
-    for _ in range(200):
-        port = rng.randrange(20000, below)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port")
+def tree_rss(server: Server) -> int:
+    """Resident memory of the server's whole process tree, in bytes."""
+    total = 0
+    for member in server.family():
+        with contextlib.suppress(psutil.Error):
+            total += member.memory_info().rss
+    return total
 
 
-@dataclass
-class Running:
-    process: subprocess.Popen[bytes]
-    port: int
-    log: Path
-
-    def tree_rss(self) -> int:
-        try:
-            root = psutil.Process(self.process.pid)
-            family = [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return 0
-        total = 0
-        for member in family:
-            with contextlib.suppress(psutil.Error):
-                total += member.memory_info().rss
-        return total
-
-    def stop(self) -> float:
-        """SIGTERM, wait (bounded); returns seconds to exit."""
-        began = time.monotonic()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-        return time.monotonic() - began
-
-
-def start(cmd: list[str], env: dict[str, str], log: Path, port: int) -> Running:
-    with open(log, "wb") as out:
-        process = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    running = Running(process, port, log)
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{cmd} exited early:\n{log.read_text()[-3000:]}")
-        try:
-            status, _, _ = request(port, "GET", "/ping", timeout=2)
-            if status == 200:
-                return running
-        except OSError:
-            pass
-        time.sleep(0.2)
-    running.stop()
-    raise SystemExit(f"{cmd} did not answer /ping within {START_TIMEOUT_S} s:\n{log.read_text()[-3000:]}")
+def stop_timed(server: Server) -> float:
+    """SIGTERM (SIGKILL after 40 s); returns seconds to exit."""
+    began = time.monotonic()
+    server.stop(grace=40)
+    return time.monotonic() - began
 
 
 def request(
@@ -447,26 +400,22 @@ def measure(
     resident = models[: args.mms_models] if kind == "mms" else models
     seconds = args.mms_seconds if kind == "mms" else args.lean_seconds
     cold_count = args.mms_cold if kind == "mms" else args.cold
-    port = free_port()
-    env = child_env(
-        FLEETCAST_SERVER=kind,
-        SAGEMAKER_BIND_TO_PORT=str(port),
-        SAGEMAKER_BASE_DIR=str(work / f"opt_ml_{kind}"),
-        **env_extra,
-    )
-    print(f"\n[{kind}] starting fleetcast serve on 127.0.0.1:{port} {env_extra or ''}", flush=True)
-    server = start(cli("serve"), env, work / f"serve_{kind}.log", port)
-    endpoint: Running | None = None
+    env = {"FLEETCAST_LOG_LEVEL": "WARNING", **env_extra}
+    print(f"\n[{kind}] starting fleetcast serve {env_extra or ''}", flush=True)
+    server = start_server(kind, work / kind, env, timeout=START_TIMEOUT_S)
+    port = server.port
+    print(f"[{kind}] listening on {server.url}", flush=True)
+    endpoint: Server | None = None
     try:
         time.sleep(1.0)
-        result.rss_empty = server.tree_rss()
+        result.rss_empty = tree_rss(server)
         print(f"[{kind}] cold invokes (direct): {cold_count}", flush=True)
         cold_phase(port, resident[:cold_count], result)
         print(f"[{kind}] loading {len(resident) - cold_count} more models ...", flush=True)
         load_phase(port, resident[cold_count:], result, args.load_timeout)
         result.loaded = count_listed(port, len(resident))
         time.sleep(1.0)
-        result.rss_loaded = server.tree_rss()
+        result.rss_loaded = tree_rss(server)
         names = [name for name, _ in resident][: result.loaded]
 
         print(f"[{kind}] warm invokes: up to {args.warm_requests} over {len(names)} models", flush=True)
@@ -476,54 +425,46 @@ def measure(
             flush=True,
         )
         result.tput = throughput(port, names, args.clients, seconds, max_requests=10_000_000)
-        result.rss_served = server.tree_rss()
+        result.rss_served = tree_rss(server)
 
         if args.endpoint and held_back:
-            endpoint = measure_endpoint(result, port, held_back, work, env, args)
-            endpoint.stop()
+            endpoint = measure_endpoint(result, server, held_back, work, env, args)
+            endpoint.stop(grace=40)
             endpoint = None
         print(f"[{kind}] DELETE every model ...", flush=True)
         delete_phase(port, result, len(models) + len(held_back))
         time.sleep(2.0)
-        result.rss_deleted = server.tree_rss()
+        result.rss_deleted = tree_rss(server)
     finally:
         if endpoint is not None:
-            endpoint.stop()
-        result.sigterm_seconds = server.stop()
+            endpoint.stop(grace=40)
+        result.sigterm_seconds = stop_timed(server)
     return result
 
 
 def measure_endpoint(
     result: Measured,
-    port: int,
+    server: Server,
     spare: list[tuple[str, Path]],
     work: Path,
     env: dict[str, str],
     args: argparse.Namespace,
-) -> Running:
+) -> Server:
     """Through `fleetcast local-endpoint`: cold (download+extract+load+predict) and warm invokes."""
     archives = work / "endpoint_models" / result.kind
     archives.mkdir(parents=True)
     chosen = spare[: args.endpoint_cold]
     for name, _ in chosen:
         shutil.copy(Path(args.model_cache) / "models" / f"{name.removeprefix('m-')}.tar.gz", archives)
-    endpoint_port = free_port()
-    endpoint = start(
-        cli(
-            "local-endpoint",
-            "--models",
-            str(archives),
-            "--container",
-            f"http://127.0.0.1:{port}",
-            "--port",
-            str(endpoint_port),
-            "--disk-cache",
-            str(work / f"endpoint_cache_{result.kind}"),
-        ),
-        env,
-        work / f"endpoint_{result.kind}.log",
-        endpoint_port,
+    endpoint = start_local_endpoint(
+        work / f"endpoint_{result.kind}",
+        models=archives,
+        container=server.url,
+        args=["--disk-cache", str(work / f"endpoint_cache_{result.kind}")],
+        env=env,
+        timeout=START_TIMEOUT_S,
     )
+    endpoint_port = endpoint.port
     print(f"[{result.kind}] through the local endpoint: {len(chosen)} cold, then warm", flush=True)
     client = Client(endpoint_port)
     parts: dict[str, list[float]] = {"download": [], "load": [], "invoke": []}

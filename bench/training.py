@@ -1,33 +1,56 @@
-"""Training throughput: fleetcast `train` against the blog's plain sequential loop, in one run.
+"""Training throughput and fidelity: fleetcast `train` against the blog's loop and two pools, in one run.
 
-    python -m bench.training [--customers 1000] [--rows 365]
+    python -m bench.training [--customers 400] [--rows 365] [--no-stan-row]
+    python -m bench.training --memory [--sizes 1000,10000]
 
-(a) baseline: for each customer read its CSV, fit Prophet, model_to_json, write a tarball, one at a time;
-(b) fleetcast train, holdout off (the same work, on all cores); (c) fleetcast train with the 7-day holdout.
-Prints models/s and the ratio to (a), and fleetcast's per-model overhead (everything but Prophet.fit).
+On the same generated customers (folder layout, daily rows, stock Prophet settings):
+(a) the blog's loop on 1 core: read the CSV, Prophet().fit, model_to_json, write a tarball;
+(b) the same work in a stock-Prophet process pool on all cores;
+(c) prophet-batch `fit_many(n_jobs=<cores>)` on one long frame (fit only: no JSON, no archives);
+(d) fleetcast `train`, holdout off; (e) fleetcast `train`, 7-day holdout; (f) (d) with fit_engine=stan.
+Each row: models/s, the ratio to (a) and to (c), CPU-milliseconds per model, and the time outside the
+solver relative to solver time (for fleetcast: per trained customer, `seconds - fit_seconds` of the
+report, summed, over the summed `fit_seconds`). Then the fidelity of (d) against Stan: the 7-step yhat
+of (d)'s archives against (b)'s Stan-fitted models, per series the largest relative difference.
+
+`--memory` runs `train` (holdout off) as a subprocess on each fleet size and samples the RSS of the whole
+process tree (the parent, its workers and their CmdStan children) from /proc; the peaks must be within
+10 % of each other.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import io
 import json
 import logging
 import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tarfile
 import tempfile
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from fleetcast.data.generate import customer_series
 from fleetcast.logs import quiet_third_party
 
+HORIZON = 7
+WITHIN = 0.02
+MEMORY_TOLERANCE = 0.10
+
 
 def write_fleet(channel: Path, customers: int, rows: int) -> None:
-    grid = pd.date_range("2022-01-01", periods=365, freq="D")
+    grid = pd.date_range("2022-01-01", periods=rows, freq="D")
     for customer in range(customers):
         stamps, values = customer_series(customer, 42, grid, rows)
         folder = channel / str(customer)
@@ -37,32 +60,79 @@ def write_fleet(channel: Path, customers: int, rows: int) -> None:
         )
 
 
-def baseline_loop(channel: Path, out: Path) -> tuple[float, float]:
-    """The blog's pattern. Returns (elapsed seconds, seconds inside Prophet.fit)."""
+def read_history(folder: Path) -> pd.DataFrame:
+    frame = pd.read_csv(folder / "data.csv")
+    frame.columns = ["ds", "y"]
+    frame["ds"] = pd.to_datetime(frame["ds"])
+    return frame
+
+
+def seven_steps(model, last: pd.Timestamp) -> np.ndarray:
+    model.uncertainty_samples = 0  # yhat only; intervals are not compared
+    future = pd.DataFrame({"ds": pd.date_range(last + pd.Timedelta(days=1), periods=HORIZON, freq="D")})
+    return model.predict(future)["yhat"].to_numpy()
+
+
+def blog_fit(folder: Path, out: Path) -> tuple[str, float, np.ndarray | None]:
+    """One customer the blog's way. Returns (customer, seconds in Prophet.fit, 7-step yhat when asked)."""
     from prophet import Prophet
     from prophet.serialize import model_to_json
 
     quiet_third_party()
-    out.mkdir(parents=True)
-    fit_seconds = 0.0
+    frame = read_history(folder)
+    model = Prophet()
     began = time.perf_counter()
-    for folder in sorted(channel.iterdir()):
-        frame = pd.read_csv(folder / "data.csv")
-        frame.columns = ["ds", "y"]
-        frame["ds"] = pd.to_datetime(frame["ds"])
-        model = Prophet()
-        fit_began = time.perf_counter()
-        model.fit(frame)
-        fit_seconds += time.perf_counter() - fit_began
-        payload = model_to_json(model).encode()
-        with tarfile.open(out / f"{folder.name}.tar.gz", "w:gz") as tar:
-            info = tarfile.TarInfo("model.json")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    return time.perf_counter() - began, fit_seconds
+    model.fit(frame)
+    fit_seconds = time.perf_counter() - began
+    payload = model_to_json(model).encode()
+    with tarfile.open(out / f"{folder.name}.tar.gz", "w:gz") as tar:
+        info = tarfile.TarInfo("model.json")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    return folder.name, fit_seconds, None
+
+
+def run_blog_loop(folders: list[Path], out: Path) -> dict:
+    out.mkdir(parents=True)
+    began = time.perf_counter()
+    fit = sum(blog_fit(folder, out)[1] for folder in folders)
+    return {"elapsed": time.perf_counter() - began, "fit": fit, "workers": 1}
+
+
+def run_stock_pool(folders: list[Path], out: Path, cores: int) -> tuple[dict, dict[str, np.ndarray]]:
+    """(b): timed without the fidelity predictions, which a second, untimed pass computes from its models."""
+    out.mkdir(parents=True)
+    with ProcessPoolExecutor(cores, mp_context=get_context("fork")) as pool:
+        began = time.perf_counter()
+        fits = list(pool.map(blog_fit, folders, [out] * len(folders), chunksize=4))
+        elapsed = time.perf_counter() - began
+    with ProcessPoolExecutor(cores, mp_context=get_context("fork")) as pool:
+        yhat = {c: y for c, _, y in pool.map(_predict_archive_of_pool, [out / f.name for f in folders])}
+    return {"elapsed": elapsed, "fit": sum(f for _, f, _ in fits), "workers": cores}, yhat
+
+
+def _predict_archive_of_pool(stem: Path) -> tuple[str, None, np.ndarray]:
+    from prophet.serialize import model_from_json
+
+    quiet_third_party()
+    with tarfile.open(f"{stem}.tar.gz") as tar:
+        model = model_from_json(tar.extractfile("model.json").read().decode())
+    return stem.name, None, seven_steps(model, model.history["ds"].max())
+
+
+def run_fit_many(folders: list[Path], cores: int) -> dict:
+    from prophet_batch import fit_many
+
+    long = pd.concat([read_history(folder).assign(unique_id=folder.name) for folder in folders])
+    began = time.perf_counter()
+    models = fit_many(long, n_jobs=cores)
+    elapsed = time.perf_counter() - began
+    assert len(models) == len(folders)
+    return {"elapsed": elapsed, "fit": None, "workers": cores}
 
 
 def fleetcast_train(channel: Path, root: Path, **hyperparameters: str) -> dict:
+    """`train` under a fresh /opt/ml-shaped root, timed whole (scan, fleet loop, report, summary)."""
     from fleetcast.training.job import train_main
 
     (root / "input" / "config").mkdir(parents=True)
@@ -76,49 +146,174 @@ def fleetcast_train(channel: Path, root: Path, **hyperparameters: str) -> dict:
     if code != 0:
         raise SystemExit(f"fleetcast train failed: {(root / 'output' / 'failure').read_text()}")
     summary = json.loads((root / "model" / "fleet-summary-algo-1.json").read_text())
-    return {**summary, "wall_seconds": elapsed}
+    with open(root / "output" / "data" / "report-algo-1.csv", newline="") as handle:
+        trained = [r for r in csv.DictReader(handle) if r["status"] == "trained"]
+    return {
+        "elapsed": elapsed,
+        "fit": sum(float(r["fit_seconds"]) for r in trained),
+        "busy": sum(float(r["seconds"]) for r in trained),
+        "workers": summary["workers"],
+        "engines": summary.get("fit_engines", {}),
+        "trained": len(trained),
+        "root": root,
+    }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--customers", type=int, default=1000)
-    parser.add_argument("--rows", type=int, default=365)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.WARNING)
-    quiet_third_party()
+def fleetcast_yhat(root: Path) -> dict[str, np.ndarray]:
+    from fleetcast.model import archive
+    from fleetcast.model.prophet_model import model_from_json
 
+    out = {}
+    for path in sorted((root / "checkpoints").glob("*.tar.gz")):
+        model_json, metadata = archive.read_archive(path)
+        out[metadata["customer"]] = seven_steps(model_from_json(model_json), pd.Timestamp(metadata["end"]))
+    return out
+
+
+def fidelity(ours: dict[str, np.ndarray], stan: dict[str, np.ndarray]) -> str:
+    diffs = []
+    for customer, reference in stan.items():
+        scale = np.maximum(np.abs(reference), 1e-9)
+        diffs.append(float(np.max(np.abs(ours[customer] - reference) / scale)))
+    within = sum(d <= WITHIN for d in diffs) / len(diffs)
+    return (
+        f"fidelity of (d) against Stan ((b)'s models), {HORIZON}-step yhat over {len(diffs)} series: "
+        f"median {statistics.median(diffs):.3%}, max {max(diffs):.3%}, within {WITHIN:.0%}: {within:.1%}"
+    )
+
+
+def table(runs: dict[str, dict], n: int) -> list[str]:
+    base = n / runs["a"]["elapsed"]
+    batch = n / runs["c"]["elapsed"]
+    lines = [
+        f"{'run':48} {'models/s':>9} {'vs (a)':>7} {'vs (c)':>7} {'CPU ms/model':>13} {'outside solver':>15}"
+    ]
+    for run in runs.values():
+        rate = n / run["elapsed"]
+        cpu_ms = run["elapsed"] * run["workers"] / n * 1000
+        if run.get("busy") is not None:
+            outside = f"{(run['busy'] - run['fit']) / run['fit']:.1%}"
+        elif run["fit"] is not None:
+            outside = f"{(run['elapsed'] * run['workers'] - run['fit']) / run['fit']:.1%}"
+        else:
+            outside = "n/a"
+        lines.append(
+            f"{run['label']:48} {rate:9.1f} {rate / base:6.2f}x {rate / batch:6.2f}x "
+            f"{cpu_ms:13.1f} {outside:>15}"
+        )
+    return lines
+
+
+def throughput(args: argparse.Namespace) -> None:
+    cores = os.cpu_count() or 1
     work = Path(tempfile.mkdtemp(prefix="fleetcast-bench-train-"))
     try:
         channel = work / "customers"
         write_fleet(channel, args.customers, args.rows)
-        base_seconds, base_fit = baseline_loop(channel, work / "baseline")
-        no_holdout = fleetcast_train(channel, work / "b", holdout_days="0")
-        holdout = fleetcast_train(channel, work / "c")
+        folders = sorted(channel.iterdir(), key=lambda p: int(p.name))
+        runs = {"a": {"label": "(a) blog loop, 1 core", **run_blog_loop(folders, work / "a")}}
+        stock, stan_yhat = run_stock_pool(folders, work / "b", cores)
+        runs["b"] = {"label": f"(b) stock Prophet process pool, {cores} cores", **stock}
+        runs["c"] = {"label": f"(c) prophet-batch fit_many(n_jobs={cores})", **run_fit_many(folders, cores)}
+        runs["d"] = {
+            "label": "(d) fleetcast train, holdout off",
+            **fleetcast_train(channel, work / "d", holdout_days="0"),
+        }
+        runs["e"] = {"label": "(e) fleetcast train, 7-day holdout", **fleetcast_train(channel, work / "e")}
+        if args.stan_row:
+            runs["f"] = {
+                "label": "(f) fleetcast train, holdout off, fit_engine=stan",
+                **fleetcast_train(channel, work / "f", holdout_days="0", fit_engine="stan"),
+            }
+        ours = fleetcast_yhat(runs["d"]["root"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
     n = args.customers
-    base_rate = n / base_seconds
-    rows = [
-        ("(a) sequential loop (blog)", base_rate, 1.0, (base_seconds - base_fit) / base_fit),
-        (
-            "(b) fleetcast train, holdout off",
-            no_holdout["models_per_second"],
-            None,
-            no_holdout["overhead_fraction"],
-        ),
-        (
-            "(c) fleetcast train, 7-day holdout",
-            holdout["models_per_second"],
-            None,
-            holdout["overhead_fraction"],
-        ),
-    ]
-    print(f"\n{n} customers x {args.rows} daily rows, {os.cpu_count()} CPUs, workers={no_holdout['workers']}")
-    print(f"{'run':38} {'models/s':>9} {'vs (a)':>7} {'overhead/fit':>13}")
-    for name, rate, _, overhead in rows:
-        print(f"{name:38} {rate:9.1f} {rate / base_rate:6.2f}x {overhead:12.1%}")
+    print(f"\n{n} customers x {args.rows} daily rows, {cores} CPUs, one run")
+    print("\n".join(table(runs, n)))
+    for key in ("d", "e", "f"):
+        if key in runs:
+            print(f"{key}: fit engines {runs[key]['engines']}, {runs[key]['trained']} trained")
+    print(fidelity(ours, stan_yhat))
 
 
-if __name__ == "__main__":
+def _tree_rss(pid: int) -> int:
+    """RSS bytes of a process and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/statm") as handle:
+                total += int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as handle:
+                    todo.extend(int(child) for child in handle.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue  # it exited between the listing and the read
+    return total
+
+
+def peak_rss_of_train(channel: Path, root: Path, workers: int) -> tuple[int, float]:
+    (root / "input" / "config").mkdir(parents=True)
+    (root / "input" / "data").mkdir(parents=True)
+    os.symlink(channel, root / "input" / "data" / "train")
+    hyperparameters = {"holdout_days": "0", "workers": str(workers), "progress_seconds": "30"}
+    (root / "input" / "config" / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(root)}
+    began = time.perf_counter()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fleetcast.cli", "train"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    peak = 0
+    stderr: list[bytes] = []
+    reader = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
+    reader.start()
+    while process.poll() is None:
+        peak = max(peak, _tree_rss(process.pid))
+        time.sleep(0.05)
+    reader.join()
+    if process.returncode != 0:
+        raise SystemExit(f"train failed ({process.returncode}): {b''.join(stderr)[-2000:].decode()}")
+    return peak, time.perf_counter() - began
+
+
+def memory(args: argparse.Namespace) -> None:
+    sizes = [int(s) for s in args.sizes.split(",")]
+    workers = os.cpu_count() or 1
+    peaks: dict[int, int] = {}
+    work = Path(tempfile.mkdtemp(prefix="fleetcast-bench-mem-"))
+    try:
+        for size in sizes:
+            channel = work / f"customers-{size}"
+            write_fleet(channel, size, args.rows)
+            peaks[size], seconds = peak_rss_of_train(channel, work / f"root-{size}", workers)
+            print(f"{size:>7} customers: peak RSS {peaks[size] / 2**20:7.1f} MiB (train + {workers} workers) "
+                  f"in {seconds:.0f}s")  # fmt: skip
+            shutil.rmtree(work / f"root-{size}", ignore_errors=True)
+            shutil.rmtree(channel, ignore_errors=True)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    low, high = min(peaks.values()), max(peaks.values())
+    verdict = "within" if high <= low * (1 + MEMORY_TOLERANCE) else "NOT within"
+    print(f"largest / smallest peak: {high / low:.3f} ({verdict} {MEMORY_TOLERANCE:.0%})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=400)
+    parser.add_argument("--rows", type=int, default=365)
+    parser.add_argument("--no-stan-row", dest="stan_row", action="store_false", help="skip row (f)")
+    parser.add_argument("--memory", action="store_true", help="peak RSS of train at each of --sizes")
+    parser.add_argument("--sizes", default="1000,10000")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    quiet_third_party()
+    memory(args) if args.memory else throughput(args)
+
+
+if __name__ == "__main__":  # prophet-batch's pool uses spawn, which re-imports this module
     main()

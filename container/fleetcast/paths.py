@@ -53,6 +53,14 @@ class SageMakerPaths:
         return self.base / "checkpoints"
 
     @property
+    def archive_staging_dir(self) -> Path:
+        # Archives are written here, then renamed into the checkpoints. Not inside the checkpoints
+        # (uploaded continuously, deletes mirrored), model/ or output/data/ (uploaded at the end), or
+        # output/intermediate/ (uploaded continuously): a sibling that nothing syncs. A rename needs the
+        # same mount; `train` checks that at job start and says so loudly when it does not hold.
+        return self.base / "checkpoints-staging"
+
+    @property
     def model_dir(self) -> Path:
         return self.base / "model"
 

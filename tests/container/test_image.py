@@ -7,9 +7,6 @@ Every server is published on 127.0.0.1 only.
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
-import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -27,6 +24,7 @@ from fleetcast.model import archive
 from fleetcast.model.prophet_model import model_from_json
 from fleetcast.training.inputs import scan_channel
 from tests.helpers import write_folder_layout
+from tests.support.servers import start_image, start_local_endpoint
 
 pytestmark = pytest.mark.container
 
@@ -174,12 +172,6 @@ def test_train_two_hosts_each_on_its_own_shard(docker, image, tmp_path):
         assert f"fleet done: {len(shards[host])} trained" in logs
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def serving(docker, image, trained_root, tmp_path_factory) -> Iterator[dict]:
     """`serve` with /opt/ml/models holding every trained model extracted as the platform would."""
@@ -192,33 +184,15 @@ def serving(docker, image, trained_root, tmp_path_factory) -> Iterator[dict]:
             # Our own archives; the "data" filter where this Python has it (3.11.4+).
             extra = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
             tar.extractall(target, **extra)
-    port = _free_port()
-    name = f"fleetcast-serve-{docker.session}"
     started = time.monotonic()
-    docker.run(
-        "run", "-d", "--name", name, *docker.container_args(),
-        "-p", f"127.0.0.1:{port}:8080", "-v", f"{models}:/opt/ml/models:ro",
-        "-e", "SAGEMAKER_MULTI_MODEL=true", image.tag, "serve",
+    server = start_image(
+        docker, image.tag, f"fleetcast-serve-{docker.session}", models.parent,
+        docker_args=["-v", f"{models}:/opt/ml/models:ro", "-e", "SAGEMAKER_MULTI_MODEL=true"],
+        timeout=SERVE_START_LIMIT,
     )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = started + SERVE_START_LIMIT
-    while True:
-        running = docker.run("inspect", "--format", "{{.State.Running}}", name).stdout.strip()
-        if running != "true":
-            logs = docker.run("logs", name)
-            pytest.fail(f"serve exited during start-up:\n{logs.stdout[-3000:]}{logs.stderr[-3000:]}")
-        try:
-            if requests.get(f"{url}/ping", timeout=2).status_code == 200:
-                break
-        except requests.RequestException:
-            pass
-        if time.monotonic() > deadline:
-            logs = docker.run("logs", name)
-            pytest.fail(f"/ping not 200 within {SERVE_START_LIMIT}s:\n{logs.stderr[-3000:]}")
-        time.sleep(0.5)
     print(f"\nserve start -> /ping 200: {time.monotonic() - started:.1f}s")
-    yield {"url": url, "name": name}
-    docker.run("rm", "-f", name, check=False)
+    with server:
+        yield {"url": server.url, "name": server.name}
 
 
 def test_serve_multi_model_api(serving):
@@ -289,36 +263,17 @@ def test_local_endpoint_in_front_of_the_container_answers_boto3(docker, image, t
     root, _ = trained_root
     cache = tmp_path / "cache"  # the endpoint extracts models here; the container sees it as /opt/ml/models
     cache.mkdir()
-    port, endpoint_port = _free_port(), _free_port()
-    name = f"fleetcast-serve-endpoint-{docker.session}"
-    docker.run(
-        "run", "-d", "--name", name, *docker.container_args(),
-        "-p", f"127.0.0.1:{port}:8080", "-v", f"{cache}:/opt/ml/models", image.tag, "serve",
+    container = start_image(
+        docker, image.tag, f"fleetcast-serve-endpoint-{docker.session}", tmp_path,
+        docker_args=["-v", f"{cache}:/opt/ml/models"], timeout=SERVE_START_LIMIT,
     )  # fmt: skip
-    endpoint = subprocess.Popen(
-        [
-            sys.executable, "-m", "fleetcast.cli", "local-endpoint",
-            "--models", str(root / "checkpoints"), "--container", f"http://127.0.0.1:{port}",
-            "--disk-cache", str(cache), "--container-models-dir", "/opt/ml/models",
-            "--host", "127.0.0.1", "--port", str(endpoint_port),
-        ],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + SERVE_START_LIMIT
-        for url in (f"http://127.0.0.1:{port}/ping", f"http://127.0.0.1:{endpoint_port}/ping"):
-            while True:
-                assert endpoint.poll() is None, endpoint.communicate()[0][-3000:]
-                try:
-                    if requests.get(url, timeout=2).status_code == 200:
-                        break
-                except requests.RequestException:
-                    pass
-                assert time.monotonic() < deadline, f"{url} did not answer:\n{container_logs(docker, name)}"
-                time.sleep(0.5)
+    with container, start_local_endpoint(
+        tmp_path, models=root / "checkpoints", container=container.url,
+        args=["--disk-cache", str(cache), "--container-models-dir", "/opt/ml/models"],
+    ) as endpoint:  # fmt: skip
         client = boto3.client(
             "sagemaker-runtime",
-            endpoint_url=f"http://127.0.0.1:{endpoint_port}",
+            endpoint_url=endpoint.url,
             region_name="us-east-1",
             aws_access_key_id="local",
             aws_secret_access_key="local",
@@ -343,7 +298,3 @@ def test_local_endpoint_in_front_of_the_container_answers_boto3(docker, image, t
                 Body=b'{"period": 3}',
             )
         assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] < 500
-    finally:
-        endpoint.terminate()
-        endpoint.wait(timeout=30)
-        docker.run("rm", "-f", name, check=False)

@@ -1,7 +1,8 @@
 """The local multi-model endpoint through real boto3 `sagemaker-runtime`, in front of the real MMS.
 
-One `fleetcast serve` (Multi Model Server, Java) runs for the module; each test starts its own endpoint
-on a free port and unloads whatever it loaded afterwards. The only stand-in peer is the 507 test's tiny
+One `fleetcast serve` (Multi Model Server, Java) runs for the module (tests/support/servers.py); each
+test starts its own endpoint in-process on port 0 and unloads whatever it loaded afterwards; one test runs
+the `fleetcast local-endpoint` command itself. The only stand-in peer is the 507 test's tiny
 HTTP server: MMS has no way to be made to answer 507, which the SageMaker platform must handle.
 """
 
@@ -10,10 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
-import random
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -44,11 +42,12 @@ from fleetcast.model.archive import read_archive, write_archive
 from fleetcast.model.prophet_model import fit_prophet, model_from_json, model_to_json
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.plot import plot_main
+from tests.helpers import require_java
+from tests.support.servers import refused_port, start_local_endpoint, start_mms
 
 REPO = Path(__file__).resolve().parents[2]
 CUSTOMERS = ("0", "1", "2", "3")
 HISTORY_ROWS = 120
-SERVE_START_TIMEOUT_S = 90
 
 
 # ------------------------------------------------------------------ models
@@ -122,67 +121,12 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --------------------------------------------------------------- the real MMS
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _free_mms_port() -> int:
-    """A free port MMS accepts: it refuses ports >= 32767, and the kernel's ephemeral ports start above."""
-    rng = random.Random()
-    for _ in range(100):
-        port = rng.randrange(20000, 32700)
-        with socket.socket() as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below 32767 for Multi Model Server")
-
-
 @pytest.fixture(scope="module")
 def mms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerClient]:
-    if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
-        if os.environ.get("FLEETCAST_REQUIRE_JAVA") == "1":
-            pytest.fail("Java is required (FLEETCAST_REQUIRE_JAVA=1) but not installed")
-        pytest.skip("Multi Model Server needs Java; install openjdk-17-jre-headless to run these tests")
-    base = tmp_path_factory.mktemp("opt_ml")
-    port = _free_mms_port()
-    env = {
-        **os.environ,
-        "SAGEMAKER_BASE_DIR": str(base),
-        "SAGEMAKER_BIND_TO_PORT": str(port),
-        "SAGEMAKER_MULTI_MODEL": "true",
-        "FLEETCAST_SERVER": "mms",  # these tests mean MMS (slow loads); the default is the lean server
-        "FLEETCAST_BIND_HOST": "127.0.0.1",
-        "PYTHONPATH": str(REPO / "container") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-    }
-    log_path = base / "serve.log"
-    with open(log_path, "wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fleetcast.cli", "serve"],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    client = ContainerClient(f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + SERVE_START_TIMEOUT_S
-        while not client.ping():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"fleetcast serve did not come up:\n{log_path.read_text()[-4000:]}")
-            time.sleep(0.25)
-        yield client
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    require_java()
+    # these tests mean MMS (slow, lazy loads); the default server is the lean one
+    with start_mms(tmp_path_factory.mktemp("mms"), {"SAGEMAKER_MULTI_MODEL": "true"}) as server:
+        yield ContainerClient(server.url)
 
 
 def _unload_all(container: ContainerClient) -> None:
@@ -594,11 +538,12 @@ def test_the_container_is_told_the_cache_path_it_sees(
 
 
 def test_container_down_is_service_unavailable(models_dir: Path, start: StartEndpoint) -> None:
-    server = start(ContainerClient(f"http://127.0.0.1:{_free_port()}"), LocalFolderSource(models_dir))
-    client = runtime(server.url)
-    with pytest.raises(client.exceptions.ServiceUnavailable, match="not answering"):
-        invoke(client, "0.tar.gz")
-    assert urllib3.request("GET", server.url + "/ping").status == 503
+    with refused_port() as nobody:
+        server = start(ContainerClient(f"http://127.0.0.1:{nobody}"), LocalFolderSource(models_dir))
+        client = runtime(server.url)
+        with pytest.raises(client.exceptions.ServiceUnavailable, match="not answering"):
+            invoke(client, "0.tar.gz")
+        assert urllib3.request("GET", server.url + "/ping").status == 503
 
 
 # ------------------------------------------------------------------------ 507
@@ -720,6 +665,19 @@ def test_s3_prefix_via_moto(mms: ContainerClient, models_dir: Path, start: Start
         assert server.endpoint.stats["downloads"] == 1
     finally:
         moto.stop()
+
+
+@pytest.mark.mms
+def test_the_local_endpoint_command_serves_boto3(
+    mms: ContainerClient, models_dir: Path, tmp_path: Path
+) -> None:
+    """`fleetcast local-endpoint` itself, as a user starts it, on the port the OS gave it."""
+    with start_local_endpoint(tmp_path, models=models_dir, container=mms.base_url) as endpoint:
+        answer = json.loads(invoke(runtime(endpoint.url), "1.tar.gz", {"period": 4})["Body"].read())
+        assert answer["customer"] == "1" and len(answer["forecast"]) == 4
+        assert endpoint.stop() == 0
+    assert "local multi-model endpoint listening on " + endpoint.url in endpoint.log()
+    _unload_all(mms)
 
 
 @pytest.mark.mms

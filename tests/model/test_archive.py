@@ -59,3 +59,20 @@ def test_stale_temp_files_are_removed_and_never_taken_for_customers(tmp_path: Pa
     assert archive.customer_of(tmp_path / "42.tar.gz") == "42"
     assert archive.remove_stale_temp_files(tmp_path) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_archives_are_staged_in_the_staging_directory_and_renamed_in(tmp_path: Path, monkeypatch):
+    target, staging = tmp_path / "checkpoints", tmp_path / "staging"
+    staged: list[str] = []
+    real_replace = archive.os.replace
+
+    def observe(src, dst):
+        staged.append(str(src))
+        assert not list(target.glob(".tmp-*"))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(archive.os, "replace", observe)
+    path = archive.write_archive(target, "7", '{"model": 1}', {"customer": "7"}, staging)
+    assert path == target / "7.tar.gz" and archive.read_archive(path)[0] == '{"model": 1}'
+    assert len(staged) == 1 and Path(staged[0]).parent == staging
+    assert [p.name for p in target.iterdir()] == ["7.tar.gz"] and not list(staging.iterdir())

@@ -31,9 +31,8 @@ from fleetcast.serving.lean import WORKER_HEADER, LeanServer, create_app
 from fleetcast.serving.protocol import Limits
 from fleetcast.serving.registry import SharedRegistry
 from tests.serving.models import daily_history, extract, prophet_reference
-from tests.serving.test_mme_contract import Server, start_server, stop_everything
+from tests.support.servers import JSON_HEADERS, Server, ServerStartError, start_lean
 
-JSON_HEADERS = {"Content-Type": "application/json"}
 BIG_BUDGET = MemoryBudget(limit_bytes=1 << 40, baseline_bytes=0, workers=1)
 
 
@@ -220,12 +219,8 @@ def test_model_the_compiled_predictor_refuses_is_served_by_prophet_loudly(lean, 
 
 @pytest.fixture(scope="module")
 def lean_process(tmp_path_factory):
-    server = start_server("lean", tmp_path_factory.mktemp("lean-process"))
-    try:
+    with start_lean(tmp_path_factory.mktemp("lean-process"), workers=2) as server:
         yield server
-    finally:
-        if server.process.poll() is None:
-            stop_everything(server)
 
 
 def fresh_invoke(server: Server, name: str) -> tuple[int, str]:
@@ -262,9 +257,7 @@ def test_sigterm_with_keep_alive_connections_open(lean_process, models):
     assert lean_process.load("kept", models["daily"].model_dir).status_code == 200
     connections = []
     for _ in range(6):
-        connection = http.client.HTTPConnection(
-            "127.0.0.1", int(lean_process.url.rsplit(":", 1)[1]), timeout=10
-        )
+        connection = http.client.HTTPConnection("127.0.0.1", lean_process.port, timeout=10)
         connection.request("POST", "/models/kept/invoke", body=b'{"period": 1}', headers=JSON_HEADERS)
         assert connection.getresponse().read()
         connections.append(connection)  # left open: idle keep-alive connections, as the platform holds
@@ -287,28 +280,22 @@ def test_sigterm_with_keep_alive_connections_open(lean_process, models):
 
 
 def test_memory_budget_from_the_environment(tmp_path, models):
-    server = start_server("lean", tmp_path, FLEETCAST_MEMORY_MB="1")
-    try:
+    with start_lean(tmp_path, {"FLEETCAST_MEMORY_MB": "1"}, workers=2) as server:
         answer = server.load("daily", models["daily"].model_dir)
         assert answer.status_code == 507
         assert "memory budget of 1 MB" in answer.json()["message"]
-    finally:
-        stop_everything(server)
 
 
 def test_single_model_mode_serves_opt_ml_model(tmp_path, models):
     shutil.copytree(models["daily"].model_dir, tmp_path / "opt_ml" / "model")
-    server = start_server("lean", tmp_path, SAGEMAKER_MULTI_MODEL="false")
-    try:
+    with start_lean(tmp_path, {"SAGEMAKER_MULTI_MODEL": "false"}, workers=2) as server:
         answer = requests.post(
             f"{server.url}/invocations", data=json.dumps({"period": 3}), headers=JSON_HEADERS
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["customer"] == models["daily"].customer
-    finally:
-        stop_everything(server)
 
 
 def test_single_model_mode_without_a_model_fails_at_start(tmp_path):
-    with pytest.raises(pytest.fail.Exception, match="exited with 1"):
-        start_server("lean", tmp_path, SAGEMAKER_MULTI_MODEL="false")
+    with pytest.raises(ServerStartError, match="exited with 1"):
+        start_lean(tmp_path, {"SAGEMAKER_MULTI_MODEL": "false"})

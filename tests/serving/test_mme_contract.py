@@ -1,7 +1,8 @@
 """The SageMaker multi-model container API, one suite run against both servers `fleetcast serve` offers.
 
-Each server is the real `fleetcast serve` subprocess (FLEETCAST_SERVER=mms|lean) on a free 127.0.0.1 port
-with SAGEMAKER_BASE_DIR in a temp dir. Where the two servers legitimately differ, the test says how:
+Each server is the real `fleetcast serve` subprocess (FLEETCAST_SERVER=mms|lean), started by
+tests/support/servers.py on a loopback port only it holds, with SAGEMAKER_BASE_DIR in a temp dir.
+Where the two servers legitimately differ, the test says how:
 
 - a corrupt model: MMS loads lazily, so `POST /models` answers 200 and every invoke answers a JSON 500
   naming the problem; the lean server loads at `POST /models` and refuses it there with a JSON 400
@@ -11,143 +12,39 @@ with SAGEMAKER_BASE_DIR in a temp dir. Where the two servers legitimately differ
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import random
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import psutil
 import pytest
 import requests
 
-import fleetcast
 from tests.helpers import require_java
 from tests.serving.models import BuiltModel, extract, prophet_reference
+from tests.support.servers import Server, start_lean, start_mms
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-CONTAINER_DIR = Path(fleetcast.__file__).resolve().parent.parent
 JSON_HEADERS = {"Content-Type": "application/json"}
-STARTUP_SECONDS = 90
 SIGTERM_BUDGET_SECONDS = 30
-MAX_MMS_PORT = 32767  # MMS parses its port as a Java short
 PAGINATED_MODELS = 5
-
-
-def free_port() -> int:
-    for port in random.Random().sample(range(20000, MAX_MMS_PORT), 200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below 32768")
-
-
-@dataclass
-class Server:
-    kind: str
-    process: subprocess.Popen
-    url: str
-    log_path: Path
-    root: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def load(self, name: str, model_dir: Path) -> requests.Response:
-        return requests.post(
-            f"{self.url}/models", json={"model_name": name, "url": str(model_dir)}, timeout=60
-        )
-
-    def invoke(
-        self, name: str, body: bytes | str, headers: dict[str, str] | None = None
-    ) -> requests.Response:
-        headers = JSON_HEADERS if headers is None else headers
-        return requests.post(f"{self.url}/models/{name}/invoke", data=body, headers=headers, timeout=60)
-
-    def family(self) -> list[psutil.Process]:
-        try:
-            me = psutil.Process(self.process.pid)
-            return [me, *me.children(recursive=True)]
-        except psutil.Error:
-            return []
-
-
-def start_server(kind: str, root: Path, **env_extra: str) -> Server:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(CONTAINER_DIR), os.environ.get("PYTHONPATH")])),
-        "SAGEMAKER_BASE_DIR": str(root / "opt_ml"),
-        "SAGEMAKER_BIND_TO_PORT": str(port),
-        "FLEETCAST_BIND_HOST": "127.0.0.1",
-        "FLEETCAST_SERVER": kind,
-        "FLEETCAST_LOG_LEVEL": "INFO",
-    }
-    for name in ("SAGEMAKER_MULTI_MODEL", "SAGEMAKER_MODEL_SERVER_WORKERS", "FLEETCAST_MEMORY_MB"):
-        env.pop(name, None)
-    if kind == "lean":
-        env["SAGEMAKER_MODEL_SERVER_WORKERS"] = "2"  # exercise the cross-worker registry on any machine
-    env.update(env_extra)
-    log_path = root / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fleetcast.cli", "serve"],
-            env=env,
-            cwd=root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(kind, process, f"http://127.0.0.1:{port}", log_path, root)
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"fleetcast serve ({kind}) exited with {process.returncode}:\n{server.log()}")
-        with contextlib.suppress(requests.ConnectionError):
-            if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
-                return server
-        if time.monotonic() > deadline:
-            stop_everything(server)
-            pytest.fail(f"{kind} did not answer /ping within {STARTUP_SECONDS} s:\n{server.log()}")
-        time.sleep(0.25)
-
-
-def stop_everything(server: Server) -> None:
-    """SIGTERM first (a server cleans up after itself), SIGKILL whatever is left after 30 s."""
-    family = server.family()
-    with contextlib.suppress(ProcessLookupError):
-        server.process.send_signal(signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        server.process.wait(SIGTERM_BUDGET_SECONDS)
-    for member in family:
-        with contextlib.suppress(psutil.Error):
-            member.kill()
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        server.process.wait(10)
+LEAN_WORKERS = 2  # exercise the cross-worker registry on any machine
 
 
 @pytest.fixture(scope="module", params=["mms", "lean"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp(request.param)
     if request.param == "mms":
         require_java()
-    running = start_server(request.param, tmp_path_factory.mktemp(request.param))
-    try:
+        running = start_mms(root)
+    else:
+        running = start_lean(root, workers=LEAN_WORKERS)
+    with running:
         yield running
-    finally:
-        if running.process.poll() is None:
-            stop_everything(running)
 
 
 def test_ping(server):

@@ -5,19 +5,12 @@ One server for the whole module (start-up costs a few seconds); the last test st
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import random
 import re
 import shutil
 import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,136 +18,37 @@ import psutil
 import pytest
 import requests
 
-import fleetcast
-from fleetcast.serving import serve
 from tests.helpers import require_java
 from tests.serving.models import BuiltModel, extract, prophet_reference
+from tests.support.servers import STARTUP_SECONDS, Server, start_mms
 
 pytestmark = [pytest.mark.mms, pytest.mark.slow, pytest.mark.timeout(300)]
 
-CONTAINER_DIR = Path(fleetcast.__file__).resolve().parent.parent
 JSON_HEADERS = {"Content-Type": "application/json"}
-STARTUP_SECONDS = 90
 SIGTERM_BUDGET_SECONDS = 30
 
 
-def free_port() -> int:
-    """A free port MMS accepts: it parses ports as a Java short, so the OS's ephemeral range won't do."""
-    for port in random.Random().sample(range(20000, serve.MAX_MMS_PORT), 200):
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port below 32768")
+def descendants(server: Server) -> list[psutil.Process]:
+    return server.family()[1:]
 
 
-@dataclass
-class Server:
-    process: subprocess.Popen
-    url: str
-    log_path: Path
-    root: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def load(self, name: str, model_dir: Path) -> requests.Response:
-        return requests.post(
-            f"{self.url}/models", json={"model_name": name, "url": str(model_dir)}, timeout=60
-        )
-
-    def invoke(
-        self, name: str, body: bytes | str, headers: dict[str, str] | None = None
-    ) -> requests.Response:
-        headers = JSON_HEADERS if headers is None else headers
-        return requests.post(f"{self.url}/models/{name}/invoke", data=body, headers=headers, timeout=60)
-
-    def descendants(self) -> list[psutil.Process]:
-        return psutil.Process(self.process.pid).children(recursive=True)
-
-    def workers_of(self, name: str) -> list[psutil.Process]:
-        found = []
-        for process in self.descendants():
-            try:
-                cmdline = process.cmdline()
-            except psutil.Error:
-                continue
-            if "--model-name" in cmdline and cmdline[cmdline.index("--model-name") + 1] == name:
-                found.append(process)
-        return found
+def workers_of(server: Server, name: str) -> list[psutil.Process]:
+    """The MMS worker processes serving the model `name`."""
+    found = []
+    for process in descendants(server):
+        try:
+            cmdline = process.cmdline()
+        except psutil.Error:
+            continue
+        if "--model-name" in cmdline and cmdline[cmdline.index("--model-name") + 1] == name:
+            found.append(process)
+    return found
 
 
-def stop_everything(process: subprocess.Popen) -> None:
-    """SIGTERM first (serve then cleans up after itself), SIGKILL whatever is left after 30 s."""
-    with contextlib.suppress(ProcessLookupError):
-        process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(SIGTERM_BUDGET_SECONDS)
-        return
-    except subprocess.TimeoutExpired:
-        pass
-    try:
-        family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
-    except psutil.Error:
-        family = []
-    for member in family:
-        with contextlib.suppress(psutil.Error):
-            member.kill()
-    process.wait(10)
-
-
-def launch_server(root: Path, **extra_env: str) -> Server:
-    """Start `fleetcast serve` as a subprocess on a free loopback port (not waiting for it)."""
+def running_server(root: Path, **extra_env: str) -> Server:
+    """`FLEETCAST_SERVER=mms fleetcast serve`, answering /ping (use it as a context manager)."""
     require_java()
-    port = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(CONTAINER_DIR), os.environ.get("PYTHONPATH")])),
-        "SAGEMAKER_BASE_DIR": str(root / "opt_ml"),
-        "SAGEMAKER_BIND_TO_PORT": str(port),
-        "FLEETCAST_BIND_HOST": "127.0.0.1",
-        "FLEETCAST_LOG_LEVEL": "INFO",
-    }
-    for name in ("SAGEMAKER_MULTI_MODEL", "SAGEMAKER_MODEL_SERVER_WORKERS"):
-        env.pop(name, None)
-    env["FLEETCAST_SERVER"] = "mms"  # the default is the lean server
-    env.update(extra_env)
-    log_path = root / "serve.log"
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "fleetcast.cli", "serve"],
-            env=env,
-            cwd=root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    return Server(process, f"http://127.0.0.1:{port}", log_path, root)
-
-
-@contextlib.contextmanager
-def running_server(root: Path, **extra_env: str) -> Iterator[Server]:
-    """`fleetcast serve`, answering /ping on entry, stopped (whatever it takes) on exit."""
-    server = launch_server(root, **extra_env)
-    process = server.process
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"fleetcast serve exited with {process.returncode}:\n{server.log()}")
-            try:
-                if requests.get(f"{server.url}/ping", timeout=2).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"MMS did not answer /ping within {STARTUP_SECONDS} s:\n{server.log()}")
-            time.sleep(0.25)
-        yield server
-    finally:
-        if process.poll() is None:
-            stop_everything(process)
+    return start_mms(root, extra_env)
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +82,7 @@ def test_load_list_describe_and_invoke(server, models):
     }
     described = requests.get(f"{server.url}/models/daily", timeout=10)
     assert described.status_code == 200 and described.json()["modelName"] == "daily"
-    assert len(server.workers_of("daily")) >= 1  # one worker process per model
+    assert len(workers_of(server, "daily")) >= 1  # one worker process per model
 
     answer = server.invoke("daily", json.dumps({"period": 7}))
     assert answer.status_code == 200, answer.text
@@ -275,7 +169,7 @@ def test_delete_unloads_and_frees_the_worker(server, models, tmp_path):
     shutil.copytree(models["daily"].model_dir, model_dir)
     assert server.load("short-lived", model_dir).status_code == 200
     assert server.invoke("short-lived", b'{"period": 2}').status_code == 200
-    workers = server.workers_of("short-lived")
+    workers = workers_of(server, "short-lived")
     assert workers
     deleted = requests.delete(f"{server.url}/models/short-lived", timeout=30)
     assert deleted.status_code == 200, deleted.text
@@ -301,11 +195,11 @@ def test_sigterm_stops_mms_and_every_worker_within_30_s(server, models, tmp_path
     model_dir = tmp_path / "last" / "model"
     shutil.copytree(models["daily"].model_dir, model_dir)
     assert server.load("last", model_dir).status_code == 200
-    family = server.descendants()
+    family = descendants(server)
     assert not [p for p in family if p.status() == psutil.STATUS_ZOMBIE], "the MMS launcher was not reaped"
     java = [p for p in family if "com.amazonaws.ml.mms.ModelServer" in p.cmdline()]
     workers = [p for p in family if "model_service_worker.py" in " ".join(p.cmdline())]
-    assert java and server.workers_of("last") and len(workers) >= len(server.workers_of("last"))
+    assert java and workers_of(server, "last") and len(workers) >= len(workers_of(server, "last"))
     run_dir = re.search(r"Temp directory: (\S+)", server.log()).group(1)
     assert Path(run_dir).is_dir()
 
@@ -336,8 +230,8 @@ def test_single_model_mode_serves_opt_ml_model_at_invocations(models, tmp_path):
 
 
 def test_sigterm_while_mms_is_still_starting_leaves_nothing_behind(tmp_path):
-    server = launch_server(tmp_path)
-    try:
+    require_java()
+    with start_mms(tmp_path, wait=False) as server:
         deadline = time.monotonic() + STARTUP_SECONDS
         while not (match := re.search(r"--mms-config', '(/[^']+)/sagemaker-mms.properties", server.log())):
             assert server.process.poll() is None, server.log()
@@ -349,9 +243,6 @@ def test_sigterm_while_mms_is_still_starting_leaves_nothing_behind(tmp_path):
         time.sleep(1)  # anything orphaned would now be running on its own
         assert not processes_using(run_dir), server.log()
         assert not Path(run_dir).exists()
-    finally:
-        if server.process.poll() is None:
-            stop_everything(server.process)
 
 
 def test_load_without_enough_memory_is_507(models, tmp_path):
@@ -370,9 +261,9 @@ def test_load_without_enough_memory_is_507(models, tmp_path):
         assert short.load("daily", models["daily"].model_dir).status_code == 507
         assert short.invoke("daily", b'{"period": 1}').status_code in (404, 503)
         deadline = time.monotonic() + 10
-        while short.workers_of("daily") and time.monotonic() < deadline:
+        while workers_of(short, "daily") and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not short.workers_of("daily")  # no worker left running for the refused model
+        assert not workers_of(short, "daily")  # no worker left running for the refused model
         short.process.send_signal(signal.SIGTERM)
         assert short.process.wait(SIGTERM_BUDGET_SECONDS) == 0
 

@@ -102,3 +102,36 @@ def test_frequency_of_gappy_daily_and_hourly_data():
         pd.to_datetime(["2022-01-01 00:00", "2022-01-01 01:00", "2022-01-01 03:00", "2022-01-01 04:00"])
     )
     assert infer_frequency(hours) == "h"
+
+
+def test_a_customer_over_the_row_cap_fails_before_it_is_read_whole(tmp_path: Path):
+    from dataclasses import replace
+
+    from fleetcast.training.inputs import CustomerTask, TooManyRowsError
+
+    write_folder_layout(tmp_path / "folder", range(1))  # 120 rows
+    path = tmp_path / "folder" / "0" / "data.csv"
+    assert len(read_customer_file(path, max_rows=120)) == 120
+    with pytest.raises(TooManyRowsError, match=r"more than 119 rows, over max_rows_per_customer=119"):
+        load_task_frame(CustomerTask("0", path=path, max_rows=119))
+    # only cap + 1 rows are parsed: a broken tail beyond them is never reached
+    path.write_text(path.read_text() + "garbage,\x00,,,\n" * 5)
+    with pytest.raises(TooManyRowsError):
+        read_customer_file(path, max_rows=50)
+
+    write_bucket_layout(tmp_path / "buckets", range(2), buckets=1)
+    task = next(iter_bucket_tasks(next((tmp_path / "buckets").glob("*.csv"))))
+    assert len(load_task_frame(replace(task, max_rows=120))) == 120
+    with pytest.raises(TooManyRowsError, match="the customer has 120 rows, over max_rows_per_customer=100"):
+        load_task_frame(replace(task, max_rows=100))
+
+
+def test_row_cap_from_memory(tmp_path: Path):
+    from fleetcast.training import memory
+
+    assert memory.rows_cap(8 * 2**30, workers=2) == int(8 * 2**30 * 0.8 / 2 / 4096)
+    assert memory.rows_cap(10, workers=4) == 1
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:       24000000 kB\nMemAvailable:   1000 kB\n")
+    assert memory.mem_available(meminfo) == 1000 * 1024
+    assert memory.available_memory() is not None

@@ -59,6 +59,9 @@ def test_trains_every_customer_and_the_model_forecasts_after_its_history(sm_root
     assert {r["status"] for r in rows.values()} == {"trained"}
     summary = json.loads((sm_root / "model" / "fleet-summary-algo-1.json").read_text())
     assert summary["counts"] == {"trained": 4, "skipped": 0, "failed": 0}
+    # every trained customer is counted under the engine its report row names
+    engines = [r["fit_engine"] or "unknown" for r in rows.values()]
+    assert summary["fit_engines"] == {e: engines.count(e) for e in set(engines)}
     assert not (sm_root / "output" / "failure").exists()
 
 
@@ -205,3 +208,31 @@ def test_sigterm_finishes_in_flight_fits_and_leaves_no_partial_checkpoint(sm_roo
     statuses = [r["status"] for r in report(sm_root).values()]
     assert statuses.count("skipped") == len(archives)
     assert statuses.count("trained") == 60 - len(archives)
+
+
+def test_archives_are_staged_beside_the_checkpoints_on_the_same_mount(sm_root: Path, tmp_path: Path):
+    from fleetcast.paths import SageMakerPaths
+    from fleetcast.training.job import _mount_of, staging_dir
+
+    assert _mount_of(Path("/proc/self/status")) == "/proc"
+    assert _mount_of(tmp_path) != "/proc"
+    paths = SageMakerPaths(sm_root)
+    paths.checkpoints_dir.mkdir()
+    assert staging_dir(paths) == paths.archive_staging_dir == sm_root / "checkpoints-staging"
+
+
+def test_staging_on_another_mount_falls_back_loudly(sm_root: Path, caplog: pytest.LogCaptureFixture):
+    import shutil
+    import tempfile
+
+    from fleetcast.paths import SageMakerPaths
+    from fleetcast.training.job import staging_dir
+
+    elsewhere = Path(tempfile.mkdtemp(dir="/dev/shm"))  # a tmpfs: another mount than the test's tmp dir
+    try:
+        (sm_root / "checkpoints").symlink_to(elsewhere)
+        paths = SageMakerPaths(sm_root)
+        assert staging_dir(paths) == paths.checkpoints_dir
+        assert "is not on the mount of" in caplog.text
+    finally:
+        shutil.rmtree(elsewhere)

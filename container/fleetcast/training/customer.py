@@ -28,6 +28,7 @@ class FitContext:
     checkpoints_dir: Path
     host: str
     versions: dict[str, str]
+    staging_dir: Path | None = None  # where archives are written before the rename into checkpoints_dir
 
 
 @dataclass
@@ -135,7 +136,9 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             metadata["fit_fallback_reason"] = outcome.fallback_reason
             fallback = f"fit fell back to Stan: {outcome.fallback_reason}"
             result.reason = f"{result.reason}; {fallback}" if result.reason else fallback
-        archive.write_archive(context.checkpoints_dir, task.customer, outcome.to_json(), metadata)
+        archive.write_archive(
+            context.checkpoints_dir, task.customer, outcome.to_json(), metadata, context.staging_dir
+        )
         result.status = TRAINED
     except Exception as exc:  # any failure is this customer's alone
         result.status = FAILED

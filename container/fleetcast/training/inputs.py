@@ -4,7 +4,8 @@
 - flat `<customer>.csv` without a header (the AWS blog sample's splitter output);
 - bucket files holding many whole customers, header `customer_id,timestamp,consumption`
   (`fleetcast split --buckets`).
-A task is what one worker fits: a customer and either the file to read or the rows themselves.
+A task is what one worker fits: a customer and either the file to read or the rows themselves, and the
+most rows it may have (`max_rows_per_customer`): a bigger customer fails before it is read whole.
 """
 
 from __future__ import annotations
@@ -27,12 +28,23 @@ class NoInputError(Exception):
     """The channel holds nothing to train on."""
 
 
+class TooManyRowsError(Exception):
+    """More rows than `max_rows_per_customer`: fitting them could exhaust the worker's memory."""
+
+    def __init__(self, cap: int, rows: str) -> None:
+        super().__init__(
+            f"the customer has {rows} rows, over max_rows_per_customer={cap} (the most one worker may fit "
+            "in this instance's memory); raise that hyperparameter or use an instance with more memory"
+        )
+
+
 @dataclass(frozen=True)
 class CustomerTask:
     customer: str
     path: Path | None = None  # folder or flat layout: the worker reads the file
     timestamps: np.ndarray | None = None  # bucket layout: rows already read (datetime64[ns])
     values: np.ndarray | None = None
+    max_rows: int = 0  # 0: no cap
 
 
 @dataclass(frozen=True)
@@ -74,8 +86,11 @@ def parse_timestamps(raw: pd.Series) -> pd.Series:
     return stamps.dt.tz_localize(None).astype("datetime64[ns]")
 
 
-def read_customer_file(path: Path) -> pd.DataFrame:
-    """Rows of a one-customer file as `ds`/`y`, in whichever of the two layouts it is."""
+def read_customer_file(path: Path, max_rows: int = 0) -> pd.DataFrame:
+    """Rows of a one-customer file as `ds`/`y`, in whichever of the two layouts it is.
+
+    With `max_rows`, at most `max_rows + 1` rows are ever parsed: one more means the customer is too big.
+    """
     first = _first_line(path).split(",")[0]
     has_header = pd.isna(pd.to_datetime(first, format="ISO8601", errors="coerce"))
     frame = pd.read_csv(
@@ -86,7 +101,10 @@ def read_customer_file(path: Path) -> pd.DataFrame:
         dtype={"ds": str},
         skiprows=0,
         engine="c",
+        nrows=max_rows + 1 if max_rows else None,
     )
+    if max_rows and len(frame) > max_rows:
+        raise TooManyRowsError(max_rows, f"more than {max_rows}")
     return frame.assign(ds=parse_timestamps(frame["ds"]), y=pd.to_numeric(frame["y"], errors="coerce"))
 
 
@@ -110,7 +128,9 @@ def iter_bucket_tasks(bucket: Path) -> Iterator[CustomerTask]:
 
 def load_task_frame(task: CustomerTask) -> pd.DataFrame:
     if task.path is not None:
-        return read_customer_file(task.path)
+        return read_customer_file(task.path, task.max_rows)
+    if task.max_rows and len(task.values) > task.max_rows:
+        raise TooManyRowsError(task.max_rows, str(len(task.values)))
     return pd.DataFrame({"ds": task.timestamps, "y": task.values})
 
 

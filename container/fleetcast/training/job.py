@@ -9,12 +9,12 @@ invalid configuration, a stop request, or more failed customers than `max_failur
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import logging
 import os
 import signal
 import statistics
-import threading
 import traceback
 from collections.abc import Iterator
 from importlib import metadata as importlib_metadata
@@ -23,6 +23,7 @@ from typing import Any
 
 from fleetcast.model import archive
 from fleetcast.paths import SageMakerPaths, sagemaker_paths
+from fleetcast.training import memory
 from fleetcast.training.config import (
     ConfigError,
     TrainingConfig,
@@ -32,7 +33,8 @@ from fleetcast.training.config import (
     read_resource_config,
 )
 from fleetcast.training.customer import FAILED, CustomerResult, FitContext
-from fleetcast.training.fleet import FleetProgress, run_fleet
+from fleetcast.training.deaths import DeathJournal
+from fleetcast.training.fleet import FleetProgress, StopFlag, run_fleet
 from fleetcast.training.inputs import (
     ChannelInventory,
     CustomerTask,
@@ -47,7 +49,7 @@ log = logging.getLogger("fleetcast.train")
 FAILURE_REASON_LIMIT = 1024
 EXIT_FAILED, EXIT_STOPPED = 1, 143
 REPORT_FIELDS = [
-    "customer", "status", "rows", "dropped_rows", "seconds", "fit_seconds",
+    "customer", "status", "fit_engine", "rows", "dropped_rows", "seconds", "fit_seconds",
     "mae", "smape", "naive_mae", "naive_smape", "reason",
 ]  # fmt: skip
 
@@ -75,13 +77,24 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def iter_tasks(inventory: ChannelInventory, duplicates: list[CustomerResult]) -> Iterator[CustomerTask]:
-    """Every customer once; a second source for the same id is recorded as a failure, never trained."""
+def iter_tasks(
+    inventory: ChannelInventory,
+    refused: list[CustomerResult],
+    max_rows: int = 0,
+    journal: DeathJournal | None = None,
+) -> Iterator[CustomerTask]:
+    """Every customer once, capped at `max_rows`. A second source for the same id, and a customer whose
+    worker died in an earlier attempt (`journal`), are recorded as failures, never trained."""
     seen: dict[str, str] = {}
 
     def first_time(customer: str, source: str) -> bool:
+        earlier = journal.earlier_reason(customer) if journal else None
+        if earlier and customer not in seen:
+            seen[customer] = source
+            refused.append(CustomerResult(customer, FAILED, reason=earlier))
+            return False
         if customer in seen:
-            duplicates.append(
+            refused.append(
                 CustomerResult(
                     customer, FAILED, reason=f"duplicate customer id in {source} (also in {seen[customer]})"
                 )
@@ -93,36 +106,44 @@ def iter_tasks(inventory: ChannelInventory, duplicates: list[CustomerResult]) ->
     for path in inventory.files:
         customer = customer_of_file(path)
         if first_time(customer, str(path)):
-            yield CustomerTask(customer=customer, path=path)
+            yield CustomerTask(customer=customer, path=path, max_rows=max_rows)
     for bucket in inventory.buckets:
         for task in iter_bucket_tasks(bucket):
             if first_time(task.customer, str(bucket)):
-                yield task
+                yield dataclasses.replace(task, max_rows=max_rows)
 
 
-def write_report(paths: SageMakerPaths, host: str, results: list[CustomerResult]) -> Path:
-    path = paths.output_data_dir / f"report-{host}.csv"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=REPORT_FIELDS, extrasaction="ignore")
-        writer.writeheader()
-        for result in sorted(results, key=lambda r: r.customer):
-            metrics = result.metrics or {}
-            writer.writerow(
-                {
-                    **{k: metrics.get(k, "") for k in ("mae", "smape", "naive_mae", "naive_smape")},
-                    "customer": result.customer,
-                    "status": result.status,
-                    "rows": result.rows,
-                    "dropped_rows": result.dropped_rows,
-                    "seconds": f"{result.seconds:.4f}",
-                    "fit_seconds": f"{result.fit_seconds:.4f}",
-                    "reason": result.reason,
-                }
-            )
-    os.replace(tmp, path)
-    return path
+class ReportWriter:
+    """The per-customer report, one row per result as it arrives, renamed into place when complete."""
+
+    def __init__(self, paths: SageMakerPaths, host: str) -> None:
+        self.path = paths.output_data_dir / f"report-{host}.csv"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp = self.path.with_name(f".{self.path.name}.tmp")
+        self._handle = open(self._tmp, "w", newline="")  # noqa: SIM115 - closed in close()
+        self._writer = csv.DictWriter(self._handle, fieldnames=REPORT_FIELDS, extrasaction="ignore")
+        self._writer.writeheader()
+
+    def write(self, result: CustomerResult) -> None:
+        metrics = result.metrics or {}
+        self._writer.writerow(
+            {
+                **{k: metrics.get(k, "") for k in ("mae", "smape", "naive_mae", "naive_smape")},
+                "customer": result.customer,
+                "status": result.status,
+                "fit_engine": result.fit_engine,
+                "rows": result.rows,
+                "dropped_rows": result.dropped_rows,
+                "seconds": f"{result.seconds:.4f}",
+                "fit_seconds": f"{result.fit_seconds:.4f}",
+                "reason": result.reason,
+            }
+        )
+
+    def close(self) -> Path:
+        self._handle.close()
+        os.replace(self._tmp, self.path)
+        return self.path
 
 
 def fleet_summary(
@@ -132,10 +153,9 @@ def fleet_summary(
     hosts: list[str],
     workers: int,
     interrupted: bool,
+    max_rows: int,
 ) -> dict[str, Any]:
-    trained = [r for r in progress.results if r.status == "trained"]
-    fit = sum(r.fit_seconds for r in trained)
-    busy = sum(r.seconds for r in trained)
+    fit, busy = progress.fit_seconds, progress.busy_seconds
     return {
         "host": host,
         "hosts": hosts,
@@ -146,6 +166,8 @@ def fleet_summary(
         "elapsed_seconds": round(progress.elapsed, 3),
         "models_per_second": round(progress.models_per_second, 3),
         "fit_seconds": round(fit, 3),
+        # Trained customers by the engine that fitted them.
+        "fit_engines": dict(sorted(progress.engines.items())),
         # Time spent per trained customer on everything but Prophet.fit, relative to fit time.
         "overhead_fraction": round((busy - fit) / fit, 4) if fit else None,
         "median_smape": statistics.median(progress.smapes) if progress.smapes else None,
@@ -153,9 +175,56 @@ def fleet_summary(
         "config_fingerprint": config.fingerprint(),
         "prophet": config.prophet.prophet_kwargs(),
         "job": config.job.__dict__,
+        "max_rows_per_customer": max_rows,
         "versions": library_versions(),
-        "failed": {r.customer: r.reason for r in progress.results if r.status == FAILED},
+        # The first LISTED_FAILURES failures; the report has every one.
+        "failed": progress.failures,
     }
+
+
+def row_cap(configured: int, workers: int) -> tuple[int, str]:
+    """`max_rows_per_customer`, and where it came from (for the log)."""
+    if configured:
+        return configured, "max_rows_per_customer"
+    available = memory.available_memory()
+    if available is None:
+        return 0, "no cap: the instance's memory is unknown"
+    return memory.rows_cap(available, workers), (
+        f"sized from {available / 2**30:.1f} GiB available, {workers} workers, "
+        f"{memory.BYTES_PER_ROW} bytes per row"
+    )
+
+
+def _mount_of(path: Path) -> str:
+    """The mount point holding `path`: the longest one in /proc/self/mountinfo that is a prefix."""
+    resolved = os.path.realpath(path)
+    best = "/"
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return best
+    for line in lines:
+        point = line.split()[4].replace("\\040", " ")
+        inside = resolved == point or resolved.startswith(point.rstrip("/") + "/")
+        if inside and len(point) > len(best):
+            best = point
+    return best
+
+
+def staging_dir(paths: SageMakerPaths) -> Path:
+    """Where archives are staged: outside the synced checkpoints, but where a rename into them works."""
+    staging = paths.archive_staging_dir
+    staging.mkdir(parents=True, exist_ok=True)
+    same_device = os.stat(staging).st_dev == os.stat(paths.checkpoints_dir).st_dev
+    if same_device and _mount_of(staging) == _mount_of(paths.checkpoints_dir):
+        return staging
+    log.warning(
+        "%s is not on the mount of %s, so archives cannot be renamed in from there: staging them inside "
+        "the checkpoints folder instead, where a temporary file may be synced to S3",
+        staging,
+        paths.checkpoints_dir,
+    )
+    return paths.checkpoints_dir
 
 
 def run_training(paths: SageMakerPaths) -> int:
@@ -183,7 +252,10 @@ def run_training(paths: SageMakerPaths) -> int:
         workers,
     )
 
-    stop = threading.Event()
+    max_rows, cap_source = row_cap(config.job.max_rows_per_customer, workers)
+    log.info("max_rows_per_customer=%d (%s)", max_rows, cap_source)
+
+    stop = StopFlag()
 
     def request_stop(signum: int, _frame: object) -> None:
         log.warning("received %s: finishing fits in flight, then stopping", signal.Signals(signum).name)
@@ -191,42 +263,59 @@ def run_training(paths: SageMakerPaths) -> int:
 
     previous = signal.signal(signal.SIGTERM, request_stop)
     paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    archive.remove_stale_temp_files(paths.checkpoints_dir)
-    context = FitContext(config, paths.checkpoints_dir, resources.current_host, library_versions())
-    duplicates: list[CustomerResult] = []
+    staging = staging_dir(paths)
+    # Never in the checkpoints folder itself: SageMaker mirrors local deletes to S3.
+    if staging != paths.checkpoints_dir:
+        archive.remove_stale_temp_files(staging)
+    context = FitContext(
+        config, paths.checkpoints_dir, resources.current_host, library_versions(), staging_dir=staging
+    )
+    journal = DeathJournal(paths.checkpoints_dir, staging, resources.current_host, config.fingerprint())
+    refused: list[CustomerResult] = []
+    report = ReportWriter(paths, resources.current_host)
     try:
         progress = run_fleet(
-            iter_tasks(inventory, duplicates), total, context, workers, config.job.progress_seconds, stop
+            iter_tasks(inventory, refused, max_rows, journal),
+            total,
+            context,
+            workers,
+            config.job.progress_seconds,
+            stop,
+            on_result=report.write,
+            on_death=journal.record,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
-        archive.remove_stale_temp_files(paths.checkpoints_dir)
-    for duplicate in duplicates:
+        if staging != paths.checkpoints_dir:
+            archive.remove_stale_temp_files(staging)
+    for duplicate in refused:
         progress.add(duplicate)
+        report.write(duplicate)
     log.info(progress.final_line())
 
-    summary = fleet_summary(progress, config, resources.current_host, resources.hosts, workers, stop.is_set())
-    report = write_report(paths, resources.current_host, progress.results)
+    summary = fleet_summary(
+        progress, config, resources.current_host, resources.hosts, workers, stop.is_set(), max_rows
+    )
+    report_path = report.close()
     _atomic_write(
         paths.model_dir / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1)
     )
     _atomic_write(
         paths.output_data_dir / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1)
     )
-    log.info("report: %s", report)
+    log.info("report: %s", report_path)
 
     if stop.is_set():
         write_failure(
             paths,
-            f"stopped by SIGTERM after {len(progress.results)} of {total} customers; "
+            f"stopped by SIGTERM after {progress.processed} of {total} customers; "
             "checkpoints written so far are kept and a restarted job resumes from them",
         )
         return EXIT_STOPPED
     failed = progress.counts[FAILED]
-    attempted = len(progress.results)
+    attempted = progress.processed
     if attempted and failed / attempted > config.job.max_failure_rate:
-        failures = [f"{r.customer}: {r.reason}" for r in progress.results if r.status == FAILED]
-        examples = "; ".join(failures[:5])
+        examples = "; ".join(f"{c}: {reason}" for c, reason in list(progress.failures.items())[:5])
         write_failure(
             paths,
             f"{failed} of {attempted} customers failed ({failed / attempted:.1%} > max_failure_rate "

@@ -1,0 +1,1 @@
+"""Shared test and bench support: starting and stopping real servers (servers.py)."""
