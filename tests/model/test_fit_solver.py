@@ -145,3 +145,16 @@ def test_non_finite_data_is_refused_not_approximated():
     y[10] = np.nan
     with pytest.raises(solver.NotCovered, match="non-finite"):
         solver.solve(replace(problem, y=y))
+
+
+@pytest.mark.parametrize("mode", ["additive", "multiplicative"])
+def test_warm_start_from_the_holdout_fit_reaches_the_same_optimum(mode: str):
+    settings = replace(SETTINGS, seasonality_mode=mode)
+    frame = history(8)
+    holdout = engine.fit(frame.iloc[:-7], settings)
+    cold = engine.fit(frame, settings)
+    warm = engine.fit(frame, settings, warm_start=holdout)
+    assert warm.engine_used == cold.engine_used == engine.EXACT
+    lp_cold = solver.log_posterior(cold.problem, cold.params)
+    assert solver.log_posterior(warm.problem, warm.params) == pytest.approx(lp_cold, rel=1e-10)
+    np.testing.assert_allclose(warm.params.beta, cold.params.beta, rtol=1e-5, atol=1e-9)

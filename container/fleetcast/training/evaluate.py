@@ -41,13 +41,15 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 def seasonal_naive(train: pd.DataFrame, dates: pd.Series) -> np.ndarray:
     """For each date, the last training value at or before the same time whole weeks earlier."""
-    last = train["ds"].iloc[-1]
-    weeks_back = np.ceil((dates - last) / SEASON).clip(lower=1)
-    lookup = pd.DataFrame({"ds": dates - weeks_back * SEASON, "order": np.arange(len(dates))})
-    matched = pd.merge_asof(lookup.sort_values("ds"), train[["ds", "y"]], on="ds", direction="backward")
-    values = matched.sort_values("order")["y"].to_numpy(dtype=np.float64)
+    stamps = train["ds"].to_numpy(dtype="datetime64[ns]").astype(np.int64)  # sorted ascending
+    values = train["y"].to_numpy(dtype=np.float64)
+    wanted = pd.to_datetime(dates).to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    season = SEASON.value
+    # ceil((date - last) / season), at least one whole season back, in exact integer nanoseconds
+    weeks_back = np.maximum(-((stamps[-1] - wanted) // season), 1)
+    position = np.searchsorted(stamps, wanted - weeks_back * season, side="right") - 1
     # Before the first observation there is nothing to repeat; fall back to the first value.
-    return np.where(np.isnan(values), train["y"].iloc[0], values)
+    return np.where(position >= 0, values[np.maximum(position, 0)], values[0])
 
 
 def holdout_metrics(actual: np.ndarray, forecast: np.ndarray, naive: np.ndarray) -> dict[str, float | int]:

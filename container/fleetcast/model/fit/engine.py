@@ -95,7 +95,7 @@ def _fit_in_process(
             )
         )
     else:
-        params = solver.solve(problem, sigma_start=_sigma_seed(warm_start, model))
+        params = solver.solve(problem, start=_rescaled_start(warm_start, model))
         stored = _stan_shaped(problem, params)
     model.params = stored
     model.stan_fit = None
@@ -106,11 +106,23 @@ def _fit_in_process(
     return FitOutcome(model, EXACT, problem=problem, params=params)
 
 
-def _sigma_seed(warm_start: FitOutcome | None, model: Prophet) -> float | None:
-    """The previous fit's noise scale, converted to this fit's y scale."""
+def _rescaled_start(warm_start: FitOutcome | None, model: Prophet) -> FitParams | None:
+    """A previous fit's solution expressed in this fit's y and t scales (same start date assumed)."""
     if warm_start is None or warm_start.params is None or warm_start.params.sigma_obs <= CONSTANT_SIGMA:
         return None
-    return warm_start.params.sigma_obs * float(warm_start.model.y_scale) / float(model.y_scale)
+    previous = warm_start.params
+    y_ratio = float(warm_start.model.y_scale) / float(model.y_scale)
+    t_ratio = float(model.t_scale / warm_start.model.t_scale)
+    # Additive beta is in y units; multiplicative beta is relative and keeps its value.
+    additive = np.asarray(warm_start.problem.s_a if warm_start.problem is not None else 1.0)
+    beta_ratio = np.where(additive != 0, y_ratio, 1.0)
+    return FitParams(
+        k=previous.k * y_ratio * t_ratio,
+        m=previous.m * y_ratio,
+        delta=previous.delta * y_ratio * t_ratio,
+        beta=previous.beta * beta_ratio,
+        sigma_obs=previous.sigma_obs * y_ratio,
+    )
 
 
 def _stan_shaped(problem: FitProblem, params: FitParams) -> OrderedDict[str, np.ndarray]:
