@@ -22,9 +22,10 @@ import pandas as pd
 from fleetcast.data.generate import customer_series
 from fleetcast.logs import quiet_third_party
 from fleetcast.model import prophet_model
-from fleetcast.model.fit import engine, fidelity, solver
+from fleetcast.model.fit import engine, solver
 from fleetcast.model.fit.problem import FitProblem
 from fleetcast.model.settings import ProphetSettings
+from tests.support import fit_fidelity as fidelity
 
 
 def fidelity_report(total: int) -> None:

@@ -172,10 +172,9 @@ def fleetcast_yhat(root: Path) -> dict[str, np.ndarray]:
 
 
 def fidelity(ours: dict[str, np.ndarray], stan: dict[str, np.ndarray]) -> str:
-    diffs = []
-    for customer, reference in stan.items():
-        scale = np.maximum(np.abs(reference), 1e-9)
-        diffs.append(float(np.max(np.abs(ours[customer] - reference) / scale)))
+    from tests.support.fit_fidelity import max_relative_difference
+
+    diffs = [max_relative_difference(ours[customer], reference) for customer, reference in stan.items()]
     within = sum(d <= WITHIN for d in diffs) / len(diffs)
     return (
         f"fidelity of (d) against Stan ((b)'s models), {HORIZON}-step yhat over {len(diffs)} series: "

@@ -6,7 +6,8 @@ import logging
 
 import pytest
 
-from fleetcast.model.fit import engine, fidelity
+from fleetcast.model.fit import engine
+from tests.support import fit_fidelity as fidelity
 
 CORPUS_SIZE = 110
 

@@ -23,16 +23,6 @@ class FitParams:
     beta: np.ndarray  # (K,)
     sigma_obs: float
 
-    def as_prophet_params(self) -> dict[str, np.ndarray]:
-        """The shapes stock `Prophet.fit` stores in `model.params` after a MAP fit."""
-        return {
-            "k": np.array([[self.k]], dtype=float),
-            "m": np.array([[self.m]], dtype=float),
-            "delta": np.asarray(self.delta, dtype=float).reshape(1, -1),
-            "sigma_obs": np.array([[self.sigma_obs]], dtype=float),
-            "beta": np.asarray(self.beta, dtype=float).reshape(1, -1),
-        }
-
     @classmethod
     def from_prophet_params(cls, params: dict[str, Any]) -> FitParams:
         return cls(

@@ -1,6 +1,7 @@
 """Fidelity of the in-process fit against Stan: a corpus of series and configurations, and the comparison.
 
-Shared by the test suite (a small corpus) and `bench.fidelity` (1,000+ series). Each case is fitted by
+Shared by the test suite (a small corpus), `bench.fidelity` (1,000+ series) and `bench.training`'s
+fidelity line. Each case is fitted by
 stock `Prophet.fit` and by the engine's `auto` path; the comparison reports both log posteriors on the
 same Stan data and the relative difference of the next 7 steps' `yhat`.
 """
@@ -122,6 +123,11 @@ def corpus(total: int) -> Iterator[Case]:
             yield _family(kind, index)
 
 
+def max_relative_difference(ours: np.ndarray, reference: np.ndarray) -> float:
+    """The largest |ours - reference| relative to |reference| (guarded at zero), over a forecast."""
+    return float(np.max(np.abs(ours - reference) / np.maximum(np.abs(reference), 1e-9)))
+
+
 def compare(case: Case) -> Comparison:
     began = time.perf_counter()
     stan = engine.fit(case.history, case.settings, engine.STAN)
@@ -133,7 +139,6 @@ def compare(case: Case) -> Comparison:
     future = pd.Series(pd.date_range(case.history["ds"].iloc[-1], periods=HORIZON + 1, freq=case.freq)[1:])
     yhat_stan = engine.forecast_values(stan, future)
     yhat_ours = engine.forecast_values(ours, future)
-    rel = np.abs(yhat_ours - yhat_stan) / np.maximum(np.abs(yhat_stan), 1e-9)
 
     lp_ours = lp_stan = float("nan")
     if ours.problem is not None and ours.params is not None:
@@ -145,7 +150,7 @@ def compare(case: Case) -> Comparison:
         fallback_reason=ours.fallback_reason,
         lp_ours=lp_ours,
         lp_stan=lp_stan,
-        yhat_rel_diff=float(np.max(rel)),
+        yhat_rel_diff=max_relative_difference(yhat_ours, yhat_stan),
         solve_seconds=solve_seconds,
         stan_seconds=stan_seconds,
     )
