@@ -22,22 +22,24 @@ from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.compiled_predictor import CompiledPredictor, compiled_document, load_predictor
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import ForecastError, ForecastRequest
-from tests.serving.models import BuiltModel, build_model, daily_history, extract, hourly_history
+from tests.serving.models import (
+    BuiltModel,
+    build_model,
+    daily_history,
+    extract,
+    serving_models,
+)
 
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, BuiltModel]:
     root = tmp_path_factory.mktemp("compiled-models")
     return {
-        "daily": build_model(root, "7", daily_history(7)),
+        **serving_models(root),
         "multiplicative": build_model(
             root, "11", daily_history(11), replace(ProphetSettings(), seasonality_mode="multiplicative")
         ),
         "flat": build_model(root, "12", daily_history(12), replace(ProphetSettings(), growth="flat")),
-        "no_intervals": build_model(
-            root, "8", daily_history(8), replace(ProphetSettings(), uncertainty_samples=0)
-        ),
-        "hourly": build_model(root, "9", hourly_history()),
     }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tarfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -75,3 +75,14 @@ def prophet_reference(model_dir: Path, periods: int, freq: str, intervals: bool)
         model.uncertainty_samples = 0
     np.random.seed(INTERVAL_SEED)
     return model.predict(future)
+
+
+def serving_models(root: Path) -> dict[str, BuiltModel]:
+    """daily (with intervals), no_intervals (uncertainty_samples=0), hourly: the models most tests serve."""
+    return {
+        "daily": build_model(root, "7", daily_history(7)),
+        "no_intervals": build_model(
+            root, "8", daily_history(8), replace(ProphetSettings(), uncertainty_samples=0)
+        ),
+        "hourly": build_model(root, "9", hourly_history()),
+    }
