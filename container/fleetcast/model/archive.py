@@ -72,7 +72,17 @@ def write_archive(
         _add_member(tar, METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True).encode())
     # Level 1: 5x faster than the default for ~15% more bytes on Prophet's JSON.
     payload = gzip.compress(buffer.getvalue(), compresslevel=1, mtime=0)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=ARCHIVE_SUFFIX, dir=staging)
+    return write_atomically(target, payload, staging, temp_suffix=ARCHIVE_SUFFIX)
+
+
+def write_atomically(
+    target: Path, payload: bytes, staging: Path | None = None, temp_suffix: str = ""
+) -> Path:
+    """Write `payload` to a temporary file in `staging` (default: beside `target`) and rename it into place,
+    so a reader sees the old file or the new one, never a partial one. `staging` must share `target`'s mount.
+    """
+    staging = target.parent if staging is None else staging
+    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=temp_suffix, dir=staging)
     try:
         with os.fdopen(fd, "wb") as out:
             out.write(payload)

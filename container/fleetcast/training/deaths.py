@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
+
+from fleetcast.model import archive
 
 log = logging.getLogger("fleetcast.train")
 JOURNAL_PREFIX = "worker-deaths-"
@@ -56,11 +56,4 @@ class DeathJournal:
     def record(self, customer: str, reason: str) -> None:
         self._mine[customer] = reason
         payload = json.dumps({"config_fingerprint": self._fingerprint, "customers": self._mine}, indent=1)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=self._staging)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(payload)
-            os.replace(tmp, self._path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        archive.write_atomically(self._path, payload.encode(), self._staging, temp_suffix=".json")

@@ -72,9 +72,7 @@ def write_failure(paths: SageMakerPaths, reason: str) -> None:
 
 def _atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    archive.write_atomically(path, text.encode(), temp_suffix=path.suffix)
 
 
 def iter_tasks(
