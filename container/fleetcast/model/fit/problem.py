@@ -7,7 +7,7 @@ the solvers and the JSON writer meet here and nowhere else.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -49,6 +49,9 @@ class FitProblem:
     tau: float  # changepoint prior scale
     trend_indicator: int  # LINEAR, LOGISTIC or FLAT
     init: FitParams  # Prophet's calculate_initial_params
+    # Derived arrays that depend only on t, X and the changepoints, memoised by the solver. Problems
+    # prepared on the same grid share one dict, so customers on the same timestamps share their Gram.
+    shared: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_model_inputs(cls, inputs: Any, init: Any) -> FitProblem:

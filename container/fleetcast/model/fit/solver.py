@@ -39,6 +39,10 @@ class NotConverged(Exception):  # noqa: N818
 
 def trend_columns(problem: FitProblem) -> np.ndarray:
     """(T, 2+S) columns of the trend in (k, m, δ): t, 1 and (t - t_change_j)·1{t ≥ t_change_j}."""
+    return _shared(problem, "trend_columns", lambda: _trend_design(problem))
+
+
+def _trend_design(problem: FitProblem) -> np.ndarray:
     t = problem.t
     columns = np.zeros((len(t), 2 + len(problem.t_change)))
     columns[:, 1] = 1.0
@@ -47,6 +51,14 @@ def trend_columns(problem: FitProblem) -> np.ndarray:
         active = t[:, None] >= problem.t_change[None, :]
         columns[:, 2:] = np.where(active, t[:, None] - problem.t_change[None, :], 0.0)
     return columns
+
+
+def _shared(problem: FitProblem, name: str, build):
+    """`build()` memoised in the problem's grid-wide cache (arrays derived from t, X and t_change only)."""
+    value = problem.shared.get(name)
+    if value is None:
+        value = problem.shared[name] = build()
+    return value
 
 
 def log_posterior(problem: FitProblem, params: FitParams) -> float:
@@ -193,8 +205,7 @@ def _start_vector(problem: FitProblem, start: FitParams | None) -> tuple[np.ndar
 def _solve_additive(problem: FitProblem, start: FitParams | None) -> FitParams:
     rows = len(problem.y)
     n_trend = 2 + len(problem.t_change)
-    design = np.hstack([trend_columns(problem), problem.X * problem.s_a[None, :]])
-    gram = design.T @ design
+    design, gram = _shared(problem, "additive_system", lambda: _additive_system(problem))
     b = design.T @ problem.y
     trend_w, beta_w = _prior_precisions(problem)
     weights = np.concatenate([trend_w, beta_w])
@@ -220,6 +231,11 @@ def _solve_additive(problem: FitProblem, start: FitParams | None) -> FitParams:
     gradient = gram @ x + sigma**2 * weights * x - b
     _check_kkt(gradient, x, pen, lam, b)
     return _params(problem, x[:n_trend], x[n_trend:], sigma)
+
+
+def _additive_system(problem: FitProblem) -> tuple[np.ndarray, np.ndarray]:
+    design = np.hstack([trend_columns(problem), problem.X * problem.s_a[None, :]])
+    return design, design.T @ design
 
 
 def _ridge_sigma(gram, b, weights, pen, y, design) -> float:
