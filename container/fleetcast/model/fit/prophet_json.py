@@ -1,0 +1,337 @@
+"""Prophet's model.json written from numpy, byte-identical to `prophet.serialize.model_to_json`.
+
+Stock serialization builds pandas JSON writers for five frames and series, then lets `json.dumps` escape
+those strings again. Here the same text is written directly: numbers are formatted by pandas' own C
+encoder (`ujson_dumps`, so its double_precision=10 rounding is the same by construction), dates by a
+vectorized civil-date formatter, and the nested JSON is emitted already escaped for the outer string.
+
+`FittedState` holds exactly what the JSON needs, as numpy arrays and Python scalars. Build it from numpy
+(the fit engine) or from a fitted stock Prophet (`FittedState.from_prophet`). Anything this writer cannot
+reproduce byte for byte (holidays, unusual column types or names) raises `NotExact`; `model_to_json`
+catches it and falls back to stock serialization.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+from collections import OrderedDict
+from copy import deepcopy
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from pandas._libs._ujson import ujson_dumps
+from pandas.io.json._table_schema import TABLE_SCHEMA_VERSION
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from prophet import Prophet
+
+PROPHET_VERSION = "1.5.0"  # the version whose format this reproduces; to_json checks the installed one
+DOUBLE_PRECISION = 10  # pandas' to_json default
+# Names written without escaping: ujson and json.dumps escape other characters differently.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_ .-]*\Z")
+_Q = '\\"'  # a double quote inside the outer JSON string
+_MS_PER_DAY = 86_400_000
+_TWO_DIGITS = np.array([[ord(c) for c in f"{n:02d}"] for n in range(100)], dtype=np.uint32)
+
+SIMPLE_ATTRIBUTES = (
+    "growth",
+    "n_changepoints",
+    "specified_changepoints",
+    "changepoint_range",
+    "yearly_seasonality",
+    "weekly_seasonality",
+    "daily_seasonality",
+    "seasonality_mode",
+    "seasonality_prior_scale",
+    "changepoint_prior_scale",
+    "holidays_prior_scale",
+    "mcmc_samples",
+    "interval_width",
+    "uncertainty_samples",
+    "y_scale",
+    "y_min",
+    "scaling",
+    "logistic_floor",
+    "country_holidays",
+    "component_modes",
+    "holidays_mode",
+)
+
+
+class NotExact(Exception):  # noqa: N818 - named like solver.NotCovered and compiled.NotCompilable
+    """This state cannot be written byte-identical to stock model_to_json; use stock serialization."""
+
+
+@dataclass
+class FittedState:
+    """What Prophet's model.json holds, without pandas objects. Field types are part of the contract.
+
+    Python types of the scalars matter (`7` and `7.0` serialize differently): use what Prophet stores.
+    """
+
+    # Prophet.__init__ settings and fit results, as on the Prophet object (SIMPLE_ATTRIBUTES order).
+    growth: str
+    n_changepoints: int  # after set_changepoints' reduction for short histories
+    specified_changepoints: bool
+    changepoint_range: float
+    yearly_seasonality: str | bool | int
+    weekly_seasonality: str | bool | int
+    daily_seasonality: str | bool | int
+    seasonality_mode: str
+    seasonality_prior_scale: float
+    changepoint_prior_scale: float
+    holidays_prior_scale: float
+    mcmc_samples: int
+    interval_width: float
+    uncertainty_samples: int
+    y_scale: float
+    y_min: float
+    scaling: str
+    logistic_floor: bool
+    country_holidays: str | None
+    component_modes: dict[str, list[str]]
+    holidays_mode: str
+    start: float  # pd.Timestamp(start).timestamp(): seconds since the epoch
+    t_scale: float  # pd.Timedelta(t_scale).total_seconds()
+    changepoints: np.ndarray  # datetime64, shape (c,)
+    changepoints_index: np.ndarray  # int64 (c,): the Series' labels (history row numbers)
+    history_dates: np.ndarray  # datetime64 (u,): sorted unique input dates, NaN-y rows included
+    history: dict[str, np.ndarray]  # Prophet's history frame, column order kept; each 1-D, length n
+    component_cols: np.ndarray  # int64 (features, components), 0/1: train_component_cols' values
+    component_names: list[str]  # train_component_cols' columns, in order
+    changepoints_t: np.ndarray  # float64 (c,); Prophet's dummy is np.array([0]), int64, written "[0]"
+    seasonalities: OrderedDict[str, dict[str, Any]]
+    extra_regressors: OrderedDict[str, dict[str, Any]]
+    fit_kwargs: dict[str, Any]
+    params: dict[str, np.ndarray]  # Prophet's params, key order kept; each 2-D (samples, n)
+    history_dates_index: np.ndarray | None = None  # int64 (u,) labels; None = 0..u-1 (sorted input)
+    holidays: pd.DataFrame | None = field(default=None, repr=False)  # not None -> NotExact
+    train_holiday_names: pd.Series | None = field(default=None, repr=False)  # not None -> NotExact
+
+    @classmethod
+    def from_prophet(cls, model: Prophet) -> FittedState:
+        """The state of a fitted stock Prophet (tests, and models that went through Stan)."""
+        if model.history is None:
+            raise ValueError("This can only be used to serialize models that have already been fit.")
+        simple = {name: getattr(model, name) for name in SIMPLE_ATTRIBUTES}
+        history_dates = model.history_dates
+        dates_index = history_dates.index.to_numpy()
+        tcc = model.train_component_cols
+        return cls(
+            **simple,
+            start=model.start.timestamp(),
+            t_scale=model.t_scale.total_seconds(),
+            changepoints=model.changepoints.to_numpy(),
+            changepoints_index=model.changepoints.index.to_numpy(),
+            history_dates=history_dates.to_numpy(),
+            history_dates_index=None if _is_range(dates_index) else dates_index,
+            history={str(name): model.history[name].to_numpy() for name in model.history.columns},
+            component_cols=tcc.to_numpy(),
+            component_names=[str(name) for name in tcc.columns],
+            changepoints_t=model.changepoints_t,
+            seasonalities=model.seasonalities,
+            extra_regressors=model.extra_regressors,
+            fit_kwargs=model.fit_kwargs,
+            params=model.params,
+            holidays=model.holidays,
+            train_holiday_names=model.train_holiday_names,
+        )
+
+
+def model_to_json(model: Prophet) -> str:
+    """`prophet.serialize.model_to_json(model)`, faster; stock serialization where not exact."""
+    try:
+        return to_json(FittedState.from_prophet(model))
+    except NotExact:
+        from prophet.serialize import model_to_json as stock
+
+        return stock(model)
+
+
+def to_json(state: FittedState) -> str:
+    """The model.json text stock `model_to_json` writes for the Prophet this state describes."""
+    if state.holidays is not None or state.train_holiday_names is not None:
+        raise NotExact("holidays are written by stock serialization")
+    _check_prophet_version()
+    dumps = json.dumps
+    parts = [f'"{name}": {dumps(getattr(state, name))}' for name in SIMPLE_ATTRIBUTES]
+    history_dates = _iso_dates(state.history_dates)
+    parts.append('"changepoints": ' + _series(_iso_dates(state.changepoints), state.changepoints_index))
+    parts.append('"history_dates": ' + _series(history_dates, state.history_dates_index))
+    parts.append('"train_holiday_names": null')
+    parts.append(f'"start": {dumps(state.start)}')
+    parts.append(f'"t_scale": {dumps(state.t_scale)}')
+    parts.append('"holidays": null')
+    parts.append('"history": ' + _history_table(state.history, state.history_dates, history_dates))
+    parts.append('"train_component_cols": ' + _component_table(state.component_cols, state.component_names))
+    parts.append(f'"changepoints_t": {dumps(state.changepoints_t.tolist())}')
+    parts.append(f'"seasonalities": {dumps([list(state.seasonalities), state.seasonalities])}')
+    regressors = OrderedDict()
+    for name, props in state.extra_regressors.items():
+        cleaned = deepcopy(props)
+        cleaned["predictor"] = None
+        regressors[name] = cleaned
+    parts.append(f'"extra_regressors": {dumps([list(regressors), regressors])}')
+    parts.append(f'"fit_kwargs": {dumps(_plain_fit_kwargs(state.fit_kwargs))}')
+    parts.append(f'"params": {dumps({name: value.tolist() for name, value in state.params.items()})}')
+    parts.append(f'"__prophet_version": "{PROPHET_VERSION}"')
+    return "{" + ", ".join(parts) + "}"
+
+
+@functools.cache
+def _check_prophet_version() -> None:
+    from prophet.__version__ import __version__
+
+    if __version__ != PROPHET_VERSION:
+        raise NotExact(f"written for prophet {PROPHET_VERSION}, installed {__version__}")
+
+
+def _plain_fit_kwargs(fit_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """As stock: numpy values of `init` made plain (nothing else is converted)."""
+    if "init" not in fit_kwargs:
+        return fit_kwargs
+    plain = deepcopy(fit_kwargs)
+    for key, value in plain["init"].items():
+        if isinstance(value, np.ndarray):
+            plain["init"][key] = value.tolist()
+        elif isinstance(value, np.floating):
+            plain["init"][key] = float(value)
+    return plain
+
+
+def _is_range(index: np.ndarray) -> bool:
+    return bool(np.array_equal(index, np.arange(len(index))))
+
+
+def _plain_name(name: str) -> str:
+    if not isinstance(name, str) or not _PLAIN_NAME.match(name):
+        raise NotExact(f"column name {name!r} needs escaping")
+    return name
+
+
+def _iso_dates(values: np.ndarray) -> list[str]:
+    """pandas' ISO text of datetime64 values, milliseconds floored: 2022-01-06T00:00:00.000."""
+    if values.dtype.kind != "M":
+        raise NotExact(f"dates of dtype {values.dtype}")
+    ms = values.astype("datetime64[ms]").astype(np.int64)
+    if len(ms) and (ms.min() < -_MS_PER_DAY * 719_162 or ms.max() >= _MS_PER_DAY * 2_932_897):
+        raise NotExact("dates outside years 0001-9999")  # 0001-01-01 .. 9999-12-31
+    days, in_day = np.divmod(ms, _MS_PER_DAY)
+    year, month, day = _civil(days)
+    hour, in_hour = np.divmod(in_day, 3_600_000)
+    minute, in_minute = np.divmod(in_hour, 60_000)
+    second, milli = np.divmod(in_minute, 1000)
+    text = np.empty((len(ms), 23), dtype=np.uint32)  # UCS-4 code points, viewed as str below
+    century, year_in_century = np.divmod(year, 100)
+    hundreds, milli_in_hundred = np.divmod(milli, 100)
+    for column, number in (
+        (0, century),
+        (2, year_in_century),
+        (5, month),
+        (8, day),
+        (11, hour),
+        (14, minute),
+        (17, second),
+        (21, milli_in_hundred),
+    ):
+        text[:, column : column + 2] = _TWO_DIGITS[number]
+    text[:, 20] = hundreds + ord("0")
+    for column, char in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, ".")):
+        text[:, column] = ord(char)
+    return text.view("<U23").ravel().tolist()
+
+
+def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(year, month, day) of days since 1970-01-01, proleptic Gregorian (Hinnant's civil_from_days)."""
+    shifted = days + 719_468
+    era = shifted // 146_097
+    day_of_era = shifted - era * 146_097
+    year_of_era = (day_of_era - day_of_era // 1460 + day_of_era // 36_524 - day_of_era // 146_096) // 365
+    day_of_year = day_of_era - (365 * year_of_era + year_of_era // 4 - year_of_era // 100)
+    month_index = (5 * day_of_year + 2) // 153
+    day = day_of_year - (153 * month_index + 2) // 5 + 1
+    month = np.where(month_index < 10, month_index + 3, month_index - 9)
+    year = year_of_era + era * 400 + (month <= 2)
+    return year, month, day
+
+
+def _number_tokens(values: np.ndarray) -> list[str]:
+    """Each value as pandas' to_json writes it (float64 at double_precision=10, int64, bool)."""
+    if values.dtype not in (np.float64, np.int64, np.bool_):
+        raise NotExact(f"column of dtype {values.dtype}")
+    if len(values) and (values == values[0]).all():  # floor, binary indicators: format one value
+        return [ujson_dumps(values[:1], double_precision=DOUBLE_PRECISION)[1:-1]] * len(values)
+    text = ujson_dumps(np.ascontiguousarray(values), double_precision=DOUBLE_PRECISION)
+    return text[1:-1].split(",")
+
+
+def _ints(values: np.ndarray | None, count: int) -> str:
+    if values is None:
+        return ujson_dumps(np.arange(count))
+    if values.dtype.kind not in "iu":
+        raise NotExact(f"index of dtype {values.dtype}")
+    return ujson_dumps(np.ascontiguousarray(values, dtype=np.int64))
+
+
+def _series(dates: list[str], index: np.ndarray | None) -> str:
+    """Series.to_json(orient='split', date_format='iso') of a datetime Series named ds, escaped."""
+    data = "[" + _Q + (_Q + "," + _Q).join(dates) + _Q + "]" if dates else "[]"
+    return f'"{{{_Q}name{_Q}:{_Q}ds{_Q},{_Q}index{_Q}:{_ints(index, len(dates))},{_Q}data{_Q}:{data}}}"'
+
+
+_TABLE_TYPES = {"M": "datetime", "f": "number", "i": "integer", "b": "boolean"}
+
+
+def _table(columns: list[tuple[str, np.ndarray, list[str]]], rows: int) -> str:
+    """DataFrame.to_json(orient='table', index=False), escaped: the schema, then one record per row.
+
+    `columns` are (name, values, tokens): each token is the value's JSON text, dates without quotes.
+    """
+    fields = ",".join(
+        f"{{{_Q}name{_Q}:{_Q}{name}{_Q},{_Q}type{_Q}:{_Q}{_TABLE_TYPES[values.dtype.kind]}{_Q}}}"
+        for name, values, _ in columns
+    )
+    schema = f"{{{_Q}fields{_Q}:[{fields}],{_Q}pandas_version{_Q}:{_Q}{TABLE_SCHEMA_VERSION}{_Q}}}"
+    quoted = [values.dtype.kind == "M" for _, values, _ in columns]
+    width = 2 * len(columns)
+    flat: list[str | None] = [None] * (width * rows)
+    # Per row: [prefix, token] per column; a prefix closes the previous value's quote if any.
+    for position, (name, _, tokens) in enumerate(columns):
+        close = _Q if quoted[position - 1] else ""
+        key = f"{_Q}{name}{_Q}:" + (_Q if quoted[position] else "")
+        if position == 0:
+            flat[0::width] = [close + "},{" + key] * rows
+            flat[0] = "{" + key
+        else:
+            flat[position * 2 :: width] = [close + "," + key] * rows
+        flat[position * 2 + 1 :: width] = tokens
+    records = "".join(flat) + (_Q if quoted[-1] else "") + "}" if rows else ""
+    return f'"{{{_Q}schema{_Q}:{schema},{_Q}data{_Q}:[{records}]}}"'
+
+
+def _history_table(history: dict[str, np.ndarray], history_dates: np.ndarray, dates_text: list[str]) -> str:
+    rows = len(next(iter(history.values())))
+    columns = []
+    for name, values in history.items():
+        if len(values) != rows or values.ndim != 1:
+            raise NotExact(f"history column {name!r} is not 1-D of length {rows}")
+        if values.dtype.kind == "M":
+            same = values.dtype == history_dates.dtype and np.array_equal(values, history_dates)
+            tokens = dates_text if same else _iso_dates(values)
+        else:
+            tokens = _number_tokens(values)
+        columns.append((_plain_name(name), values, tokens))
+    return _table(columns, rows)
+
+
+def _component_table(matrix: np.ndarray, names: list[str]) -> str:
+    if matrix.ndim != 2 or matrix.shape[1] != len(names):
+        raise NotExact(f"component_cols of shape {matrix.shape} for {len(names)} names")
+    columns = [
+        (_plain_name(name), matrix[:, j], _number_tokens(matrix[:, j])) for j, name in enumerate(names)
+    ]
+    return _table(columns, matrix.shape[0])
