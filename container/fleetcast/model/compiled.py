@@ -33,6 +33,8 @@ import numpy as np
 if TYPE_CHECKING:
     from prophet import Prophet
 
+    from fleetcast.model.fit.prophet_json import FittedState
+
 FORMAT = "fleetcast-compiled-prophet"
 FORMAT_VERSION = 1
 COMPILED_FILE = "compiled.json"
@@ -506,6 +508,42 @@ def compile_model(model: Prophet) -> CompiledModel:
             interval_width=float(model.interval_width),
             uncertainty_samples=int(model.uncertainty_samples or 0),
             history_t=np.asarray(model.history["t"], dtype=np.float64),
+        )
+    )
+
+
+def compile_state(state: FittedState) -> CompiledModel:
+    """Compiled from the fit engine's state, exactly as from the model.json that state is written as.
+
+    `start` and `t_scale` go through the same float seconds as the JSON, so this predicts what a server
+    loading the archive predicts.
+    """
+    from fleetcast.model.fit.prophet_json import PROPHET_VERSION
+
+    return _compile(
+        _Facts(
+            prophet_version=PROPHET_VERSION,
+            growth=state.growth,
+            logistic_floor=bool(state.logistic_floor),
+            mcmc_samples=int(state.mcmc_samples or 0),
+            holidays=state.holidays is not None
+            or state.country_holidays is not None
+            or state.train_holiday_names is not None,
+            extra_regressors=sorted(state.extra_regressors),
+            params={name: np.asarray(value) for name, value in state.params.items()},
+            seasonalities=dict(state.seasonalities),
+            component_columns={
+                name: state.component_cols[:, j] for j, name in enumerate(state.component_names)
+            },
+            scaling=state.scaling,
+            y_min=float(state.y_min or 0.0),
+            y_scale=float(state.y_scale),
+            start_ns=_fromtimestamp_ns(float(state.start)),
+            t_scale_ns=int(float(state.t_scale) * 1_000_000_000),
+            changepoints_t=np.asarray(state.changepoints_t, dtype=np.float64),
+            interval_width=float(state.interval_width),
+            uncertainty_samples=int(state.uncertainty_samples or 0),
+            history_t=np.asarray(state.history["t"], dtype=np.float64),
         )
     )
 

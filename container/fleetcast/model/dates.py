@@ -5,12 +5,31 @@ A forecast only ever covers dates strictly after the last observation (never the
 
 from __future__ import annotations
 
+import hashlib
+
+import numpy as np
 import pandas as pd
 
+_FREQUENCY_CACHE_SIZE = 64
+_frequencies: dict[bytes, str] = {}
 
-def infer_frequency(ds: pd.Series) -> str:
-    """The observation frequency as a pandas alias ('D', 'h', '30min', ...), for forecasting ahead."""
-    unique = pd.DatetimeIndex(ds.drop_duplicates().sort_values())
+
+def infer_frequency(ds: pd.Series | np.ndarray) -> str:
+    """The observation frequency as a pandas alias ('D', 'h', '30min', ...), for forecasting ahead.
+
+    Memoised on the timestamps themselves: customers of one fleet usually share them.
+    """
+    stamps = np.asarray(ds, dtype="datetime64[ns]")
+    key = hashlib.blake2b(stamps.tobytes(), digest_size=16).digest()
+    if key not in _frequencies:
+        if len(_frequencies) >= _FREQUENCY_CACHE_SIZE:
+            _frequencies.pop(next(iter(_frequencies)))
+        _frequencies[key] = _infer_frequency(stamps)
+    return _frequencies[key]
+
+
+def _infer_frequency(stamps: np.ndarray) -> str:
+    unique = pd.DatetimeIndex(np.unique(stamps[~np.isnat(stamps)]))
     if len(unique) >= 3:
         with pd.option_context("future.infer_freq_returns_offset", True):
             inferred = pd.infer_freq(unique[-min(len(unique), 64) :])
@@ -25,6 +44,11 @@ def infer_frequency(ds: pd.Series) -> str:
         days = step // day
         return "D" if days == 1 else f"{days}D"
     return pd.tseries.frequencies.to_offset(step).freqstr
+
+
+def isoformat(stamp: np.datetime64) -> str:
+    """As `pd.Timestamp.isoformat()` (what metadata.json has always held), for one datetime64."""
+    return pd.Timestamp(stamp).isoformat()
 
 
 def future_frame(last_observation: pd.Timestamp, periods: int, freq: str) -> pd.DataFrame:

@@ -16,7 +16,7 @@ from fleetcast.model import archive, dates
 from fleetcast.model.fit import engine
 from fleetcast.training import evaluate
 from fleetcast.training.config import TrainingConfig
-from fleetcast.training.inputs import CustomerTask, clean_history, data_fingerprint, load_task_frame
+from fleetcast.training.inputs import CustomerTask, History, clean_history, data_fingerprint, load_task_rows
 
 TRAINED, SKIPPED, FAILED = "trained", "skipped", "failed"
 REASON_LIMIT = 300
@@ -57,20 +57,22 @@ class _Holdout:
     outcome: engine.FitOutcome | None = None
 
 
-def _score_holdout(history, config: TrainingConfig, customer: str) -> _Holdout:
+def _score_holdout(history: History, config: TrainingConfig, customer: str) -> _Holdout:
     """Fit on all but the last days and score the forecast of those days (no Prophet.predict)."""
     holdout_days = config.job.holdout_days
     if holdout_days == 0:
         return _Holdout()
     split = evaluate.split_holdout(history, holdout_days)
-    if split.holdout.empty or len(split.train) < config.job.min_rows:
+    if len(split.holdout) == 0 or len(split.train) < config.job.min_rows:
         return _Holdout(note=f"holdout skipped: {len(split.train)} rows before the last {holdout_days} days")
     began = time.perf_counter()
-    outcome = engine.fit(split.train, config.prophet, config.job.fit_engine, label=f"{customer} (holdout)")
+    outcome = engine.fit_series(
+        split.train.ds, split.train.y, config.prophet, config.job.fit_engine, label=f"{customer} (holdout)"
+    )
     fit_seconds = time.perf_counter() - began
-    forecast = engine.forecast_values(outcome, split.holdout["ds"])
-    naive = evaluate.seasonal_naive(split.train, split.holdout["ds"])
-    actual = split.holdout["y"].to_numpy(dtype=float)
+    forecast = engine.forecast_values(outcome, split.holdout.ds)
+    naive = evaluate.seasonal_naive(split.train, split.holdout.ds)
+    actual = split.holdout.y
     return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
 
 
@@ -78,7 +80,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
     began = time.perf_counter()
     result = CustomerResult(customer=task.customer, status=FAILED)
     try:
-        history, result.dropped_rows = clean_history(load_task_frame(task))
+        history, result.dropped_rows = clean_history(load_task_rows(task))
         result.rows = len(history)
         fingerprint = data_fingerprint(history)
         config_fingerprint = context.config.fingerprint()
@@ -100,14 +102,15 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
                 f"only {result.rows} usable rows (min_rows={context.config.job.min_rows}); "
                 f"{result.dropped_rows} rows had no valid timestamp or value"
             )
-        if history["ds"].nunique() < 2:
+        if history.ds[0] == history.ds[-1]:  # sorted: first == last means one timestamp
             raise CustomerError("all rows share one timestamp")
 
         holdout = _score_holdout(history, context.config, task.customer)
         result.metrics, result.reason = holdout.metrics, holdout.note
         fit_began = time.perf_counter()
-        outcome = engine.fit(
-            history,
+        outcome = engine.fit_series(
+            history.ds,
+            history.y,
             context.config.prophet,
             context.config.job.fit_engine,
             warm_start=holdout.outcome,
@@ -119,9 +122,9 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         metadata = {
             "customer": task.customer,
             "rows": result.rows,
-            "start": history["ds"].iloc[0].isoformat(),
-            "end": history["ds"].iloc[-1].isoformat(),
-            "freq": dates.infer_frequency(history["ds"]),
+            "start": dates.isoformat(history.ds[0]),
+            "end": dates.isoformat(history.ds[-1]),
+            "freq": dates.infer_frequency(history.ds),
             "data_sha256": fingerprint,
             "config_fingerprint": config_fingerprint,
             "prophet": context.config.prophet.prophet_kwargs(),

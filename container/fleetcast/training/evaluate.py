@@ -9,21 +9,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
-SEASON = pd.Timedelta(days=7)
+from fleetcast.training.inputs import History
+
+SEASON_NS = 7 * 86_400 * 1_000_000_000
+DAY = np.timedelta64(1, "D")
 
 
 @dataclass(frozen=True)
 class HoldoutSplit:
-    train: pd.DataFrame
-    holdout: pd.DataFrame
+    train: History
+    holdout: History
 
 
-def split_holdout(history: pd.DataFrame, holdout_days: int) -> HoldoutSplit:
-    cutoff = history["ds"].iloc[-1] - pd.Timedelta(days=holdout_days)
-    in_train = history["ds"] <= cutoff
-    return HoldoutSplit(train=history[in_train], holdout=history[~in_train])
+def split_holdout(history: History, holdout_days: int) -> HoldoutSplit:
+    """The last `holdout_days` days (after the cutoff, which is that long before the last row) held out."""
+    cutoff = history.ds[-1] - holdout_days * DAY
+    end = int(np.searchsorted(history.ds, cutoff, side="right"))  # rows are sorted
+    return HoldoutSplit(
+        train=History(ds=history.ds[:end], y=history.y[:end]),
+        holdout=History(ds=history.ds[end:], y=history.y[end:]),
+    )
 
 
 def mae(actual: np.ndarray, forecast: np.ndarray) -> float:
@@ -39,12 +45,11 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
     return float(100.0 * np.mean(ratio))
 
 
-def seasonal_naive(train: pd.DataFrame, dates: pd.Series) -> np.ndarray:
+def seasonal_naive(train: History, dates: np.ndarray) -> np.ndarray:
     """For each date, the last training value at or before the same time whole weeks earlier."""
-    stamps = train["ds"].to_numpy(dtype="datetime64[ns]").astype(np.int64)  # sorted ascending
-    values = train["y"].to_numpy(dtype=np.float64)
-    wanted = pd.to_datetime(dates).to_numpy(dtype="datetime64[ns]").astype(np.int64)
-    season = SEASON.value
+    stamps, values = train.ds_ns, train.y  # sorted ascending
+    wanted = np.asarray(dates, dtype="datetime64[ns]").view(np.int64)
+    season = SEASON_NS
     # ceil((date - last) / season), at least one whole season back, in exact integer nanoseconds
     weeks_back = np.maximum(-((stamps[-1] - wanted) // season), 1)
     position = np.searchsorted(stamps, wanted - weeks_back * season, side="right") - 1

@@ -1,9 +1,11 @@
 """One entry point for fitting a customer's model: the exact in-process solver where covered, else Stan.
 
-`fit(history, settings, engine)` returns a stock, fitted `Prophet` object either way, so the artifact is
-always ordinary Prophet JSON. `engine="stan"` is stock `Prophet.fit` unchanged. `engine="auto"` prepares
-Prophet's Stan data, solves it in process (`solver.solve`) and stores the parameters where `Prophet.fit`
-would; anything the solver does not cover or cannot certify is refit by Stan with a WARNING saying why.
+`fit_series(ds, y, settings, engine)` returns a `FitOutcome` whose `to_json()` is ordinary Prophet JSON
+either way. `engine="stan"` is stock `Prophet.fit` unchanged. `engine="auto"` prepares Prophet's Stan
+data in numpy (`prepare`, bit for bit what `Prophet.preprocess` builds), solves it in process
+(`solver.solve`) and writes the model as `prophet.serialize.model_to_json` would (`prophet_json`), with
+no Prophet object and no pandas on the way. Anything the solver does not cover or cannot certify is
+refit by Stan with a WARNING saying why.
 """
 
 from __future__ import annotations
@@ -11,13 +13,14 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from fleetcast.model import prophet_model
-from fleetcast.model.fit import solver
+from fleetcast.model.fit import prepare, prophet_json, solver
 from fleetcast.model.fit.problem import FLAT, FitParams, FitProblem
 
 if TYPE_CHECKING:
@@ -31,18 +34,33 @@ AUTO, STAN = "auto", "stan"
 ENGINES = (AUTO, STAN)
 EXACT = "exact"  # what metadata.json and the report call the in-process engine
 CONSTANT_SIGMA = 1e-9  # Prophet's sigma_obs for a constant series
+HOLIDAYS_PRIOR_SCALE = 10.0  # Prophet's default (fleetcast has no holidays yet)
 
 
 @dataclass
 class FitOutcome:
-    model: Prophet  # fitted, stock
     engine_used: str  # EXACT or STAN
     fallback_reason: str = ""  # why auto went to Stan, "" otherwise
-    problem: FitProblem | None = None  # the Stan data (in-process path only)
-    params: FitParams | None = None  # the solution in FitProblem's scale (in-process path only)
+    state: prophet_json.FittedState | None = None  # the fitted model (in-process path)
+    prepared: prepare.Prepared | None = None  # the Stan data it was fitted on (in-process path)
+    params: FitParams | None = None  # the solution in the Stan data's scale (in-process path)
+    stan_model: Prophet | None = None  # the fitted stock model (Stan path)
+
+    @property
+    def problem(self) -> FitProblem | None:
+        return None if self.prepared is None else self.prepared.problem
+
+    @cached_property
+    def model(self) -> Prophet:
+        """The fitted stock Prophet object (loaded from the JSON on the in-process path)."""
+        if self.stan_model is not None:
+            return self.stan_model
+        return prophet_model.model_from_json(self.to_json())
 
     def to_json(self) -> str:
-        return prophet_model.model_to_json(self.model)
+        if self.state is not None:
+            return prophet_json.to_json(self.state)
+        return prophet_json.model_to_json(self.model)
 
 
 def fit(
@@ -53,35 +71,82 @@ def fit(
     warm_start: FitOutcome | None = None,
     label: str = "",
 ) -> FitOutcome:
-    """Fit one model on a frame with `ds` (datetime64) and `y` (float).
+    """`fit_series` on a frame as `Prophet.fit` takes it; Stan gets the whole frame (e.g. a `cap`)."""
+    return _fit(
+        history["ds"].to_numpy(dtype="datetime64[ns]"),
+        history["y"].to_numpy(dtype=np.float64),
+        settings,
+        engine,
+        warm_start,
+        label,
+        history,
+    )
+
+
+def fit_series(
+    ds: np.ndarray,
+    y: np.ndarray,
+    settings: ProphetSettings,
+    engine: str = AUTO,
+    *,
+    warm_start: FitOutcome | None = None,
+    label: str = "",
+) -> FitOutcome:
+    """Fit one model on timestamps (datetime64[ns]) and values; NaN values are left out as Prophet does.
 
     `warm_start`, a previous outcome on (most of) the same data, seeds the solver's noise scale; the
     answer is the certified optimum either way. `label` names the series in fallback log lines.
     """
+    ds = np.asarray(ds, dtype="datetime64[ns]")
+    y = np.asarray(y, dtype=np.float64)
+    return _fit(ds, y, settings, engine, warm_start, label, None)
+
+
+def _fit(
+    ds: np.ndarray,
+    y: np.ndarray,
+    settings: ProphetSettings,
+    engine: str,
+    warm_start: FitOutcome | None,
+    label: str,
+    frame: pd.DataFrame | None,
+) -> FitOutcome:
     if engine not in ENGINES:
         raise ValueError(f"fit engine {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == STAN:
-        return FitOutcome(prophet_model.fit_prophet(history, settings), STAN)
+        return FitOutcome(STAN, stan_model=prophet_model.fit_prophet(_stan_frame(ds, y, frame), settings))
     try:
-        return _fit_in_process(history, settings, warm_start)
-    except (solver.NotCovered, solver.NotConverged) as exc:
+        extra = sorted(set(frame.columns) - {"ds", "y"}) if frame is not None else []
+        if extra:
+            raise solver.NotCovered(f"columns besides ds and y: {extra}")
+        return _fit_in_process(ds, y, settings, warm_start)
+    except (solver.NotCovered, solver.NotConverged, prophet_json.NotExact) as exc:
         reason = f"{type(exc).__name__}: {exc}"
     log.warning("fit engine fell back to Stan%s: %s", f" for {label}" if label else "", reason)
-    return FitOutcome(prophet_model.fit_prophet(history, settings), STAN, fallback_reason=reason)
+    return FitOutcome(STAN, reason, stan_model=prophet_model.fit_prophet(_stan_frame(ds, y, frame), settings))
+
+
+def _stan_frame(ds: np.ndarray, y: np.ndarray, frame: pd.DataFrame | None) -> pd.DataFrame:
+    return pd.DataFrame({"ds": ds, "y": y}) if frame is None else frame
 
 
 def _fit_in_process(
-    history: pd.DataFrame, settings: ProphetSettings, warm_start: FitOutcome | None
+    ds: np.ndarray, y: np.ndarray, settings: ProphetSettings, warm_start: FitOutcome | None
 ) -> FitOutcome:
-    if settings.growth not in ("linear", "flat"):
-        raise solver.NotCovered(f"growth={settings.growth!r}")
-    model = prophet_model.new_prophet(settings)
-    inputs = model.preprocess(history)
-    model._fit_regressor_models(history)
-    problem = FitProblem.from_model_inputs(inputs, model.calculate_initial_params(inputs.K))
-
-    if float(np.min(model.history["y"])) == float(np.max(model.history["y"])):
-        # Prophet's constant-series rule: the initial values, a vanishing noise scale, no Stan call.
+    if np.any(ds[1:] < ds[:-1]):
+        raise solver.NotCovered("unsorted timestamps (Prophet keeps their original row labels)")
+    if np.isnat(ds).any():
+        raise ValueError("Found NaN in column ds.")
+    if np.isinf(y).any():
+        raise ValueError("Found infinity in column y.")
+    observed = ~np.isnan(y)
+    history_dates = _unique_sorted(ds)  # Prophet keeps the dates of NaN rows here
+    if not observed.all():
+        ds, y = ds[observed], y[observed]
+    prepared = prepare.prepare(ds.view(np.int64), y, settings)
+    problem = prepared.problem
+    if prepared.constant:
+        # Prophet's constant-series rule: the initial values, a vanishing noise scale, no optimisation.
         init = problem.init
         params = FitParams(init.k, init.m, init.delta, init.beta, CONSTANT_SIGMA)
         stored = OrderedDict(
@@ -95,26 +160,87 @@ def _fit_in_process(
             )
         )
     else:
-        params = solver.solve(problem, start=_rescaled_start(warm_start, model))
+        params = solver.solve(problem, start=_rescaled_start(warm_start, prepared))
         stored = _stan_shaped(problem, params)
-    model.params = stored
-    model.stan_fit = None
-    if len(model.changepoints) == 0:
+    if len(prepared.grid.changepoints_ns) == 0:
         # As Prophet.fit: without requested changepoints, fold the dummy delta into the base rate k.
-        model.params["k"] = model.params["k"] + model.params["delta"].reshape(-1)
-        model.params["delta"] = np.zeros(model.params["delta"].shape).reshape((-1, 1))
-    return FitOutcome(model, EXACT, problem=problem, params=params)
+        stored["k"] = stored["k"] + stored["delta"].reshape(-1)
+        stored["delta"] = np.zeros(stored["delta"].shape).reshape((-1, 1))
+    state = _fitted_state(prepared, ds, history_dates, settings, stored)
+    return FitOutcome(EXACT, state=state, prepared=prepared, params=params)
 
 
-def _rescaled_start(warm_start: FitOutcome | None, model: Prophet) -> FitParams | None:
+def _unique_sorted(ds: np.ndarray) -> np.ndarray:
+    if len(ds) < 2 or np.all(ds[1:] > ds[:-1]):
+        return ds
+    return np.unique(ds)
+
+
+def _fitted_state(
+    prepared: prepare.Prepared,
+    ds: np.ndarray,
+    history_dates: np.ndarray,
+    settings: ProphetSettings,
+    params: OrderedDict[str, np.ndarray],
+) -> prophet_json.FittedState:
+    """The fitted model exactly as a stock Prophet object would hold it after `fit`."""
+    grid = prepared.grid
+    components = grid.component_columns()
+    return prophet_json.FittedState(
+        growth=settings.growth,
+        n_changepoints=grid.n_changepoints,
+        specified_changepoints=False,
+        changepoint_range=settings.changepoint_range,
+        yearly_seasonality=settings.yearly_seasonality,
+        weekly_seasonality=settings.weekly_seasonality,
+        daily_seasonality=settings.daily_seasonality,
+        seasonality_mode=settings.seasonality_mode,
+        seasonality_prior_scale=float(settings.seasonality_prior_scale),
+        changepoint_prior_scale=float(settings.changepoint_prior_scale),
+        holidays_prior_scale=HOLIDAYS_PRIOR_SCALE,
+        mcmc_samples=0,
+        interval_width=settings.interval_width,
+        uncertainty_samples=settings.uncertainty_samples,
+        y_scale=prepared.y_scale,
+        y_min=0.0,
+        scaling="absmax",
+        logistic_floor=False,
+        country_holidays=None,
+        component_modes=grid.component_modes,
+        holidays_mode=settings.seasonality_mode,
+        start=pd.Timestamp(grid.start_ns).timestamp(),
+        t_scale=pd.Timedelta(grid.t_scale_ns).total_seconds(),
+        changepoints=grid.changepoints_ns.view("datetime64[ns]"),
+        changepoints_index=grid.changepoint_rows,
+        history_dates=history_dates,
+        history={
+            "ds": ds,
+            "y": prepared.y,
+            "floor": np.zeros(len(ds)),
+            "t": grid.t,
+            "y_scaled": prepared.problem.y,
+        },
+        component_cols=np.column_stack(list(components.values())),
+        component_names=list(components),
+        changepoints_t=grid.changepoints_t,
+        seasonalities=grid.seasonalities,
+        extra_regressors=OrderedDict(),
+        fit_kwargs={},
+        params=params,
+    )
+
+
+def _rescaled_start(warm_start: FitOutcome | None, prepared: prepare.Prepared) -> FitParams | None:
     """A previous fit's solution expressed in this fit's y and t scales (same start date assumed)."""
-    if warm_start is None or warm_start.params is None or warm_start.params.sigma_obs <= CONSTANT_SIGMA:
+    if warm_start is None or warm_start.prepared is None or warm_start.params is None:
         return None
-    previous = warm_start.params
-    y_ratio = float(warm_start.model.y_scale) / float(model.y_scale)
-    t_ratio = float(model.t_scale / warm_start.model.t_scale)
+    if warm_start.params.sigma_obs <= CONSTANT_SIGMA:
+        return None
+    previous, before = warm_start.params, warm_start.prepared
+    y_ratio = before.y_scale / prepared.y_scale
+    t_ratio = prepared.grid.t_scale_ns / before.grid.t_scale_ns
     # Additive beta is in y units; multiplicative beta is relative and keeps its value.
-    additive = np.asarray(warm_start.problem.s_a if warm_start.problem is not None else 1.0)
+    additive = before.problem.s_a
     beta_ratio = np.where(additive != 0, y_ratio, 1.0)
     return FitParams(
         k=previous.k * y_ratio * t_ratio,
@@ -144,19 +270,19 @@ def _stan_shaped(problem: FitProblem, params: FitParams) -> OrderedDict[str, np.
     return OrderedDict((name, np.array(value, dtype=float).reshape((1, -1))) for name, value in values)
 
 
-def forecast_values(outcome: FitOutcome, dates: pd.Series) -> np.ndarray:
+def forecast_values(outcome: FitOutcome, dates: np.ndarray | pd.Series) -> np.ndarray:
     """Point forecasts for `dates` from a fitted outcome, exactly as stock predict, without its cost.
 
     Uses the compiled numpy predictor where it reproduces Prophet (linear/flat, Fourier seasonalities);
     anything else goes through Prophet's own predict.
     """
-    from fleetcast.model.compiled import NotCompilable, compile_model
+    from fleetcast.model.compiled import NotCompilable, compile_model, compile_state
 
     try:
-        compiled = compile_model(outcome.model)
+        compiled = compile_state(outcome.state) if outcome.state is not None else compile_model(outcome.model)
     except NotCompilable:
-        return prophet_model.predict_values(outcome.model, dates)
-    ds = pd.to_datetime(dates).to_numpy(dtype="datetime64[ns]")
+        return prophet_model.predict_values(outcome.model, pd.Series(dates))
+    ds = np.asarray(dates, dtype="datetime64[ns]")
     order = np.argsort(ds, kind="mergesort")
     predicted = np.empty(len(ds))
     predicted[order] = compiled.predict(ds[order], intervals=False).yhat
