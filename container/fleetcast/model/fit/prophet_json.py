@@ -272,7 +272,7 @@ def _number_tokens(values: np.ndarray) -> list[str]:
 def _ints(values: np.ndarray | None, count: int) -> str:
     if values is None:
         return ujson_dumps(np.arange(count))
-    if values.dtype.kind not in "iu":
+    if values.dtype.kind not in "iu" and len(values):  # an empty index (e.g. loaded back) is [] in any dtype
         raise NotExact(f"index of dtype {values.dtype}")
     return ujson_dumps(np.ascontiguousarray(values, dtype=np.int64))
 
