@@ -136,7 +136,10 @@ def read_customer_file(path: Path, max_rows: int = 0) -> Rows:
     if max_rows:
         lines = [line.rstrip("\n") for line in lines]
     first = lines[0].split(",")[0].strip().lower() if lines else ""
-    has_header = pd.isna(pd.to_datetime(first, format="ISO8601", errors="coerce"))
+    # A plain timestamp is data; anything else is a header unless pandas can read it as a date.
+    has_header = not _PLAIN_STAMP.fullmatch(first) and pd.isna(
+        pd.to_datetime(first, format="ISO8601", errors="coerce")
+    )
     body = lines[1:] if has_header else lines
     while body and body[-1] in ("", "\r"):
         body.pop()
