@@ -214,6 +214,7 @@ def _solve_additive(problem: FitProblem, start: FitParams | None) -> FitParams:
     x, sigma = _start_vector(problem, start)
     x = np.zeros(design.shape[1]) if x is None else x
     sigma = sigma or _ridge_sigma(gram, b, weights, pen, problem.y, design)
+    steps = _SigmaSteps()
     for _ in range(MAX_OUTER):
         x = lasso_active_set(gram, b, sigma**2 * weights, sigma**2 / problem.tau, pen, x)
         rss = float(np.sum((problem.y - design @ x) ** 2))
@@ -221,7 +222,7 @@ def _solve_additive(problem: FitProblem, start: FitParams | None) -> FitParams:
         if abs(updated - sigma) <= SIGMA_RTOL * sigma:
             sigma = updated
             break
-        sigma = updated
+        sigma = steps.next(sigma, updated)
     else:
         raise NotConverged(f"sigma_obs did not settle in {MAX_OUTER} rounds")
     if not sigma > 0:
@@ -231,6 +232,30 @@ def _solve_additive(problem: FitProblem, start: FitParams | None) -> FitParams:
     gradient = gram @ x + sigma**2 * weights * x - b
     _check_kkt(gradient, x, pen, lam, b)
     return _params(problem, x[:n_trend], x[n_trend:], sigma)
+
+
+class _SigmaSteps:
+    """The next sigma of the fixed-point iteration sigma <- g(sigma), Steffensen-accelerated.
+
+    Plain iteration converges linearly; every second step jumps to Aitken's extrapolation of the last
+    three iterates. Only where the loop stops matters (g(sigma) = sigma, then the KKT check), so a jump
+    that misbehaves costs rounds, never correctness; a non-finite or non-positive one is not taken.
+    """
+
+    def __init__(self) -> None:
+        self._start: tuple[float, float] | None = None  # (sigma0, g(sigma0)) of the current pair
+
+    def next(self, sigma: float, updated: float) -> float:
+        if self._start is None:
+            self._start = (sigma, updated)
+            return updated
+        (s0, s1), s2 = self._start, updated
+        self._start = None
+        curvature = s2 - 2.0 * s1 + s0
+        if curvature == 0.0:
+            return s2
+        jump = s0 - (s1 - s0) ** 2 / curvature
+        return jump if math.isfinite(jump) and jump > 0.0 else s2
 
 
 def _additive_system(problem: FitProblem) -> tuple[np.ndarray, np.ndarray]:
