@@ -391,13 +391,8 @@ class Aws:
         if service not in self._clients:
             from botocore.config import Config
 
+            # Calls to a local endpoint go through fleetcast.client, which owns the loopback set-up.
             config = Config(retries={"mode": "standard"}, user_agent_extra="fleetcast-launch")
-            if self.endpoint_url and self.session.get_credentials() is None:
-                # A local endpoint (e.g. the fleetcast endpoint front) needs no AWS account to be called.
-                from botocore import UNSIGNED
-
-                config = config.merge(Config(signature_version=UNSIGNED))
-                note(f"no AWS credentials: sending unsigned requests to {self.endpoint_url}")
             self._clients[service] = self.session.client(
                 service, region_name=self.region, endpoint_url=self.endpoint_url, config=config
             )

@@ -57,7 +57,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             endpoint_url=args.endpoint_url,
             region=args.region,
             raw_json=args.json,
-            retry=RetryPolicy(max_attempts=args.max_attempts),
+            max_attempts=args.max_attempts,
         )
 
     p.set_defaults(run=run)

@@ -196,7 +196,7 @@ def _invoke(sub: argparse._SubParsersAction) -> None:
             endpoint_url=a.endpoint_url,
             region=a.region,
             raw_json=a.json,
-            retry=RetryPolicy(max_attempts=a.max_attempts),
+            max_attempts=a.max_attempts,
         )
 
     p.set_defaults(run=run)

@@ -22,7 +22,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TextIO
 from urllib.parse import urlparse
 
@@ -60,7 +60,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+            raise ValueError(f"--max-attempts must be at least 1, got {self.max_attempts}")
 
     def delay_after(self, attempt: int) -> float:
         """Seconds to wait after failed call number `attempt` (1-based)."""
@@ -292,23 +292,31 @@ def invoke_main(
     endpoint_url: str | None = None,
     region: str | None = None,
     raw_json: bool = False,
+    max_attempts: int | None = None,
     retry: RetryPolicy | None = None,
-    client: Any = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
     """What `fleetcast invoke` and `launch invoke` run: a table (or the JSON) per customer.
 
-    A customer that fails is reported on `err` and the others still run; exit 1 if any failed.
+    `max_attempts` overrides `retry`'s (default RetryPolicy()). A customer that fails is reported on `err`
+    and the others still run; exit 1 if any failed, 2 for a bad option.
     """
     out, err = out or sys.stdout, err or sys.stderr
+    retry = retry or RetryPolicy()
+    try:
+        if max_attempts is not None:
+            retry = replace(retry, max_attempts=max_attempts)
+    except ValueError as exc:
+        print(f"error: {exc}", file=err)
+        return 2
 
     def note_retry(target: str, code: str, attempt: int, delay: float) -> None:
-        tries = (retry or RetryPolicy()).max_attempts
+        tries = retry.max_attempts
         print(f"{target}: {code} (attempt {attempt}/{tries}); retrying in {delay:g} s", file=err, flush=True)
 
     try:
-        client = client or runtime_client(endpoint_url, region)
+        client = runtime_client(endpoint_url, region)
     except InvokeError as exc:
         print(f"error: {exc}", file=err)
         return 1

@@ -396,24 +396,6 @@ def test_runs_as_python_dash_m_launch_from_the_repo_root() -> None:
     assert request["Body"] == {"period": 7}
 
 
-def test_an_explicit_endpoint_url_without_credentials_sends_unsigned(monkeypatch, capsys) -> None:
-    # For a local endpoint front. (moto cannot route unsigned calls, so this checks the client's config.)
-    from botocore import UNSIGNED
-
-    from launch.common import Aws
-
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name)
-    runtime = Aws(region="us-east-1", endpoint_url="http://127.0.0.1:8080").client("sagemaker-runtime")
-    assert runtime.meta.config.signature_version is UNSIGNED
-    assert runtime.meta.endpoint_url == "http://127.0.0.1:8080"
-    assert "sending unsigned requests to http://127.0.0.1:8080" in capsys.readouterr().err
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    signed = Aws(region="us-east-1", endpoint_url="http://127.0.0.1:8080").client("sagemaker-runtime")
-    assert signed.meta.config.signature_version is not UNSIGNED
-
-
 def test_update_dry_run_needs_what_it_cannot_read(cli, names) -> None:
     code, _, err = cli("update", "--image", names.image, "--prefix", names.prefix, "--dry-run")
     assert code == 2
@@ -447,6 +429,6 @@ def test_invoke_prints_tables_and_keeps_going_past_a_bad_answer(cli, moto) -> No
         "invoke", "--prefix", "demo", "--customer", "7", "--customer", "8", "--customer", "9"
     )
     assert code == 1
-    assert "customer 7: 1 step(s)" in out and "1.500" in out
-    assert "customer 8: 1 step(s)" in out and "2.250" in out
-    assert "error: customer 9: the endpoint answered non-JSON: b'body'" in err
+    assert "customer 7: 1 step from fleetcast-demo" in out and "1.50" in out
+    assert "customer 8: 1 step from fleetcast-demo" in out and "2.25" in out
+    assert "error: customer 9: 9.tar.gz: the endpoint answered non-JSON: b'body'" in err
