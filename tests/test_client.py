@@ -204,6 +204,37 @@ def test_fleetcast_invoke_prints_one_table_per_customer(real_endpoint: RealEndpo
     assert answer["customer"] == daily and len(answer["forecast"]) == 2
 
 
+def test_launch_invoke_retries_prints_tables_and_reports_failures(
+    real_endpoint: RealEndpoint, tmp_path: Path
+) -> None:
+    """`python -m launch invoke` at the impatient endpoint: every model here is cold, so each retries."""
+    daily, point_only = (real_endpoint.models[kind].customer for kind in ("daily", "no_intervals"))
+    command = ["invoke", "--endpoint-url", real_endpoint.impatient_url, "--endpoint-name", "fleetcast"]
+    customers = ["--customer", daily, "--customer", "nobody", "--customer", point_only]
+    done = subprocess.run(
+        [sys.executable, "-m", "launch", *command, *customers, "--period", "3", "--max-attempts", "2"],
+        cwd=REPO,
+        env=no_aws_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr  # the unknown customer; the other two still printed
+    assert f"{target_model(daily)}: ModelNotReadyException (attempt 1/2); retrying in 1 s" in done.stderr
+    # With a zero ready-timeout the endpoint answers before the missing archive's look-up fails, so an
+    # unknown customer looks like a model still loading until the attempts run out.
+    assert (
+        "error: customer nobody: nobody.tar.gz: still ModelNotReadyException after 2 attempts" in done.stderr
+    )
+    first, second = (table.splitlines() for table in done.stdout.strip().split("\n\n"))
+    assert first[0].startswith(f"customer {daily}: 3 steps from fleetcast (variant AllTraffic")
+    assert first[0].endswith(", 2 attempts)")
+    assert first[1].split() == ["ds", "yhat", "yhat_lower", "yhat_upper"] and len(first) == 3 + 3
+    assert second[0].startswith(f"customer {point_only}: 3 steps")  # no intervals asked: no 400
+    assert second[1].split() == ["ds", "yhat"] and len(second) == 3 + 3
+
+
 def test_predict_sh_formats_with_the_client_table(real_endpoint: RealEndpoint, tmp_path: Path) -> None:
     """local_test/predict.sh calls a container directly (no endpoint) and prints the client's table."""
     built = real_endpoint.models["no_intervals"]

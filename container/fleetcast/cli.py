@@ -159,44 +159,19 @@ def _local_endpoint(sub: argparse._SubParsersAction) -> None:
 
 
 def _invoke(sub: argparse._SubParsersAction) -> None:
-    from fleetcast.client import RetryPolicy  # light: the boto3 import waits for the call
+    from fleetcast import client  # light: boto3 is imported by the call, not here
 
     p = sub.add_parser(
         "invoke", help="call InvokeEndpoint (boto3 sagemaker-runtime) for customers' forecasts"
     )
     p.add_argument("--endpoint-url", default=None, help="e.g. http://127.0.0.1:8081 (default: AWS)")
     p.add_argument("--endpoint-name", default="fleetcast", help="(default: %(default)s)")
-    p.add_argument("--customer", action="append", required=True, help="customer id (repeatable)")
-    p.add_argument("--period", type=int, default=7, help="steps to forecast (default: %(default)s)")
-    p.add_argument("--freq", default=None, help="pandas frequency (default: the model's own)")
-    p.add_argument(
-        "--intervals",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="ask for yhat_lower/yhat_upper, or not (default: the model's own choice)",
-    )
     p.add_argument("--region", default=None, help="default: AWS_REGION or your config; us-east-1 on loopback")
-    p.add_argument(
-        "--max-attempts",
-        type=int,
-        default=RetryPolicy.max_attempts,
-        help="calls per customer while it loads (default: %(default)s)",
-    )
-    p.add_argument("--json", action="store_true", help="print each raw JSON answer instead of a table")
+    client.add_invoke_arguments(p)
 
     def run(a: argparse.Namespace) -> int:
-        from fleetcast.client import invoke_main
-
-        return invoke_main(
-            customers=a.customer,
-            endpoint_name=a.endpoint_name,
-            period=a.period,
-            freq=a.freq,
-            intervals=a.intervals,
-            endpoint_url=a.endpoint_url,
-            region=a.region,
-            raw_json=a.json,
-            max_attempts=a.max_attempts,
+        return client.invoke_from_args(
+            a, endpoint_name=a.endpoint_name, endpoint_url=a.endpoint_url, region=a.region
         )
 
     p.set_defaults(run=run)

@@ -18,6 +18,7 @@ for scripts that call a container directly (local_test/predict.sh).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
@@ -342,6 +343,51 @@ def invoke_main(
         else:
             print(("\n" if index else "") + format_table(forecast, endpoint_name), file=out, flush=True)
     return 1 if failures else 0
+
+
+def add_invoke_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags `fleetcast invoke` and `launch invoke` share (each adds its own endpoint flags)."""
+    parser.add_argument("--customer", action="append", required=True, help="customer id (repeatable)")
+    parser.add_argument("--period", type=int, default=7, help="steps to forecast (default: %(default)s)")
+    parser.add_argument("--freq", default=None, help="pandas frequency (default: the model's own)")
+    parser.add_argument(
+        "--intervals",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask for yhat_lower/yhat_upper, or not (default: the model's own choice)",
+    )
+    parser.add_argument(
+        "--max-attempts",
+        type=int,
+        default=RetryPolicy.max_attempts,
+        help="calls per customer while its model loads or calls are throttled (default: %(default)s)",
+    )
+    parser.add_argument("--json", action="store_true", help="print each raw JSON answer instead of a table")
+
+
+def invoke_requests(args: argparse.Namespace, endpoint_name: str) -> list[dict[str, Any]]:
+    """The InvokeEndpoint parameters for each --customer (what `launch invoke --dry-run` prints)."""
+    return [
+        invoke_request(endpoint_name, customer, args.period, freq=args.freq, intervals=args.intervals)
+        for customer in args.customer
+    ]
+
+
+def invoke_from_args(
+    args: argparse.Namespace, *, endpoint_name: str, endpoint_url: str | None, region: str | None
+) -> int:
+    """invoke_main with add_invoke_arguments' flags."""
+    return invoke_main(
+        customers=args.customer,
+        endpoint_name=endpoint_name,
+        period=args.period,
+        freq=args.freq,
+        intervals=args.intervals,
+        endpoint_url=endpoint_url,
+        region=region,
+        raw_json=args.json,
+        max_attempts=args.max_attempts,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
