@@ -158,9 +158,12 @@ class JobSpec:
 
 
 def add_job_arguments(
-    parser: argparse.ArgumentParser, *, step: str, instance_count: int, max_runtime_seconds: int
+    parser: argparse.ArgumentParser, *, kind: str, instance_count: int, max_runtime_seconds: int
 ) -> None:
-    """The flags of a job command; `step` names the job (fleetcast-<prefix>-<step>-<timestamp>)."""
+    """The flags of a job command; `kind` is its launch.status kind ("processing", "training")."""
+    from launch.status import KINDS  # status builds on this module
+
+    step = KINDS[kind].step
     parser.add_argument("--job-name", default=None, help=f"default: fleetcast-<prefix>-{step}-<timestamp>")
     parser.add_argument("--instance-type", default="ml.m5.xlarge", help="(default: %(default)s)")
     parser.add_argument("--instance-count", type=int, default=instance_count, help="(default: %(default)s)")
@@ -172,10 +175,12 @@ def add_job_arguments(
     add_common_arguments(parser, needs=("image", "role", "bucket", "prefix"))
 
 
-def job_from_args(args: argparse.Namespace, step: str) -> JobSpec:
+def job_from_args(args: argparse.Namespace, kind: str) -> JobSpec:
+    from launch.status import KINDS
+
     layout = layout_from_args(args)
     return JobSpec(
-        name=args.job_name or unique_name(job_stem(layout.prefix, step)),
+        name=args.job_name or unique_name(job_stem(layout.prefix, KINDS[kind].step)),
         image=args.image,
         role=args.role,
         layout=layout,
@@ -184,6 +189,17 @@ def job_from_args(args: argparse.Namespace, step: str) -> JobSpec:
         volume_gb=args.volume_size_gb,
         max_runtime_seconds=args.max_runtime_seconds,
     )
+
+
+def start_job(aws: Aws, kind: str, operation: str, request: Mapping[str, Any], summary: str) -> str:
+    """Send (or, in a dry run, print) the job's Create* request; returns the job's name."""
+    from launch.status import KINDS
+
+    aws.send("sagemaker", operation, request)
+    name = request[KINDS[kind].name_member]
+    if not aws.dry_run:
+        note(f"started {kind} job {name}: {summary}")
+    return name
 
 
 def wait_if_asked(aws: Aws, args: argparse.Namespace, kind: str, name: str) -> int:

@@ -11,7 +11,7 @@ from launch.common import (
     add_job_arguments,
     aws_from_args,
     job_from_args,
-    note,
+    start_job,
     wait_if_asked,
 )
 
@@ -69,14 +69,9 @@ def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict
 
 
 def start_processing(aws: Aws, request: dict) -> str:
-    aws.send("sagemaker", "CreateProcessingJob", request)
-    name = request["ProcessingJobName"]
-    if not aws.dry_run:
-        note(
-            f"started processing job {name}: {request['ProcessingInputs'][0]['S3Input']['S3Uri']} -> "
-            f"{request['ProcessingOutputConfig']['Outputs'][0]['S3Output']['S3Uri']}"
-        )
-    return name
+    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    target = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    return start_job(aws, "processing", "CreateProcessingJob", request, f"{source} -> {target}")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -87,11 +82,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="ShardedByS3Key over raw/ (only when each customer is in exactly one raw file)",
     )
     p.add_argument("--buckets", type=int, default=0, help="write N part files of whole customers instead")
-    add_job_arguments(p, step="split", instance_count=1, max_runtime_seconds=3600)
+    add_job_arguments(p, kind="processing", instance_count=1, max_runtime_seconds=3600)
 
     def run(args: argparse.Namespace) -> int:
         aws = aws_from_args(args)
-        job = job_from_args(args, "split")
+        job = job_from_args(args, "processing")
         request = processing_request(job, shard_input=args.shard_input, buckets=args.buckets)
         return wait_if_asked(aws, args, "processing", start_processing(aws, request))
 

@@ -21,8 +21,8 @@ from launch.common import (
     add_job_arguments,
     aws_from_args,
     job_from_args,
-    note,
     parse_key_values,
+    start_job,
     validate_request,
     wait_if_asked,
 )
@@ -120,15 +120,11 @@ def start_training(aws: Aws, layout: Layout, request: dict[str, Any]) -> str:
     validate_request("sagemaker", "CreateTrainingJob", request)  # before the S3 look-up, not after
     if not aws.dry_run:
         check_enough_objects(aws, layout, request["ResourceConfig"]["InstanceCount"])
-    aws.send("sagemaker", "CreateTrainingJob", request)
-    name = request["TrainingJobName"]
-    if not aws.dry_run:
-        resources = request["ResourceConfig"]
-        note(
-            f"started training job {name}: {resources['InstanceCount']} x {resources['InstanceType']}, "
-            f"{layout.customers} -> {layout.models}"
-        )
-    return name
+    resources = request["ResourceConfig"]
+    summary = (
+        f"{resources['InstanceCount']} x {resources['InstanceType']}, {layout.customers} -> {layout.models}"
+    )
+    return start_job(aws, "training", "CreateTrainingJob", request, summary)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -146,11 +142,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--output-path", default=None, help="S3 URI for model.tar.gz/output.tar.gz (default output/)"
     )
-    add_job_arguments(p, step="train", instance_count=2, max_runtime_seconds=24 * 3600)
+    add_job_arguments(p, kind="training", instance_count=2, max_runtime_seconds=24 * 3600)
 
     def run(args: argparse.Namespace) -> int:
         aws = aws_from_args(args)
-        job = job_from_args(args, "train")
+        job = job_from_args(args, "training")
         request = training_request(
             job,
             hyperparameters=hyperparameters_from(args.hyperparameter),
