@@ -127,7 +127,7 @@ def is_loopback(url: str | None) -> bool:
     return url is not None and urlparse(url).hostname in LOOPBACK_HOSTS
 
 
-def runtime_client(endpoint_url: str | None = None, region: str | None = None, session: Any = None) -> Any:
+def runtime_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
     """A boto3 `sagemaker-runtime` client with retries left to RetryPolicy.
 
     `endpoint_url` None means AWS (or boto3's AWS_ENDPOINT_URL, when set). A loopback endpoint, however
@@ -137,7 +137,7 @@ def runtime_client(endpoint_url: str | None = None, region: str | None = None, s
     from botocore.config import Config
     from botocore.exceptions import BotoCoreError
 
-    session = session or boto3.session.Session()
+    session = boto3.session.Session()
     config = Config(
         retries={"total_max_attempts": 1},
         read_timeout=READ_TIMEOUT_S,
