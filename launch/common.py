@@ -19,7 +19,10 @@ import sys
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+from fleetcast.paths import DEFAULT_BASE_DIR, SageMakerPaths
 
 # boto3 is imported lazily: `python -m launch --help` and --dry-run stay fast.
 
@@ -131,6 +134,81 @@ def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, str]:
             raise LaunchError(f"{flag} expects KEY=VALUE, got {pair!r}")
         result[key.strip()] = value
     return result
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Jobs (`process`, `train`): what their requests share
+
+# Inside the job's container the platform's own /opt/ml, whatever SAGEMAKER_BASE_DIR this machine has.
+JOB_PATHS = SageMakerPaths(Path(DEFAULT_BASE_DIR))
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What every job request takes from the command line: its name, image, role, data and cluster."""
+
+    name: str
+    image: str
+    role: str
+    layout: Layout
+    instance_type: str
+    instance_count: int
+    volume_gb: int
+    max_runtime_seconds: int
+
+
+def add_job_arguments(
+    parser: argparse.ArgumentParser, *, kind: str, instance_count: int, max_runtime_seconds: int
+) -> None:
+    """The flags of a job command; `kind` is its launch.status kind ("processing", "training")."""
+    from launch.status import KINDS  # status builds on this module
+
+    step = KINDS[kind].step
+    parser.add_argument("--job-name", default=None, help=f"default: fleetcast-<prefix>-{step}-<timestamp>")
+    parser.add_argument("--instance-type", default="ml.m5.xlarge", help="(default: %(default)s)")
+    parser.add_argument("--instance-count", type=int, default=instance_count, help="(default: %(default)s)")
+    parser.add_argument("--volume-size-gb", type=int, default=30, help="(default: %(default)s)")
+    parser.add_argument(
+        "--max-runtime-seconds", type=int, default=max_runtime_seconds, help="(default: %(default)s)"
+    )
+    parser.add_argument("--wait", action="store_true", help="wait for the job and exit non-zero if it fails")
+    add_common_arguments(parser, needs=("image", "role", "bucket", "prefix"))
+
+
+def job_from_args(args: argparse.Namespace, kind: str) -> JobSpec:
+    from launch.status import KINDS
+
+    layout = layout_from_args(args)
+    return JobSpec(
+        name=args.job_name or unique_name(job_stem(layout.prefix, KINDS[kind].step)),
+        image=args.image,
+        role=args.role,
+        layout=layout,
+        instance_type=args.instance_type,
+        instance_count=args.instance_count,
+        volume_gb=args.volume_size_gb,
+        max_runtime_seconds=args.max_runtime_seconds,
+    )
+
+
+def start_job(aws: Aws, kind: str, operation: str, request: Mapping[str, Any], summary: str) -> str:
+    """Send (or, in a dry run, print) the job's Create* request; returns the job's name."""
+    from launch.status import KINDS
+
+    aws.send("sagemaker", operation, request)
+    name = request[KINDS[kind].name_member]
+    if not aws.dry_run:
+        note(f"started {kind} job {name}: {summary}")
+    return name
+
+
+def wait_if_asked(aws: Aws, args: argparse.Namespace, kind: str, name: str) -> int:
+    """With --wait, follow the job to its end (exit non-zero if it fails); else return at once."""
+    if not args.wait or aws.dry_run:
+        return 0
+    from launch.status import KINDS, wait_for
+
+    return wait_for(aws.client("sagemaker"), KINDS[kind], name)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -391,13 +469,8 @@ class Aws:
         if service not in self._clients:
             from botocore.config import Config
 
+            # Calls to a local endpoint go through fleetcast.client, which owns the loopback set-up.
             config = Config(retries={"mode": "standard"}, user_agent_extra="fleetcast-launch")
-            if self.endpoint_url and self.session.get_credentials() is None:
-                # A local endpoint (e.g. the fleetcast endpoint front) needs no AWS account to be called.
-                from botocore import UNSIGNED
-
-                config = config.merge(Config(signature_version=UNSIGNED))
-                note(f"no AWS credentials: sending unsigned requests to {self.endpoint_url}")
             self._clients[service] = self.session.client(
                 service, region_name=self.region, endpoint_url=self.endpoint_url, config=config
             )

@@ -5,41 +5,29 @@ from __future__ import annotations
 import argparse
 
 from launch.common import (
+    JOB_PATHS,
     Aws,
-    Layout,
-    add_common_arguments,
+    JobSpec,
+    add_job_arguments,
     aws_from_args,
-    job_stem,
-    layout_from_args,
-    note,
-    unique_name,
+    job_from_args,
+    start_job,
+    wait_if_asked,
 )
 
-INPUT_PATH = "/opt/ml/processing/input"
-OUTPUT_PATH = "/opt/ml/processing/output"
+INPUT_PATH = JOB_PATHS.processing_input_dir.as_posix()
+OUTPUT_PATH = JOB_PATHS.processing_output_dir.as_posix()
 
 
-def processing_request(
-    *,
-    job_name: str,
-    image: str,
-    role: str,
-    layout: Layout,
-    instance_type: str,
-    instance_count: int,
-    volume_gb: int,
-    max_runtime_seconds: int,
-    shard_input: bool,
-    buckets: int,
-) -> dict:
+def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict:
     arguments = ["--input", INPUT_PATH, "--out", OUTPUT_PATH]
     if buckets:
         arguments += ["--buckets", str(buckets)]
     return {
-        "ProcessingJobName": job_name,
-        "RoleArn": role,
+        "ProcessingJobName": job.name,
+        "RoleArn": job.role,
         "AppSpecification": {
-            "ImageUri": image,
+            "ImageUri": job.image,
             "ContainerEntrypoint": ["fleetcast", "split"],
             "ContainerArguments": arguments,
         },
@@ -47,7 +35,7 @@ def processing_request(
             {
                 "InputName": "raw",
                 "S3Input": {
-                    "S3Uri": layout.raw,
+                    "S3Uri": job.layout.raw,
                     "LocalPath": INPUT_PATH,
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",
@@ -62,7 +50,7 @@ def processing_request(
                 {
                     "OutputName": "customers",
                     "S3Output": {
-                        "S3Uri": layout.customers,
+                        "S3Uri": job.layout.customers,
                         "LocalPath": OUTPUT_PATH,
                         "S3UploadMode": "EndOfJob",
                     },
@@ -71,61 +59,35 @@ def processing_request(
         },
         "ProcessingResources": {
             "ClusterConfig": {
-                "InstanceCount": instance_count,
-                "InstanceType": instance_type,
-                "VolumeSizeInGB": volume_gb,
+                "InstanceCount": job.instance_count,
+                "InstanceType": job.instance_type,
+                "VolumeSizeInGB": job.volume_gb,
             }
         },
-        "StoppingCondition": {"MaxRuntimeInSeconds": max_runtime_seconds},
+        "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
     }
 
 
 def start_processing(aws: Aws, request: dict) -> str:
-    aws.send("sagemaker", "CreateProcessingJob", request)
-    name = request["ProcessingJobName"]
-    if not aws.dry_run:
-        note(
-            f"started processing job {name}: {request['ProcessingInputs'][0]['S3Input']['S3Uri']} -> "
-            f"{request['ProcessingOutputConfig']['Outputs'][0]['S3Output']['S3Uri']}"
-        )
-    return name
+    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    target = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    return start_job(aws, "processing", "CreateProcessingJob", request, f"{source} -> {target}")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("process", help="Processing job: split raw/ into customers/ (one object per customer)")
-    p.add_argument("--job-name", default=None, help="default: fleetcast-<prefix>-split-<timestamp>")
-    p.add_argument("--instance-type", default="ml.m5.xlarge")
-    p.add_argument("--instance-count", type=int, default=1)
-    p.add_argument("--volume-size-gb", type=int, default=30)
-    p.add_argument("--max-runtime-seconds", type=int, default=3600)
     p.add_argument(
         "--shard-input",
         action="store_true",
         help="ShardedByS3Key over raw/ (only when each customer is in exactly one raw file)",
     )
     p.add_argument("--buckets", type=int, default=0, help="write N part files of whole customers instead")
-    p.add_argument("--wait", action="store_true", help="wait for the job and exit non-zero if it fails")
-    add_common_arguments(p, needs=("image", "role", "bucket", "prefix"))
+    add_job_arguments(p, kind="processing", instance_count=1, max_runtime_seconds=3600)
 
     def run(args: argparse.Namespace) -> int:
-        aws, layout = aws_from_args(args), layout_from_args(args)
-        request = processing_request(
-            job_name=args.job_name or unique_name(job_stem(layout.prefix, "split")),
-            image=args.image,
-            role=args.role,
-            layout=layout,
-            instance_type=args.instance_type,
-            instance_count=args.instance_count,
-            volume_gb=args.volume_size_gb,
-            max_runtime_seconds=args.max_runtime_seconds,
-            shard_input=args.shard_input,
-            buckets=args.buckets,
-        )
-        name = start_processing(aws, request)
-        if args.wait and not aws.dry_run:
-            from launch.status import KINDS, wait_for
-
-            return wait_for(aws.client("sagemaker"), KINDS["processing"], name)
-        return 0
+        aws = aws_from_args(args)
+        job = job_from_args(args, "processing")
+        request = processing_request(job, shard_input=args.shard_input, buckets=args.buckets)
+        return wait_if_asked(aws, args, "processing", start_processing(aws, request))
 
     p.set_defaults(run=run)

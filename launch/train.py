@@ -10,75 +10,35 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fleetcast.training.config import HYPERPARAMETERS, ConfigError, JobSettings, parse_hyperparameters
+from fleetcast.training.log_metrics import METRIC_DEFINITIONS
 from launch.common import (
+    JOB_PATHS,
     Aws,
+    JobSpec,
     LaunchError,
     Layout,
-    add_common_arguments,
+    add_job_arguments,
     aws_from_args,
-    job_stem,
-    layout_from_args,
-    note,
+    job_from_args,
     parse_key_values,
-    unique_name,
+    start_job,
     validate_request,
+    wait_if_asked,
 )
 
-CHANNEL = "train"
-CHECKPOINT_PATH = "/opt/ml/checkpoints"
-
-# The keys `fleetcast train` accepts (fleetcast.training.config.HYPERPARAMETERS; a test keeps the two in
-# step). The job fails on any other key, so catching a typo here saves an instance start-up.
-HYPERPARAMETERS = frozenset(
-    {
-        "growth",
-        "seasonality_mode",
-        "yearly_seasonality",
-        "weekly_seasonality",
-        "daily_seasonality",
-        "changepoint_prior_scale",
-        "seasonality_prior_scale",
-        "n_changepoints",
-        "changepoint_range",
-        "interval_width",
-        "uncertainty_samples",
-        "channel",
-        "workers",
-        "holdout_days",
-        "max_failure_rate",
-        "min_rows",
-        "progress_seconds",
-        "fit_engine",
-        "max_rows_per_customer",
-    }
-)
-
-# Regexes over `train`'s progress lines; the first group is the value. The two line shapes:
-#   trained 340/1000 customers, 24.1 models/s, 2 failed, 5 skipped, median sMAPE 12.3%
-#   fleet done: 998 trained, 2 failed, 0 skipped of 1000 in 41.2s, 24.3 models/s, median sMAPE 11.9%, ...
-METRIC_DEFINITIONS = [
-    # Progress lines count customers processed so far (trained, failed or skipped); the final line says
-    # how many were trained.
-    {"Name": "fleet:customers_processed", "Regex": r"\btrained (\d+)/\d+ customers"},
-    {"Name": "fleet:customers_trained", "Regex": r"fleet done: (\d+) trained"},
-    {"Name": "fleet:customers_total", "Regex": r"(?:/|skipped of )(\d+)(?: customers,| in )"},
-    {"Name": "fleet:customers_failed", "Regex": r"(?:models/s|trained), (\d+) failed"},
-    {"Name": "fleet:customers_skipped", "Regex": r"failed, (\d+) skipped"},
-    {"Name": "fleet:models_per_second", "Regex": r"(?:customers|s), ([0-9.]+) models/s"},
-    {"Name": "fleet:median_smape", "Regex": r"median sMAPE ([0-9.]+)%"},
-    {"Name": "fleet:naive_smape", "Regex": r"naive sMAPE ([0-9.]+)%"},
-    {"Name": "fleet:seconds", "Regex": r"skipped of \d+ in ([0-9.]+)s,"},
-]
+CHANNEL = JobSettings.channel  # the channel `train` reads by default, and the one launch feeds
+CHECKPOINT_PATH = JOB_PATHS.checkpoints_dir.as_posix()
 
 
 def hyperparameters_from(pairs: list[str]) -> dict[str, str]:
+    """--hyperparameter KEY=VALUE pairs, checked by the job's own parser: a typo or a bad value fails
+    here, not after an instance start-up."""
     values = parse_key_values(pairs, "--hyperparameter")
-    unknown = sorted(set(values) - HYPERPARAMETERS)
-    if unknown:
-        raise LaunchError(
-            f"unknown hyperparameter(s) {', '.join(unknown)}; "
-            f"train accepts {', '.join(sorted(HYPERPARAMETERS))}"
-        )
+    try:
+        parse_hyperparameters(values)
+    except ConfigError as exc:
+        raise LaunchError(str(exc)) from None
     channel = values.get("channel", CHANNEL)
     if channel != CHANNEL:
         raise LaunchError(f"launch always feeds the {CHANNEL!r} channel; hyperparameter channel={channel!r}")
@@ -86,20 +46,14 @@ def hyperparameters_from(pairs: list[str]) -> dict[str, str]:
 
 
 def training_request(
+    job: JobSpec,
     *,
-    job_name: str,
-    image: str,
-    role: str,
-    layout: Layout,
-    instance_type: str,
-    instance_count: int,
-    volume_gb: int,
-    max_runtime_seconds: int,
     hyperparameters: dict[str, str],
     spot: bool,
     max_wait_seconds: int | None,
     output_path: str | None,
 ) -> dict[str, Any]:
+    max_runtime_seconds = job.max_runtime_seconds
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": max_runtime_seconds}
     if spot:
         wait = max_wait_seconds if max_wait_seconds is not None else max_runtime_seconds
@@ -111,10 +65,10 @@ def training_request(
     elif max_wait_seconds is not None:
         raise LaunchError("--max-wait only applies with --spot")
     request: dict[str, Any] = {
-        "TrainingJobName": job_name,
-        "RoleArn": role,
+        "TrainingJobName": job.name,
+        "RoleArn": job.role,
         "AlgorithmSpecification": {
-            "TrainingImage": image,
+            "TrainingImage": job.image,
             "TrainingInputMode": "File",
             "MetricDefinitions": METRIC_DEFINITIONS,
         },
@@ -125,7 +79,7 @@ def training_request(
                 "DataSource": {
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
-                        "S3Uri": layout.customers,
+                        "S3Uri": job.layout.customers,
                         "S3DataDistributionType": "ShardedByS3Key",
                     }
                 },
@@ -134,12 +88,12 @@ def training_request(
                 "InputMode": "File",
             }
         ],
-        "OutputDataConfig": {"S3OutputPath": output_path or layout.output},
-        "CheckpointConfig": {"S3Uri": layout.models, "LocalPath": CHECKPOINT_PATH},
+        "OutputDataConfig": {"S3OutputPath": output_path or job.layout.output},
+        "CheckpointConfig": {"S3Uri": job.layout.models, "LocalPath": CHECKPOINT_PATH},
         "ResourceConfig": {
-            "InstanceType": instance_type,
-            "InstanceCount": instance_count,
-            "VolumeSizeInGB": volume_gb,
+            "InstanceType": job.instance_type,
+            "InstanceCount": job.instance_count,
+            "VolumeSizeInGB": job.volume_gb,
         },
         "StoppingCondition": stopping,
         "EnableManagedSpotTraining": spot,
@@ -166,61 +120,40 @@ def start_training(aws: Aws, layout: Layout, request: dict[str, Any]) -> str:
     validate_request("sagemaker", "CreateTrainingJob", request)  # before the S3 look-up, not after
     if not aws.dry_run:
         check_enough_objects(aws, layout, request["ResourceConfig"]["InstanceCount"])
-    aws.send("sagemaker", "CreateTrainingJob", request)
-    name = request["TrainingJobName"]
-    if not aws.dry_run:
-        resources = request["ResourceConfig"]
-        note(
-            f"started training job {name}: {resources['InstanceCount']} x {resources['InstanceType']}, "
-            f"{layout.customers} -> {layout.models}"
-        )
-    return name
+    resources = request["ResourceConfig"]
+    summary = (
+        f"{resources['InstanceCount']} x {resources['InstanceType']}, {layout.customers} -> {layout.models}"
+    )
+    return start_job(aws, "training", "CreateTrainingJob", request, summary)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="Training job: customers/ sharded over N instances, models/ as output")
-    p.add_argument("--job-name", default=None, help="default: fleetcast-<prefix>-train-<timestamp>")
-    p.add_argument("--instance-type", default="ml.m5.xlarge")
-    p.add_argument("--instance-count", type=int, default=2)
-    p.add_argument("--volume-size-gb", type=int, default=30)
-    p.add_argument("--max-runtime-seconds", type=int, default=24 * 3600)
     p.add_argument(
         "--hyperparameter",
         "-H",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="repeatable, e.g. -H seasonality_mode=multiplicative -H holdout_days=28",
+        help=f"repeatable, e.g. -H seasonality_mode=multiplicative; keys: {', '.join(HYPERPARAMETERS)}",
     )
     p.add_argument("--spot", action="store_true", help="managed spot training (resumes from models/)")
     p.add_argument("--max-wait", type=int, default=None, help="with --spot: seconds to wait for capacity+run")
     p.add_argument(
         "--output-path", default=None, help="S3 URI for model.tar.gz/output.tar.gz (default output/)"
     )
-    p.add_argument("--wait", action="store_true", help="wait for the job and exit non-zero if it fails")
-    add_common_arguments(p, needs=("image", "role", "bucket", "prefix"))
+    add_job_arguments(p, kind="training", instance_count=2, max_runtime_seconds=24 * 3600)
 
     def run(args: argparse.Namespace) -> int:
-        aws, layout = aws_from_args(args), layout_from_args(args)
+        aws = aws_from_args(args)
+        job = job_from_args(args, "training")
         request = training_request(
-            job_name=args.job_name or unique_name(job_stem(layout.prefix, "train")),
-            image=args.image,
-            role=args.role,
-            layout=layout,
-            instance_type=args.instance_type,
-            instance_count=args.instance_count,
-            volume_gb=args.volume_size_gb,
-            max_runtime_seconds=args.max_runtime_seconds,
+            job,
             hyperparameters=hyperparameters_from(args.hyperparameter),
             spot=args.spot,
             max_wait_seconds=args.max_wait,
             output_path=args.output_path,
         )
-        name = start_training(aws, layout, request)
-        if args.wait and not aws.dry_run:
-            from launch.status import KINDS, wait_for
-
-            return wait_for(aws.client("sagemaker"), KINDS["training"], name)
-        return 0
+        return wait_if_asked(aws, args, "training", start_training(aws, job.layout, request))
 
     p.set_defaults(run=run)

@@ -107,10 +107,12 @@ endpoint_pid=$!
 wait_for "$endpoint_url/ping" "fleetcast local-endpoint" "$endpoint_pid"
 
 echo "-- first (cold) invocations through boto3: download, POST /models, predict"
+customer_flags=()
 for customer in "${customers[@]}"; do
-  "$python" -m fleetcast.cli invoke --endpoint-url "$endpoint_url" --customer "$customer" --period 7
-  echo
+  customer_flags+=(--customer "$customer")
 done
+"$python" -m fleetcast.cli invoke --endpoint-url "$endpoint_url" "${customer_flags[@]}" --period 7
+echo
 
 echo "-- cold versus warm latency"
 "$python" - "$endpoint_url" "${customers[@]}" <<'PY'

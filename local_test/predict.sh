@@ -10,6 +10,7 @@
 #   FLEETCAST_MODELS_DIR            where a tarball is extracted (default: a temporary folder)
 #   FLEETCAST_CONTAINER_MODELS_DIR  the same folder as the container sees it; for a docker container,
 #                                   mount FLEETCAST_MODELS_DIR at /opt/ml/models and set this to /opt/ml/models
+#   FLEETCAST_PYTHON                prints the table with this repository's fleetcast.client (default python3)
 set -euo pipefail
 
 usage() {
@@ -21,7 +22,8 @@ usage() {
 model=$1
 period=${2:-7}
 url=${FLEETCAST_CONTAINER_URL:-http://127.0.0.1:8080}
-python=$(command -v python3 || command -v python)
+repo=$(cd "$(dirname "$0")/.." && pwd)
+python=${FLEETCAST_PYTHON:-$(command -v python3 || command -v python)}
 
 case $period in
   '' | *[!0-9]*) echo "PERIOD must be a positive integer, got '$period'" >&2; exit 2 ;;
@@ -84,26 +86,16 @@ case $status in
   *) echo "load failed with HTTP $status" >&2; exit 1 ;;
 esac
 
-echo "== POST /models/$name/invoke  {\"period\": $period, \"intervals\": true}"
+# No "intervals" field: the model's own choice, as `fleetcast invoke` does (uncertainty_samples=0 models
+# answer point forecasts instead of a 400).
+echo "== POST /models/$name/invoke  {\"period\": $period}"
 code=$(curl -sS -o "$response" -w '%{http_code}' -X POST "$url/models/$name/invoke" \
   -H 'Content-Type: application/json' -H 'Accept: application/json' \
-  -d "{\"period\": $period, \"intervals\": true}")
+  -d "{\"period\": $period}")
 if [ "$code" != 200 ]; then
   echo "invoke answered HTTP $code:" >&2
   "$python" -m json.tool < "$response" >&2 || cat "$response" >&2
   exit 1
 fi
-"$python" - "$response" <<'PY'
-import json
-import sys
-
-with open(sys.argv[1]) as handle:
-    body = json.load(handle)
-rows = body["forecast"]
-print(f"customer {body['customer']}: {len(rows)} steps")
-print(f"{'ds':<20} {'yhat':>10} {'yhat_lower':>11} {'yhat_upper':>11}")
-for row in rows:
-    low, high = row.get("yhat_lower"), row.get("yhat_upper")
-    bounds = f" {low:>11.2f} {high:>11.2f}" if low is not None else ""
-    print(f"{row['ds'][:19]:<20} {row['yhat']:>10.2f}{bounds}")
-PY
+# The one forecast table, fleetcast.client's (the same as `fleetcast invoke` prints).
+PYTHONPATH="$repo/container${PYTHONPATH:+:$PYTHONPATH}" "$python" -m fleetcast.client table "$response"

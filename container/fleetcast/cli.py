@@ -159,30 +159,19 @@ def _local_endpoint(sub: argparse._SubParsersAction) -> None:
 
 
 def _invoke(sub: argparse._SubParsersAction) -> None:
+    from fleetcast import client  # light: boto3 is imported by the call, not here
+
     p = sub.add_parser(
-        "invoke", help="call InvokeEndpoint (boto3 sagemaker-runtime) for one customer's forecast"
+        "invoke", help="call InvokeEndpoint (boto3 sagemaker-runtime) for customers' forecasts"
     )
     p.add_argument("--endpoint-url", default=None, help="e.g. http://127.0.0.1:8081 (default: AWS)")
-    p.add_argument("--endpoint-name", default="fleetcast")
-    p.add_argument("--customer", required=True, help="customer id; TargetModel is <customer>.tar.gz")
-    p.add_argument("--period", type=int, default=7)
-    p.add_argument("--freq", default=None)
-    p.add_argument("--intervals", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--region", default=None)
-    p.add_argument("--json", action="store_true", help="print the raw JSON response instead of a table")
+    p.add_argument("--endpoint-name", default="fleetcast", help="(default: %(default)s)")
+    p.add_argument("--region", default=None, help="default: AWS_REGION or your config; us-east-1 on loopback")
+    client.add_invoke_arguments(p)
 
     def run(a: argparse.Namespace) -> int:
-        from fleetcast.client import invoke_main
-
-        return invoke_main(
-            endpoint_url=a.endpoint_url,
-            endpoint_name=a.endpoint_name,
-            customer=a.customer,
-            period=a.period,
-            freq=a.freq,
-            intervals=a.intervals,
-            region=a.region,
-            raw_json=a.json,
+        return client.invoke_from_args(
+            a, endpoint_name=a.endpoint_name, endpoint_url=a.endpoint_url, region=a.region
         )
 
     p.set_defaults(run=run)

@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from fleetcast.paths import SageMakerPaths
 from launch.train import METRIC_DEFINITIONS
 
 PROGRESS_LINE = "trained 340/1000 customers, 24.1 models/s, 2 failed, 5 skipped, median sMAPE 12.3%"
@@ -74,19 +75,18 @@ def test_process_runs_the_split_step_from_raw_to_customers(cli, clients, names) 
     app = job["AppSpecification"]
     assert app["ImageUri"] == names.image
     assert app["ContainerEntrypoint"] == ["fleetcast", "split"]
-    assert app["ContainerArguments"] == [
-        "--input",
-        "/opt/ml/processing/input",
-        "--out",
-        "/opt/ml/processing/output",
-    ]
+    platform = SageMakerPaths.from_env({})  # the job's container: the platform's own /opt/ml
+    input_path, output_path = (
+        path.as_posix() for path in (platform.processing_input_dir, platform.processing_output_dir)
+    )
+    assert app["ContainerArguments"] == ["--input", input_path, "--out", output_path]
     (source,) = job["ProcessingInputs"]
     assert source["S3Input"]["S3Uri"] == f"s3://{names.bucket}/demo/raw/"
-    assert source["S3Input"]["LocalPath"] == "/opt/ml/processing/input"
+    assert source["S3Input"]["LocalPath"] == input_path
     assert source["S3Input"]["S3DataDistributionType"] == "FullyReplicated"
     (output,) = job["ProcessingOutputConfig"]["Outputs"]
     assert output["S3Output"]["S3Uri"] == f"s3://{names.bucket}/demo/customers/"
-    assert output["S3Output"]["LocalPath"] == "/opt/ml/processing/output"
+    assert output["S3Output"]["LocalPath"] == output_path
     assert job["RoleArn"] == names.role
 
 
@@ -165,7 +165,9 @@ def test_train_refuses_more_instances_than_customer_objects(cli, clients, names)
 def test_train_rejects_unknown_hyperparameters_and_max_wait_without_spot(cli, names) -> None:
     code, _, err = cli("train", *names.common, "-H", "seasonalty_mode=additive", "--dry-run")
     assert code == 2
-    assert "unknown hyperparameter(s) seasonalty_mode" in err
+    assert "unknown hyperparameter 'seasonalty_mode'" in err
+    code, _, err = cli("train", *names.common, "-H", "holdout_days=soon", "--dry-run")
+    assert (code, "hyperparameter holdout_days='soon': is not a valid value" in err) == (2, True)
     code, _, err = cli("train", *names.common, "--max-wait", "100", "--dry-run")
     assert (code, "--max-wait only applies with --spot" in err) == (2, True)
 
@@ -335,6 +337,7 @@ def test_dry_run_prints_the_exact_training_request(cli, names, json_documents) -
     source = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     assert source["S3DataDistributionType"] == "ShardedByS3Key"
     assert request["CheckpointConfig"]["S3Uri"] == f"s3://{names.bucket}/demo/models/"
+    assert request["CheckpointConfig"]["LocalPath"] == SageMakerPaths.from_env({}).checkpoints_dir.as_posix()
     assert "MaxWaitTimeInSeconds" not in request["StoppingCondition"]
     metrics = request["AlgorithmSpecification"]["MetricDefinitions"]
     assert metrics == METRIC_DEFINITIONS
@@ -396,24 +399,6 @@ def test_runs_as_python_dash_m_launch_from_the_repo_root() -> None:
     assert request["Body"] == {"period": 7}
 
 
-def test_an_explicit_endpoint_url_without_credentials_sends_unsigned(monkeypatch, capsys) -> None:
-    # For a local endpoint front. (moto cannot route unsigned calls, so this checks the client's config.)
-    from botocore import UNSIGNED
-
-    from launch.common import Aws
-
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name)
-    runtime = Aws(region="us-east-1", endpoint_url="http://127.0.0.1:8080").client("sagemaker-runtime")
-    assert runtime.meta.config.signature_version is UNSIGNED
-    assert runtime.meta.endpoint_url == "http://127.0.0.1:8080"
-    assert "sending unsigned requests to http://127.0.0.1:8080" in capsys.readouterr().err
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    signed = Aws(region="us-east-1", endpoint_url="http://127.0.0.1:8080").client("sagemaker-runtime")
-    assert signed.meta.config.signature_version is not UNSIGNED
-
-
 def test_update_dry_run_needs_what_it_cannot_read(cli, names) -> None:
     code, _, err = cli("update", "--image", names.image, "--prefix", names.prefix, "--dry-run")
     assert code == 2
@@ -447,6 +432,6 @@ def test_invoke_prints_tables_and_keeps_going_past_a_bad_answer(cli, moto) -> No
         "invoke", "--prefix", "demo", "--customer", "7", "--customer", "8", "--customer", "9"
     )
     assert code == 1
-    assert "customer 7: 1 step(s)" in out and "1.500" in out
-    assert "customer 8: 1 step(s)" in out and "2.250" in out
-    assert "error: customer 9: the endpoint answered non-JSON: b'body'" in err
+    assert "customer 7: 1 step from fleetcast-demo" in out and "1.50" in out
+    assert "customer 8: 1 step from fleetcast-demo" in out and "2.25" in out
+    assert "error: customer 9: 9.tar.gz: the endpoint answered non-JSON: b'body'" in err

@@ -1,119 +1,61 @@
-"""`invoke`'s core with a real sagemaker-runtime client under botocore's Stubber: retries, errors, table."""
+"""`python -m launch invoke`, a thin CLI over fleetcast.client: what it does before and instead of sending.
+
+Its calls to a real endpoint (lean behind the local endpoint, through the client's retry) run in
+tests/test_client.py, next to the client's own tests and on the same servers.
+"""
 
 from __future__ import annotations
 
-import io
-import json
-from typing import Any
+from collections.abc import Callable
+from types import SimpleNamespace
 
-import boto3
-import pytest
-from botocore.response import StreamingBody
-from botocore.stub import Stubber
+from fleetcast.client import target_model
+from tests.support.servers import refused_port
 
-from launch.invoke import InvokeError, forecast_table, invoke_forecast
-
-ANSWER = {
-    "customer": "7",
-    "forecast": [
-        {"ds": "2023-01-01T00:00:00", "yhat": 12.3456, "yhat_lower": 10.0, "yhat_upper": 14.5},
-        {"ds": "2023-01-02T00:00:00", "yhat": 11.0, "yhat_lower": 9.25, "yhat_upper": 13.0},
-    ],
-}
+Cli = Callable[..., tuple[int, str, str]]
 
 
-def _runtime() -> Any:
-    return boto3.session.Session(region_name="us-east-1").client("sagemaker-runtime")
+def invoke(cli: Cli, url: str, *argv: str) -> tuple[int, str, str]:
+    return cli("invoke", "--endpoint-url", url, "--endpoint-name", "fleetcast", *argv)
 
 
-def _body(payload: dict[str, Any]) -> StreamingBody:
-    data = json.dumps(payload).encode()
-    return StreamingBody(io.BytesIO(data), len(data))
-
-
-def _expected(customer: str, payload: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "EndpointName": "fleetcast-demo",
-        "TargetModel": f"{customer}.tar.gz",
+def test_dry_run_prints_the_request_the_client_sends(
+    cli: Cli, json_documents: Callable[[str], list[dict]], names: SimpleNamespace
+) -> None:
+    code, out, _ = cli(
+        "invoke", "--prefix", names.prefix, "--customer", "7", "--customer", "a/b", "--dry-run"
+    )
+    assert code == 0
+    first, second = (document["request"] for document in json_documents(out))
+    assert first == {
+        "EndpointName": f"fleetcast-{names.prefix}",
+        "TargetModel": "7.tar.gz",
         "ContentType": "application/json",
         "Accept": "application/json",
-        "Body": json.dumps(payload).encode(),
+        "Body": {"period": 7},  # no intervals: the model's own choice
     }
+    assert second["TargetModel"] == target_model("a/b") != "a/b.tar.gz"
+    code, out, _ = cli("invoke", "--prefix", names.prefix, "--customer", "7", "--intervals", "--dry-run")
+    assert json_documents(out)[0]["request"]["Body"] == {"period": 7, "intervals": True}
 
 
-def test_model_not_ready_is_retried_with_growing_backoff() -> None:
-    runtime, sleeps = _runtime(), []
-    with Stubber(runtime) as stub:
-        for _ in range(3):
-            stub.add_client_error(
-                "invoke_endpoint",
-                service_error_code="ModelNotReadyException",
-                service_message="Model is loading",
-                http_status_code=429,
-                expected_params=_expected("7", {"period": 2, "intervals": True}),
-            )
-        stub.add_response(
-            "invoke_endpoint",
-            {"Body": _body(ANSWER), "ContentType": "application/json"},
-            _expected("7", {"period": 2, "intervals": True}),
+def test_a_malformed_request_is_refused_before_anything_is_sent(cli: Cli) -> None:
+    # Nothing listens there: had the request been sent, the error would be a connection failure.
+    with refused_port() as port:
+        code, _, err = invoke(
+            cli, f"http://127.0.0.1:{port}", "--customer", "7", "--endpoint-name", "bad_name"
         )
-        answer = invoke_forecast(runtime, "fleetcast-demo", "7", 2, intervals=True, sleep=sleeps.append)
-        stub.assert_no_pending_responses()
-    assert answer == ANSWER
-    assert sleeps == [1.0, 2.0, 4.0]
+    assert code == 2
+    assert "InvokeEndpoint request is invalid" in err and "EndpointName: 'bad_name' does not match" in err
 
 
-def test_model_not_ready_gives_up_after_max_attempts() -> None:
-    runtime, sleeps = _runtime(), []
-    with Stubber(runtime) as stub:
-        for _ in range(2):
-            stub.add_client_error("invoke_endpoint", "ModelNotReadyException", "Model is loading", 429)
-        with pytest.raises(InvokeError, match=r"7.tar.gz still not loaded after 2 attempts"):
-            invoke_forecast(runtime, "fleetcast-demo", "7", 7, max_attempts=2, sleep=sleeps.append)
-    assert sleeps == [1.0]
+def test_an_unreachable_endpoint_fails_each_customer_clearly(cli: Cli) -> None:
+    with refused_port() as port:
+        code, out, err = invoke(cli, f"http://127.0.0.1:{port}", "--customer", "7", "--customer", "8")
+    assert code == 1 and out == ""
+    assert err.count("Could not connect to the endpoint URL") == 2, err
 
 
-def test_a_model_error_surfaces_the_container_message() -> None:
-    runtime = _runtime()
-    container_error = json.dumps({"error": "bad_request", "message": "period must be 1..366, got 0"})
-    with Stubber(runtime) as stub:
-        stub.add_client_error(
-            "invoke_endpoint",
-            service_error_code="ModelError",
-            service_message="Received client error (400) from primary",
-            http_status_code=424,
-            response_meta={},
-            modeled_fields={"OriginalStatusCode": 400, "OriginalMessage": container_error},
-        )
-        with pytest.raises(InvokeError, match=r"customer 7: bad_request: period must be 1\.\.366, got 0"):
-            invoke_forecast(runtime, "fleetcast-demo", "7", 0, sleep=lambda _: None)
-
-
-def test_the_request_is_validated_before_sending() -> None:
-    from launch.common import InvalidRequestError
-
-    runtime = _runtime()
-    with (
-        Stubber(runtime),
-        pytest.raises(InvalidRequestError, match=r"TargetModel: ' 7\.tar\.gz' does not match"),
-    ):
-        invoke_forecast(runtime, "fleetcast-demo", " 7", 7)
-
-
-def test_forecast_table_with_and_without_intervals() -> None:
-    table = forecast_table(ANSWER).splitlines()
-    assert table[0] == "customer 7: 2 step(s)"
-    assert table[1].split() == ["ds", "yhat", "yhat_lower", "yhat_upper"]
-    assert table[3].split() == ["2023-01-01T00:00:00", "12.346", "10.000", "14.500"]
-    point_only = {"customer": "8", "forecast": [{"ds": "2023-01-01T00:00:00", "yhat": 3.0}]}
-    table = forecast_table(point_only).splitlines()
-    assert table[1].split() == ["ds", "yhat"]
-    assert table[3].split() == ["2023-01-01T00:00:00", "3.000"]
-
-
-def test_a_server_failure_for_one_customer_is_an_invoke_error() -> None:
-    runtime = _runtime()
-    with Stubber(runtime) as stub:
-        stub.add_client_error("invoke_endpoint", "InternalFailure", "An internal error occurred", 500)
-        with pytest.raises(InvokeError, match="customer 7: InternalFailure: An internal error occurred"):
-            invoke_forecast(runtime, "fleetcast-demo", "7", 7, sleep=lambda _: None)
+def test_max_attempts_below_one_is_a_usage_error(cli: Cli) -> None:
+    code, _, err = cli("invoke", "--endpoint-name", "fleetcast", "--customer", "7", "--max-attempts", "0")
+    assert code == 2 and "--max-attempts must be at least 1, got 0" in err

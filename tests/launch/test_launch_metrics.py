@@ -1,4 +1,8 @@
-"""MetricDefinitions against `train`'s progress line formats; the hyperparameter names train accepts."""
+"""MetricDefinitions against the real progress lines `train` logs; the hyperparameter table launch checks.
+
+The lines come from the job's own formatter (FleetProgress), so a field renamed there, or a regex changed
+in fleetcast.training.log_metrics, fails here.
+"""
 
 from __future__ import annotations
 
@@ -7,47 +11,31 @@ import os
 import re
 import subprocess
 import sys
+import time
+from array import array
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 
-from launch.train import HYPERPARAMETERS, METRIC_DEFINITIONS, hyperparameters_from
+from fleetcast.model.settings import ProphetSettings
+from fleetcast.training.config import HYPERPARAMETERS, JobSettings
+from fleetcast.training.customer import FAILED, SKIPPED, TRAINED
+from fleetcast.training.fleet import FleetProgress
+from fleetcast.training.log_metrics import METRIC_DEFINITIONS
+from launch.common import LaunchError
+from launch.train import hyperparameters_from
 
-# The two line formats `fleetcast train` logs (the contract in helpers/COMMON.md), behind a logging prefix
-# as they appear in CloudWatch.
-PROGRESS = (
-    "2026-11-25 21:40:03 INFO fleetcast.training.fleet: "
-    "trained 340/1000 customers, 24.1 models/s, 2 failed, 5 skipped, median sMAPE 12.3%"
-)
-FINAL = (
-    "2026-11-25 21:40:44 INFO fleetcast.training.fleet: "
-    "fleet done: 998 trained, 2 failed, 0 skipped of 1000 in 41.2s, 24.3 models/s, "
-    "median sMAPE 11.9%, naive sMAPE 15.2%"
-)
-EXPECTED = {
-    PROGRESS: {
-        "fleet:customers_processed": "340",
-        "fleet:customers_trained": None,
-        "fleet:customers_total": "1000",
-        "fleet:customers_failed": "2",
-        "fleet:customers_skipped": "5",
-        "fleet:models_per_second": "24.1",
-        "fleet:median_smape": "12.3",
-        "fleet:naive_smape": None,
-        "fleet:seconds": None,
-    },
-    FINAL: {
-        "fleet:customers_processed": None,
-        "fleet:customers_trained": "998",
-        "fleet:customers_total": "1000",
-        "fleet:customers_failed": "2",
-        "fleet:customers_skipped": "0",
-        "fleet:models_per_second": "24.3",
-        "fleet:median_smape": "11.9",
-        "fleet:naive_smape": "15.2",
-        "fleet:seconds": "41.2",
-    },
-}
+LOG_PREFIX = "2026-11-25 21:40:03 INFO fleetcast.training.fleet: "  # as the lines appear in CloudWatch
+
+
+def progress(total: int, trained: int, failed: int, skipped: int, seconds: float, smapes=(), naive=()):
+    """A FleetProgress in the state a real job reaches, `seconds` after it started."""
+    state = FleetProgress(total=total, started=time.perf_counter() - seconds)
+    state.counts = {TRAINED: trained, FAILED: failed, SKIPPED: skipped}
+    state.processed = trained + failed + skipped
+    state.smapes, state.naive_smapes = array("d", smapes), array("d", naive)
+    return state
 
 
 def _extract(line: str) -> dict[str, str | None]:
@@ -58,9 +46,32 @@ def _extract(line: str) -> dict[str, str | None]:
     return values
 
 
-@pytest.mark.parametrize("line", [PROGRESS, FINAL], ids=["progress", "final"])
-def test_every_metric_reads_the_right_number(line: str) -> None:
-    assert _extract(line) == EXPECTED[line]
+def test_every_metric_reads_the_right_number_from_the_real_lines() -> None:
+    running = progress(1000, 333, 2, 5, 13.9, smapes=[12.3, 14.0, 9.9], naive=[15.2])
+    done = progress(1000, 998, 2, 0, 41.2, smapes=[11.9], naive=[15.2])
+    during, final = _extract(LOG_PREFIX + running.line()), _extract(LOG_PREFIX + done.final_line())
+    assert float(during.pop("fleet:models_per_second")) == pytest.approx(333 / 13.9, abs=0.1)
+    assert during == {
+        "fleet:customers_processed": "340",
+        "fleet:customers_trained": None,
+        "fleet:customers_total": "1000",
+        "fleet:customers_failed": "2",
+        "fleet:customers_skipped": "5",
+        "fleet:median_smape": "12.3",
+        "fleet:naive_smape": None,
+        "fleet:seconds": None,
+    }
+    assert float(final.pop("fleet:models_per_second")) == pytest.approx(998 / 41.2, abs=0.1)
+    assert float(final.pop("fleet:seconds")) == pytest.approx(41.2, abs=0.1)
+    assert final == {
+        "fleet:customers_processed": None,
+        "fleet:customers_trained": "998",
+        "fleet:customers_total": "1000",
+        "fleet:customers_failed": "2",
+        "fleet:customers_skipped": "0",
+        "fleet:median_smape": "11.9",
+        "fleet:naive_smape": "15.2",
+    }
 
 
 def test_each_regex_has_one_group_and_fits_the_api_limits() -> None:
@@ -70,8 +81,7 @@ def test_each_regex_has_one_group_and_fits_the_api_limits() -> None:
 
 
 def test_no_holdout_yet_gives_no_smape_rather_than_a_wrong_number() -> None:
-    line = "trained 10/1000 customers, 3.0 models/s, 0 failed, 0 skipped, median sMAPE n/a"
-    values = _extract(line)
+    values = _extract(progress(1000, 10, 0, 0, 3.3).line())  # no sMAPE yet: the line says n/a
     assert values["fleet:median_smape"] is None
     assert values["fleet:customers_processed"] == "10"
 
@@ -87,10 +97,17 @@ def test_other_log_lines_do_not_feed_the_fleet_metrics() -> None:
         assert {name: value for name, value in _extract(line).items() if value is not None} == {}, line
 
 
-def test_launch_knows_exactly_the_hyperparameters_train_accepts() -> None:
-    from fleetcast.training.config import HYPERPARAMETERS as ACCEPTED_BY_TRAIN
-
-    assert set(ACCEPTED_BY_TRAIN) == HYPERPARAMETERS
+def test_every_hyperparameter_train_accepts_passes_launch() -> None:
+    # Each key at its default, spelled as SageMaker sends it: a key added to the package's table needs no
+    # launch change, and launch refuses what the job would refuse.
+    defaults = {**asdict(ProphetSettings()), **asdict(JobSettings())}
+    assert set(defaults) == set(HYPERPARAMETERS)
+    for key, value in defaults.items():
+        assert hyperparameters_from([f"{key}={value}"]) == {key: str(value)}
+    with pytest.raises(LaunchError, match="unknown hyperparameter 'holdout_dayz'"):
+        hyperparameters_from(["holdout_dayz=3"])
+    with pytest.raises(LaunchError, match="hyperparameter min_rows='1': must be >= 2"):
+        hyperparameters_from(["min_rows=1"])
 
 
 def test_hyperparameters_go_out_as_strings() -> None:

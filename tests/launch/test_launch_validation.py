@@ -8,6 +8,7 @@ import pytest
 
 from launch.common import (
     InvalidRequestError,
+    JobSpec,
     LaunchError,
     Layout,
     compiled_pattern,
@@ -19,8 +20,8 @@ from launch.train import training_request
 
 
 def _training(**overrides: object) -> dict:
-    request = training_request(
-        job_name="fleetcast-demo-train-1",
+    job = JobSpec(
+        name="fleetcast-demo-train-1",
         image="123456789012.dkr.ecr.us-east-1.amazonaws.com/fleetcast:latest",
         role="arn:aws:iam::123456789012:role/FleetcastSageMaker",
         layout=Layout("fleetcast-test", "demo"),
@@ -28,6 +29,9 @@ def _training(**overrides: object) -> dict:
         instance_count=2,
         volume_gb=30,
         max_runtime_seconds=3600,
+    )
+    request = training_request(
+        job,
         hyperparameters={"holdout_days": "28"},
         spot=False,
         max_wait_seconds=None,

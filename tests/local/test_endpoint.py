@@ -242,21 +242,12 @@ def test_forecast_through_boto3_matches_prophet(
     assert len(rows) == 3 and "yhat_lower" not in rows[0]
     assert container_models(mms) == {model_id("1.tar.gz")}
 
-    # The client helper and the CLI's table, against the same endpoint.
+    # The one client and its CLI table, against the same endpoint.
     forecast = request_forecast(client, "fleetcast", "1", 5)
     assert len(forecast.rows) == 5 and forecast.cache == "hit"
-    assert "yhat_lower" in format_table(forecast)
+    assert "yhat_lower" in format_table(forecast)  # the model's own default: it has uncertainty samples
     out = io.StringIO()
-    code = invoke_main(
-        endpoint_url=server.url,
-        endpoint_name="fleetcast",
-        customer="1",
-        period=4,
-        freq=None,
-        intervals=True,
-        region=None,
-        out=out,
-    )
+    code = invoke_main(customers=["1"], endpoint_name="fleetcast", period=4, endpoint_url=server.url, out=out)
     assert code == 0
     assert "customer 1: 4 steps" in out.getvalue() and out.getvalue().count("\n") == 1 + 2 + 4
 
@@ -685,10 +676,8 @@ def test_launch_invoke_against_the_local_endpoint(
     mms: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
     """`python -m launch invoke` (issue 5) calls our endpoint exactly as it calls SageMaker: real boto3."""
-    from launch.invoke import invoke_forecast
-
     server = start(mms, LocalFolderSource(models_dir))
-    answer = invoke_forecast(runtime(server.url), "fleetcast", "2", 6, intervals=True)
+    answer = request_forecast(runtime(server.url), "fleetcast", "2", 6, intervals=True).answer
     assert answer["customer"] == "2"
     assert len(answer["forecast"]) == 6
     assert all(row["yhat_lower"] <= row["yhat"] <= row["yhat_upper"] for row in answer["forecast"])
@@ -705,5 +694,5 @@ def test_launch_invoke_against_the_local_endpoint(
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 1, done.stderr  # one unknown customer fails, the known one still prints
-    assert "customer 2: 3 step(s)" in done.stdout
+    assert "customer 2: 3 steps" in done.stdout
     assert "nobody" in done.stderr
