@@ -10,20 +10,21 @@ import pandas as pd
 import pytest
 
 from fleetcast.data.generate import customer_series
+from fleetcast.data.layout import CUSTOMER_FILE, INPUT_COLUMNS, TIME_COLUMN, VALUE_COLUMN
 
 GRID = pd.date_range("2022-01-01", periods=120, freq="D")
 
 
 def customer_rows(customer: int, seed: int = 7, rows: int = 120) -> pd.DataFrame:
     stamps, values = customer_series(customer, seed, GRID, rows)
-    return pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%d %H:%M:%S"), "consumption": values.round(3)})
+    return pd.DataFrame({TIME_COLUMN: stamps.strftime("%Y-%m-%d %H:%M:%S"), VALUE_COLUMN: values.round(3)})
 
 
 def write_folder_layout(channel: Path, customers: range, seed: int = 7, rows: int = 120) -> None:
     for customer in customers:
         folder = channel / str(customer)
         folder.mkdir(parents=True, exist_ok=True)
-        customer_rows(customer, seed, rows).to_csv(folder / "data.csv", index=False)
+        customer_rows(customer, seed, rows).to_csv(folder / CUSTOMER_FILE, index=False)
 
 
 def write_flat_layout(channel: Path, customers: range, seed: int = 7) -> None:
@@ -39,7 +40,7 @@ def write_bucket_layout(channel: Path, customers: range, buckets: int = 2, seed:
         frames[customer % buckets].append(customer_rows(customer, seed).assign(customer_id=str(customer)))
     for bucket, parts in frames.items():
         if parts:
-            frame = pd.concat(parts)[["customer_id", "timestamp", "consumption"]]
+            frame = pd.concat(parts)[list(INPUT_COLUMNS)]
             frame.to_csv(channel / f"part-{bucket:05d}.csv", index=False)
 
 

@@ -60,14 +60,19 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.data.customer_ids import safe_customer_id
+from fleetcast.data.layout import (
+    BUCKET_HEADER,
+    CUSTOMER_COLUMN,
+    CUSTOMER_FILE,
+    CUSTOMER_HEADER,
+    INPUT_COLUMNS,
+    TIME_COLUMN,
+    VALUE_COLUMN,
+)
 from fleetcast.paths import SageMakerPaths
 
 log = logging.getLogger(__name__)
 
-REQUIRED_COLUMNS = ("customer_id", "timestamp", "consumption")
-CUSTOMER_HEADER = "timestamp,consumption\n"
-BUCKET_HEADER = "customer_id,timestamp,consumption\n"
-CUSTOMER_FILE = "data.csv"
 SUMMARY_FILE = "split_summary.json"
 RENAMED_IDS_FILE = "split_renamed_ids.jsonl"
 WORK_DIR = ".split-work"  # spools live next to the output: same volume, removed at the end
@@ -158,21 +163,21 @@ def check_header(path: Path) -> Header:
         columns = pd.read_csv(path, nrows=0, **READ_OPTIONS).columns
     except pd.errors.EmptyDataError:
         raise SplitError(
-            f"{path}: the file is empty; expected a header line {','.join(REQUIRED_COLUMNS)}"
+            f"{path}: the file is empty; expected a header line {','.join(INPUT_COLUMNS)}"
         ) from None
     except (UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
         raise SplitError(f"{path}: cannot read the header: {exc}") from None
     present: dict[str, str] = {}
     for column in columns:
         present.setdefault(str(column).strip(), str(column))
-    missing = [c for c in REQUIRED_COLUMNS if c not in present]
+    missing = [c for c in INPUT_COLUMNS if c not in present]
     if missing:
         found = ", ".join(str(c) for c in columns) or "(none)"
         raise SplitError(
             f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
-            f"(found: {found}; the header must contain {','.join(REQUIRED_COLUMNS)})"
+            f"(found: {found}; the header must contain {','.join(INPUT_COLUMNS)})"
         )
-    return Header(columns=[str(c) for c in columns], required={c: present[c] for c in REQUIRED_COLUMNS})
+    return Header(columns=[str(c) for c in columns], required={c: present[c] for c in INPUT_COLUMNS})
 
 
 def estimate_rows(files: Sequence[Path]) -> int:
@@ -271,7 +276,7 @@ def _chunks(path: Path, header: Header, chunk_rows: int, counters: Counters) -> 
     Every column is read (no `usecols`): with `usecols` the parser silently accepts lines with extra
     fields, and a line like `7,2022-01-01,1,5` (a decimal comma?) must be reported, not half-read.
     """
-    consumption = header.required["consumption"]
+    consumption = header.required[VALUE_COLUMN]
     reader = pd.read_csv(
         path,
         # Text everywhere (ids like "007" stay text; extra columns cost no type guessing) except the
@@ -322,10 +327,10 @@ def parse_chunk(
     distinct id, not per row.
     """
     counters.rows_read += len(frame)
-    codes, distinct = pd.factorize(frame["customer_id"].to_numpy(dtype=object))
+    codes, distinct = pd.factorize(frame[CUSTOMER_COLUMN].to_numpy(dtype=object))
     distinct = np.array([str(d).strip() for d in distinct.tolist()], dtype=object)
-    stamps = _parse_times(frame["timestamp"].astype(str))
-    values = pd.to_numeric(frame["consumption"], errors="coerce").to_numpy(dtype=np.float64)
+    stamps = _parse_times(frame[TIME_COLUMN].astype(str))
+    values = pd.to_numeric(frame[VALUE_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
 
     keep = np.ones(len(frame), dtype=bool)
     problems = (

@@ -1,9 +1,5 @@
-"""Finding customers in a training channel, in any of the three layouts fleetcast accepts.
+"""Finding customers in a training channel, in any of the three layouts of `fleetcast.data.layout`.
 
-- `<customer>/data.csv` with header `timestamp,consumption` (what `fleetcast split` writes);
-- flat `<customer>.csv` without a header (the AWS blog sample's splitter output);
-- bucket files holding many whole customers, header `customer_id,timestamp,consumption`
-  (`fleetcast split --buckets`).
 A task is what one worker fits: a customer and either the file to read or the rows themselves, and the
 most rows it may have (`max_rows_per_customer`): a bigger customer fails before it is read whole.
 """
@@ -21,9 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.data.customer_ids import safe_customer_id
-
-FOLDER_FILE = "data.csv"
-BUCKET_COLUMN = "customer_id"
+from fleetcast.data.layout import CUSTOMER_COLUMN, CUSTOMER_FILE, TIME_COLUMN, VALUE_COLUMN
 
 
 class NoInputError(Exception):
@@ -72,14 +66,14 @@ def scan_channel(channel_dir: Path) -> ChannelInventory:
         if not path.is_file() or any(part.startswith(".") for part in path.relative_to(channel_dir).parts):
             continue
         header = _first_line(path).split(",")
-        (buckets if BUCKET_COLUMN in header else files).append(path)
+        (buckets if CUSTOMER_COLUMN in header else files).append(path)
     if not files and not buckets:
         raise NoInputError(f"no customer CSV files under {channel_dir}")
     return ChannelInventory(files=files, buckets=buckets)
 
 
 def customer_of_file(path: Path) -> str:
-    raw = path.parent.name if path.name == FOLDER_FILE else path.stem
+    raw = path.parent.name if path.name == CUSTOMER_FILE else path.stem
     return safe_customer_id(raw)
 
 
@@ -136,9 +130,10 @@ def read_customer_file(path: Path, max_rows: int = 0) -> Rows:
     if max_rows:
         lines = [line.rstrip("\n") for line in lines]
     first = lines[0].split(",")[0].strip().lower() if lines else ""
-    # A plain timestamp is data; anything else is a header unless pandas can read it as a date.
-    has_header = not _PLAIN_STAMP.fullmatch(first) and pd.isna(
-        pd.to_datetime(first, format="ISO8601", errors="coerce")
+    # A plain timestamp is data, our own header is a header; anything else is one unless pandas reads a date.
+    has_header = first == TIME_COLUMN or (
+        not _PLAIN_STAMP.fullmatch(first)
+        and pd.isna(pd.to_datetime(first, format="ISO8601", errors="coerce"))
     )
     body = lines[1:] if has_header else lines
     while body and body[-1] in ("", "\r"):
@@ -198,20 +193,20 @@ def _pandas_rows(path: Path, has_header: bool, max_rows: int) -> Rows:
 
 
 def bucket_customer_count(bucket: Path) -> int:
-    ids = pd.read_csv(bucket, usecols=[BUCKET_COLUMN], dtype=str)[BUCKET_COLUMN]
+    ids = pd.read_csv(bucket, usecols=[CUSTOMER_COLUMN], dtype=str)[CUSTOMER_COLUMN]
     return int(ids.dropna().nunique())
 
 
 def iter_bucket_tasks(bucket: Path) -> Iterator[CustomerTask]:
     frame = pd.read_csv(
         bucket,
-        usecols=[BUCKET_COLUMN, "timestamp", "consumption"],
-        dtype={BUCKET_COLUMN: str},
+        usecols=[CUSTOMER_COLUMN, TIME_COLUMN, VALUE_COLUMN],
+        dtype={CUSTOMER_COLUMN: str},
     )
-    frame = frame.dropna(subset=[BUCKET_COLUMN])
-    stamps = parse_timestamps(frame["timestamp"])
-    values = pd.to_numeric(frame["consumption"], errors="coerce").to_numpy(dtype=np.float64)
-    for raw_id, index in frame.groupby(BUCKET_COLUMN, sort=True).indices.items():
+    frame = frame.dropna(subset=[CUSTOMER_COLUMN])
+    stamps = parse_timestamps(frame[TIME_COLUMN])
+    values = pd.to_numeric(frame[VALUE_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
+    for raw_id, index in frame.groupby(CUSTOMER_COLUMN, sort=True).indices.items():
         yield CustomerTask(
             customer=safe_customer_id(str(raw_id)), timestamps=stamps[index], values=values[index]
         )
