@@ -144,9 +144,10 @@ def test_stan_fits_are_byte_identical():
     _assert_identical(_stan_model(lambda m: None, capped, replace(BASE, growth="logistic")))
 
 
-def test_extreme_values_and_dates_are_written_as_pandas_writes_them():
+@pytest.mark.parametrize("name", ["short-60", "custom-fourier"])  # both date formatters: few, many
+def test_extreme_values_and_dates_are_written_as_pandas_writes_them(name: str):
     """Number and date formatting over magnitudes and dates no fit produces (written as stored)."""
-    model = _stan_free_copy(_engine_model("daily"))
+    model = _stan_free_copy(_engine_model(name))
     rows = len(model.history)
     rng = np.random.default_rng(5)
     wild = rng.normal(size=rows) * 10.0 ** rng.integers(-20, 20, rows)

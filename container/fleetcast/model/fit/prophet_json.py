@@ -14,6 +14,7 @@ catches it and falls back to stock serialization.
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import re
 from collections import OrderedDict
@@ -35,7 +36,11 @@ DOUBLE_PRECISION = 10  # pandas' to_json default
 _PLAIN_NAME = re.compile(r"[A-Za-z0-9_ .-]*\Z")
 _Q = '\\"'  # a double quote inside the outer JSON string
 _MS_PER_DAY = 86_400_000
-_TWO_DIGITS = np.array([[ord(c) for c in f"{n:02d}"] for n in range(100)], dtype=np.uint32)
+_FIRST_MS = -719_162 * _MS_PER_DAY  # 0001-01-01: numpy and pandas agree on four-digit years only
+_END_MS = 2_932_897 * _MS_PER_DAY  # 10000-01-01
+_FEW_DATES = 600
+_TENS = np.array([ord("0") + n // 10 for n in range(100)], dtype=np.uint8)
+_ONES = np.array([ord("0") + n % 10 for n in range(100)], dtype=np.uint8)
 
 SIMPLE_ATTRIBUTES = (
     "growth",
@@ -157,29 +162,61 @@ def to_json(state: FittedState) -> str:
     if state.holidays is not None or state.train_holiday_names is not None:
         raise NotExact("holidays are written by stock serialization")
     _check_prophet_version()
-    dumps = json.dumps
-    parts = [f'"{name}": {dumps(getattr(state, name))}' for name in SIMPLE_ATTRIBUTES]
-    history_dates = _iso_dates(state.history_dates)
-    parts.append('"changepoints": ' + _series(_iso_dates(state.changepoints), state.changepoints_index))
-    parts.append('"history_dates": ' + _series(history_dates, state.history_dates_index))
-    parts.append('"train_holiday_names": null')
-    parts.append(f'"start": {dumps(state.start)}')
-    parts.append(f'"t_scale": {dumps(state.t_scale)}')
-    parts.append('"holidays": null')
-    parts.append('"history": ' + _history_table(state.history, state.history_dates, history_dates))
-    parts.append('"train_component_cols": ' + _component_table(state.component_cols, state.component_names))
-    parts.append(f'"changepoints_t": {dumps(state.changepoints_t.tolist())}')
-    parts.append(f'"seasonalities": {dumps([list(state.seasonalities), state.seasonalities])}')
+    dates = _DateTexts(state)
     regressors = OrderedDict()
     for name, props in state.extra_regressors.items():
         cleaned = deepcopy(props)
         cleaned["predictor"] = None
         regressors[name] = cleaned
-    parts.append(f'"extra_regressors": {dumps([list(regressors), regressors])}')
-    parts.append(f'"fit_kwargs": {dumps(_plain_fit_kwargs(state.fit_kwargs))}')
-    parts.append(f'"params": {dumps({name: value.tolist() for name, value in state.params.items()})}')
-    parts.append(f'"__prophet_version": "{PROPHET_VERSION}"')
+    # json.dumps of a dict is "{" + '"key": value' joined by ", " + "}": the plain values are written by
+    # three dumps in stock key order (braces dropped), the pandas-written ones in between.
+    simple = {name: getattr(state, name) for name in SIMPLE_ATTRIBUTES}
+    scales = {"start": state.start, "t_scale": state.t_scale}
+    rest = {
+        "changepoints_t": state.changepoints_t.tolist(),
+        "seasonalities": [list(state.seasonalities), state.seasonalities],
+        "extra_regressors": [list(regressors), regressors],
+        "fit_kwargs": _plain_fit_kwargs(state.fit_kwargs),
+        "params": {name: value.tolist() for name, value in state.params.items()},
+        "__prophet_version": PROPHET_VERSION,
+    }
+    parts = (
+        json.dumps(simple)[1:-1],
+        '"changepoints": ' + _series(dates.changepoints, state.changepoints_index),
+        '"history_dates": ' + _series(dates.history_dates, state.history_dates_index),
+        '"train_holiday_names": null',
+        json.dumps(scales)[1:-1],
+        '"holidays": null',
+        '"history": ' + _history_table(state.history, dates.history),
+        '"train_component_cols": ' + _component_table(state.component_cols, state.component_names),
+        json.dumps(rest)[1:-1],
+    )
     return "{" + ", ".join(parts) + "}"
+
+
+class _DateTexts:
+    """The ISO text of every date the JSON holds, formatted in one vectorized pass."""
+
+    def __init__(self, state: FittedState) -> None:
+        arrays = [state.history_dates, state.changepoints]
+        columns = []
+        for name, values in state.history.items():
+            if values.dtype.kind == "M" and not np.array_equal(values, state.history_dates):
+                columns.append(name)
+                arrays.append(values)
+        for values in arrays:
+            if values.dtype.kind != "M" or values.ndim != 1:
+                raise NotExact(f"dates of dtype {values.dtype}, shape {values.shape}")
+        texts = _iso_dates(np.concatenate([values.astype("datetime64[ms]") for values in arrays]))
+        bounds = np.cumsum([0] + [len(values) for values in arrays]).tolist()
+        pieces = [texts[low:high] for low, high in itertools.pairwise(bounds)]
+        self.history_dates = pieces[0]
+        self.changepoints = pieces[1]
+        # Sorted, duplicate-free, no NaN rows dropped: history's ds is history_dates (the usual case).
+        self.history = {
+            name: self.history_dates for name, values in state.history.items() if values.dtype.kind == "M"
+        }
+        self.history.update(zip(columns, pieces[2:], strict=True))
 
 
 @functools.cache
@@ -216,21 +253,22 @@ def _plain_name(name: str) -> str:
 
 
 def _iso_dates(values: np.ndarray) -> list[str]:
-    """pandas' ISO text of datetime64 values, milliseconds floored: 2022-01-06T00:00:00.000."""
-    if values.dtype.kind != "M":
-        raise NotExact(f"dates of dtype {values.dtype}")
-    ms = values.astype("datetime64[ms]").astype(np.int64)
-    if len(ms) and (ms.min() < -_MS_PER_DAY * 719_162 or ms.max() >= _MS_PER_DAY * 2_932_897):
-        raise NotExact("dates outside years 0001-9999")  # 0001-01-01 .. 9999-12-31
+    """pandas' ISO text of datetime64[ms] values (pandas floors to milliseconds): 2022-01-06T00:00:00.000."""
+    ms = values.view(np.int64)
+    if len(ms) and (ms.min() < _FIRST_MS or ms.max() >= _END_MS):
+        raise NotExact("dates outside years 0001-9999")
+    if len(ms) < _FEW_DATES:  # numpy's own formatter is cheaper than the many passes below
+        return np.datetime_as_string(values, unit="ms").tolist()
     days, in_day = np.divmod(ms, _MS_PER_DAY)
     year, month, day = _civil(days)
     hour, in_hour = np.divmod(in_day, 3_600_000)
     minute, in_minute = np.divmod(in_hour, 60_000)
     second, milli = np.divmod(in_minute, 1000)
-    text = np.empty((len(ms), 23), dtype=np.uint32)  # UCS-4 code points, viewed as str below
     century, year_in_century = np.divmod(year, 100)
     hundreds, milli_in_hundred = np.divmod(milli, 100)
-    for column, number in (
+    # One row of ASCII per character position (contiguous writes), then read column-wise.
+    text = np.empty((24, len(ms)), dtype=np.uint8)
+    for row, number in (
         (0, century),
         (2, year_in_century),
         (5, month),
@@ -240,11 +278,12 @@ def _iso_dates(values: np.ndarray) -> list[str]:
         (17, second),
         (21, milli_in_hundred),
     ):
-        text[:, column : column + 2] = _TWO_DIGITS[number]
-    text[:, 20] = hundreds + ord("0")
-    for column, char in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, ".")):
-        text[:, column] = ord(char)
-    return text.view("<U23").ravel().tolist()
+        np.take(_TENS, number, out=text[row])
+        np.take(_ONES, number, out=text[row + 1])
+    np.add(hundreds, ord("0"), out=text[20], casting="unsafe")
+    for row, char in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, ",")):
+        text[row] = ord(char)
+    return text.T.tobytes().decode("ascii")[:-1].split(",")
 
 
 def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -315,17 +354,13 @@ def _table(columns: list[tuple[str, np.ndarray, list[str]]], rows: int) -> str:
     return f'"{{{_Q}schema{_Q}:{schema},{_Q}data{_Q}:[{records}]}}"'
 
 
-def _history_table(history: dict[str, np.ndarray], history_dates: np.ndarray, dates_text: list[str]) -> str:
+def _history_table(history: dict[str, np.ndarray], dates: dict[str, list[str]]) -> str:
     rows = len(next(iter(history.values())))
     columns = []
     for name, values in history.items():
         if len(values) != rows or values.ndim != 1:
             raise NotExact(f"history column {name!r} is not 1-D of length {rows}")
-        if values.dtype.kind == "M":
-            same = values.dtype == history_dates.dtype and np.array_equal(values, history_dates)
-            tokens = dates_text if same else _iso_dates(values)
-        else:
-            tokens = _number_tokens(values)
+        tokens = dates[name] if values.dtype.kind == "M" else _number_tokens(values)
         columns.append((_plain_name(name), values, tokens))
     return _table(columns, rows)
 
