@@ -181,6 +181,27 @@ def test_round_trip_predicts_as_the_original():
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
+def test_a_state_built_from_plain_numpy_with_nanosecond_dates():
+    """What the fit engine builds: fresh arrays, datetime64[ns] (pandas 3 keeps microseconds)."""
+    model = _engine_model("nan-rows")
+    state = FittedState.from_prophet(model)
+
+    def fresh(values: np.ndarray) -> np.ndarray:
+        return values.astype("datetime64[ns]") if values.dtype.kind == "M" else values.copy()
+
+    built = replace(
+        state,
+        changepoints=fresh(state.changepoints),
+        changepoints_index=np.asarray(state.changepoints_index.tolist(), dtype=np.int64),
+        history_dates=fresh(state.history_dates),
+        history={name: fresh(values) for name, values in state.history.items()},
+        component_cols=np.array(state.component_cols.tolist(), dtype=np.int64),
+        params={name: np.array(value.tolist()) for name, value in state.params.items()},
+    )
+    assert built.history["ds"].dtype == np.dtype("datetime64[ns]")
+    assert to_json(built) == stock_model_to_json(model)
+
+
 def test_holidays_fall_back_to_stock():
     holidays = pd.DataFrame({"holiday": "closing", "ds": pd.to_datetime(["2022-03-01", "2022-07-04"])})
     model = _stan_model(lambda m: None, _daily(200), replace(BASE))

@@ -38,7 +38,7 @@ _Q = '\\"'  # a double quote inside the outer JSON string
 _MS_PER_DAY = 86_400_000
 _FIRST_MS = -719_162 * _MS_PER_DAY  # 0001-01-01: numpy and pandas agree on four-digit years only
 _END_MS = 2_932_897 * _MS_PER_DAY  # 10000-01-01
-_FEW_DATES = 600
+_FEW_DATES = 250  # below this, numpy's datetime_as_string is cheaper (measured)
 _TENS = np.array([ord("0") + n // 10 for n in range(100)], dtype=np.uint8)
 _ONES = np.array([ord("0") + n % 10 for n in range(100)], dtype=np.uint8)
 
@@ -134,9 +134,9 @@ class FittedState:
             changepoints_index=model.changepoints.index.to_numpy(),
             history_dates=history_dates.to_numpy(),
             history_dates_index=None if _is_range(dates_index) else dates_index,
-            history={str(name): model.history[name].to_numpy() for name in model.history.columns},
+            history={name: model.history[name].to_numpy() for name in model.history.columns},
             component_cols=tcc.to_numpy(),
-            component_names=[str(name) for name in tcc.columns],
+            component_names=list(tcc.columns),
             changepoints_t=model.changepoints_t,
             seasonalities=model.seasonalities,
             extra_regressors=model.extra_regressors,
@@ -310,9 +310,15 @@ def _number_tokens(values: np.ndarray) -> list[str]:
     return text[1:-1].split(",")
 
 
+@functools.lru_cache(maxsize=64)
+def _range_text(count: int) -> str:
+    """A default index 0..count-1 as JSON: the same few history lengths recur over a fleet."""
+    return ujson_dumps(np.arange(count))
+
+
 def _ints(values: np.ndarray | None, count: int) -> str:
     if values is None:
-        return ujson_dumps(np.arange(count))
+        return _range_text(count)
     if values.dtype.kind not in "iu" and len(values):  # an empty index (e.g. loaded back) is [] in any dtype
         raise NotExact(f"index of dtype {values.dtype}")
     return ujson_dumps(np.ascontiguousarray(values, dtype=np.int64))
