@@ -126,11 +126,16 @@ def test_stan_fits_are_byte_identical():
     history = _daily(150)
     history["temperature"] = np.sin(np.arange(len(history)) / 9.0) * 10.0
     history["promo"] = (np.arange(len(history)) % 11 == 0).astype(float)
+    history["closed"] = (np.arange(len(history)) % 13 == 0).astype(np.int64)  # binary: not standardized
     history["weekend"] = history["ds"].dt.day_of_week >= 5
     _assert_identical(_stan_model(lambda m: None, _daily(150)))
     _assert_identical(
         _stan_model(
-            lambda m: (m.add_regressor("temperature"), m.add_regressor("promo", mode="multiplicative")),
+            lambda m: (
+                m.add_regressor("temperature"),
+                m.add_regressor("promo", mode="multiplicative"),
+                m.add_regressor("closed"),
+            ),
             history,
         )
     )

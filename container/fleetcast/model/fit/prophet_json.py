@@ -300,12 +300,15 @@ def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return year, month, day
 
 
-def _number_tokens(values: np.ndarray) -> list[str]:
-    """Each value as pandas' to_json writes it (float64 at double_precision=10, int64, bool)."""
+def _number_tokens(values: np.ndarray) -> list[str] | str:
+    """Each value as pandas' to_json writes it (float64 at double_precision=10, int64, bool).
+
+    A column of one repeated value (floor, indicator columns) gives that value's text once.
+    """
     if values.dtype not in (np.float64, np.int64, np.bool_):
         raise NotExact(f"column of dtype {values.dtype}")
-    if len(values) and (values == values[0]).all():  # floor, binary indicators: format one value
-        return [ujson_dumps(values[:1], double_precision=DOUBLE_PRECISION)[1:-1]] * len(values)
+    if len(values) and (values == values[0]).all():
+        return ujson_dumps(values[:1], double_precision=DOUBLE_PRECISION)[1:-1]
     text = ujson_dumps(np.ascontiguousarray(values), double_precision=DOUBLE_PRECISION)
     return text[1:-1].split(",")
 
@@ -333,30 +336,44 @@ def _series(dates: list[str], index: np.ndarray | None) -> str:
 _TABLE_TYPES = {"M": "datetime", "f": "number", "i": "integer", "b": "boolean"}
 
 
-def _table(columns: list[tuple[str, np.ndarray, list[str]]], rows: int) -> str:
+def _table(columns: list[tuple[str, np.ndarray, list[str] | str]], rows: int) -> str:
     """DataFrame.to_json(orient='table', index=False), escaped: the schema, then one record per row.
 
-    `columns` are (name, values, tokens): each token is the value's JSON text, dates without quotes.
+    `columns` are (name, values, texts): each value's JSON text (dates without their quotes), or one text
+    for a column of one repeated value.
     """
     fields = ",".join(
         f"{{{_Q}name{_Q}:{_Q}{name}{_Q},{_Q}type{_Q}:{_Q}{_TABLE_TYPES[values.dtype.kind]}{_Q}}}"
         for name, values, _ in columns
     )
     schema = f"{{{_Q}fields{_Q}:[{fields}],{_Q}pandas_version{_Q}:{_Q}{TABLE_SCHEMA_VERSION}{_Q}}}"
-    quoted = [values.dtype.kind == "M" for _, values, _ in columns]
-    width = 2 * len(columns)
-    flat: list[str | None] = [None] * (width * rows)
-    # Per row: [prefix, token] per column; a prefix closes the previous value's quote if any.
-    for position, (name, _, tokens) in enumerate(columns):
-        close = _Q if quoted[position - 1] else ""
-        key = f"{_Q}{name}{_Q}:" + (_Q if quoted[position] else "")
-        if position == 0:
-            flat[0::width] = [close + "},{" + key] * rows
-            flat[0] = "{" + key
+    # A record is fixed[0] varying[0][i] fixed[1] ... varying[-1][i] fixed[-1]: keys, quotes and
+    # repeated values are fixed text, so one join over [fixed, value, fixed, value, ...] writes all rows.
+    fixed = ["{"]
+    varying: list[list[str]] = []
+    for position, (name, values, texts) in enumerate(columns):
+        quote = _Q if values.dtype.kind == "M" else ""
+        fixed[-1] += ("," if position else "") + f"{_Q}{name}{_Q}:{quote}"
+        if isinstance(texts, str):
+            fixed[-1] += texts + quote
         else:
-            flat[position * 2 :: width] = [close + "," + key] * rows
-        flat[position * 2 + 1 :: width] = tokens
-    records = "".join(flat) + (_Q if quoted[-1] else "") + "}" if rows else ""
+            varying.append(texts)
+            fixed.append(quote)
+    fixed[-1] += "}"
+    if not varying:
+        records = ",".join([fixed[0]] * rows)
+    else:
+        width = 2 * len(varying)
+        flat: list[str | None] = [None] * (width * rows)
+        flat[0::width] = [
+            fixed[-1] + "," + fixed[0]
+        ] * rows  # the previous record's end, then this one's start
+        flat[0] = fixed[0]
+        for position, texts in enumerate(varying):
+            if position:
+                flat[2 * position :: width] = [fixed[position]] * rows
+            flat[2 * position + 1 :: width] = texts
+        records = "".join(flat) + fixed[-1]
     return f'"{{{_Q}schema{_Q}:{schema},{_Q}data{_Q}:[{records}]}}"'
 
 
