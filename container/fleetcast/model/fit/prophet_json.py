@@ -102,8 +102,9 @@ class FittedState:
     holidays_mode: str
     start: float  # pd.Timestamp(start).timestamp(): seconds since the epoch
     t_scale: float  # pd.Timedelta(t_scale).total_seconds()
-    changepoints: np.ndarray  # datetime64, shape (c,)
-    changepoints_index: np.ndarray  # int64 (c,): the Series' labels (history row numbers)
+    # Dates may have any datetime64 unit (ns is what numpy code naturally has; pandas 3 keeps us).
+    changepoints: np.ndarray  # datetime64 (c,); empty when n_changepoints == 0
+    changepoints_index: np.ndarray  # int64 (c,): the Series' labels, i.e. history row numbers
     history_dates: np.ndarray  # datetime64 (u,): sorted unique input dates, NaN-y rows included
     history: dict[str, np.ndarray]  # Prophet's history frame, column order kept; each 1-D, length n
     component_cols: np.ndarray  # int64 (features, components), 0/1: train_component_cols' values
@@ -112,8 +113,9 @@ class FittedState:
     seasonalities: OrderedDict[str, dict[str, Any]]
     extra_regressors: OrderedDict[str, dict[str, Any]]
     fit_kwargs: dict[str, Any]
-    params: dict[str, np.ndarray]  # Prophet's params, key order kept; each 2-D (samples, n)
-    history_dates_index: np.ndarray | None = None  # int64 (u,) labels; None = 0..u-1 (sorted input)
+    params: dict[str, np.ndarray]  # Prophet's params, key order kept; each float64 2-D (samples, size)
+    # history_dates' labels: where each date first appears in the input frame; None for 0..u-1.
+    history_dates_index: np.ndarray | None = None
     holidays: pd.DataFrame | None = field(default=None, repr=False)  # not None -> NotExact
     train_holiday_names: pd.Series | None = field(default=None, repr=False)  # not None -> NotExact
 
@@ -365,9 +367,8 @@ def _table(columns: list[tuple[str, np.ndarray, list[str] | str]], rows: int) ->
     else:
         width = 2 * len(varying)
         flat: list[str | None] = [None] * (width * rows)
-        flat[0::width] = [
-            fixed[-1] + "," + fixed[0]
-        ] * rows  # the previous record's end, then this one's start
+        between = fixed[-1] + "," + fixed[0]  # a record's end, then the next one's start
+        flat[0::width] = [between] * rows
         flat[0] = fixed[0]
         for position, texts in enumerate(varying):
             if position:
