@@ -114,7 +114,8 @@ class FittedState:
     extra_regressors: OrderedDict[str, dict[str, Any]]
     fit_kwargs: dict[str, Any]
     params: dict[str, np.ndarray]  # Prophet's params, key order kept; each float64 2-D (samples, size)
-    # history_dates' labels: where each date first appears in the input frame; None for 0..u-1.
+    # history_dates' labels: each date's rank in order of first appearance (pd.unique's order) in the
+    # input frame; None when that is 0..u-1 (input sorted by date).
     history_dates_index: np.ndarray | None = None
     holidays: pd.DataFrame | None = field(default=None, repr=False)  # not None -> NotExact
     train_holiday_names: pd.Series | None = field(default=None, repr=False)  # not None -> NotExact
