@@ -19,7 +19,7 @@ from prophet.serialize import model_from_json
 from prophet.serialize import model_to_json as stock_model_to_json
 
 from fleetcast.data.generate import customer_series
-from fleetcast.model.fit import engine
+from fleetcast.model.fit import engine, prophet_json
 from fleetcast.model.fit.prophet_json import FittedState, NotExact, model_to_json, to_json
 from fleetcast.model.prophet_model import new_prophet
 from fleetcast.model.settings import ProphetSettings
@@ -233,3 +233,16 @@ def test_what_cannot_be_exact_raises_not_exact():
     with pytest.raises(NotExact):
         to_json(FittedState.from_prophet(model))
     assert model_to_json(model) == stock_model_to_json(model)
+
+
+def test_another_prophet_version_falls_back_to_stock(monkeypatch: pytest.MonkeyPatch):
+    """The format is pinned to one Prophet release; under any other, stock serialization writes it."""
+    model = _engine_model("short-60")
+    monkeypatch.setattr(prophet_json, "PROPHET_VERSION", "0.0.0")
+    prophet_json._check_prophet_version.cache_clear()
+    try:
+        with pytest.raises(NotExact, match=r"written for prophet 0\.0\.0"):
+            to_json(FittedState.from_prophet(model))
+        assert model_to_json(model) == stock_model_to_json(model)
+    finally:
+        prophet_json._check_prophet_version.cache_clear()
