@@ -39,6 +39,10 @@ _MS_PER_DAY = 86_400_000
 _FIRST_MS = -719_162 * _MS_PER_DAY  # 0001-01-01: numpy and pandas agree on four-digit years only
 _END_MS = 2_932_897 * _MS_PER_DAY  # 10000-01-01
 _FEW_DATES = 250  # below this, numpy's datetime_as_string is cheaper (measured)
+# A fleet's customers mostly share a few timestamp grids: the texts of a grid's dates and of Prophet's
+# time index `t` (a function of the grid alone) are remembered for this many grids, keyed by their bytes.
+_GRIDS_REMEMBERED = 16
+_GRID_COLUMN = "t"
 _TENS = np.array([ord("0") + n // 10 for n in range(100)], dtype=np.uint8)
 _ONES = np.array([ord("0") + n % 10 for n in range(100)], dtype=np.uint8)
 
@@ -210,7 +214,7 @@ class _DateTexts:
         for values in arrays:
             if values.dtype.kind != "M" or values.ndim != 1:
                 raise NotExact(f"dates of dtype {values.dtype}, shape {values.shape}")
-        texts = _iso_dates(np.concatenate([values.astype("datetime64[ms]") for values in arrays]))
+        texts = _grid_dates(np.concatenate([values.astype("datetime64[ms]") for values in arrays]).tobytes())
         bounds = np.cumsum([0] + [len(values) for values in arrays]).tolist()
         pieces = [texts[low:high] for low, high in itertools.pairwise(bounds)]
         self.history_dates = pieces[0]
@@ -287,6 +291,16 @@ def _iso_dates(values: np.ndarray) -> list[str]:
     for row, char in ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (19, "."), (23, ",")):
         text[row] = ord(char)
     return text.T.tobytes().decode("ascii")[:-1].split(",")
+
+
+@functools.lru_cache(maxsize=_GRIDS_REMEMBERED)
+def _grid_dates(ms: bytes) -> list[str]:
+    return _iso_dates(np.frombuffer(ms, dtype="datetime64[ms]"))
+
+
+@functools.lru_cache(maxsize=_GRIDS_REMEMBERED)
+def _grid_numbers(float64: bytes) -> list[str] | str:
+    return _number_tokens(np.frombuffer(float64, dtype=np.float64))
 
 
 def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -385,7 +399,12 @@ def _history_table(history: dict[str, np.ndarray], dates: dict[str, list[str]]) 
     for name, values in history.items():
         if len(values) != rows or values.ndim != 1:
             raise NotExact(f"history column {name!r} is not 1-D of length {rows}")
-        tokens = dates[name] if values.dtype.kind == "M" else _number_tokens(values)
+        if values.dtype.kind == "M":
+            tokens = dates[name]
+        elif name == _GRID_COLUMN and values.dtype == np.float64:
+            tokens = _grid_numbers(values.tobytes())
+        else:
+            tokens = _number_tokens(values)
         columns.append((_plain_name(name), values, tokens))
     return _table(columns, rows)
 
