@@ -40,7 +40,8 @@ _FIRST_MS = -719_162 * _MS_PER_DAY  # 0001-01-01: numpy and pandas agree on four
 _END_MS = 2_932_897 * _MS_PER_DAY  # 10000-01-01
 _FEW_DATES = 250  # below this, numpy's datetime_as_string is cheaper (measured)
 # A fleet's customers mostly share a few timestamp grids: the texts of a grid's dates and of Prophet's
-# time index `t` (a function of the grid alone) are remembered for this many grids, keyed by their bytes.
+# time index `t` (a function of the grid alone) are remembered for this many grids, keyed by their bytes
+# (about 165 bytes a row: 0.7 MB for a 12-week half-hourly grid).
 _GRIDS_REMEMBERED = 16
 _GRID_COLUMN = "t"
 _TENS = np.array([ord("0") + n // 10 for n in range(100)], dtype=np.uint8)
