@@ -173,7 +173,7 @@ def test_stan_fits_are_byte_identical():
 @pytest.mark.parametrize("name", ["short-60", "custom-fourier"])  # both date formatters: few, many
 def test_extreme_values_and_dates_are_written_as_pandas_writes_them(name: str):
     """Number and date formatting over magnitudes and dates no fit produces (written as stored)."""
-    model = _stan_free_copy(_engine_model(name)[0])
+    model = _copy(_engine_model(name)[0])
     rows = len(model.history)
     rng = np.random.default_rng(5)
     wild = rng.normal(size=rows) * 10.0 ** rng.integers(-20, 20, rows)
@@ -190,7 +190,8 @@ def test_extreme_values_and_dates_are_written_as_pandas_writes_them(name: str):
     _assert_identical(model)
 
 
-def _stan_free_copy(model):
+def _copy(model):
+    """A copy to alter (the fitted models are shared between tests)."""
     return model_from_json(stock_model_to_json(model))
 
 
@@ -230,7 +231,7 @@ def test_a_state_built_from_plain_numpy_with_nanosecond_dates():
 
 def test_holidays_fall_back_to_stock():
     holidays = pd.DataFrame({"holiday": "closing", "ds": pd.to_datetime(["2022-03-01", "2022-07-04"])})
-    model = _stan_model(lambda m: None, _daily(200), replace(BASE))
+    model = _stan_model(lambda m: None, _daily(200))
     model_with = new_prophet(BASE)
     model_with.holidays = holidays
     model_with.fit(_daily(200))
@@ -241,7 +242,7 @@ def test_holidays_fall_back_to_stock():
 
 
 def test_what_cannot_be_exact_raises_not_exact():
-    model = _stan_free_copy(_engine_model("short-60")[0])
+    model = _copy(_engine_model("short-60")[0])
     state = FittedState.from_prophet(model)
     renamed = dict(state.history)
     renamed['y "quoted"/'] = renamed.pop("y")
