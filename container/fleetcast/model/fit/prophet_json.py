@@ -4,6 +4,7 @@ Stock serialization builds pandas JSON writers for five frames and series, then 
 those strings again. Here the same text is written directly: numbers are formatted by pandas' own C
 encoder (`ujson_dumps`, so its double_precision=10 rounding is the same by construction), dates by a
 vectorized civil-date formatter, and the nested JSON is emitted already escaped for the outer string.
+What depends on the timestamp grid alone (date texts, Prophet's `t`) is remembered for recent grids.
 
 `FittedState` holds exactly what the JSON needs, as numpy arrays and Python scalars. Build it from numpy
 (the fit engine) or from a fitted stock Prophet (`FittedState.from_prophet`). Anything this writer cannot
