@@ -29,9 +29,10 @@ format: $(STAMP)
 test: lint
 	$(BIN)/pytest
 
-# Everything but the Docker image tests, for quick local loops.
+# Unit tests only, for quick local loops (under 90 s on 2 cores): no Docker image, no Java
+# (Multi Model Server), nothing marked slow. `make test` runs everything.
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not container"
+	$(BIN)/pytest -m "not container and not mms and not slow"
 
 demo: $(STAMP)
 	bash local_test/demo.sh

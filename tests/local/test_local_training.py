@@ -33,6 +33,7 @@ def test_more_hosts_than_keys_leaves_some_hosts_empty():
     assert shards == {"algo-1": ["a"], "algo-2": ["b"], "algo-3": [], "algo-4": []}
 
 
+@pytest.mark.slow
 def test_local_train_runs_each_customer_on_exactly_one_host(tmp_path: Path):
     data, models, work = tmp_path / "customers", tmp_path / "models", tmp_path / "work"
     write_folder_layout(data, range(7))
