@@ -44,8 +44,9 @@ bench: $(STAMP)
 
 # After changing requirements/image.txt or dev.txt: re-resolve the two hashed locks with uv (from the
 # registry). Pins already in a lock stay unless a requirement moved them; `make lock UPGRADE=--upgrade`
-# takes the newest of everything. The dev lock is constrained to the image lock, so both share versions.
-LOCK := $(BIN)/uv pip compile --quiet --native-tls --generate-hashes --python-version 3.11 \
+# takes the newest of everything. The dev lock is constrained to the image lock, so both share versions;
+# --system-certs trusts the machine's CA store (as pip does), so a TLS-inspecting proxy works.
+LOCK := $(BIN)/uv pip compile --quiet --system-certs --generate-hashes --python-version 3.11 \
 	--python-platform linux --custom-compile-command "make lock" $(UPGRADE)
 lock: $(STAMP)
 	$(LOCK) requirements/image.txt -o requirements/image.lock

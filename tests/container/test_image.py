@@ -142,8 +142,8 @@ def test_installed_packages_are_consistent_and_exactly_the_lock(docker, image):
 
     checked = pip("check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    frozen = [line.split("==", 1) for line in pip("freeze", "--all").stdout.splitlines() if "==" in line]
-    installed = {canonical(name): version for name, version in frozen}
+    listed = json.loads(pip("list", "--format=json").stdout)
+    installed = {canonical(package["name"]): package["version"] for package in listed}
     assert installed.pop("fleetcast") == importlib.metadata.version("fleetcast")
     installed.pop("pip")  # the venv's own installer, from the base image's python
     assert installed == pins(REQUIREMENTS / "image.lock")
