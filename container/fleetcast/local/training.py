@@ -4,7 +4,8 @@ For each host algo-1..algo-N it lays out an /opt/ml-shaped root with the config 
 the host's shard of the channel (ShardedByS3Key, see sharding.py) and a copy of the checkpoint prefix
 (SageMaker copies it to every instance at start, which is what makes resume work). It then runs the N
 `fleetcast train` processes concurrently, exactly as the image would, and collects their new checkpoints
-into `--models`, our stand-in for the checkpoint S3 prefix.
+into `--models`, our stand-in for the checkpoint S3 prefix. The host roots and the merged report stay in
+a work dir beside `--models` (`<models>-local-train/`, see default_work_dir), reused by the next run.
 """
 
 from __future__ import annotations
@@ -151,7 +152,19 @@ def collect_checkpoints(roots: dict[str, SageMakerPaths], models: Path) -> int:
     return copied
 
 
+WORK_DIR_SUFFIX = "-local-train"
+REPORT_NAME = "report.csv"
+
+
+def default_work_dir(models: Path) -> Path:
+    """Beside the models folder, so a run's inputs and report are found next to its output (and reused)."""
+    models = models.resolve()
+    return models.with_name(models.name + WORK_DIR_SUFFIX)
+
+
 def merge_reports(roots: dict[str, SageMakerPaths], out: Path) -> list[dict[str, str]]:
+    """One CSV of every host's report rows (with a host column), replacing a previous run's report."""
+    out.unlink(missing_ok=True)
     rows: list[dict[str, str]] = []
     for host, paths in roots.items():
         report = paths.output_data_dir / f"report-{host}.csv"
@@ -201,7 +214,7 @@ def local_train_main(
         # N emulated instances share this machine's cores instead of each taking all of them.
         values["workers"] = str(max(1, cpu_count() // hosts))
 
-    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="fleetcast-local-train-"))
+    work_dir = work_dir or default_work_dir(models)
     shards = assign_round_robin(keys, hosts)
     names = list(shards)
     roots = {
@@ -219,19 +232,20 @@ def local_train_main(
     codes = run_hosts(roots)
     elapsed = time.perf_counter() - began
     copied = collect_checkpoints(roots, models)
-    rows = merge_reports(roots, work_dir / "report.csv")
+    report = work_dir / REPORT_NAME
+    rows = merge_reports(roots, report)
     counts = Counter(row["status"] for row in rows)
     trained = counts.get("trained", 0)
     log.info(
-        "local training done in %.1fs: %s; %.1f models/s overall; %d new checkpoints in %s; report %s",
+        "local training done in %.1fs: %s; %.1f models/s overall; %d new checkpoints in %s",
         elapsed,
         ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing trained",
         trained / elapsed if elapsed else 0.0,
         copied,
         models,
-        work_dir / "report.csv",
     )
     log.info(accuracy_line(rows))
+    log.info("report: %s", report if rows else "none (no host wrote one)")
     failed_hosts = {host: code for host, code in codes.items() if code != 0}
     for host, code in failed_hosts.items():
         failure = roots[host].failure_file

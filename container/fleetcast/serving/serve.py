@@ -1,7 +1,9 @@
 """`fleetcast serve`: the image's inference entry point (what SageMaker runs as `docker run IMAGE serve`).
 
-It starts Multi Model Server through sagemaker-inference's `start_model_server` in multi-model mode,
-with `fleetcast.serving.mms_handler` as the handler service, and deals with MMS's known traps:
+FLEETCAST_SERVER picks the server: `lean` (the default, serving/lean.py: no Java) or `mms`, below.
+
+With `mms` it starts Multi Model Server through sagemaker-inference's `start_model_server` in multi-model
+mode, with `fleetcast.serving.mms_handler` as the handler service, and deals with MMS's known traps:
 
 - config: sagemaker-inference writes `/etc/sagemaker-mms.properties`; we write it to a private run
   directory instead (works without root, and two servers on one machine never share it);
