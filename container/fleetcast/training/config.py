@@ -41,6 +41,10 @@ class JobSettings:
     fit_engine: str = "auto"
     # 0: sized from the instance's memory when the job starts.
     max_rows_per_customer: int = 0
+    # auto: every candidate of training/selection.py; off: the configured model only; or candidate names.
+    selection: str = "auto"
+    max_candidates: int = 4
+    cv_folds: int = 3
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class TrainingConfig:
             "prophet": asdict(self.prophet),
             "holdout_days": self.job.holdout_days,
             "fit_engine": self.job.fit_engine,
+            "selection": self.job.selection,
+            "max_candidates": self.job.max_candidates,
+            "cv_folds": self.job.cv_folds,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -65,6 +72,28 @@ def _channel(text: str) -> str:
     return value
 
 
+# The values of `selection` (training/selection.py defines and describes each candidate).
+SELECT_ALL, SELECT_CONFIGURED = "auto", "off"
+CANDIDATE_NAMES = (
+    "configured",
+    "yearly-low",
+    "yearly-low-multiplicative",
+    "flexible-trend",
+    "multiplicative",
+)
+
+
+def _selection(text: str) -> str:
+    """auto, off, or candidate names, normalised to `a,b` (lower case, no spaces)."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if names in ([SELECT_ALL], [SELECT_CONFIGURED]):
+        return names[0]
+    unknown = [name for name in names if name not in CANDIDATE_NAMES]
+    if not names or unknown:
+        raise ValueError(f"must be auto, off or a comma list of {', '.join(CANDIDATE_NAMES)}")
+    return ",".join(names)
+
+
 _JOB_PARSERS: dict[str, Callable[[str], Any]] = {
     "channel": _channel,
     "workers": integer_in(0, 1024),
@@ -74,6 +103,9 @@ _JOB_PARSERS: dict[str, Callable[[str], Any]] = {
     "progress_seconds": float_in(0.0, 3600.0, low_open=True),
     "fit_engine": one_of("auto", "stan"),
     "max_rows_per_customer": integer_in(0, 10**9),
+    "selection": _selection,
+    "max_candidates": integer_in(1, 20),
+    "cv_folds": integer_in(1, 20),
 }
 
 HYPERPARAMETERS = sorted([*_PROPHET_PARSERS, *_JOB_PARSERS])

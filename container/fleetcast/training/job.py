@@ -49,8 +49,8 @@ log = logging.getLogger("fleetcast.train")
 FAILURE_REASON_LIMIT = 1024
 EXIT_FAILED, EXIT_STOPPED = 1, 143
 REPORT_FIELDS = [
-    "customer", "status", "fit_engine", "rows", "dropped_rows", "seconds", "fit_seconds",
-    "mae", "smape", "naive_mae", "naive_smape", "reason",
+    "customer", "status", "model", "cv_smape", "runner_up", "fit_engine", "fits", "rows", "dropped_rows",
+    "seconds", "fit_seconds", "mae", "smape", "naive_mae", "naive_smape", "reason",
 ]  # fmt: skip
 
 
@@ -129,7 +129,11 @@ class ReportWriter:
                 **{k: metrics.get(k, "") for k in ("mae", "smape", "naive_mae", "naive_smape")},
                 "customer": result.customer,
                 "status": result.status,
+                "model": result.model,
+                "cv_smape": "" if result.cv_smape is None else result.cv_smape,
+                "runner_up": result.runner_up,
                 "fit_engine": result.fit_engine,
+                "fits": result.fits or "",
                 "rows": result.rows,
                 "dropped_rows": result.dropped_rows,
                 "seconds": f"{result.seconds:.4f}",
@@ -170,6 +174,12 @@ def fleet_summary(
         "overhead_fraction": round((busy - fit) / fit, 4) if fit else None,
         "median_smape": statistics.median(progress.smapes) if progress.smapes else None,
         "median_naive_smape": statistics.median(progress.naive_smapes) if progress.naive_smapes else None,
+        # Customers whose shipped model beat seasonal-naive on the holdout, of those scored.
+        "beats_naive_share": progress.beats_naive_share,
+        "median_cv_smape": statistics.median(progress.cv_smapes) if progress.cv_smapes else None,
+        # Trained customers by the candidate chosen for them, and the fits it took.
+        "models": dict(sorted(progress.models.items())),
+        "fits_per_customer": progress.fits_per_customer,
         "config_fingerprint": config.fingerprint(),
         "prophet": config.prophet.prophet_kwargs(),
         "job": config.job.__dict__,
