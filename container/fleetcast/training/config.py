@@ -77,7 +77,6 @@ SELECT_ALL, SELECT_CONFIGURED = "auto", "off"
 CANDIDATE_NAMES = (
     "configured",
     "yearly-low",
-    "yearly-low-multiplicative",
     "flexible-trend",
     "multiplicative",
 )

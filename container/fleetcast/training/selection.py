@@ -43,7 +43,6 @@ class Candidate:
 DESCRIPTIONS = {
     CONFIGURED: "the hyperparameters as given",
     "yearly-low": f"yearly seasonality of Fourier order {LOW_YEARLY_ORDER} (under two years of history)",
-    "yearly-low-multiplicative": "yearly-low, with multiplicative seasonality",
     "flexible-trend": f"changepoint_prior_scale x{FLEXIBLE_TREND_FACTOR:g}",
     "multiplicative": "multiplicative seasonality",
 }
@@ -76,11 +75,6 @@ def candidate_set(
             base, changepoint_prior_scale=base.changepoint_prior_scale * FLEXIBLE_TREND_FACTOR
         ),
         "yearly-low": replace(base, yearly_seasonality=LOW_YEARLY_ORDER) if yearly_low else None,
-        "yearly-low-multiplicative": (
-            replace(base, yearly_seasonality=LOW_YEARLY_ORDER, seasonality_mode="multiplicative")
-            if yearly_low and base.seasonality_mode == "additive"
-            else None
-        ),
         "multiplicative": (
             replace(base, seasonality_mode="multiplicative") if base.seasonality_mode == "additive" else None
         ),
