@@ -138,16 +138,25 @@ def select(
     if not windows:
         note = f"too little history for a {horizon_days}-day fold before the holdout"
         return Selection(first, {c.name: float("nan") for c in candidates}, float("nan"), 0, 0, note)
-    errors = {c.name: [] for c in candidates}
+    errors: dict[str, list[float]] = {c.name: [] for c in candidates}
+    previous: dict[str, engine.FitOutcome] = {}  # each candidate's fit on the previous (longer) fold
     naive = []
     for train_end, test_end in windows:
         train = History(ds=history.ds[:train_end], y=history.y[:train_end])
         test = History(ds=history.ds[train_end:test_end], y=history.y[train_end:test_end])
         naive.append(evaluate.smape(test.y, evaluate.seasonal_naive(train, test.ds)))
         for candidate in candidates:
+            # Folds share their first row, so the last fold's optimum is a close start (the answer is the
+            # certified optimum either way).
             outcome = engine.fit_series(
-                train.ds, train.y, candidate.settings, fit_engine, label=f"{label} ({candidate.name}, cv)"
+                train.ds,
+                train.y,
+                candidate.settings,
+                fit_engine,
+                warm_start=previous.get(candidate.name),
+                label=f"{label} ({candidate.name}, cv)",
             )
+            previous[candidate.name] = outcome
             errors[candidate.name].append(evaluate.smape(test.y, engine.forecast_values(outcome, test.ds)))
     scores = {name: float(np.mean(values)) for name, values in errors.items()}
     best = min(candidates, key=lambda c: scores[c.name])  # min keeps the first of equal scores
