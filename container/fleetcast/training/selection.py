@@ -27,7 +27,7 @@ from fleetcast.training.inputs import History
 CONFIGURED = CANDIDATE_NAMES[0]
 DAY = np.timedelta64(1, "D")
 # Yearly seasonality at a low Fourier order: enough for the seasons, few enough terms for one year of data.
-LOW_YEARLY_ORDER = 4
+LOW_YEARLY_ORDER = 3
 # History long enough to see most of a year, too short for Prophet's own yearly rule (730 days).
 LOW_YEARLY_SPAN_DAYS = (270, 730)
 FLEXIBLE_TREND_FACTOR = 10.0  # changepoint_prior_scale x10: Prophet's docs' upper grid value from 0.05
