@@ -317,6 +317,9 @@ def peak_memory_of_train(channel: Path, root: Path, workers: int) -> tuple[int, 
     reader.join()
     if process.returncode != 0:
         raise SystemExit(f"train failed ({process.returncode}): {b''.join(stderr)[-2000:].decode()}")
+    fallbacks = sum(b"fell back to Stan" in line for line in stderr)
+    if fallbacks:
+        print(f"  ({fallbacks} fits fell back to Stan: the first one in a worker imports Prophet)")
     return peak, time.perf_counter() - began
 
 
