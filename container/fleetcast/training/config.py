@@ -140,7 +140,8 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> TrainingConfig:
     return TrainingConfig(prophet=ProphetSettings(**prophet), job=JobSettings(**job))
 
 
-SHARDED_BY_S3_KEY = "ShardedByS3Key"
+# inputdataconfig.json's S3DistributionType values.
+FULLY_REPLICATED, SHARDED_BY_S3_KEY = "FullyReplicated", "ShardedByS3Key"
 
 
 def host_of_customer(customer: str, hosts: Sequence[str]) -> str:
