@@ -37,6 +37,7 @@ from fleetcast.training.config import (
     cpu_count,
     parse_hyperparameters,
 )
+from fleetcast.training.peers import PEER_PORT_ENV
 
 log = logging.getLogger("fleetcast.local_train")
 
@@ -113,7 +114,8 @@ def run_hosts(roots: dict[str, SageMakerPaths]) -> dict[str, int]:
     """Run one `fleetcast train` per host concurrently; a Ctrl-C or SIGTERM is passed on to all of them."""
     processes: dict[str, subprocess.Popen] = {}
     for host, paths in roots.items():
-        env = {**os.environ, BASE_DIR_ENV: str(paths.base), "PYTHONUNBUFFERED": "1"}
+        # The hosts share this machine (one port) and cannot resolve each other; this waits for them all.
+        env = {**os.environ, BASE_DIR_ENV: str(paths.base), PEER_PORT_ENV: "0", "PYTHONUNBUFFERED": "1"}
         processes[host] = subprocess.Popen(
             [sys.executable, "-m", "fleetcast.cli", "train"],
             env=env,

@@ -58,6 +58,7 @@ from fleetcast.training.inputs import (
     iter_bucket_tasks,
     scan_channel,
 )
+from fleetcast.training.peers import PeerBarrier
 
 log = logging.getLogger("fleetcast.train")
 FAILURE_REASON_LIMIT = 1024
@@ -356,6 +357,7 @@ class JobPlan:
     owns: Callable[[str], bool] | None  # None: every customer in the channel is this host's
     total: int  # this host's customers
     delivery: ModelDelivery
+    max_rows: int  # max_rows_per_customer, 0 for no cap
 
 
 def plan_job(
@@ -367,7 +369,7 @@ def plan_job(
     workers: int,
     paths: SageMakerPaths,
 ) -> JobPlan:
-    """This host's share of the channel and where its models will end up, both logged."""
+    """This host's share of the channel, where its models will end up and its row cap, all logged."""
     in_channel = len(inventory.files) + sum(bucket_customer_count(b) for b in inventory.buckets)
     distribution = channels.get(config.job.channel, {}).get("S3DistributionType")
     log.info(
@@ -403,7 +405,9 @@ def plan_job(
             MODEL_TARBALL_MAX_CUSTOMERS,
             CHECKPOINT_ADVICE,
         )
-    return JobPlan(owns, total, delivery)
+    max_rows, cap_source = row_cap(config.job.max_rows_per_customer, workers)
+    log.info("max_rows_per_customer=%d (%s)", max_rows, cap_source)
+    return JobPlan(owns, total, delivery, max_rows)
 
 
 def job_outcome(
@@ -430,6 +434,16 @@ def job_outcome(
     return 0
 
 
+def prepare_staging(paths: SageMakerPaths) -> Path:
+    """The checkpoints folder, and a staging folder cleared of a killed job's temporary files."""
+    paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    staging = staging_dir(paths)
+    # Never in the checkpoints folder itself: SageMaker mirrors local deletes to S3.
+    if staging != paths.checkpoints_dir:
+        archive.remove_stale_temp_files(staging)
+    return staging
+
+
 def run_training(paths: SageMakerPaths) -> int:
     try:
         config = read_hyperparameters(paths)
@@ -443,10 +457,7 @@ def run_training(paths: SageMakerPaths) -> int:
 
     workers = config.job.workers or cpu_count()
     plan = plan_job(config, resources, channels, checkpoints, inventory, workers, paths)
-    total = plan.total
-
-    max_rows, cap_source = row_cap(config.job.max_rows_per_customer, workers)
-    log.info("max_rows_per_customer=%d (%s)", max_rows, cap_source)
+    total, max_rows = plan.total, plan.max_rows
 
     stop = StopFlag()
 
@@ -455,11 +466,7 @@ def run_training(paths: SageMakerPaths) -> int:
         stop.set()
 
     previous = signal.signal(signal.SIGTERM, request_stop)
-    paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(paths)
-    # Never in the checkpoints folder itself: SageMaker mirrors local deletes to S3.
-    if staging != paths.checkpoints_dir:
-        archive.remove_stale_temp_files(staging)
+    staging = prepare_staging(paths)
     context = FitContext(
         config, paths.checkpoints_dir, resources.current_host, library_versions(), staging_dir=staging
     )
@@ -473,6 +480,9 @@ def run_training(paths: SageMakerPaths) -> int:
         if result.status != FAILED:
             with_archive.append(result.customer)
 
+    # Started before the fleet so that every peer can hear this host; see peers.py for why hosts wait.
+    barrier = PeerBarrier(resources.current_host, resources.hosts)
+    barrier.start()
     try:
         progress = run_fleet(
             iter_tasks(inventory, refused, max_rows, journal, plan.owns),
@@ -500,15 +510,16 @@ def run_training(paths: SageMakerPaths) -> int:
         progress, config, resources.current_host, resources.hosts, workers, stop.is_set(), max_rows
     )
     report_path = report.close()
-    _atomic_write(
-        paths.model_dir / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1)
-    )
-    _atomic_write(
-        paths.output_data_dir / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1)
-    )
+    for folder in (paths.model_dir, paths.output_data_dir):
+        _atomic_write(folder / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1))
     log.info("report: %s", report_path)
 
-    return job_outcome(progress, config, stopped=stop.is_set(), total=total, paths=paths)
+    try:
+        outcome = job_outcome(progress, config, stopped=stop.is_set(), total=total, paths=paths)
+        barrier.finish_and_wait()
+    finally:
+        barrier.close()
+    return outcome
 
 
 def train_main() -> int:
