@@ -317,9 +317,7 @@ def pack_into_model_dir(customers: list[str], paths: SageMakerPaths) -> tuple[in
         target = paths.model_dir / source.name
         if not source.is_file():
             continue
-        if target.exists() and os.path.samefile(source, target):
-            pass
-        else:
+        if not (target.exists() and os.path.samefile(source, target)):
             temp = paths.model_dir / f"{archive.TEMP_PREFIX}{source.name}"
             temp.unlink(missing_ok=True)
             try:

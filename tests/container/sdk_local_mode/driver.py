@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import traceback
 from pathlib import Path
@@ -81,6 +82,10 @@ def serve(args: argparse.Namespace) -> dict:
     model = Model(image_uri=args.image, model_data=args.model_data, role=ROLE, sagemaker_session=session)
     name = f"fleetcast-local-{args.port}"
     model.deploy(initial_instance_count=1, instance_type="local", endpoint_name=name)
+    published = subprocess.run(
+        ["docker", "ps", "--filter", f"publish={args.port}", "--format", "{{.Ports}}"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
     request = {"period": 3}
     results: dict[str, dict] = {}
     try:
@@ -111,7 +116,7 @@ def serve(args: argparse.Namespace) -> dict:
         results["http_mismatched_target_model"] = post(args.port, request, "application/json", other)
     finally:
         session.delete_endpoint(name)
-    return {"ok": True, "results": results}
+    return {"ok": True, "results": results, "published": published}
 
 
 def post(port: int, body: dict, content_type: str, target_model: str | None = None) -> dict:

@@ -121,6 +121,7 @@ def served(sdk, image, trained, tmp_path_factory) -> dict[str, dict]:
         "--port", str(free_loopback_port()), "--customer", "7", "--other", "3", root=tmp / "sdk-root",
     )  # fmt: skip
     assert run.result["ok"], run.output[-6000:]
+    assert run.result["published"].startswith("127.0.0.1:"), run.result["published"]  # loopback only
     return run.result["results"]
 
 
