@@ -58,3 +58,31 @@ def test_port_zero_turns_waiting_off(monkeypatch: pytest.MonkeyPatch):
     barrier = PeerBarrier(A, [A, B])
     barrier.start()
     assert barrier.port == 0 and barrier.finish_and_wait() == []
+
+
+def test_sigterm_ends_the_wait_of_a_host_whose_work_is_done():
+    import signal
+    import subprocess
+    import sys
+
+    port = free_port()
+    busy = PeerBarrier(B, [A, B], port, bind=B)
+    busy.start()  # a peer that never finishes
+    script = (
+        "from fleetcast.training.peers import PeerBarrier\n"
+        f"barrier = PeerBarrier({A!r}, [{A!r}, {B!r}], {port}, bind={A!r})\n"
+        "barrier.start()\n"
+        "print('waiting', flush=True)\n"
+        "print(barrier.finish_and_wait(), flush=True)\n"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "waiting"
+        time.sleep(1.0)
+        assert child.poll() is None  # still waiting for the busy peer
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(timeout=10) == 0  # its work is done: a clean exit, not 143
+        assert child.stdout.read().strip() == f"[{B!r}]"
+    finally:
+        child.kill()
+        busy.close()

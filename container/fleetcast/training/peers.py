@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -77,16 +78,30 @@ class PeerBarrier:
             return b""
 
     def finish_and_wait(self) -> list[str]:
-        """Say this host is done, then wait for the peers; returns those given up on (never heard)."""
+        """Say this host is done, then wait for the peers; returns those not waited for to the end.
+
+        A SIGTERM here ends the wait (this host's work is complete and written): the platform is
+        stopping the job, or docker-compose is stopping the last hosts because one has exited.
+        """
         self._done.set()
         if self._server is None:
             return []
+        stop = threading.Event()
+        in_main_thread = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main_thread else None
+        try:
+            return self._wait(stop)
+        finally:
+            if in_main_thread:
+                signal.signal(signal.SIGTERM, previous)
+            self.close()
+
+    def _wait(self, stop: threading.Event) -> list[str]:
         finished: set[str] = set()
         heard: set[str] = set()  # answered at least once
-
         began = time.monotonic()
         announced = False
-        while len(finished) < len(self.peers):
+        while len(finished) < len(self.peers) and not stop.is_set():
             for peer in self.peers:
                 if peer in finished:
                     continue
@@ -105,10 +120,9 @@ class PeerBarrier:
                 log.warning("never heard from %s: exiting without them", ", ".join(unheard))
                 break
             if waiting:
-                time.sleep(POLL_SECONDS)
+                stop.wait(POLL_SECONDS)
         if heard:  # someone out there may still be polling this host
-            time.sleep(LINGER_SECONDS)
-        self.close()
+            stop.wait(LINGER_SECONDS)
         return [p for p in self.peers if p not in finished]
 
     def close(self) -> None:
