@@ -7,31 +7,43 @@ minor version nothing here runs. tests/container/test_python_range.py checks the
 
 from __future__ import annotations
 
+import operator
 import platform
+import re
 import tomllib
 from pathlib import Path
 
-from packaging.specifiers import SpecifierSet
-from packaging.version import Version
-
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 # The image's base (the Debian stand-in; see .ci/docker-engine.sh): the oldest interpreter we run.
-OLDEST_WE_RUN = Version("3.11.2")
+OLDEST_WE_RUN = "3.11.2"
+COMPARISONS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
 
 
-def declared_range() -> SpecifierSet:
-    return SpecifierSet(tomllib.loads(PYPROJECT.read_text())["project"]["requires-python"])
+def version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
+def in_declared_range(python: str) -> bool:
+    """`python` satisfies requires-python (the plain comparisons we use: no wildcards, no ~=)."""
+    declared = tomllib.loads(PYPROJECT.read_text())["project"]["requires-python"]
+    for clause in declared.split(","):
+        match = re.fullmatch(r"\s*(>=|<=|==|>|<)\s*([\d.]+)\s*", clause)
+        assert match, f"requires-python clause {clause!r} is not a plain comparison"
+        wanted = version(match[2])
+        have = version(python)[: len(wanted)] if match[1] == "==" else version(python)
+        if not COMPARISONS[match[1]](have, wanted):
+            return False
+    return True
 
 
 def test_this_interpreter_is_in_the_declared_range():
-    assert Version(platform.python_version()) in declared_range()
+    assert in_declared_range(platform.python_version())
 
 
 def test_the_range_is_what_we_run_and_no_wider():
-    declared = declared_range()
-    assert OLDEST_WE_RUN in declared
-    assert Version("3.11.1") not in declared  # older than anything we run
-    assert Version("3.12.0") not in declared  # a minor version nothing here runs or tests
+    assert in_declared_range(OLDEST_WE_RUN)
+    assert not in_declared_range("3.11.1")  # older than anything we run
+    assert not in_declared_range("3.12.0")  # a minor version nothing here runs or tests
     # ruff's target (the syntax and library checks) is the declared minor version.
     target = tomllib.loads(PYPROJECT.read_text())["tool"]["ruff"]["target-version"]
-    assert target == f"py{OLDEST_WE_RUN.major}{OLDEST_WE_RUN.minor}"
+    assert target == "py" + "".join(OLDEST_WE_RUN.split(".")[:2])
