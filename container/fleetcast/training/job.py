@@ -8,9 +8,11 @@ CheckpointConfig (see config.CheckpointConfig for how the container knows). With
 with the instance, so the archives are also packed into /opt/ml/model, which SageMaker tars into the job's
 model.tar.gz: extracted, it holds `<customer>.tar.gz` at the top, the layout a multi-model endpoint's S3
 prefix (and MultiDataModel) expects. When several hosts receive the same full channel, each trains only
-the customers whose id hashes to it (config.host_of_customer). The job fails
-(non-zero exit, reason in output/failure, which SageMaker shows as FailureReason) only for no input,
-invalid configuration, a stop request, or more failed customers than `max_failure_rate` allows.
+the customers whose id hashes to it (config.host_of_customer), and waits for the others at the end
+(peers.py).
+
+The job fails (non-zero exit, reason in output/failure, which SageMaker shows as FailureReason) only for
+no input, invalid configuration, a stop request, or more failed customers than `max_failure_rate` allows.
 """
 
 from __future__ import annotations
