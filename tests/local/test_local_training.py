@@ -107,3 +107,28 @@ def test_local_train_rejects_bad_requests(tmp_path: Path, caplog: pytest.LogCapt
     assert "'x' is not KEY=VALUE" in caplog.text
     assert main(["local-train", "--data", str(tmp_path / "none"), "--models", str(tmp_path / "m")]) == 2
     assert "no input files" in caplog.text
+
+
+def test_local_train_fully_replicated_lets_each_host_pick_its_customers(tmp_path: Path):
+    from fleetcast.local.training import local_train_main
+    from fleetcast.training.config import host_of_customer
+
+    data, models, work = tmp_path / "customers", tmp_path / "models", tmp_path / "work"
+    write_folder_layout(data, range(7))
+    settings = ["holdout_days=0", "uncertainty_samples=0"]
+    assert local_train_main(data, 3, models, work, settings, distribution="FullyReplicated") == 0
+    assert sorted(p.name for p in models.glob("*.tar.gz")) == [f"{i}.tar.gz" for i in range(7)]
+
+    with open(work / "report.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["customer"] for row in rows) == [str(i) for i in range(7)]  # each exactly once
+    hosts = ["algo-1", "algo-2", "algo-3"]
+    assert all(row["host"] == host_of_customer(row["customer"], hosts) for row in rows)
+    for host in hosts:
+        root = work / host
+        channels = json.loads((root / "input" / "config" / "inputdataconfig.json").read_text())
+        assert channels["train"]["S3DistributionType"] == "FullyReplicated"
+        assert len(list((root / "input" / "data" / "train").rglob("*.csv"))) == 7  # the whole channel
+        # A job with a CheckpointConfig: the models go to the checkpoint prefix, not into model.tar.gz.
+        assert (root / "input" / "config" / "checkpointconfig.json").exists()
+        assert not list((root / "model").glob("*.tar.gz"))
