@@ -308,15 +308,25 @@ def peak_memory_of_train(channel: Path, root: Path, workers: int) -> tuple[int, 
         stderr=subprocess.PIPE,
     )
     peak = 0
+    peak_by_process: dict[int, int] = {}
     stderr: list[bytes] = []
     reader = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
     reader.start()
     while process.poll() is None:
-        peak = max(peak, sum(_pss(pid) for pid in _tree(process.pid)))
+        sizes = {pid: _pss(pid) for pid in _tree(process.pid)}
+        peak = max(peak, sum(sizes.values()))
+        for pid, size in sizes.items():
+            peak_by_process[pid] = max(peak_by_process.get(pid, 0), size)
         time.sleep(0.05)
     reader.join()
     if process.returncode != 0:
         raise SystemExit(f"train failed ({process.returncode}): {b''.join(stderr)[-2000:].decode()}")
+    parent = peak_by_process.pop(process.pid, 0)
+    others = sorted(peak_by_process.values(), reverse=True)[:4]
+    print(
+        f"  peak PSS of train {parent / 2**20:.1f} MiB, largest children "
+        + ", ".join(f"{o / 2**20:.1f}" for o in others)
+    )
     fallbacks = sum(b"fell back to Stan" in line for line in stderr)
     if fallbacks:
         print(f"  ({fallbacks} fits fell back to Stan: the first one in a worker imports Prophet)")
