@@ -15,10 +15,11 @@ solver relative to solver time (for fleetcast: per trained customer, `seconds - 
 report, summed, over the summed `fit_seconds`). Then the fidelity of (d) against Stan: the 7-step yhat
 of (d)'s archives against (b)'s Stan-fitted models, per series the largest relative difference.
 
-`--memory` runs `train` (holdout off) as a subprocess on each fleet size and samples, from /proc, the
-summed PSS of the whole process tree (the parent, its workers and their CmdStan children). PSS rather than
-RSS: a worker forking CmdStan briefly shows a second copy of its whole RSS, which is shared, not used. The
-peaks must be within 10 % of each other.
+`--memory` runs `train` (holdout off, otherwise its defaults) as a subprocess on each fleet size and samples,
+from /proc, the summed RSS of the whole process tree (the parent, its workers and any CmdStan children),
+and each process's own. The RSS peaks must be within 10 % of each other. The summed PSS is printed too: it
+counts pages the workers share with the parent once, but rises over a long run as the parent's writes
+unshare them, which is the age of the run, not its size.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -280,20 +282,30 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def _pss(pid: int) -> int:
-    """Proportional set size in bytes: shared pages split among their sharers, so a sum does not count
-    twice what forked workers (or a worker forking CmdStan) share."""
+def _memory_of(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of a process in bytes. RSS counts every page it maps; PSS splits shared pages among
+    their sharers, so it moves as the parent's writes unshare pages its forked workers inherited."""
+    rss = pss = 0
     try:
         with open(f"/proc/{pid}/smaps_rollup") as handle:
             for line in handle:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
+                if line.startswith("Rss:"):
+                    rss = int(line.split()[1]) * 1024
+                elif line.startswith("Pss:"):
+                    pss = int(line.split()[1]) * 1024
     except (FileNotFoundError, ProcessLookupError):
         pass
-    return 0
+    return rss, pss
 
 
-def peak_memory_of_train(channel: Path, root: Path, workers: int) -> tuple[int, float]:
+@dataclass
+class MemoryPeak:
+    rss: int = 0  # the largest sum over the process tree
+    pss: int = 0
+    by_process: dict[int, int] = field(default_factory=dict)  # each process's largest RSS
+
+
+def peak_memory_of_train(channel: Path, root: Path, workers: int) -> tuple[MemoryPeak, float]:
     (root / "input" / "config").mkdir(parents=True)
     (root / "input" / "data").mkdir(parents=True)
     os.symlink(channel, root / "input" / "data" / "train")
@@ -307,26 +319,20 @@ def peak_memory_of_train(channel: Path, root: Path, workers: int) -> tuple[int, 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    peak = 0
-    peak_by_process: dict[int, int] = {}
+    peak = MemoryPeak()
     stderr: list[bytes] = []
     reader = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
     reader.start()
     while process.poll() is None:
-        sizes = {pid: _pss(pid) for pid in _tree(process.pid)}
-        peak = max(peak, sum(sizes.values()))
-        for pid, size in sizes.items():
-            peak_by_process[pid] = max(peak_by_process.get(pid, 0), size)
+        sizes = {pid: _memory_of(pid) for pid in _tree(process.pid)}
+        peak.rss = max(peak.rss, sum(rss for rss, _ in sizes.values()))
+        peak.pss = max(peak.pss, sum(pss for _, pss in sizes.values()))
+        for pid, (rss, _) in sizes.items():
+            peak.by_process[pid] = max(peak.by_process.get(pid, 0), rss)
         time.sleep(0.05)
     reader.join()
     if process.returncode != 0:
         raise SystemExit(f"train failed ({process.returncode}): {b''.join(stderr)[-2000:].decode()}")
-    parent = peak_by_process.pop(process.pid, 0)
-    others = sorted(peak_by_process.values(), reverse=True)[:4]
-    print(
-        f"  peak PSS of train {parent / 2**20:.1f} MiB, largest children "
-        + ", ".join(f"{o / 2**20:.1f}" for o in others)
-    )
     fallbacks = sum(b"fell back to Stan" in line for line in stderr)
     if fallbacks:
         print(f"  ({fallbacks} fits fell back to Stan: the first one in a worker imports Prophet)")
@@ -336,22 +342,24 @@ def peak_memory_of_train(channel: Path, root: Path, workers: int) -> tuple[int, 
 def memory(args: argparse.Namespace) -> None:
     sizes = [int(s) for s in args.sizes.split(",")]
     workers = os.cpu_count() or 1
-    peaks: dict[int, int] = {}
+    peaks: dict[int, MemoryPeak] = {}
     work = Path(tempfile.mkdtemp(prefix="fleetcast-bench-mem-"))
     try:
         for size in sizes:
             channel = work / f"customers-{size}"
             write_fleet(channel, size, args.rows)
             peaks[size], seconds = peak_memory_of_train(channel, work / f"root-{size}", workers)
-            print(f"{size:>7} customers: peak PSS {peaks[size] / 2**20:7.1f} MiB "
-                  f"(train + {workers} workers + CmdStan) in {seconds:.0f}s")  # fmt: skip
+            peak = peaks[size]
+            each = ", ".join(f"{rss / 2**20:.1f}" for rss in peak.by_process.values())
+            print(f"{size:>7} customers: peak RSS {peak.rss / 2**20:7.1f} MiB (train + {workers} workers; "
+                  f"each {each}), peak PSS {peak.pss / 2**20:.1f} MiB, in {seconds:.0f}s")  # fmt: skip
             shutil.rmtree(work / f"root-{size}", ignore_errors=True)
             shutil.rmtree(channel, ignore_errors=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    low, high = min(peaks.values()), max(peaks.values())
+    low, high = min(p.rss for p in peaks.values()), max(p.rss for p in peaks.values())
     verdict = "within" if high <= low * (1 + MEMORY_TOLERANCE) else "NOT within"
-    print(f"largest / smallest peak: {high / low:.3f} ({verdict} {MEMORY_TOLERANCE:.0%})")
+    print(f"largest / smallest peak RSS: {high / low:.3f} ({verdict} {MEMORY_TOLERANCE:.0%})")
 
 
 def main() -> None:
