@@ -35,19 +35,33 @@ import os
 import signal
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 from fleetcast.paths import sagemaker_paths
 from fleetcast.serving.budget import MemoryBudget, OverBudget, budget_bytes, rss_bytes, server_rss_bytes
-from fleetcast.serving.lean_models import LoadedModel, Predictor, from_document, load_model, rehearse, warm_up
+from fleetcast.serving.lean_models import (
+    COMPILED_COPY_BYTES,
+    LoadedModel,
+    Predictor,
+    from_document,
+    load_model,
+    rehearse,
+    warm_up,
+)
 from fleetcast.serving.protocol import (
     JSON_CONTENT_TYPE,
+    TARGET_MODEL_HEADER,
     ForecastError,
     Limits,
+    check_model_url,
+    check_target_model,
+    clip,
     encode_response,
     internal_error,
     parse_request,
@@ -76,6 +90,10 @@ WATCH_SECONDS = 0.01
 DELETE_ACK_SECONDS = 5.0
 # Unloads come in bursts (the platform evicts many models under pressure): trim once the burst is over.
 TRIM_AFTER_SECONDS = 0.2
+# Built predictors each worker keeps (LRU); the rest are rebuilt from the registry on use (~0.1 ms).
+WORKER_CACHE_ENV = "FLEETCAST_WORKER_CACHE_MODELS"
+DEFAULT_WORKER_CACHE_MODELS = 20_000
+MAX_MODELS_ENV = "FLEETCAST_MAX_MODELS"
 M_ARENA_MAX = -8  # glibc mallopt parameter
 MALLOC_ARENAS = 2
 
@@ -113,57 +131,66 @@ def _error(status: int, code: str, message: str) -> Response:
 
 
 class WorkerModels:
-    """This process's copies of the loaded models, kept in step with the shared registry."""
+    """This process's copies of the loaded models: a bounded LRU cache kept in step with the registry.
 
-    def __init__(self, registry: SharedRegistry) -> None:
+    A copy is built from the registry's compiled document on first use (~0.1 ms); at most `capacity`
+    copies stay (FLEETCAST_WORKER_CACHE_MODELS), so a worker's memory does not grow with the number of
+    loaded models, only the shared store does.
+    """
+
+    def __init__(self, registry: SharedRegistry, capacity: int = DEFAULT_WORKER_CACHE_MODELS) -> None:
         self.registry = registry
-        self.local: dict[str, tuple[str, Predictor]] = {}  # name -> (registry entry key, predictor)
-        self.listing: dict[str, str] = {}  # the registry's {name: key} as of seen_generation
-        self.seen_generation = -1
+        self.capacity = capacity
+        self.local: OrderedDict[str, Predictor] = OrderedDict()  # least recently used first
+        self.seen_generation = registry.generation
         self.slot: int | None = None
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._dropped_at: float | None = None
 
     def sync(self) -> None:
-        """Drop models the registry no longer lists (or lists as a different, re-loaded entry)."""
+        """Drop the copies of models unloaded since the last sync (only those changes are read)."""
         generation = self.registry.generation
         if generation == self.seen_generation:
             return
         with self._lock:
             generation = self.registry.generation
-            listing = self.registry.listing()
-            gone = [name for name, (key, _) in self.local.items() if listing.get(name) != key]
-            for name in gone:
-                del self.local[name]
-            self.listing = listing
-            self.seen_generation = generation
-        if gone:
+            gone = self.registry.removed_since(self.seen_generation)
+            dropped = [name for name in gone if self.local.pop(name, None) is not None]
+            self.seen_generation = max(self.seen_generation, generation)
+        if dropped:
             self._dropped_at = time.monotonic()
         if self.slot is not None:
             self.registry.acknowledge(self.slot, generation)
 
     def get(self, name: str) -> Predictor | None:
         self.sync()
-        held = self.local.get(name)
-        if held is not None:
-            return held[1]
-        key = self.listing.get(name)
-        if key is None:
-            return None
-        entry = self.registry.read(name, key)
-        if entry is None:  # unloaded since our last look
+        with self._lock:
+            predictor = self.local.get(name)
+            if predictor is not None:
+                self.local.move_to_end(name)
+                return predictor
+        generation = self.registry.generation
+        entry = self.registry.read(name)
+        if entry is None:
             return None
         predictor = from_document(entry.document)
-        with self._lock:
-            # Keep it only if it is still the listed entry (a DELETE may have raced us).
-            if self.listing.get(name) == key:
-                self.local[name] = (key, predictor)
+        self._remember(name, predictor, generation)
         return predictor
 
-    def keep(self, name: str, key: str, loaded: LoadedModel) -> None:
+    def keep(self, name: str, loaded: LoadedModel, generation: int) -> None:
+        self._remember(name, loaded.predictor, generation)
+
+    def _remember(self, name: str, predictor: Predictor, generation: int) -> None:
         with self._lock:
-            self.local[name] = (key, loaded.predictor)
+            # Cache it only if nothing changed since it was read: a DELETE may have raced us, and this
+            # worker could already have acknowledged it.
+            if self.registry.generation != generation or self.capacity == 0:
+                return
+            self.local[name] = predictor
+            self.local.move_to_end(name)
+            while len(self.local) > self.capacity:
+                self.local.popitem(last=False)
 
     def drop(self, name: str) -> None:
         with self._lock:
@@ -173,8 +200,10 @@ class WorkerModels:
     def start_watching(self) -> None:
         """In a worker: claim an acknowledgement slot and drop unloaded models even when idle."""
         self.slot = self.registry.claim_slot()
-        self.seen_generation = -1
-        self.sync()
+        with self._lock:
+            self.local.clear()  # a fresh worker: nothing to reconcile, only changes from here on
+            self.seen_generation = self.registry.generation
+        self.registry.acknowledge(self.slot, self.seen_generation)
         threading.Thread(target=self._watch, name="model-registry-watch", daemon=True).start()
 
     def stop_watching(self) -> None:
@@ -199,9 +228,16 @@ class WorkerModels:
 class LeanServer:
     """State shared by the Flask views: registry, this worker's models, limits, budget."""
 
-    def __init__(self, registry: SharedRegistry, workers: int, budget: MemoryBudget, limits: Limits) -> None:
+    def __init__(
+        self,
+        registry: SharedRegistry,
+        workers: int,
+        budget: MemoryBudget,
+        limits: Limits,
+        cache_models: int = DEFAULT_WORKER_CACHE_MODELS,
+    ) -> None:
         self.registry = registry
-        self.models = WorkerModels(registry)
+        self.models = WorkerModels(registry, cache_models)
         self.workers = workers
         self.budget = budget
         self.limits = limits
@@ -209,36 +245,37 @@ class LeanServer:
         self.single_model: Predictor | None = None
         self.warm_model: Path | None = None  # a tiny model each new worker rehearses on
         self.single_model_error: ForecastError | None = None
+        self.multi_model = True  # SAGEMAKER_MULTI_MODEL: which model /invocations serves
         self._single_lock = threading.Lock()
 
     # ---- management ------------------------------------------------------------------------------
 
     def load(self, name: str, url: str) -> Response:
+        check_model_url(url)
         if self.registry.contains(name):
             return _error(409, "model_already_loaded", f"model {name!r} is already loaded")
         started = time.perf_counter()
         loaded = load_model(url)
 
         def admit(estimate_total: int) -> None:
+            # (The store in /dev/shm is bounded by its own size: when it fills, the add is a 507 too.)
             self.budget.admit(loaded.estimate_bytes, estimate_total, server_rss_bytes(self.root_pid))
 
         try:
-            self.registry.add(name, url, loaded.estimate_bytes, loaded.document, admit=admit)
+            generation = self.registry.add(name, url, loaded.estimate_bytes, loaded.document, admit=admit)
         except OverBudget as exc:
-            log.warning("model %s not loaded: %s", name, exc)
+            log.warning("model %s not loaded: %s", clip(name), exc)
             return _error(507, "insufficient_memory", str(exc))
-        entry = self.registry.read(name)
-        if entry is not None:
-            self.models.keep(name, entry.key, loaded)
+        self.models.keep(name, loaded, generation)
         log.info(
             "loaded model %s (customer %s) from %s in %.1f ms%s",
-            name,
-            loaded.predictor.customer,
-            url,
+            clip(name),
+            clip(loaded.predictor.customer),
+            clip(url),
             (time.perf_counter() - started) * 1000,
             "" if loaded.compiled else " [Prophet fallback]",
         )
-        return _json(200, {"status": f'Model "{name}" loaded'})
+        return _json(200, {"status": f'Model "{clip(name)}" loaded'})
 
     def unload(self, name: str) -> Response:
         _, generation = self.registry.remove(name)
@@ -276,30 +313,27 @@ class LeanServer:
         # MMS's rules: limit defaults to 100 and is capped at 100; the token is an offset; bad numbers
         # fall back to the defaults; the token is present only while names remain past this page.
         limit = _int_or(limit_text, MAX_PAGE)
-        if limit < 0 or limit > MAX_PAGE:
-            limit = MAX_PAGE
+        if limit <= 0 and limit_text is not None:
+            # An empty page with a token would send a client that follows tokens round forever.
+            return _error(
+                400, "bad_limit", f"limit must be between 1 and {MAX_PAGE}, got {clip(limit_text, 40)}"
+            )
+        limit = min(limit, MAX_PAGE)
         offset = max(0, _int_or(token_text, 0))
-        listing = self.registry.listing()
-        names = sorted(listing)
-        end = offset + limit
+        page, more = self.registry.page(offset, limit)
         body: dict[str, Any] = {}
-        if end > len(names):
-            end = len(names)
-        else:
-            body["nextPageToken"] = str(end)
-        models = []
-        for name in names[offset:end]:
-            entry = self.registry.read(name, listing[name])
-            if entry is not None:
-                models.append({"modelName": name, "modelUrl": entry.url})
-        body["models"] = models
+        if more:
+            body["nextPageToken"] = str(offset + len(page))
+        body["models"] = [{"modelName": name, "modelUrl": url} for name, url in page]
         return _json(200, body)
 
     # ---- inference -------------------------------------------------------------------------------
 
-    def invoke(self, predictor_of: Any) -> Response:
+    def invoke(self, predictor_of: Any, check_target: Any = None) -> Response:
         try:
             predictor = predictor_of()  # 404 for an unknown model comes first, as in MMS
+            if check_target is not None:
+                check_target(predictor)
             forecast_request = parse_request(request.get_data(cache=False), request.content_type, self.limits)
             body = encode_response(predictor.forecast(forecast_request))
         except ForecastError as exc:
@@ -315,8 +349,23 @@ class LeanServer:
     def loaded_predictor(self, name: str) -> Predictor:
         predictor = self.models.get(name)
         if predictor is None:
-            raise ForecastError(404, "model_not_found", f"model {name!r} is not loaded; POST /models first")
+            raise ForecastError(
+                404, "model_not_found", f"model {clip(name, 100)!r} is not loaded; POST /models first"
+            )
         return predictor
+
+    def invocations_predictor(self, model_name: str | None) -> Predictor:
+        """/invocations: the /opt/ml/model model, or in multi-model mode `?model_name=` (as MMS does)."""
+        if not self.multi_model:
+            return self.single_predictor()
+        if not model_name:
+            raise ForecastError(
+                400,
+                "model_name_required",
+                "this server runs in multi-model mode (SAGEMAKER_MULTI_MODEL=true): invoke a loaded model "
+                "with POST /models/<name>/invoke, or POST /invocations?model_name=<name>",
+            )
+        return self.loaded_predictor(model_name)
 
     def single_predictor(self) -> Predictor:
         """The /opt/ml/model model, loaded once per worker (SageMaker single-model endpoints)."""
@@ -355,7 +404,7 @@ def create_app(server: LeanServer) -> Flask:
         if request.get_data():
             try:
                 body = json.loads(request.get_data())
-            except ValueError:
+            except (ValueError, RecursionError):
                 return _error(
                     400,
                     "bad_request",
@@ -374,7 +423,7 @@ def create_app(server: LeanServer) -> Flask:
         try:
             return server.load(name, url)
         except (ForecastError, RegistryError) as exc:
-            log.warning("model %s not loaded: %d %s", name, exc.status, exc.message)
+            log.warning("model %s not loaded: %d %s", clip(name), exc.status, clip(exc.message, 500))
             return _error(exc.status, exc.code, exc.message)
 
     @app.get("/models")
@@ -403,7 +452,12 @@ def create_app(server: LeanServer) -> Flask:
 
     @app.post("/invocations")
     def invocations() -> Response:
-        return server.invoke(server.single_predictor)
+        model_name = request.args.get("model_name")
+
+        def same_model(predictor: Predictor) -> None:
+            check_target_model(request.headers.get(TARGET_MODEL_HEADER), predictor.customer, model_name)
+
+        return server.invoke(lambda: server.invocations_predictor(model_name), same_model)
 
     @app.after_request
     def name_the_worker(response: Response) -> Response:
@@ -413,11 +467,23 @@ def create_app(server: LeanServer) -> Flask:
 
     @app.errorhandler(404)
     def not_found(exc: Exception) -> Response:
-        return _error(404, "not_found", f"no such resource: {request.method} {request.path}")
+        return _error(404, "not_found", f"no such resource: {request.method} {clip(request.path)}")
 
     @app.errorhandler(405)
     def not_allowed(exc: Exception) -> Response:
-        return _error(405, "method_not_allowed", f"{request.method} is not allowed on {request.path}")
+        return _error(405, "method_not_allowed", f"{request.method} is not allowed on {clip(request.path)}")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        # Whatever werkzeug refuses (413 from a huge header, 400 from a broken request line): never HTML.
+        code = (exc.name or "error").lower().replace(" ", "_")
+        return _error(exc.code or 500, code, exc.description or exc.name or "request refused")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unexpected failure in %s %s", request.method, clip(request.path))
+        error = internal_error(exc)
+        return _error(error.status, error.code, clip(error.message, 500))
 
     return app
 
@@ -454,6 +520,8 @@ class LeanSettings:
     limits: Limits
     memory_budget_bytes: int
     multi_model: bool
+    cache_models: int
+    max_models: int | None
 
     @classmethod
     def from_env(cls, host: str | None, port: int | None) -> LeanSettings:
@@ -470,7 +538,29 @@ class LeanSettings:
             limits=Limits.from_env(),
             memory_budget_bytes=budget_bytes(),
             multi_model=os.environ.get(MULTI_MODEL_ENV, "true").strip().lower() == "true",
+            cache_models=_positive_env(WORKER_CACHE_ENV, DEFAULT_WORKER_CACHE_MODELS),
+            max_models=_positive_env(MAX_MODELS_ENV, 0) or None,
         )
+
+
+def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
+    """gunicorn's refusals of requests it cannot parse (414, 431, 400), in our JSON error format."""
+    from gunicorn import util
+
+    code = reason.lower().replace(" ", "_") or "bad_request"
+    body = json.dumps({"error": code, "message": clip(mesg or reason, 300)}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: {JSON_CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+def answer_parse_errors_in_json() -> None:
+    """Make gunicorn's own error pages JSON (it writes them through util.write_error, HTML by default)."""
+    from gunicorn import util
+
+    util.write_error = _write_json_error
 
 
 def _gunicorn_options(settings: LeanSettings, server: LeanServer) -> dict[str, Any]:
@@ -528,9 +618,10 @@ def run_lean(host: str | None = None, port: int | None = None) -> int:
         log.error("%s", exc)
         return 2
     limit_malloc_arenas()
+    answer_parse_errors_in_json()
     for stale in remove_stale_stores():
         log.info("removed %s, left by a server that was killed", stale)
-    registry = SharedRegistry()
+    registry = SharedRegistry(max_models=settings.max_models)
     server_warm_model = warm_up(registry.directory / ".warm-up")
     # Workers share the parent's objects copy-on-write; frozen, the collector never writes to them.
     gc.collect()
@@ -540,9 +631,11 @@ def run_lean(host: str | None = None, port: int | None = None) -> int:
         limit_bytes=settings.memory_budget_bytes,
         baseline_bytes=rss_bytes(os.getpid()) * (settings.workers + 1),
         workers=settings.workers,
+        cached_bytes_cap=settings.cache_models * COMPILED_COPY_BYTES,
     )
-    server = LeanServer(registry, settings.workers, budget, settings.limits)
+    server = LeanServer(registry, settings.workers, budget, settings.limits, settings.cache_models)
     server.warm_model = server_warm_model
+    server.multi_model = settings.multi_model
     if not settings.multi_model:
         try:
             server.single_predictor()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-import tarfile
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -25,12 +25,15 @@ import numpy as np
 from fleetcast.model.compiled import CompiledModel
 from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
 from fleetcast.serving.protocol import ForecastError, ForecastRequest
+from fleetcast.serving.safe_tar import safe_extract
 
 log = logging.getLogger(__name__)
 
 # Python objects around a compiled model's arrays (dicts, dataclasses, array headers): bench/predictor.py
 # on the compiled branch and bench/serving_compare.py measure a few KiB per model per worker.
 COMPILED_OVERHEAD_BYTES = 8 * 1024
+# A typical compiled model's estimate (daily, weekly + yearly seasonality): sizes a worker cache's cap.
+COMPILED_COPY_BYTES = 12 * 1024
 # A Prophet model in memory (history frames, Stan backend object) is far bigger than its JSON.
 PROPHET_BYTES_PER_JSON_BYTE = 12
 PROPHET_BASE_BYTES = 2 * 1024 * 1024
@@ -66,6 +69,10 @@ def load_model(model_dir: Path | str) -> LoadedModel:
         status = 404 if exc.code == "model_missing" else 400
         message = exc.message if str(model_dir) in exc.message else f"{model_dir}: {exc.message}"
         raise ForecastError(status, exc.code, message) from None
+    except Exception as exc:  # a model that breaks the loader is the model's fault: 400, never a 500
+        raise ForecastError(
+            400, "model_invalid", f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
+        ) from None
     if isinstance(predictor, CompiledPredictor):
         document = {
             "kind": "compiled",
@@ -124,9 +131,8 @@ def warm_up(work_dir: Path) -> Path | None:
         work_dir.mkdir(parents=True, exist_ok=True)
         archive = write_archive(work_dir, "warm-up", model_to_json(model), metadata)
         model_dir = work_dir / "model"
-        model_dir.mkdir(exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(model_dir, filter="data")
+        shutil.rmtree(model_dir, ignore_errors=True)
+        safe_extract(archive, model_dir)  # no extractall(filter=...): Python 3.11.2 lacks it
         rehearse(model_dir)
     except Exception as exc:  # a server that starts colder beats one that does not start
         log.warning("warm-up failed (%s: %s); the first model load will be slower", type(exc).__name__, exc)

@@ -1,20 +1,25 @@
 """The lean server's list of loaded models, shared by all its worker processes.
 
-Design (chosen by measurement, see lean.py): every gunicorn worker keeps its own in-memory copy of the
-models it has served, and a small shared store says which models are loaded:
+Design (chosen by measurement: `python -m bench.serving --store`, numbers in lean.py): every gunicorn
+worker keeps its own bounded cache of built predictors, and one small SQLite database in a private
+directory (in /dev/shm when there is one) says which models are loaded:
 
-- one file per loaded model in a private directory (in /dev/shm when there is one): JSON with the
-  model's name, url, size estimate and its compiled numeric form, so another worker can build its copy
-  in a fraction of a millisecond without reading the model directory or importing Prophet;
-- a generation counter in shared memory (inherited through fork), bumped after every load and unload;
-  a worker whose last seen generation differs rescans the directory and drops what is gone;
-- per-worker "acknowledged generation" slots, so DELETE can wait until every live worker has dropped
-  its copy before it answers (SageMaker expects the memory to be free when DELETE returns);
+- table `models`: name (primary key), url, size estimate, the generation that loaded it, and the model's
+  compiled form as JSON, so any worker builds its copy in a fraction of a millisecond without reading
+  the model directory. Load, describe, invoke-on-a-cold-worker and unload are each one B-tree lookup
+  (O(log n)); a page of the listing is one index range;
+- table `removals`: (generation, name) of every unload. A generation counter in shared memory (inherited
+  through fork) is bumped after every load and unload; a worker whose last seen generation differs reads
+  only the removals since then (`removed_since`), never the whole table. Rows every live worker has
+  seen are pruned;
+- per-worker "acknowledged generation" slots in shared memory, so DELETE can wait until every live
+  worker has dropped its copy before it answers (SageMaker expects the memory to be free by then);
 - an estimate of the bytes all loaded models take, for the memory budget.
 
-Writers serialise on an flock (released by the kernel if a worker dies holding it); readers take no lock.
-Each load's file is named after the model and the generation that published it, so a re-loaded name is
-a new entry; the 409 check and the publishing rename happen under the lock.
+Writers serialise on an flock (released by the kernel if a worker dies holding it), so the database
+commit and the generation bump happen as one step; readers take no lock (WAL mode). The store's own
+exhaustion (tmpfs full: SQLITE_FULL; more than FLEETCAST_MAX_MODELS entries) is a 507, which makes the
+platform unload models and retry.
 """
 
 from __future__ import annotations
@@ -26,20 +31,24 @@ import json
 import multiprocessing
 import os
 import shutil
+import sqlite3
 import tempfile
+import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
-ENTRY_PREFIX = "m."
-GENERATION_SEPARATOR = "+"
-MAX_NAME_BYTES = 200  # file names stop at 255 bytes; the quoted name must fit with the prefix
+MAX_NAME_BYTES = 255  # model names become folder names on the platform's disk: NAME_MAX
 MAX_WORKER_SLOTS = 128
 ACK_POLL_SECONDS = 0.005
+DATABASE_FILE = "models.sqlite"
+STORE_PREFIX = "fleetcast-lean-"
+BUSY_TIMEOUT_MS = 10_000
+# SQLite's page cache per connection (one per worker thread); small, the OS page cache holds the rest.
+CACHE_KIB = 2048
+PRUNE_EVERY = 256  # removals between prunes of the removal log
 
 
 class RegistryError(Exception):
@@ -52,40 +61,33 @@ class RegistryError(Exception):
         self.message = message
 
 
+def store_full(detail: str) -> RegistryError:
+    return RegistryError(
+        507, "insufficient_storage", f"the model registry is full ({detail}); unload models first"
+    )
+
+
 @dataclass(frozen=True)
 class Entry:
     name: str
     url: str
     estimate_bytes: int
     document: dict[str, Any]  # everything the loader stored (compiled form, metadata, ...)
-    key: str  # the entry's file name: unique per load, so a re-loaded name is a different entry
+    key: str  # the generation that loaded it: unique per load, so a re-loaded name is a different entry
 
 
 def check_name(name: str) -> str:
-    """The model name percent-quoted for a file name (no '/', no dot names); 400 if unusable."""
+    """A usable model name (non-empty, printable, at most MAX_NAME_BYTES); 400 otherwise."""
     if not name:
         raise RegistryError(400, "bad_model_name", "model_name must be a non-empty string")
     if any(ord(ch) < 32 for ch in name):
-        raise RegistryError(400, "bad_model_name", f"model_name {name!r} contains control characters")
-    quoted = quote(name, safe="")
-    if len(quoted) > MAX_NAME_BYTES:
+        raise RegistryError(400, "bad_model_name", "model_name contains control characters")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
         raise RegistryError(
-            400,
-            "bad_model_name",
-            f"model_name is too long ({len(quoted)} bytes quoted; limit {MAX_NAME_BYTES})",
+            400, "bad_model_name", f"model_name is too long ({size} bytes; limit {MAX_NAME_BYTES})"
         )
-    return quoted
-
-
-def entry_file_name(name: str, generation: int) -> str:
-    # quote() escapes '+', so the last '+' always separates the name from the load's generation.
-    return f"{ENTRY_PREFIX}{check_name(name)}{GENERATION_SEPARATOR}{generation}"
-
-
-def name_from_file(file_name: str) -> str | None:
-    if not file_name.startswith(ENTRY_PREFIX) or GENERATION_SEPARATOR not in file_name:
-        return None
-    return unquote(file_name[len(ENTRY_PREFIX) :].rsplit(GENERATION_SEPARATOR, 1)[0])
+    return name
 
 
 def default_store_parent() -> str:
@@ -94,9 +96,6 @@ def default_store_parent() -> str:
     if os.path.isdir(shm) and os.access(shm, os.W_OK):
         return shm
     return tempfile.gettempdir()
-
-
-STORE_PREFIX = "fleetcast-lean-"
 
 
 def remove_stale_stores(parent: str | None = None) -> list[Path]:
@@ -114,23 +113,51 @@ def remove_stale_stores(parent: str | None = None) -> list[Path]:
     return removed
 
 
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS models (
+    name TEXT PRIMARY KEY, url TEXT NOT NULL, estimate INTEGER NOT NULL, generation INTEGER NOT NULL,
+    document TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS removals (generation INTEGER PRIMARY KEY, name TEXT NOT NULL);
+"""
+
+
 class SharedRegistry:
     """Create it in the parent before forking workers; every worker then shares its state."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, max_models: int | None = None) -> None:
         if directory is None:
             prefix = f"{STORE_PREFIX}{os.getpid()}-"
             directory = Path(tempfile.mkdtemp(prefix=prefix, dir=default_store_parent()))
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / DATABASE_FILE
+        self.max_models = max_models
         self._lock_path = self.directory / ".lock"
         self._lock_path.touch()
         # Anonymous shared memory: plain reads are atomic 8-byte loads; writes happen under the flock.
         self._generation = multiprocessing.RawValue(ctypes.c_longlong, 0)
         self._estimate_total = multiprocessing.RawValue(ctypes.c_longlong, 0)
+        self._count = multiprocessing.RawValue(ctypes.c_longlong, 0)
         self._slot_pids = multiprocessing.RawArray(ctypes.c_longlong, MAX_WORKER_SLOTS)
         self._slot_acks = multiprocessing.RawArray(ctypes.c_longlong, MAX_WORKER_SLOTS)
         self._owner_pid = os.getpid()
+        self._local = threading.local()
+        with self._connection() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+
+    # ---- connections: one per thread and process (SQLite connections never cross a fork) -----------
+
+    def _connection(self) -> sqlite3.Connection:
+        held = getattr(self._local, "db", None)
+        if held is not None and self._local.pid == os.getpid():
+            return held
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        db.execute("PRAGMA synchronous=OFF")  # memory-backed and private: durability buys nothing
+        db.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
+        self._local.db, self._local.pid = db, os.getpid()
+        return db
 
     # ---- shared counters ---------------------------------------------------------------------------
 
@@ -142,6 +169,19 @@ class SharedRegistry:
     def estimate_total(self) -> int:
         return self._estimate_total.value
 
+    @property
+    def count(self) -> int:
+        return self._count.value
+
+    def store_bytes(self) -> int:
+        """What the store takes in its (memory-backed) directory: the database and its WAL."""
+        total = 0
+        with os.scandir(self.directory) as entries:
+            for item in entries:
+                if item.is_file():
+                    total += item.stat().st_blocks * 512
+        return total
+
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
         with open(self._lock_path, "rb") as handle:
@@ -150,6 +190,38 @@ class SharedRegistry:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[tuple[sqlite3.Connection, list[Any]]]:
+        """One write transaction under the flock; SQLITE_FULL / ENOSPC become a 507.
+
+        The callables put in the yielded list run after the commit, still under the flock: the shared
+        counters move only once the rows they announce are visible, and never out of order.
+        """
+        db = self._connection()
+        after_commit: list[Any] = []
+        with self._locked():
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db, after_commit
+                except BaseException:
+                    if db.in_transaction:  # SQLITE_FULL has already rolled it back
+                        db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                for publish in after_commit:
+                    publish()
+            except sqlite3.OperationalError as exc:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                text = str(exc).lower()
+                if "full" in text or "disk" in text or "no space" in text:
+                    raise store_full(str(exc)) from None
+                raise
+            except OSError as exc:
+                raise store_full(f"{type(exc).__name__}: {exc}") from None
 
     # ---- worker slots (who must acknowledge an unload) ---------------------------------------------
 
@@ -171,17 +243,21 @@ class SharedRegistry:
     def acknowledge(self, slot: int, generation: int) -> None:
         self._slot_acks[slot] = generation
 
+    def _live_slots(self) -> list[int]:
+        return [
+            slot
+            for slot in range(MAX_WORKER_SLOTS)
+            if self._slot_pids[slot] != 0 and _alive(self._slot_pids[slot])
+        ]
+
     def wait_for_acknowledgements(self, generation: int, timeout: float, own_slot: int | None) -> list[int]:
         """Wait until every live worker has seen `generation`; returns the pids that had not."""
         deadline = time.monotonic() + timeout
         while True:
             lagging = [
                 int(self._slot_pids[slot])
-                for slot in range(MAX_WORKER_SLOTS)
-                if slot != own_slot
-                and self._slot_pids[slot] != 0
-                and self._slot_acks[slot] < generation
-                and _alive(self._slot_pids[slot])
+                for slot in self._live_slots()
+                if slot != own_slot and self._slot_acks[slot] < generation
             ]
             if not lagging or time.monotonic() >= deadline:
                 return lagging
@@ -189,83 +265,112 @@ class SharedRegistry:
 
     # ---- entries -----------------------------------------------------------------------------------
 
-    def listing(self) -> dict[str, str]:
-        """{model name: entry key} of every loaded model."""
-        found = {}
-        with os.scandir(self.directory) as entries:
-            for item in entries:
-                name = name_from_file(item.name)
-                if name is not None:
-                    found[name] = item.name
-        return found
-
-    def names(self) -> list[str]:
-        return sorted(self.listing())
-
     def contains(self, name: str) -> bool:
         check_name(name)
-        return name in self.listing()
+        row = self._connection().execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone()
+        return row is not None
 
     def add(
         self, name: str, url: str, estimate_bytes: int, document: dict[str, Any], admit: Any = None
     ) -> int:
-        """Publish a loaded model; 409 if the name is taken. `admit(estimate_total)` may raise (507).
+        """Publish a loaded model; 409 if the name is taken, 507 if the store is full.
 
+        `admit(estimate_total)` runs under the lock and may raise (the memory budget's 507).
         Returns the new generation.
         """
         check_name(name)
-        body = json.dumps({"name": name, "url": url, "estimate_bytes": int(estimate_bytes), **document})
-        temp = self.directory / f".tmp-{uuid.uuid4().hex}"
-        temp.write_text(body)
-        try:
-            with self._locked():
-                if name in self.listing():
-                    raise RegistryError(409, "model_already_loaded", f"model {name!r} is already loaded")
-                if admit is not None:
-                    admit(self._estimate_total.value)
-                generation = self._generation.value + 1
-                os.rename(temp, self.directory / entry_file_name(name, generation))
-                self._estimate_total.value += int(estimate_bytes)
-                self._generation.value = generation
-                return generation
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+        body = json.dumps(document, separators=(",", ":"))
+        with self._writing() as (db, after_commit):
+            if db.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone() is not None:
+                raise RegistryError(409, "model_already_loaded", f"model {name!r} is already loaded")
+            if self.max_models is not None and self._count.value >= self.max_models:
+                raise store_full(f"{self._count.value} models, FLEETCAST_MAX_MODELS={self.max_models}")
+            if admit is not None:
+                admit(self._estimate_total.value)
+            generation = self._generation.value + 1
+            db.execute(
+                "INSERT INTO models (name, url, estimate, generation, document) VALUES (?, ?, ?, ?, ?)",
+                (name, url, int(estimate_bytes), generation, body),
+            )
+            after_commit.append(lambda: self._publish(generation, int(estimate_bytes), 1))
+        return generation
+
+    def _publish(self, generation: int, estimate_delta: int, count_delta: int) -> None:
+        self._estimate_total.value += estimate_delta
+        self._count.value += count_delta
+        self._generation.value = generation  # last: a reader seeing it finds every row it announces
 
     def remove(self, name: str) -> tuple[Entry, int]:
         """Unpublish a model; 404 if it is not loaded. Returns (the entry, the new generation)."""
         check_name(name)
-        with self._locked():
-            entry = self.read(name)
-            if entry is None:
+        with self._writing() as (db, after_commit):
+            row = db.execute(
+                "DELETE FROM models WHERE name = ? RETURNING url, estimate, generation, document", (name,)
+            ).fetchone()
+            if row is None:
                 raise RegistryError(404, "model_not_found", f"model {name!r} is not loaded")
-            os.unlink(self.directory / entry.key)
-            self._estimate_total.value -= entry.estimate_bytes
-            self._generation.value += 1
-            return entry, self._generation.value
+            generation = self._generation.value + 1
+            db.execute("INSERT INTO removals (generation, name) VALUES (?, ?)", (generation, name))
+            if generation % PRUNE_EVERY == 0:
+                self._prune(db)
+            after_commit.append(lambda: self._publish(generation, -int(row[1]), -1))
+        return _entry(name, row), generation
+
+    def _prune(self, db: sqlite3.Connection) -> None:
+        """Drop removals every live worker has applied (none without workers: in-process use)."""
+        live = self._live_slots()
+        if live:
+            seen_by_all = min(self._slot_acks[slot] for slot in live)
+            db.execute("DELETE FROM removals WHERE generation <= ?", (seen_by_all,))
+
+    def removed_since(self, generation: int) -> list[str]:
+        """Names unloaded after `generation` (an index range: only what changed)."""
+        rows = self._connection().execute(
+            "SELECT name FROM removals WHERE generation > ? ORDER BY generation", (generation,)
+        )
+        return [name for (name,) in rows]
 
     def read(self, name: str, key: str | None = None) -> Entry | None:
         """The entry for `name` (or exactly the entry `key`), None if it is not loaded."""
-        if key is None:
-            key = self.listing().get(name)
-            if key is None:
-                return None
-        try:
-            data = json.loads((self.directory / key).read_bytes())
-        except FileNotFoundError:
-            return None
-        return Entry(
-            name=data["name"],
-            url=data["url"],
-            estimate_bytes=int(data["estimate_bytes"]),
-            document=data,
-            key=key,
+        row = (
+            self._connection()
+            .execute("SELECT url, estimate, generation, document FROM models WHERE name = ?", (name,))
+            .fetchone()
         )
+        if row is None or (key is not None and str(row[2]) != key):
+            return None
+        return _entry(name, row)
+
+    def page(self, offset: int, limit: int) -> tuple[list[tuple[str, str]], bool]:
+        """(name, url) of up to `limit` models in name order from `offset`, and whether more remain."""
+        rows = (
+            self._connection()
+            .execute("SELECT name, url FROM models ORDER BY name LIMIT ? OFFSET ?", (limit + 1, offset))
+            .fetchall()
+        )
+        return [(name, url) for name, url in rows[:limit]], len(rows) > limit
+
+    def listing(self) -> dict[str, str]:
+        """{model name: entry key} of every loaded model (a full scan: tests and tools, not requests)."""
+        rows = self._connection().execute("SELECT name, generation FROM models")
+        return {name: str(generation) for name, generation in rows}
+
+    def names(self) -> list[str]:
+        return sorted(self.listing())
 
     def close(self) -> None:
         """Remove the store (the parent does this once every worker has stopped)."""
+        held = getattr(self._local, "db", None)
+        if held is not None and self._local.pid == os.getpid():
+            held.close()
+            self._local.db = None
         if os.getpid() == self._owner_pid:
             shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def _entry(name: str, row: tuple[Any, ...]) -> Entry:
+    url, estimate, generation, document = row
+    return Entry(name, url, int(estimate), json.loads(document), str(generation))
 
 
 def _alive(pid: int) -> bool:
