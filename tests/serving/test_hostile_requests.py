@@ -161,3 +161,13 @@ def test_requests_gunicorn_itself_refuses_are_json(lean):
 
 def test_the_server_logged_no_traceback_for_any_of_this(lean):
     assert "Traceback" not in lean.log()
+
+
+def test_a_full_registry_is_a_json_507_so_the_platform_evicts(tmp_path, models):
+    with start_lean(tmp_path, {"FLEETCAST_MAX_MODELS": "2"}, workers=2) as server:
+        for name in ("a", "b"):
+            assert server.load(name, models["daily"].model_dir).status_code == 200
+        assert_json_error(server.load("c", models["daily"].model_dir), 507, "insufficient_storage")
+        assert requests.delete(f"{server.url}/models/a", timeout=30).status_code == 200
+        assert server.load("c", models["daily"].model_dir).status_code == 200  # room after the eviction
+        assert server.invoke("c", b'{"period": 2}').status_code == 200

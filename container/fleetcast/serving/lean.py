@@ -5,23 +5,32 @@ lean_models.py), so one worker process holds thousands. Endpoints (same request,
 format as the MMS handler; errors are `{"error": code, "message": ...}`):
 
     GET    /ping                      200 {"status": "Healthy"}
-    POST   /models                    {"model_name", "url"} -> 200; 409 loaded; 404 no dir; 400 corrupt;
-                                      507 over the memory budget (FLEETCAST_MEMORY_MB)
-    GET    /models?limit=&next_page_token=   {"models": [{"modelName", "modelUrl"}], "nextPageToken"?}
+    POST   /models                    {"model_name", "url"} -> 200; 409 loaded; 404 no dir; 400 corrupt,
+                                      over-long name or url; 507 over the memory budget
+                                      (FLEETCAST_MEMORY_MB) or the registry full (FLEETCAST_MAX_MODELS,
+                                      or its tmpfs out of space)
+    GET    /models?limit=&next_page_token=   {"models": [{"modelName", "modelUrl"}], "nextPageToken"?};
+                                      limit 1..100 (0 or less is a 400)
     GET    /models/<name>             200 description; 404 not loaded
     DELETE /models/<name>             200 once every worker has dropped it; 404 not loaded
     POST   /models/<name>/invoke      forecast; 404 not loaded
-    POST   /invocations               single-model use: the model in /opt/ml/model
+    POST   /invocations               single-model mode: the model in /opt/ml/model; multi-model mode:
+                                      `?model_name=` (as MMS), else 400. A TargetModel header naming
+                                      another customer's archive is a 400, never that forecast.
+
+Every error, including werkzeug's and gunicorn's own refusals, is that JSON body; request values in
+logs and messages are clipped.
 
 Multi-worker design (SAGEMAKER_MODEL_SERVER_WORKERS, default one per core), chosen by measurement: N
-gunicorn threaded workers, each with its own copy of the models it serves, coordinated through
-`registry.SharedRegistry` (one small file per loaded model holding its compiled form, a generation
-counter in shared memory). A worker that has not seen a model yet builds it from the registry file on
-first use (~0.2 ms, no model directory read); a background thread in every worker drops unloaded models
-within milliseconds, and DELETE waits until every worker has confirmed. One process with threads is
-GIL-bound: on 2 cores, 1 worker x 8 threads served 946 req/s with 8 clients, 2 workers x 4 threads
-2,007 req/s, for ~100 MB more RSS (a second copy of the interpreter, Prophet and pandas, mostly shared
-copy-on-write) and ~1 KiB per model per extra worker.
+gunicorn threaded workers coordinated through `registry.SharedRegistry` (one SQLite database in
+/dev/shm holding every loaded model's compiled form, a generation counter in shared memory). Each
+worker keeps a bounded LRU of built predictors (FLEETCAST_WORKER_CACHE_MODELS, default 20,000, ~4 KiB
+each); a model it has not built yet is built from its registry row on first use (~0.05 ms, no model
+directory read). A background thread in every worker applies only the unloads since its last
+generation, within milliseconds, and DELETE waits until every worker has confirmed. One process with
+threads is GIL-bound: on 2 cores, 1 worker x 8 threads served 946 req/s with 8 clients, 2 workers x 4
+threads 2,007 req/s, for ~100 MB more RSS (a second copy of the interpreter, Prophet and pandas, mostly
+shared copy-on-write).
 """
 
 from __future__ import annotations
