@@ -400,8 +400,8 @@ def _directory_store_baseline(directory: Path, body: str, count: int) -> tuple[f
 
 
 def store_main(args: argparse.Namespace) -> int:
-    from fleetcast.serving.lean_models import load_model
-    from fleetcast.serving.registry import SharedRegistry
+    from fleetcast.serving.lean.registry import SharedRegistry
+    from fleetcast.serving.predictors import load_model
 
     count = args.store
     work = Path(tempfile.mkdtemp(prefix="fleetcast-bench-store-", dir="/dev/shm"))

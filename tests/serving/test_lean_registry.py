@@ -8,14 +8,14 @@ import time
 
 import pytest
 
-from fleetcast.serving.budget import (
+from fleetcast.serving.lean.budget import (
     MemoryBudget,
     OverBudget,
     budget_bytes,
     memory_limit_bytes,
     server_rss_bytes,
 )
-from fleetcast.serving.registry import (
+from fleetcast.serving.lean.registry import (
     PRUNE_EVERY,
     STORE_PREFIX,
     RegistryError,

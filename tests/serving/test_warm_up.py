@@ -25,7 +25,7 @@ AS_ON_3_11_2 = textwrap.dedent(
             return _original(self, *args, **kwargs)
         setattr(tarfile.TarFile, name, refusing)
     from pathlib import Path
-    from fleetcast.serving.lean_models import warm_up
+    from fleetcast.serving.lean.warm_up import warm_up
     model_dir = warm_up(Path(sys.argv[1]))
     print("WARM", model_dir)
     sys.exit(0 if model_dir is not None else 1)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
+from fleetcast.serving.mms.resources import memory_shortfall
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import (
     JSON_CONTENT_TYPE,
@@ -33,7 +34,6 @@ from fleetcast.serving.protocol import (
     internal_error,
     parse_request,
 )
-from fleetcast.serving.resources import memory_shortfall
 
 log = logging.getLogger("fleetcast.serving.mms")
 

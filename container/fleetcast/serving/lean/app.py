@@ -1,7 +1,7 @@
-"""The lean multi-model server: the SageMaker MME container API in one Flask app under gunicorn.
+"""The lean multi-model server's WSGI app: the SageMaker MME container API in one Flask app.
 
 No Java and no process per model: a loaded model is a few kilobytes of compiled numbers (see
-lean_models.py), so one worker process holds thousands. Endpoints (same request, response and error
+../predictors.py), so one worker process holds thousands. Endpoints (same request, response and error
 format as the MMS handler; errors are `{"error": code, "message": ...}`):
 
     GET    /ping                      200 {"status": "Healthy"}
@@ -35,17 +35,11 @@ shared copy-on-write).
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import json
 import logging
 import os
-import signal
 import threading
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,15 +47,15 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from fleetcast.paths import sagemaker_paths
-from fleetcast.serving.budget import MemoryBudget, OverBudget, budget_bytes, rss_bytes, server_rss_bytes
-from fleetcast.serving.lean_models import (
-    COMPILED_COPY_BYTES,
-    LoadedModel,
+from fleetcast.serving.lean.budget import MemoryBudget, OverBudget, server_rss_bytes
+from fleetcast.serving.lean.registry import RegistryError, SharedRegistry
+from fleetcast.serving.lean.worker_cache import (
+    DEFAULT_WORKER_CACHE_MODELS,
+    WorkerModels,
+)
+from fleetcast.serving.predictors import (
     Predictor,
-    from_document,
     load_model,
-    rehearse,
-    warm_up,
 )
 from fleetcast.serving.protocol import (
     JSON_CONTENT_TYPE,
@@ -75,60 +69,15 @@ from fleetcast.serving.protocol import (
     internal_error,
     parse_request,
 )
-from fleetcast.serving.registry import RegistryError, SharedRegistry, remove_stale_stores
 
 log = logging.getLogger("fleetcast.serving.lean")
 
-PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
-BIND_HOST_ENV = "FLEETCAST_BIND_HOST"
-WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
-THREADS_ENV = "FLEETCAST_LEAN_THREADS"
-TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
-MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
-DEFAULT_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
-DEFAULT_PORT = 8080
-DEFAULT_THREADS = 4
 WORKER_HEADER = "X-Fleetcast-Worker"
 EXAMPLE_LOAD = '{"model_name": "m1", "url": "/opt/ml/models/m1/model"}'
 # MMS's list API: at most 100 per page, `limit` and `next_page_token` (an offset) as query parameters.
 MAX_PAGE = 100
-# Gunicorn stops workers gracefully within this, well inside the 30 s SageMaker allows before SIGKILL.
-GRACEFUL_SECONDS = 10
-# How often an idle worker checks for unloaded models, and how long DELETE waits for the others.
-WATCH_SECONDS = 0.01
+# How long DELETE waits for the other workers to confirm they dropped the model.
 DELETE_ACK_SECONDS = 5.0
-# Unloads come in bursts (the platform evicts many models under pressure): trim once the burst is over.
-TRIM_AFTER_SECONDS = 0.2
-# Built predictors each worker keeps (LRU); the rest are rebuilt from the registry on use (~0.1 ms).
-WORKER_CACHE_ENV = "FLEETCAST_WORKER_CACHE_MODELS"
-DEFAULT_WORKER_CACHE_MODELS = 20_000
-MAX_MODELS_ENV = "FLEETCAST_MAX_MODELS"
-M_ARENA_MAX = -8  # glibc mallopt parameter
-MALLOC_ARENAS = 2
-
-
-def _libc() -> Any:
-    try:
-        return ctypes.CDLL("libc.so.6", use_errno=True)
-    except OSError:  # not glibc: nothing to tune
-        return None
-
-
-LIBC = _libc()
-
-
-def limit_malloc_arenas(arenas: int = MALLOC_ARENAS) -> None:
-    """Few malloc arenas: glibc gives each thread its own, and freed model memory then stays scattered
-    over them instead of going back to the OS. Set in the master, inherited by every worker."""
-    if LIBC is not None and hasattr(LIBC, "mallopt"):
-        LIBC.mallopt(M_ARENA_MAX, arenas)
-
-
-def release_memory() -> None:
-    """After unloads: collect cycles and hand freed heap pages back to the OS (DELETE frees for real)."""
-    gc.collect()
-    if LIBC is not None and hasattr(LIBC, "malloc_trim"):
-        LIBC.malloc_trim(0)
 
 
 def _json(status: int, body: Any) -> Response:
@@ -137,101 +86,6 @@ def _json(status: int, body: Any) -> Response:
 
 def _error(status: int, code: str, message: str) -> Response:
     return _json(status, {"error": code, "message": message})
-
-
-class WorkerModels:
-    """This process's copies of the loaded models: a bounded LRU cache kept in step with the registry.
-
-    A copy is built from the registry's compiled document on first use (~0.1 ms); at most `capacity`
-    copies stay (FLEETCAST_WORKER_CACHE_MODELS), so a worker's memory does not grow with the number of
-    loaded models, only the shared store does.
-    """
-
-    def __init__(self, registry: SharedRegistry, capacity: int = DEFAULT_WORKER_CACHE_MODELS) -> None:
-        self.registry = registry
-        self.capacity = capacity
-        self.local: OrderedDict[str, Predictor] = OrderedDict()  # least recently used first
-        self.seen_generation = registry.generation
-        self.slot: int | None = None
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._dropped_at: float | None = None
-
-    def sync(self) -> None:
-        """Drop the copies of models unloaded since the last sync (only those changes are read)."""
-        generation = self.registry.generation
-        if generation == self.seen_generation:
-            return
-        with self._lock:
-            generation = self.registry.generation
-            gone = self.registry.removed_since(self.seen_generation)
-            dropped = [name for name in gone if self.local.pop(name, None) is not None]
-            self.seen_generation = max(self.seen_generation, generation)
-        if dropped:
-            self._dropped_at = time.monotonic()
-        if self.slot is not None:
-            self.registry.acknowledge(self.slot, generation)
-
-    def get(self, name: str) -> Predictor | None:
-        self.sync()
-        with self._lock:
-            predictor = self.local.get(name)
-            if predictor is not None:
-                self.local.move_to_end(name)
-                return predictor
-        generation = self.registry.generation
-        entry = self.registry.read(name)
-        if entry is None:
-            return None
-        predictor = from_document(entry.document)
-        self._remember(name, predictor, generation)
-        return predictor
-
-    def keep(self, name: str, loaded: LoadedModel, generation: int) -> None:
-        self._remember(name, loaded.predictor, generation)
-
-    def _remember(self, name: str, predictor: Predictor, generation: int) -> None:
-        with self._lock:
-            # Cache it only if nothing changed since it was read: a DELETE may have raced us, and this
-            # worker could already have acknowledged it.
-            if self.registry.generation != generation or self.capacity == 0:
-                return
-            self.local[name] = predictor
-            self.local.move_to_end(name)
-            while len(self.local) > self.capacity:
-                self.local.popitem(last=False)
-
-    def drop(self, name: str) -> None:
-        with self._lock:
-            self.local.pop(name, None)
-        self._dropped_at = time.monotonic()
-
-    def start_watching(self) -> None:
-        """In a worker: claim an acknowledgement slot and drop unloaded models even when idle."""
-        self.slot = self.registry.claim_slot()
-        with self._lock:
-            self.local.clear()  # a fresh worker: nothing to reconcile, only changes from here on
-            self.seen_generation = self.registry.generation
-        self.registry.acknowledge(self.slot, self.seen_generation)
-        threading.Thread(target=self._watch, name="model-registry-watch", daemon=True).start()
-
-    def stop_watching(self) -> None:
-        self._stop.set()
-        if self.slot is not None:
-            self.registry.release_slot(self.slot)
-            self.slot = None
-
-    def _watch(self) -> None:
-        while not self._stop.wait(WATCH_SECONDS):
-            try:
-                self.sync()
-                dropped_at = self._dropped_at
-                if dropped_at is not None and time.monotonic() - dropped_at > TRIM_AFTER_SECONDS:
-                    self._dropped_at = None
-                    release_memory()
-            except Exception:  # the watcher must outlive a transient filesystem hiccup
-                log.exception("model registry watch failed")
-                time.sleep(1)
 
 
 class LeanServer:
@@ -495,190 +349,3 @@ def create_app(server: LeanServer) -> Flask:
         return _error(error.status, error.code, clip(error.message, 500))
 
     return app
-
-
-# ---- running it under gunicorn -----------------------------------------------------------------------
-
-
-def worker_count(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
-    environ = os.environ if environ is None else environ
-    text = (environ.get(WORKERS_ENV) or "").strip()
-    if not text:
-        return max(1, len(os.sched_getaffinity(0)))
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{WORKERS_ENV}={text!r} must be a positive integer")
-    return int(text)
-
-
-def _positive_env(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{name}={text!r} must be a positive integer")
-    return int(text)
-
-
-@dataclass(frozen=True)
-class LeanSettings:
-    host: str
-    port: int
-    workers: int
-    threads: int
-    timeout: int
-    limits: Limits
-    memory_budget_bytes: int
-    multi_model: bool
-    cache_models: int
-    max_models: int | None
-
-    @classmethod
-    def from_env(cls, host: str | None, port: int | None) -> LeanSettings:
-        """Everything the environment configures; ValueError names a bad variable."""
-        port_text = str(port) if port is not None else os.environ.get(PORT_ENV, str(DEFAULT_PORT))
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"{PORT_ENV}={port_text!r} is not a TCP port")
-        return cls(
-            host=host or os.environ.get(BIND_HOST_ENV) or DEFAULT_HOST,
-            port=int(port_text),
-            workers=worker_count(),
-            threads=_positive_env(THREADS_ENV, DEFAULT_THREADS),
-            timeout=_positive_env(TIMEOUT_ENV, 60),
-            limits=Limits.from_env(),
-            memory_budget_bytes=budget_bytes(),
-            multi_model=os.environ.get(MULTI_MODEL_ENV, "true").strip().lower() == "true",
-            cache_models=_positive_env(WORKER_CACHE_ENV, DEFAULT_WORKER_CACHE_MODELS),
-            max_models=_positive_env(MAX_MODELS_ENV, 0) or None,
-        )
-
-
-def _write_json_error(sock: Any, status_int: int, reason: str, mesg: str) -> None:
-    """gunicorn's refusals of requests it cannot parse (414, 431, 400), in our JSON error format."""
-    from gunicorn import util
-
-    code = reason.lower().replace(" ", "_") or "bad_request"
-    body = json.dumps({"error": code, "message": clip(mesg or reason, 300)}).encode()
-    head = (
-        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
-        f"Content-Type: {JSON_CONTENT_TYPE}\r\nContent-Length: {len(body)}\r\n\r\n"
-    )
-    util.write_nonblock(sock, head.encode("latin1") + body)
-
-
-def answer_parse_errors_in_json() -> None:
-    """Make gunicorn's own error pages JSON (it writes them through util.write_error, HTML by default)."""
-    from gunicorn import util
-
-    util.write_error = _write_json_error
-
-
-def _gunicorn_options(settings: LeanSettings, server: LeanServer) -> dict[str, Any]:
-    def post_fork(arbiter: Any, worker: Any) -> None:
-        server.models.start_watching()
-        if server.warm_model is not None:
-            # A fresh worker has not yet touched the shared code and data it will run: do it now, so
-            # its memory is settled before it serves (and "empty server" RSS means what it says).
-            with contextlib.suppress(Exception):
-                rehearse(server.warm_model)
-            release_memory()
-
-    def worker_exit(arbiter: Any, worker: Any) -> None:
-        server.models.stop_watching()
-
-    def when_ready(arbiter: Any) -> None:
-        log.info(
-            "lean server ready on %s:%d: %d worker(s) x %d threads, memory budget %.0f MB, %s mode",
-            settings.host,
-            settings.port,
-            settings.workers,
-            settings.threads,
-            settings.memory_budget_bytes / (1024 * 1024),
-            "multi-model" if settings.multi_model else "single-model",
-        )
-
-    options = {
-        "bind": f"{settings.host}:{settings.port}",
-        "workers": settings.workers,
-        "worker_class": "gthread",
-        "threads": settings.threads,
-        "timeout": settings.timeout,
-        "graceful_timeout": GRACEFUL_SECONDS,
-        "keepalive": 75,  # longer than the platform's idle time, so its connections are reused
-        "preload_app": True,  # Prophet is imported once, before the fork, and shared copy-on-write
-        "accesslog": None,
-        "loglevel": "warning",
-        "post_fork": post_fork,
-        "worker_exit": worker_exit,
-        "when_ready": when_ready,
-        "proc_name": "fleetcast-lean",
-    }
-    if os.access("/dev/shm", os.W_OK):
-        options["worker_tmp_dir"] = "/dev/shm"  # worker heartbeats never touch a slow disk
-    return options
-
-
-def run_lean(host: str | None = None, port: int | None = None) -> int:
-    """Run the lean server until SIGTERM/SIGINT (gunicorn's graceful stop); returns the exit code."""
-    from gunicorn.app.base import BaseApplication
-
-    try:
-        settings = LeanSettings.from_env(host, port)
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 2
-    limit_malloc_arenas()
-    answer_parse_errors_in_json()
-    for stale in remove_stale_stores():
-        log.info("removed %s, left by a server that was killed", stale)
-    registry = SharedRegistry(max_models=settings.max_models)
-    server_warm_model = warm_up(registry.directory / ".warm-up")
-    # Workers share the parent's objects copy-on-write; frozen, the collector never writes to them.
-    gc.collect()
-    gc.freeze()
-    # The empty server's size: the master now, and each worker a forked copy of it.
-    budget = MemoryBudget(
-        limit_bytes=settings.memory_budget_bytes,
-        baseline_bytes=rss_bytes(os.getpid()) * (settings.workers + 1),
-        workers=settings.workers,
-        cached_bytes_cap=settings.cache_models * COMPILED_COPY_BYTES,
-    )
-    server = LeanServer(registry, settings.workers, budget, settings.limits, settings.cache_models)
-    server.warm_model = server_warm_model
-    server.multi_model = settings.multi_model
-    if not settings.multi_model:
-        try:
-            server.single_predictor()
-        except ForecastError as exc:
-            log.error("single-model mode: %s", exc.message)
-            registry.close()
-            return 1
-    app = create_app(server)
-    options = _gunicorn_options(settings, server)
-
-    class LeanApplication(BaseApplication):
-        def load_config(self) -> None:
-            for key, value in options.items():
-                self.cfg.set(key, value)
-
-        def load(self) -> Flask:
-            return app
-
-    log.info(
-        "starting the lean server (gunicorn, %d worker(s)), model registry in %s (SIGTERM stops it)",
-        settings.workers,
-        registry.directory,
-    )
-    try:
-        LeanApplication().run()
-    except SystemExit as exc:  # gunicorn's arbiter leaves through sys.exit, also on a clean stop
-        code = exc.code if isinstance(exc.code, int) else 1
-    else:
-        code = 0
-    finally:
-        registry.close()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    if code:
-        log.error("the lean server exited with status %s", code)
-    else:
-        log.info("lean server stopped")
-    return code
