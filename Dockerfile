@@ -34,18 +34,17 @@ RUN apt-get update \
 RUN python3 -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# Exact pins: the same versions as the development environment. Nothing is fetched at run time.
-COPY requirements/image.txt requirements/constraints.txt /tmp/requirements/
-RUN pip install --no-cache-dir --disable-pip-version-check \
-        -c /tmp/requirements/constraints.txt -r /tmp/requirements/image.txt \
+# The hashed lock (make lock): every package at its exact version, each file checked against its hash;
+# the development environment's lock holds the same versions. Nothing is fetched at run time.
+# matplotlib stays although nothing in serving draws: prophet declares it (so `pip check` holds) and
+# `fleetcast plot` needs it.
+COPY requirements/image.lock /tmp/requirements/
+RUN pip install --no-cache-dir --disable-pip-version-check --require-hashes -r /tmp/requirements/image.lock \
     # The test suites bundled in these wheels (~130 MB) are never imported at run time.
     && find /opt/venv/lib -type d -name tests \
         \( -path '*/site-packages/pandas/*' -o -path '*/site-packages/scipy/*' -o -path '*/site-packages/numpy/*' \) \
         -prune -exec rm -rf {} + \
-    # Prophet imports matplotlib only for its plotting helpers and carries on without it (logging that
-    # plotting will not work); nothing in the image plots, so matplotlib and the font and geometry
-    # libraries only it uses (~70 MB) go. Pillow stays: multi-model-server declares it.
-    && pip uninstall -y --disable-pip-version-check matplotlib fonttools kiwisolver contourpy cycler pyparsing
+    && pip check --disable-pip-version-check
 
 # ---- final image ----
 FROM python:3.11-slim
@@ -63,7 +62,9 @@ ENV JAVA_HOME=/opt/java \
     PYTHONUNBUFFERED=1
 
 # The package itself: its dependencies are all in the venv already, so pip needs no network here.
+# requirements/image.txt is its declared dependency list (pyproject.toml), which `pip check` verifies.
 COPY pyproject.toml /tmp/fleetcast/
+COPY requirements/image.txt /tmp/fleetcast/requirements/
 COPY container /tmp/fleetcast/container
 # `train` and `serve` are links to the `fleetcast` console script, which dispatches on the name it was
 # called by: `docker run IMAGE train` execs Python directly as PID 1, so SIGTERM reaches it.
@@ -71,6 +72,7 @@ RUN pip install --no-cache-dir --disable-pip-version-check --no-deps --no-build-
     && rm -rf /tmp/fleetcast \
     && ln -s fleetcast /opt/venv/bin/train \
     && ln -s fleetcast /opt/venv/bin/serve \
+    && pip check --disable-pip-version-check \
     && fleetcast --help >/dev/null \
     && java -version
 

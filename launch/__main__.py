@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from fleetcast.cli import Parser
 from launch import deploy, invoke, process, status, teardown, train, upload
 from launch.common import LaunchError
 
@@ -13,7 +14,8 @@ COMMAND_MODULES = (upload, process, train, deploy, invoke, status, teardown)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    # A Parser's help shows every option's default, and so do the subcommands it creates.
+    parser = Parser(
         prog="python -m launch",
         description="Run fleetcast on SageMaker: upload -> process -> train -> deploy -> invoke -> teardown.",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -49,11 +48,9 @@ def write_hyperparameters(root: Path, **values: str) -> None:
 
 
 def require_java() -> None:
-    """Skip a test that needs Java, unless CI demands it (then fail)."""
+    """Skip a test that needs Java (under FLEETCAST_CI=1 the skip fails the run: tests/conftest.py)."""
     import shutil
 
     if shutil.which("java"):
         return
-    if os.environ.get("FLEETCAST_REQUIRE_JAVA") == "1":
-        pytest.fail("Java is required (FLEETCAST_REQUIRE_JAVA=1) but `java` is not on PATH")
     pytest.skip("Java is not installed; Multi Model Server needs a JRE")

@@ -8,7 +8,6 @@ Dockerfile is exercised by tests/container.
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import stat
 import subprocess
@@ -47,10 +46,8 @@ def _aws_cli() -> str:
             ok = subprocess.run([str(candidate), "--version"], capture_output=True, check=False, timeout=60)
             if ok.returncode == 0:
                 return str(candidate)
-    message = "the aws CLI (awscli in requirements/dev.txt) is not installed; run `make venv`"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    # A skip, which under FLEETCAST_CI=1 (.ci/run, where `make venv` installs awscli) fails the run.
+    pytest.skip("the aws CLI (awscli in requirements/dev.txt) is not installed; run `make venv`")
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,4 @@
-"""fleetcast: train and serve thousands of per-customer Prophet forecasters on Amazon SageMaker."""
+"""fleetcast: train and serve thousands of per-customer Prophet forecasters on Amazon SageMaker.
 
-__version__ = "0.1.0"
+The version lives in pyproject.toml only; `fleetcast --version` reads it from the installed metadata.
+"""

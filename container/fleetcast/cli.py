@@ -1,24 +1,70 @@
 """The `fleetcast` command: argument parsing only; each subcommand calls one function.
 
 Heavy imports (prophet, pandas, flask) happen inside the subcommand, so `fleetcast --help` is instant.
+Every parser is a `Parser`, whose help shows each option's default (`python -m launch` uses it too).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 
+def shows_default(action: argparse.Action) -> bool:
+    """An option with a real default; None, False and empty mean "not given" and have none to show."""
+    default = action.default
+    if not action.option_strings or default is None or default is False or default is argparse.SUPPRESS:
+        return False
+    return default not in ("", [])
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """Ends each option's help with "(default: X)", unless the help already explains its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if shows_default(action) and "default" not in text:
+            text = f"{text} (default: %(default)s)".strip()
+        return text
+
+    def _format_action(self, action: argparse.Action) -> str:
+        # argparse prints no help column for an option without help text: give it one for the default.
+        if not action.help and shows_default(action):
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        return super()._format_action(action)
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose help shows defaults; add_subparsers makes its subcommands Parsers too."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
+def package_version() -> str:
+    from importlib.metadata import version
+
+    return version("fleetcast")
+
+
 def _generate(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="write a seeded synthetic consumption CSV")
     p.add_argument("--customers", type=int, default=1000, help="number of customers (ids 0..N-1)")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--seed", type=int, default=42, help="random seed: the same seed writes the same CSV")
     p.add_argument("--out", type=Path, required=True, help="CSV file to write ('-' for stdout)")
     p.add_argument("--start", default="2022-01-01", help="first timestamp (inclusive), ISO date")
     p.add_argument("--end", default="2023-01-01", help="last timestamp (exclusive), ISO date")
-    p.add_argument("--rows-per-customer", type=int, default=365)
+    p.add_argument(
+        "--rows-per-customer",
+        type=int,
+        default=365,
+        help="rows per customer, at timestamps drawn from the grid",
+    )
     p.add_argument("--freq", default="D", help="timestamp grid: D (daily) or a sub-daily pandas alias like h")
 
     def run(a: argparse.Namespace) -> int:
@@ -40,8 +86,19 @@ def _generate(sub: argparse._SubParsersAction) -> None:
 
 def _split(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("split", help="split raw CSVs into one file per customer (the Processing step)")
-    p.add_argument("--input", nargs="+", type=Path, default=None, help="CSV files or folders of CSVs")
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument(
+        "--input",
+        nargs="+",
+        type=Path,
+        default=None,
+        help="CSV files or folders of CSVs (default: /opt/ml/processing/input, under SAGEMAKER_BASE_DIR)",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: /opt/ml/processing/output, under SAGEMAKER_BASE_DIR)",
+    )
     p.add_argument("--buckets", type=int, default=0, help="write N part files of whole customers instead")
     p.add_argument("--chunk-rows", type=int, default=500_000, help="rows read per chunk (bounds memory)")
 
@@ -67,9 +124,15 @@ def _train(sub: argparse._SubParsersAction) -> None:
 def _local_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("local-train", help="emulate a sharded multi-instance SageMaker training job locally")
     p.add_argument("--data", type=Path, required=True, help="the training channel (split output)")
-    p.add_argument("--hosts", type=int, default=2)
+    p.add_argument("--hosts", type=int, default=2, help="training instances to emulate (algo-1..algo-N)")
     p.add_argument("--models", type=Path, required=True, help="stand-in for the checkpoint S3 prefix")
-    p.add_argument("--work-dir", type=Path, default=None, help="where the per-host /opt/ml roots go")
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="where the per-host /opt/ml roots and report.csv go (default: <models>-local-train, "
+        "beside --models)",
+    )
     p.add_argument(
         "--hyperparameters",
         nargs="*",
@@ -94,7 +157,11 @@ def _local_train(sub: argparse._SubParsersAction) -> None:
 
 def _serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "serve", help="the SageMaker inference entry point: Multi Model Server, multi-model mode"
+        "serve",
+        help="the SageMaker inference entry point: the lean server (or MMS: FLEETCAST_SERVER=mms)",
+        description="The SageMaker inference entry point (`docker run IMAGE serve`): the multi-model "
+        "container API, plus /invocations for a single-model endpoint. FLEETCAST_SERVER picks the server: "
+        "lean (the default; Flask under gunicorn, no Java) or mms (Multi Model Server, needs Java).",
     )
     p.add_argument("--host", default=None, help="bind address (default: FLEETCAST_BIND_HOST or 0.0.0.0)")
     p.add_argument("--port", type=int, default=None, help="port (default: SAGEMAKER_BIND_TO_PORT or 8080)")
@@ -114,27 +181,38 @@ def _local_endpoint(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--models", required=True, help="the models prefix: a folder or s3://bucket/prefix")
     p.add_argument("--container", default="http://127.0.0.1:8080", help="the container's multi-model API")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8081)
-    p.add_argument("--max-loaded", type=int, default=None, help="unload least recently used models above N")
+    p.add_argument("--host", default="127.0.0.1", help="bind address")
+    p.add_argument("--port", type=int, default=8081, help="port boto3 is pointed at (--endpoint-url)")
+    p.add_argument(
+        "--max-loaded",
+        type=int,
+        default=None,
+        help="unload least recently used models above N (default: no cap)",
+    )
     p.add_argument(
         "--disk-cache", type=Path, default=None, help="where models are extracted (default: a temp dir)"
     )
     p.add_argument(
-        "--disk-cache-mb", type=float, default=None, help="evict unloaded models' files above this size"
+        "--disk-cache-mb",
+        type=float,
+        default=None,
+        help="evict unloaded models' files above this size (default: no cap)",
     )
     p.add_argument(
         "--container-models-dir",
         default=None,
-        help="the cache folder as the container sees it (e.g. /opt/ml/models when it is mounted into docker)",
+        help="the cache folder as the container sees it, e.g. /opt/ml/models when it is mounted into docker "
+        "(default: --disk-cache, for a container on this machine)",
     )
     p.add_argument("--endpoint-name", default=None, help="only answer this endpoint name (default: any)")
     p.add_argument("--variant", default="AllTraffic", help="the production variant name returned to clients")
     p.add_argument(
         "--model-ready-timeout", type=float, default=60.0, help="seconds before ModelNotReadyException"
     )
-    p.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint (e.g. a moto server)")
-    p.add_argument("--region", default=None)
+    p.add_argument(
+        "--s3-endpoint-url", default=None, help="S3 API endpoint, e.g. a moto server (default: AWS)"
+    )
+    p.add_argument("--region", default=None, help="region of an s3:// --models (default: your AWS config)")
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.local.endpoint_main import local_endpoint_main
@@ -183,14 +261,14 @@ def _plot(sub: argparse._SubParsersAction) -> None:
         "--models", type=Path, default=None, help="folder of <customer>.tar.gz (history from the model)"
     )
     p.add_argument("--data", type=Path, default=None, help="split data folder or CSV (history from the data)")
-    p.add_argument("--customer", required=True)
-    p.add_argument("--period", type=int, default=30)
+    p.add_argument("--customer", required=True, help="customer id")
+    p.add_argument("--period", type=int, default=30, help="steps to forecast")
     p.add_argument(
         "--endpoint-url", default=None, help="take the forecast from this endpoint instead of the model"
     )
-    p.add_argument("--endpoint-name", default="fleetcast")
+    p.add_argument("--endpoint-name", default="fleetcast", help="with --endpoint-url")
     p.add_argument("--history-days", type=int, default=120, help="how much history to show")
-    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="PNG file to write")
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.plot import plot_main
@@ -222,9 +300,10 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="fleetcast", description="Train and serve thousands of per-customer Prophet models on SageMaker."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for add in COMMANDS:
         add(sub)

@@ -12,6 +12,8 @@ from pathlib import Path
 
 DEFAULT_BASE_DIR = "/opt/ml"
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
+# CheckpointConfig.LocalPath's default, as the API documents it.
+DEFAULT_CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,11 @@ class SageMakerPaths:
         return self.input_config_dir / "inputdataconfig.json"
 
     @property
+    def checkpoint_config_file(self) -> Path:
+        # Present only when the job has a CheckpointConfig; see training/config.py (read_checkpoint_config).
+        return self.input_config_dir / "checkpointconfig.json"
+
+    @property
     def input_data_dir(self) -> Path:
         return self.base / "input" / "data"
 
@@ -49,8 +56,16 @@ class SageMakerPaths:
 
     @property
     def checkpoints_dir(self) -> Path:
-        # CheckpointConfig.LocalPath defaults to /opt/ml/checkpoints.
-        return self.base / "checkpoints"
+        # Where `train` writes archives: CheckpointConfig.LocalPath's default, relocated like the rest.
+        return self.in_container(DEFAULT_CHECKPOINT_LOCAL_PATH)
+
+    def in_container(self, path: str) -> Path:
+        """A path the platform spells under /opt/ml (e.g. CheckpointConfig.LocalPath), under this base."""
+        inside = Path(path)
+        try:
+            return self.base / inside.relative_to(DEFAULT_BASE_DIR)
+        except ValueError:
+            return inside
 
     @property
     def archive_staging_dir(self) -> Path:

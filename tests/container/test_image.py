@@ -6,6 +6,7 @@ Every server is published on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import tarfile
 import time
@@ -24,6 +25,7 @@ from fleetcast.model import archive
 from fleetcast.model.prophet_model import model_from_json
 from fleetcast.training.inputs import scan_channel
 from tests.helpers import write_folder_layout
+from tests.support.requirements import REQUIREMENTS, canonical, pins
 from tests.support.servers import start_image, start_local_endpoint
 
 pytestmark = pytest.mark.container
@@ -131,6 +133,20 @@ def test_image_metadata_and_contents(docker, image):
     help_text = docker.run("run", "--rm", *docker.container_args(), image.tag).stdout
     assert "train" in help_text
     assert "serve" in help_text
+
+
+def test_installed_packages_are_consistent_and_exactly_the_lock(docker, image):
+    def pip(*args: str):
+        command = ["pip", *args, "--disable-pip-version-check"]
+        return docker.run("run", "--rm", *docker.container_args(), image.tag, *command, check=False)
+
+    checked = pip("check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    listed = json.loads(pip("list", "--format=json").stdout)
+    installed = {canonical(package["name"]): package["version"] for package in listed}
+    assert installed.pop("fleetcast") == importlib.metadata.version("fleetcast")
+    installed.pop("pip")  # the venv's own installer, from the base image's python
+    assert installed == pins(REQUIREMENTS / "image.lock")
 
 
 def test_processing_step_splits_raw_csv(docker, image, tmp_path):

@@ -29,12 +29,15 @@ from launch.train import hyperparameters_from
 LOG_PREFIX = "2026-11-25 21:40:03 INFO fleetcast.training.fleet: "  # as the lines appear in CloudWatch
 
 
-def progress(total: int, trained: int, failed: int, skipped: int, seconds: float, smapes=(), naive=()):
+def progress(
+    total: int, trained: int, failed: int, skipped: int, seconds: float, smapes=(), naive=(), beats=0, fits=0
+):
     """A FleetProgress in the state a real job reaches, `seconds` after it started."""
     state = FleetProgress(total=total, started=time.perf_counter() - seconds)
     state.counts = {TRAINED: trained, FAILED: failed, SKIPPED: skipped}
     state.processed = trained + failed + skipped
     state.smapes, state.naive_smapes = array("d", smapes), array("d", naive)
+    state.beats_naive, state.fits = beats, fits
     return state
 
 
@@ -48,7 +51,7 @@ def _extract(line: str) -> dict[str, str | None]:
 
 def test_every_metric_reads_the_right_number_from_the_real_lines() -> None:
     running = progress(1000, 333, 2, 5, 13.9, smapes=[12.3, 14.0, 9.9], naive=[15.2])
-    done = progress(1000, 998, 2, 0, 41.2, smapes=[11.9], naive=[15.2])
+    done = progress(1000, 998, 2, 0, 41.2, smapes=[11.9, 12.0, 20.0, 9.0], naive=[15.2], beats=3, fits=13972)
     during, final = _extract(LOG_PREFIX + running.line()), _extract(LOG_PREFIX + done.final_line())
     assert float(during.pop("fleet:models_per_second")) == pytest.approx(333 / 13.9, abs=0.1)
     assert during == {
@@ -60,6 +63,8 @@ def test_every_metric_reads_the_right_number_from_the_real_lines() -> None:
         "fleet:median_smape": "12.3",
         "fleet:naive_smape": None,
         "fleet:seconds": None,
+        "fleet:beats_naive_percent": None,
+        "fleet:fits_per_customer": None,
     }
     assert float(final.pop("fleet:models_per_second")) == pytest.approx(998 / 41.2, abs=0.1)
     assert float(final.pop("fleet:seconds")) == pytest.approx(41.2, abs=0.1)
@@ -71,6 +76,8 @@ def test_every_metric_reads_the_right_number_from_the_real_lines() -> None:
         "fleet:customers_skipped": "0",
         "fleet:median_smape": "11.9",
         "fleet:naive_smape": "15.2",
+        "fleet:beats_naive_percent": "75.0",
+        "fleet:fits_per_customer": "14.0",
     }
 
 

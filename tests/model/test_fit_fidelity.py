@@ -11,6 +11,8 @@ from tests.support import fit_fidelity as fidelity
 
 CORPUS_SIZE = 110
 
+pytestmark = pytest.mark.slow  # fitting the corpus with Stan takes ~6 s
+
 
 @pytest.fixture(scope="module")
 def summary() -> fidelity.Summary:

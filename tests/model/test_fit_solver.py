@@ -158,3 +158,18 @@ def test_warm_start_from_the_holdout_fit_reaches_the_same_optimum(mode: str):
     lp_cold = solver.log_posterior(cold.problem, cold.params)
     assert solver.log_posterior(warm.problem, warm.params) == pytest.approx(lp_cold, rel=1e-10)
     np.testing.assert_allclose(warm.params.beta, cold.params.beta, rtol=1e-5, atol=1e-9)
+
+
+@pytest.mark.parametrize("prior_scale", [0.001, 0.01, 0.05, 0.5])
+def test_the_noise_scale_settles_across_prior_scales(prior_scale: float):
+    # The accelerated sigma iteration once cycled on some series at changepoint_prior_scale=0.01.
+    from fleetcast.model.fit import prepare
+
+    settings = replace(SETTINGS, changepoint_prior_scale=prior_scale)
+    grid = pd.date_range("2022-01-01", periods=365, freq="D")
+    for customer in range(60):
+        stamps, values = customer_series(customer, 42, grid, 365)  # a year, less a week's holdout
+        ds = stamps.to_numpy(dtype="datetime64[ns]").view(np.int64)[:-7]
+        prepared = prepare.prepare(ds, np.round(values, 3)[:-7], settings)
+        params = solver.solve(prepared.problem)  # raises NotConverged if it did not settle
+        assert params.sigma_obs > 0

@@ -1,8 +1,11 @@
 """prophet_json.to_json against stock `prophet.serialize.model_to_json`: byte for byte, on real fits.
 
-Models come from the in-process engine (stock Prophet objects) over the fidelity corpus and the
-configurations the issue names, plus a few stock Stan fits for what the engine does not produce
-(logistic growth, extra regressors, conditional seasonalities, holidays).
+The stock models are real Prophet objects as `Prophet.fit` leaves them: `Prophet.preprocess` prepares the
+data and the in-process engine supplies the parameters (Stan's own where it falls back), over the fidelity
+corpus and the configurations the issue names. Each is written three ways and must match stock: from
+`FittedState.from_prophet`, from the engine's own numpy-built state, and again after a JSON round trip.
+A few stock Stan fits cover what the engine does not produce (logistic growth, extra regressors,
+conditional seasonalities, holidays).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from prophet.serialize import model_from_json
 from prophet.serialize import model_to_json as stock_model_to_json
 
 from fleetcast.data.generate import customer_series
-from fleetcast.model.fit import engine
+from fleetcast.model.fit import engine, prophet_json
 from fleetcast.model.fit.prophet_json import FittedState, NotExact, model_to_json, to_json
 from fleetcast.model.prophet_model import new_prophet
 from fleetcast.model.settings import ProphetSettings
@@ -87,7 +90,18 @@ CORPUS_SIZE = 40
 @functools.cache
 def _engine_model(name: str):
     build, settings = ENGINE_CASES[name]
-    return engine.fit(build(), settings, engine.AUTO).model
+    return _stock_fitted(build(), settings)
+
+
+def _stock_fitted(history: pd.DataFrame, settings: ProphetSettings):
+    """(stock Prophet as `fit` leaves it, the engine's state or None where the engine used Stan)."""
+    outcome = engine.fit(history, settings, engine.AUTO)
+    if outcome.state is None:
+        return outcome.stan_model, None
+    model = new_prophet(settings)
+    model.preprocess(history.copy())
+    model.params = outcome.state.params
+    return model, outcome.state
 
 
 def _stan_model(configure: Callable, history: pd.DataFrame, settings: ProphetSettings = BASE):
@@ -98,9 +112,16 @@ def _stan_model(configure: Callable, history: pd.DataFrame, settings: ProphetSet
     return model
 
 
-def _assert_identical(model) -> None:
+def _assert_identical(model, engine_state: FittedState | None = None) -> None:
     expected = stock_model_to_json(model)
-    written = to_json(FittedState.from_prophet(model))
+    _assert_same(to_json(FittedState.from_prophet(model)), expected)
+    if engine_state is not None:
+        _assert_same(to_json(engine_state), expected)
+    loaded = model_from_json(expected)  # read_json's dtypes, e.g. a float index for no changepoints
+    _assert_same(to_json(FittedState.from_prophet(loaded)), stock_model_to_json(loaded))
+
+
+def _assert_same(written: str, expected: str) -> None:
     if written != expected:
         at = next((i for i, (a, b) in enumerate(zip(written, expected, strict=False)) if a != b), None)
         at = min(len(written), len(expected)) if at is None else at
@@ -111,14 +132,14 @@ def _assert_identical(model) -> None:
 
 @pytest.mark.parametrize("name", ENGINE_CASES)
 def test_named_configurations_are_byte_identical(name: str):
-    _assert_identical(_engine_model(name))
+    _assert_identical(*_engine_model(name))
 
 
 def test_fidelity_corpus_is_byte_identical():
     cases = list(fit_fidelity.corpus(CORPUS_SIZE))
     assert len(cases) >= CORPUS_SIZE
     for case in cases:
-        _assert_identical(engine.fit(case.history, case.settings, engine.AUTO).model)
+        _assert_identical(*_stock_fitted(case.history, case.settings))
 
 
 def test_stan_fits_are_byte_identical():
@@ -126,11 +147,16 @@ def test_stan_fits_are_byte_identical():
     history = _daily(150)
     history["temperature"] = np.sin(np.arange(len(history)) / 9.0) * 10.0
     history["promo"] = (np.arange(len(history)) % 11 == 0).astype(float)
+    history["closed"] = (np.arange(len(history)) % 13 == 0).astype(np.int64)  # binary: not standardized
     history["weekend"] = history["ds"].dt.day_of_week >= 5
     _assert_identical(_stan_model(lambda m: None, _daily(150)))
     _assert_identical(
         _stan_model(
-            lambda m: (m.add_regressor("temperature"), m.add_regressor("promo", mode="multiplicative")),
+            lambda m: (
+                m.add_regressor("temperature"),
+                m.add_regressor("promo", mode="multiplicative"),
+                m.add_regressor("closed"),
+            ),
             history,
         )
     )
@@ -144,9 +170,10 @@ def test_stan_fits_are_byte_identical():
     _assert_identical(_stan_model(lambda m: None, capped, replace(BASE, growth="logistic")))
 
 
-def test_extreme_values_and_dates_are_written_as_pandas_writes_them():
+@pytest.mark.parametrize("name", ["short-60", "custom-fourier"])  # both date formatters: few, many
+def test_extreme_values_and_dates_are_written_as_pandas_writes_them(name: str):
     """Number and date formatting over magnitudes and dates no fit produces (written as stored)."""
-    model = _stan_free_copy(_engine_model("daily"))
+    model = _copy(_engine_model(name)[0])
     rows = len(model.history)
     rng = np.random.default_rng(5)
     wild = rng.normal(size=rows) * 10.0 ** rng.integers(-20, 20, rows)
@@ -163,13 +190,14 @@ def test_extreme_values_and_dates_are_written_as_pandas_writes_them():
     _assert_identical(model)
 
 
-def _stan_free_copy(model):
+def _copy(model):
+    """A copy to alter (the fitted models are shared between tests)."""
     return model_from_json(stock_model_to_json(model))
 
 
 def test_round_trip_predicts_as_the_original():
     for name in ("daily-with-samples", "nan-rows", "multiplicative", "half-hourly", "no-changepoints"):
-        original = _engine_model(name)
+        original = _engine_model(name)[0]
         loaded = model_from_json(to_json(FittedState.from_prophet(original)))
         last = original.history_dates.max() + pd.Timedelta(days=10)
         future = pd.DataFrame({"ds": pd.date_range(original.history_dates.min(), last, periods=60)})
@@ -180,9 +208,30 @@ def test_round_trip_predicts_as_the_original():
         pd.testing.assert_frame_equal(got, expected, check_exact=True)
 
 
+def test_a_state_built_from_plain_numpy_with_nanosecond_dates():
+    """What the fit engine builds: fresh arrays, datetime64[ns] (pandas 3 keeps microseconds)."""
+    model = _engine_model("nan-rows")[0]
+    state = FittedState.from_prophet(model)
+
+    def fresh(values: np.ndarray) -> np.ndarray:
+        return values.astype("datetime64[ns]") if values.dtype.kind == "M" else values.copy()
+
+    built = replace(
+        state,
+        changepoints=fresh(state.changepoints),
+        changepoints_index=np.asarray(state.changepoints_index.tolist(), dtype=np.int64),
+        history_dates=fresh(state.history_dates),
+        history={name: fresh(values) for name, values in state.history.items()},
+        component_cols=np.array(state.component_cols.tolist(), dtype=np.int64),
+        params={name: np.array(value.tolist()) for name, value in state.params.items()},
+    )
+    assert built.history["ds"].dtype == np.dtype("datetime64[ns]")
+    assert to_json(built) == stock_model_to_json(model)
+
+
 def test_holidays_fall_back_to_stock():
     holidays = pd.DataFrame({"holiday": "closing", "ds": pd.to_datetime(["2022-03-01", "2022-07-04"])})
-    model = _stan_model(lambda m: None, _daily(200), replace(BASE))
+    model = _stan_model(lambda m: None, _daily(200))
     model_with = new_prophet(BASE)
     model_with.holidays = holidays
     model_with.fit(_daily(200))
@@ -193,7 +242,7 @@ def test_holidays_fall_back_to_stock():
 
 
 def test_what_cannot_be_exact_raises_not_exact():
-    model = _stan_free_copy(_engine_model("short-60"))
+    model = _copy(_engine_model("short-60")[0])
     state = FittedState.from_prophet(model)
     renamed = dict(state.history)
     renamed['y "quoted"/'] = renamed.pop("y")
@@ -206,3 +255,16 @@ def test_what_cannot_be_exact_raises_not_exact():
     with pytest.raises(NotExact):
         to_json(FittedState.from_prophet(model))
     assert model_to_json(model) == stock_model_to_json(model)
+
+
+def test_another_prophet_version_falls_back_to_stock(monkeypatch: pytest.MonkeyPatch):
+    """The format is pinned to one Prophet release; under any other, stock serialization writes it."""
+    model = _engine_model("short-60")[0]
+    monkeypatch.setattr(prophet_json, "PROPHET_VERSION", "0.0.0")
+    prophet_json._check_prophet_version.cache_clear()
+    try:
+        with pytest.raises(NotExact, match=r"written for prophet 0\.0\.0"):
+            to_json(FittedState.from_prophet(model))
+        assert model_to_json(model) == stock_model_to_json(model)
+    finally:
+        prophet_json._check_prophet_version.cache_clear()

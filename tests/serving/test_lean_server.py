@@ -261,6 +261,7 @@ def test_a_model_loaded_through_one_worker_answers_through_every_worker(lean_pro
     assert {int(pid) for _, pid in answers} == set(workers)
 
 
+@pytest.mark.slow
 def test_sigterm_with_keep_alive_connections_open(lean_process, models):
     assert lean_process.load("kept", models["daily"].model_dir).status_code == 200
     connections = []
@@ -287,6 +288,7 @@ def test_sigterm_with_keep_alive_connections_open(lean_process, models):
             connection.close()
 
 
+@pytest.mark.slow
 def test_memory_budget_from_the_environment(tmp_path, models):
     with start_lean(tmp_path, {"FLEETCAST_MEMORY_MB": "1"}, workers=2) as server:
         answer = server.load("daily", models["daily"].model_dir)
@@ -294,6 +296,7 @@ def test_memory_budget_from_the_environment(tmp_path, models):
         assert "memory budget of 1 MB" in answer.json()["message"]
 
 
+@pytest.mark.slow
 def test_single_model_mode_serves_opt_ml_model(tmp_path, models):
     shutil.copytree(models["daily"].model_dir, tmp_path / "opt_ml" / "model")
     with start_lean(tmp_path, {"SAGEMAKER_MULTI_MODEL": "false"}, workers=2) as server:

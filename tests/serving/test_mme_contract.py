@@ -35,7 +35,7 @@ PAGINATED_MODELS = 5
 LEAN_WORKERS = 2  # exercise the cross-worker registry on any machine
 
 
-@pytest.fixture(scope="module", params=["mms", "lean"])
+@pytest.fixture(scope="module", params=[pytest.param("mms", marks=pytest.mark.mms), "lean"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp(request.param)
     if request.param == "mms":

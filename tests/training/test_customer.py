@@ -44,7 +44,7 @@ def test_auto_fits_in_process_and_the_archive_is_stock_prophet(sm_root: Path):
 
 def test_stan_reproduces_stock_prophet(sm_root: Path):
     settings = ProphetSettings(uncertainty_samples=0)
-    for model_json, metadata in train(sm_root, fit_engine="stan").values():
+    for model_json, metadata in train(sm_root, fit_engine="stan", selection="off").values():
         assert metadata["fit_engine"] == engine.STAN
         frame = history_of(model_json)
         assert model_json == prophet_model.model_to_json(prophet_model.fit_prophet(frame.frame(), settings))
@@ -58,7 +58,7 @@ def test_stan_reproduces_stock_prophet(sm_root: Path):
 
 
 def test_exact_holdout_metrics_match_stock_predict_on_the_same_fit(sm_root: Path):
-    model_json, metadata = train(sm_root, fit_engine="auto")["1.tar.gz"]
+    model_json, metadata = train(sm_root, fit_engine="auto", selection="off")["1.tar.gz"]
     frame = history_of(model_json)
     split = evaluate.split_holdout(frame, 7)
     outcome = engine.fit(split.train.frame(), ProphetSettings(uncertainty_samples=0))

@@ -3,6 +3,10 @@
 AWS documents only that each instance receives about 1/N of the objects under the prefix, not the exact
 assignment (the public blog calls it round-robin). We deal sorted keys round-robin, which gives every host
 a fair share and is deterministic, so a local run is reproducible.
+
+This splits S3 objects, which is all SageMaker can do. With `FullyReplicated` input every host gets every
+object, and `train` itself splits the customers (training.config.host_of_customer); `local-train` can play
+either (local/training.py).
 """
 
 from __future__ import annotations

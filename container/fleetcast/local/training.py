@@ -1,10 +1,13 @@
 """`fleetcast local-train`: a sharded multi-instance SageMaker training job, played on one machine.
 
-For each host algo-1..algo-N it lays out an /opt/ml-shaped root with the config files SageMaker writes,
-the host's shard of the channel (ShardedByS3Key, see sharding.py) and a copy of the checkpoint prefix
-(SageMaker copies it to every instance at start, which is what makes resume work). It then runs the N
-`fleetcast train` processes concurrently, exactly as the image would, and collects their new checkpoints
-into `--models`, our stand-in for the checkpoint S3 prefix.
+For each host algo-1..algo-N it lays out an /opt/ml-shaped root with the config files SageMaker writes
+for a job with a CheckpointConfig, the host's share of the channel and a copy of the checkpoint prefix
+(SageMaker copies it to every instance at start, which is what makes resume work). The share is the host's
+ShardedByS3Key objects (see sharding.py), or with FullyReplicated every object, in which case each `train`
+picks its own customers by hash. It then runs the N `fleetcast train` processes concurrently, exactly as
+the image would, and collects their new checkpoints into `--models`, our stand-in for the checkpoint S3
+prefix. The host roots and the merged report stay in a work dir beside `--models`
+(`<models>-local-train/`, see default_work_dir), reused by the next run.
 """
 
 from __future__ import annotations
@@ -26,8 +29,15 @@ from pathlib import Path
 
 from fleetcast.local.sharding import assign_round_robin
 from fleetcast.model import archive
-from fleetcast.paths import BASE_DIR_ENV, SageMakerPaths
-from fleetcast.training.config import ConfigError, cpu_count, parse_hyperparameters
+from fleetcast.paths import BASE_DIR_ENV, DEFAULT_CHECKPOINT_LOCAL_PATH, SageMakerPaths
+from fleetcast.training.config import (
+    FULLY_REPLICATED,
+    SHARDED_BY_S3_KEY,
+    ConfigError,
+    cpu_count,
+    parse_hyperparameters,
+)
+from fleetcast.training.peers import PEER_PORT_ENV
 
 log = logging.getLogger("fleetcast.local_train")
 
@@ -61,7 +71,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def lay_out_host(
     root: Path, host: str, hosts: list[str], channel: str, data: Path, keys: list[str],
-    hyperparameters: dict[str, str], models: Path,
+    hyperparameters: dict[str, str], models: Path, distribution: str = SHARDED_BY_S3_KEY,
 ) -> SageMakerPaths:  # fmt: skip
     paths = SageMakerPaths(root)
     if root.exists():
@@ -77,12 +87,14 @@ def lay_out_host(
                 channel: {
                     "ContentType": "text/csv",
                     "TrainingInputMode": "File",
-                    "S3DistributionType": "ShardedByS3Key",
+                    "S3DistributionType": distribution,
                     "RecordWrapperType": "None",
                 }
             }
         )
     )
+    # The checkpoint folder is synced (here: collected into --models), as with a CheckpointConfig.
+    paths.checkpoint_config_file.write_text(json.dumps({"LocalPath": DEFAULT_CHECKPOINT_LOCAL_PATH}))
     for key in keys:
         _link_or_copy(data / key, paths.channel_dir(channel) / key)
     paths.checkpoints_dir.mkdir(parents=True)
@@ -102,7 +114,8 @@ def run_hosts(roots: dict[str, SageMakerPaths]) -> dict[str, int]:
     """Run one `fleetcast train` per host concurrently; a Ctrl-C or SIGTERM is passed on to all of them."""
     processes: dict[str, subprocess.Popen] = {}
     for host, paths in roots.items():
-        env = {**os.environ, BASE_DIR_ENV: str(paths.base), "PYTHONUNBUFFERED": "1"}
+        # The hosts share this machine (one port) and cannot resolve each other; this waits for them all.
+        env = {**os.environ, BASE_DIR_ENV: str(paths.base), PEER_PORT_ENV: "0", "PYTHONUNBUFFERED": "1"}
         processes[host] = subprocess.Popen(
             [sys.executable, "-m", "fleetcast.cli", "train"],
             env=env,
@@ -151,7 +164,19 @@ def collect_checkpoints(roots: dict[str, SageMakerPaths], models: Path) -> int:
     return copied
 
 
+WORK_DIR_SUFFIX = "-local-train"
+REPORT_NAME = "report.csv"
+
+
+def default_work_dir(models: Path) -> Path:
+    """Beside the models folder, so a run's inputs and report are found next to its output (and reused)."""
+    models = models.resolve()
+    return models.with_name(models.name + WORK_DIR_SUFFIX)
+
+
 def merge_reports(roots: dict[str, SageMakerPaths], out: Path) -> list[dict[str, str]]:
+    """One CSV of every host's report rows (with a host column), replacing a previous run's report."""
+    out.unlink(missing_ok=True)
     rows: list[dict[str, str]] = []
     for host, paths in roots.items():
         report = paths.output_data_dir / f"report-{host}.csv"
@@ -182,8 +207,9 @@ def accuracy_line(rows: list[dict[str, str]]) -> str:
 
 
 def local_train_main(
-    data: Path, hosts: int, models: Path, work_dir: Path | None, hyperparameters: list[str]
-) -> int:
+    data: Path, hosts: int, models: Path, work_dir: Path | None, hyperparameters: list[str],
+    distribution: str = SHARDED_BY_S3_KEY,
+) -> int:  # fmt: skip
     try:
         values = parse_key_values(hyperparameters)
         config = parse_hyperparameters(values)
@@ -194,44 +220,52 @@ def local_train_main(
     if not keys:
         log.error("no input files under %s (run `fleetcast split` first)", data)
         return 2
-    if hosts < 1 or hosts > len(keys):
+    if distribution not in (SHARDED_BY_S3_KEY, FULLY_REPLICATED):
+        log.error("distribution must be %s or %s", SHARDED_BY_S3_KEY, FULLY_REPLICATED)
+        return 2
+    sharded = distribution == SHARDED_BY_S3_KEY
+    if hosts < 1 or (sharded and hosts > len(keys)):
+        # SageMaker refuses more ShardedByS3Key instances than objects.
         log.error("--hosts must be between 1 and the number of input objects (%d)", len(keys))
         return 2
     if "workers" not in values:
         # N emulated instances share this machine's cores instead of each taking all of them.
         values["workers"] = str(max(1, cpu_count() // hosts))
 
-    work_dir = work_dir or Path(tempfile.mkdtemp(prefix="fleetcast-local-train-"))
+    work_dir = work_dir or default_work_dir(models)
     shards = assign_round_robin(keys, hosts)
+    if not sharded:
+        shards = {host: list(keys) for host in shards}
     names = list(shards)
     roots = {
         host: lay_out_host(
-            work_dir / host, host, names, config.job.channel, data, shard, values, models
+            work_dir / host, host, names, config.job.channel, data, shard, values, models, distribution
         )
         for host, shard in shards.items()
     }  # fmt: skip
     log.info(
-        "local training: %d objects over %d hosts (%s), work dir %s",
-        len(keys), hosts, ", ".join(f"{h}: {len(s)}" for h, s in shards.items()), work_dir,
+        "local training: %d objects over %d hosts, %s (%s), work dir %s",
+        len(keys), hosts, distribution, ", ".join(f"{h}: {len(s)}" for h, s in shards.items()), work_dir,
     )  # fmt: skip
 
     began = time.perf_counter()
     codes = run_hosts(roots)
     elapsed = time.perf_counter() - began
     copied = collect_checkpoints(roots, models)
-    rows = merge_reports(roots, work_dir / "report.csv")
+    report = work_dir / REPORT_NAME
+    rows = merge_reports(roots, report)
     counts = Counter(row["status"] for row in rows)
     trained = counts.get("trained", 0)
     log.info(
-        "local training done in %.1fs: %s; %.1f models/s overall; %d new checkpoints in %s; report %s",
+        "local training done in %.1fs: %s; %.1f models/s overall; %d new checkpoints in %s",
         elapsed,
         ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing trained",
         trained / elapsed if elapsed else 0.0,
         copied,
         models,
-        work_dir / "report.csv",
     )
     log.info(accuracy_line(rows))
+    log.info("report: %s", report if rows else "none (no host wrote one)")
     failed_hosts = {host: code for host, code in codes.items() if code != 0}
     for host, code in failed_hosts.items():
         failure = roots[host].failure_file

@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fleetcast.model.settings import PROPHET_PARSERS as _PROPHET_PARSERS
 from fleetcast.model.settings import ProphetSettings, float_in, integer_in, one_of
-from fleetcast.paths import SageMakerPaths
+from fleetcast.paths import DEFAULT_CHECKPOINT_LOCAL_PATH, SageMakerPaths
 
 # Keys SageMaker itself (or its SDK) may add; they are not ours to validate.
 RESERVED_PREFIXES = ("sagemaker_", "_tuning_objective_metric")
@@ -41,6 +41,12 @@ class JobSettings:
     fit_engine: str = "auto"
     # 0: sized from the instance's memory when the job starts.
     max_rows_per_customer: int = 0
+    # auto: every candidate of training/selection.py; off: the configured model only; or candidate names.
+    selection: str = "auto"
+    max_candidates: int = 4
+    cv_folds: int = 3
+    # Where the per-customer archives are delivered (see MODEL_OUTPUTS).
+    model_output: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,9 @@ class TrainingConfig:
             "prophet": asdict(self.prophet),
             "holdout_days": self.job.holdout_days,
             "fit_engine": self.job.fit_engine,
+            "selection": self.job.selection,
+            "max_candidates": self.job.max_candidates,
+            "cv_folds": self.job.cv_folds,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -65,6 +74,33 @@ def _channel(text: str) -> str:
     return value
 
 
+# The values of `selection` (training/selection.py defines and describes each candidate).
+SELECT_ALL, SELECT_CONFIGURED = "auto", "off"
+CANDIDATE_NAMES = (
+    "configured",
+    "yearly-low",
+    "flexible-trend",
+    "multiplicative",
+)
+
+
+def _selection(text: str) -> str:
+    """auto, off, or candidate names, normalised to `a,b` (lower case, no spaces)."""
+    names = [part.strip().lower() for part in text.split(",") if part.strip()]
+    if names in ([SELECT_ALL], [SELECT_CONFIGURED]):
+        return names[0]
+    unknown = [name for name in names if name not in CANDIDATE_NAMES]
+    if not names or unknown:
+        raise ValueError(f"must be auto, off or a comma list of {', '.join(CANDIDATE_NAMES)}")
+    return ",".join(names)
+
+
+# auto: the checkpoint folder when the job has a CheckpointConfig, and also model.tar.gz when it has none;
+# checkpoints: only the checkpoint folder; both: always both. There is no "model only": archives are always
+# written to the checkpoint folder first (it is what a restarted job resumes from), so with a
+# CheckpointConfig they reach its S3 prefix whatever this says.
+MODEL_OUTPUTS = ("auto", "checkpoints", "both")
+
 _JOB_PARSERS: dict[str, Callable[[str], Any]] = {
     "channel": _channel,
     "workers": integer_in(0, 1024),
@@ -74,6 +110,10 @@ _JOB_PARSERS: dict[str, Callable[[str], Any]] = {
     "progress_seconds": float_in(0.0, 3600.0, low_open=True),
     "fit_engine": one_of("auto", "stan"),
     "max_rows_per_customer": integer_in(0, 10**9),
+    "selection": _selection,
+    "max_candidates": integer_in(1, 20),
+    "cv_folds": integer_in(1, 20),
+    "model_output": one_of(*MODEL_OUTPUTS),
 }
 
 HYPERPARAMETERS = sorted([*_PROPHET_PARSERS, *_JOB_PARSERS])
@@ -100,6 +140,21 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> TrainingConfig:
     return TrainingConfig(prophet=ProphetSettings(**prophet), job=JobSettings(**job))
 
 
+# inputdataconfig.json's S3DistributionType values.
+FULLY_REPLICATED, SHARDED_BY_S3_KEY = "FullyReplicated", "ShardedByS3Key"
+
+
+def host_of_customer(customer: str, hosts: Sequence[str]) -> str:
+    """The one host that trains `customer` when every host sees the whole channel.
+
+    A hash of the id (sha256: the same on every host, unlike Python's salted hash()) over the sorted host
+    list, so each host decides alone, and the same customer always lands on the same host.
+    """
+    digest = hashlib.sha256(customer.encode()).digest()
+    ordered = sorted(hosts)
+    return ordered[int.from_bytes(digest[:8], "big") % len(ordered)]
+
+
 @dataclass(frozen=True)
 class ResourceConfig:
     current_host: str
@@ -108,6 +163,15 @@ class ResourceConfig:
     @property
     def host_index(self) -> int:
         return self.hosts.index(self.current_host)
+
+    def shares_channel(self, distribution: str | None) -> bool:
+        """True when several hosts receive the same full channel and must split its customers themselves:
+        S3DistributionType FullyReplicated, or unspecified (SageMaker's default, and all that SDK local
+        mode writes). ShardedByS3Key input is already split by SageMaker and is used as given."""
+        return len(self.hosts) > 1 and distribution != SHARDED_BY_S3_KEY
+
+    def owns(self, customer: str) -> bool:
+        return host_of_customer(customer, self.hosts) == self.current_host
 
 
 def _read_json(path: Path, *, required: bool) -> Any:
@@ -148,6 +212,40 @@ def read_input_data_config(paths: SageMakerPaths) -> dict[str, dict[str, Any]]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{paths.input_data_config_file} must hold a JSON object")
     return raw
+
+
+@dataclass(frozen=True)
+class CheckpointConfig:
+    """What a training container can know about its job's CheckpointConfig.
+
+    The API has `CheckpointConfig.S3Uri` and `.LocalPath` (default /opt/ml/checkpoints), and AWS documents no
+    environment variable or config file that tells the container about them: the platform itself sets only
+    TRAINING_JOB_NAME and TRAINING_JOB_ARN (DescribeTrainingJob would tell, but needs an IAM permission
+    and a network that a network-isolated job lacks). What there is: a job with a CheckpointConfig gets
+    /opt/ml/input/config/checkpointconfig.json holding its `LocalPath`. That file is undocumented, but AWS's
+    own sagemaker-debugger reads it (smdebug/core/state_store.py, key "LocalPath"), and the public logs of
+    jobs without checkpoints show its "checkpoint config file ... does not exist" line. SDK local mode writes
+    no such file, mounts no checkpoints folder and refuses checkpoint_s3_uri. So: no file, no checkpoints.
+    """
+
+    configured: bool
+    local_path: Path | None = None  # where SageMaker syncs from, relocated under the paths' base
+
+    def covers(self, checkpoints_dir: Path) -> bool:
+        """True when what `train` writes to `checkpoints_dir` is synced to the checkpoint S3 prefix."""
+        if not self.configured or self.local_path is None:
+            return False
+        return os.path.normpath(self.local_path) == os.path.normpath(checkpoints_dir)
+
+
+def read_checkpoint_config(paths: SageMakerPaths) -> CheckpointConfig:
+    raw = _read_json(paths.checkpoint_config_file, required=False)
+    if raw is None:
+        return CheckpointConfig(configured=False)
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{paths.checkpoint_config_file} must hold a JSON object")
+    local_path = str(raw.get("LocalPath") or DEFAULT_CHECKPOINT_LOCAL_PATH)
+    return CheckpointConfig(configured=True, local_path=paths.in_container(local_path))
 
 
 def cpu_count() -> int:

@@ -6,6 +6,7 @@ never takes the fleet down.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +15,8 @@ from typing import Any
 
 from fleetcast.model import archive, dates
 from fleetcast.model.fit import engine
-from fleetcast.training import evaluate
+from fleetcast.model.settings import ProphetSettings
+from fleetcast.training import evaluate, selection
 from fleetcast.training.config import TrainingConfig
 from fleetcast.training.inputs import CustomerTask, History, clean_history, data_fingerprint, load_task_rows
 
@@ -42,6 +44,10 @@ class CustomerResult:
     metrics: dict[str, Any] | None = None
     reason: str = ""
     fit_engine: str = ""  # engine.EXACT or engine.STAN: what fitted the archived model
+    model: str = ""  # the chosen candidate (training/selection.py)
+    cv_smape: float | None = None  # its mean sMAPE over the cross-validation folds
+    runner_up: str = ""
+    fits: int = 0  # model fits made for this customer (selection, holdout and the final fit)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -57,7 +63,31 @@ class _Holdout:
     outcome: engine.FitOutcome | None = None
 
 
-def _score_holdout(history: History, config: TrainingConfig, customer: str) -> _Holdout:
+# The cross-validation horizon when the job scores no holdout.
+DEFAULT_CV_HORIZON_DAYS = 7
+
+
+def _choose(history: History, config: TrainingConfig, customer: str) -> selection.Selection:
+    """The candidate to ship, chosen on the rows before the final holdout only."""
+    job = config.job
+    before = evaluate.split_holdout(history, job.holdout_days).train if job.holdout_days else history
+    candidates = selection.candidate_set(
+        before, config.prophet, selection.wanted_names(job), job.max_candidates
+    )
+    return selection.select(
+        before,
+        candidates,
+        folds=job.cv_folds,
+        horizon_days=job.holdout_days or DEFAULT_CV_HORIZON_DAYS,
+        min_rows=job.min_rows,
+        fit_engine=job.fit_engine,
+        label=customer,
+    )
+
+
+def _score_holdout(
+    history: History, config: TrainingConfig, settings: ProphetSettings, customer: str
+) -> _Holdout:
     """Fit on all but the last days and score the forecast of those days (no Prophet.predict)."""
     holdout_days = config.job.holdout_days
     if holdout_days == 0:
@@ -67,13 +97,17 @@ def _score_holdout(history: History, config: TrainingConfig, customer: str) -> _
         return _Holdout(note=f"holdout skipped: {len(split.train)} rows before the last {holdout_days} days")
     began = time.perf_counter()
     outcome = engine.fit_series(
-        split.train.ds, split.train.y, config.prophet, config.job.fit_engine, label=f"{customer} (holdout)"
+        split.train.ds, split.train.y, settings, config.job.fit_engine, label=f"{customer} (holdout)"
     )
     fit_seconds = time.perf_counter() - began
     forecast = engine.forecast_values(outcome, split.holdout.ds)
     naive = evaluate.seasonal_naive(split.train, split.holdout.ds)
     actual = split.holdout.y
     return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
+
+
+def _rounded(value: float) -> float | None:
+    return round(value, 6) if math.isfinite(value) else None  # NaN (not scored) is null in JSON
 
 
 def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
@@ -95,6 +129,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         ):
             result.status, result.metrics = SKIPPED, existing.get("metrics")
             result.fit_engine = str(existing.get("fit_engine", ""))
+            result.model = str(existing.get("model", ""))
             return result
 
         if result.rows < context.config.job.min_rows:
@@ -105,19 +140,27 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         if history.ds[0] == history.ds[-1]:  # sorted: first == last means one timestamp
             raise CustomerError("all rows share one timestamp")
 
-        holdout = _score_holdout(history, context.config, task.customer)
+        select_began = time.perf_counter()
+        choice = _choose(history, context.config, task.customer)
+        select_seconds = time.perf_counter() - select_began
+        settings = choice.candidate.settings
+        result.model, result.runner_up = choice.candidate.name, choice.runner_up
+        cv_smape = choice.scores.get(choice.candidate.name, float("nan"))
+        result.cv_smape = _rounded(cv_smape)
+        holdout = _score_holdout(history, context.config, settings, task.customer)
         result.metrics, result.reason = holdout.metrics, holdout.note
         fit_began = time.perf_counter()
         outcome = engine.fit_series(
             history.ds,
             history.y,
-            context.config.prophet,
+            settings,
             context.config.job.fit_engine,
             warm_start=holdout.outcome,
             label=task.customer,
         )
-        result.fit_seconds = holdout.fit_seconds + (time.perf_counter() - fit_began)
+        result.fit_seconds = select_seconds + holdout.fit_seconds + (time.perf_counter() - fit_began)
         result.fit_engine = outcome.engine_used
+        result.fits = choice.fits + (holdout.outcome is not None) + 1
 
         metadata = {
             "customer": task.customer,
@@ -127,7 +170,15 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "freq": dates.infer_frequency(history.ds),
             "data_sha256": fingerprint,
             "config_fingerprint": config_fingerprint,
-            "prophet": context.config.prophet.prophet_kwargs(),
+            "prophet": settings.prophet_kwargs(),
+            "model": choice.candidate.name,
+            "selection": {
+                "cv_smape": {name: _rounded(score) for name, score in choice.scores.items()},
+                "naive_cv_smape": _rounded(choice.naive_score),
+                "folds": choice.folds,
+                "runner_up": choice.runner_up,
+                **({"note": choice.note} if choice.note else {}),
+            },
             "metrics": result.metrics,
             "fit_seconds": round(result.fit_seconds, 4),
             "fit_engine": outcome.engine_used,

@@ -69,6 +69,10 @@ class FleetProgress:
     engines: Counter[str] = field(default_factory=Counter)
     smapes: array = field(default_factory=lambda: array("d"))
     naive_smapes: array = field(default_factory=lambda: array("d"))
+    cv_smapes: array = field(default_factory=lambda: array("d"))
+    models: Counter[str] = field(default_factory=Counter)
+    beats_naive: int = 0  # trained customers whose holdout sMAPE is below seasonal-naive's
+    fits: int = 0
     fit_seconds: float = 0.0
     busy_seconds: float = 0.0  # wall time of trained customers, fit and everything around it
     failures: dict[str, str] = field(default_factory=dict)
@@ -78,13 +82,27 @@ class FleetProgress:
         self.counts[result.status] += 1
         if result.status == TRAINED:
             self.engines[result.fit_engine or "unknown"] += 1
+            self.models[result.model or "unknown"] += 1
             self.fit_seconds += result.fit_seconds
             self.busy_seconds += result.seconds
+            self.fits += result.fits
+            if result.cv_smape is not None:
+                self.cv_smapes.append(result.cv_smape)
         if result.status == FAILED and len(self.failures) < LISTED_FAILURES:
             self.failures[result.customer] = result.reason
         if result.metrics:
             self.smapes.append(result.metrics["smape"])
             self.naive_smapes.append(result.metrics["naive_smape"])
+            self.beats_naive += result.metrics["smape"] < result.metrics["naive_smape"]
+
+    @property
+    def beats_naive_share(self) -> float | None:
+        return round(self.beats_naive / len(self.smapes), 4) if self.smapes else None
+
+    @property
+    def fits_per_customer(self) -> float | None:
+        trained = self.counts[TRAINED]
+        return round(self.fits / trained, 2) if trained else None
 
     @property
     def elapsed(self) -> float:
@@ -110,8 +128,13 @@ class FleetProgress:
             f"fleet done: {self.counts[TRAINED]} trained, {self.counts[FAILED]} failed, "
             f"{self.counts[SKIPPED]} skipped of {self.total} in {self.elapsed:.1f}s, "
             f"{self.models_per_second:.1f} models/s, median sMAPE {self._median(self.smapes)}, "
-            f"naive sMAPE {self._median(self.naive_smapes)}"
+            f"naive sMAPE {self._median(self.naive_smapes)}, beats naive {self._share()}, "
+            f"{self.fits_per_customer or 0:.1f} fits/customer"
         )
+
+    def _share(self) -> str:
+        share = self.beats_naive_share
+        return "n/a" if share is None else f"{100 * share:.1f}%"
 
 
 def death_reason(exitcode: int | None) -> str:

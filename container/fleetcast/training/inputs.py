@@ -100,14 +100,8 @@ class Rows:
 
 
 @dataclass(frozen=True)
-class History:
+class History(Rows):
     """A customer's usable rows: valid timestamps and finite values, sorted by time (stable)."""
-
-    ds: np.ndarray  # datetime64[ns]
-    y: np.ndarray  # float64
-
-    def __len__(self) -> int:
-        return len(self.y)
 
     @property
     def ds_ns(self) -> np.ndarray:

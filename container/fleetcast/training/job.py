@@ -1,9 +1,18 @@
 """`train`: the entry point SageMaker runs (`docker run IMAGE train`).
 
 Reads the training contract under /opt/ml (or $SAGEMAKER_BASE_DIR), fits every customer of this host's
-shard, writes `<checkpoints>/<customer>.tar.gz`, a per-customer report and a fleet summary. The job fails
-(non-zero exit, reason in output/failure, which SageMaker shows as FailureReason) only for no input,
-invalid configuration, a stop request, or more failed customers than `max_failure_rate` allows.
+shard, writes `<checkpoints>/<customer>.tar.gz`, a per-customer report and a fleet summary.
+
+Where the models end up (logged at start): the checkpoint folder is synced to S3 only when the job has a
+CheckpointConfig (see config.CheckpointConfig for how the container knows). Without one, that folder dies
+with the instance, so the archives are also packed into /opt/ml/model, which SageMaker tars into the job's
+model.tar.gz: extracted, it holds `<customer>.tar.gz` at the top, the layout a multi-model endpoint's S3
+prefix (and MultiDataModel) expects. When several hosts receive the same full channel, each trains only
+the customers whose id hashes to it (config.host_of_customer), and waits for the others at the end
+(peers.py).
+
+The job fails (non-zero exit, reason in output/failure, which SageMaker shows as FailureReason) only for
+no input, invalid configuration, a stop request, or more failed customers than `max_failure_rate` allows.
 """
 
 from __future__ import annotations
@@ -13,21 +22,28 @@ import dataclasses
 import json
 import logging
 import os
+import shutil
 import signal
 import statistics
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from fleetcast.data.customer_ids import safe_customer_id
+from fleetcast.data.layout import CUSTOMER_COLUMN
 from fleetcast.model import archive
 from fleetcast.paths import SageMakerPaths, sagemaker_paths
 from fleetcast.training import memory
 from fleetcast.training.config import (
+    CheckpointConfig,
     ConfigError,
+    ResourceConfig,
     TrainingConfig,
     cpu_count,
+    read_checkpoint_config,
     read_hyperparameters,
     read_input_data_config,
     read_resource_config,
@@ -44,13 +60,14 @@ from fleetcast.training.inputs import (
     iter_bucket_tasks,
     scan_channel,
 )
+from fleetcast.training.peers import PeerBarrier
 
 log = logging.getLogger("fleetcast.train")
 FAILURE_REASON_LIMIT = 1024
 EXIT_FAILED, EXIT_STOPPED = 1, 143
 REPORT_FIELDS = [
-    "customer", "status", "fit_engine", "rows", "dropped_rows", "seconds", "fit_seconds",
-    "mae", "smape", "naive_mae", "naive_smape", "reason",
+    "customer", "status", "model", "cv_smape", "runner_up", "fit_engine", "fits", "rows", "dropped_rows",
+    "seconds", "fit_seconds", "mae", "smape", "naive_mae", "naive_smape", "reason",
 ]  # fmt: skip
 
 
@@ -80,12 +97,16 @@ def iter_tasks(
     refused: list[CustomerResult],
     max_rows: int = 0,
     journal: DeathJournal | None = None,
+    owns: Callable[[str], bool] | None = None,
 ) -> Iterator[CustomerTask]:
-    """Every customer once, capped at `max_rows`. A second source for the same id, and a customer whose
-    worker died in an earlier attempt (`journal`), are recorded as failures, never trained."""
+    """Every customer this host `owns` (default: all) once, capped at `max_rows`. A second source for the
+    same id, and a customer whose worker died in an earlier attempt (`journal`), are recorded as failures,
+    never trained. Another host's customer is left to that host, duplicates included."""
     seen: dict[str, str] = {}
 
     def first_time(customer: str, source: str) -> bool:
+        if owns is not None and not owns(customer):
+            return False
         earlier = journal.earlier_reason(customer) if journal else None
         if earlier and customer not in seen:
             seen[customer] = source
@@ -129,7 +150,11 @@ class ReportWriter:
                 **{k: metrics.get(k, "") for k in ("mae", "smape", "naive_mae", "naive_smape")},
                 "customer": result.customer,
                 "status": result.status,
+                "model": result.model,
+                "cv_smape": "" if result.cv_smape is None else result.cv_smape,
+                "runner_up": result.runner_up,
                 "fit_engine": result.fit_engine,
+                "fits": result.fits or "",
                 "rows": result.rows,
                 "dropped_rows": result.dropped_rows,
                 "seconds": f"{result.seconds:.4f}",
@@ -170,6 +195,12 @@ def fleet_summary(
         "overhead_fraction": round((busy - fit) / fit, 4) if fit else None,
         "median_smape": statistics.median(progress.smapes) if progress.smapes else None,
         "median_naive_smape": statistics.median(progress.naive_smapes) if progress.naive_smapes else None,
+        # Customers whose shipped model beat seasonal-naive on the holdout, of those scored.
+        "beats_naive_share": progress.beats_naive_share,
+        "median_cv_smape": statistics.median(progress.cv_smapes) if progress.cv_smapes else None,
+        # Trained customers by the candidate chosen for them, and the fits it took.
+        "models": dict(sorted(progress.models.items())),
+        "fits_per_customer": progress.fits_per_customer,
         "config_fingerprint": config.fingerprint(),
         "prophet": config.prophet.prophet_kwargs(),
         "job": config.job.__dict__,
@@ -225,85 +256,165 @@ def staging_dir(paths: SageMakerPaths) -> Path:
     return paths.checkpoints_dir
 
 
-def run_training(paths: SageMakerPaths) -> int:
-    try:
-        config = read_hyperparameters(paths)
-        resources = read_resource_config(paths)
-        channels = read_input_data_config(paths)
-        inventory = scan_channel(paths.channel_dir(config.job.channel))
-    except (ConfigError, NoInputError) as exc:
-        write_failure(paths, str(exc))
-        return EXIT_FAILED
+# Past these, one model.tar.gz is the wrong vehicle: it must be downloaded and unpacked whole before any
+# model can be served, and a multi-model endpoint wants one S3 object per customer anyway.
+MODEL_TARBALL_MAX_CUSTOMERS = 2000
+MODEL_TARBALL_MAX_BYTES = 1 << 30
+CHECKPOINT_ADVICE = (
+    "configure a CheckpointConfig instead (SDK: Estimator(checkpoint_s3_uri='s3://bucket/models/', ...)): "
+    "every <customer>.tar.gz then lands under that prefix as it is trained, ready for a multi-model "
+    "endpoint, and a restarted job resumes from it"
+)
 
-    workers = config.job.workers or cpu_count()
-    total = len(inventory.files) + sum(bucket_customer_count(b) for b in inventory.buckets)
-    distribution = channels.get(config.job.channel, {}).get("S3DistributionType", "unspecified")
+
+@dataclass(frozen=True)
+class ModelDelivery:
+    """Where this job's archives end up: the synced checkpoint folder, model.tar.gz, or both."""
+
+    synced_checkpoints: bool
+    pack_into_model: bool
+
+    @classmethod
+    def decide(cls, setting: str, checkpoints: CheckpointConfig, paths: SageMakerPaths) -> ModelDelivery:
+        synced = checkpoints.covers(paths.checkpoints_dir)
+        if checkpoints.configured and not synced:
+            log.warning(
+                "the job's CheckpointConfig.LocalPath is %s, but archives are written to %s: they are not "
+                "synced to the checkpoint S3 prefix (use the default LocalPath)",
+                checkpoints.local_path,
+                paths.checkpoints_dir,
+            )
+        pack = {"auto": not synced, "checkpoints": False, "both": True}[setting]
+        return cls(synced_checkpoints=synced, pack_into_model=pack)
+
+    def describe(self, paths: SageMakerPaths) -> str:
+        places = []
+        if self.synced_checkpoints:
+            places.append(f"the checkpoint S3 prefix (CheckpointConfig, synced from {paths.checkpoints_dir})")
+        if self.pack_into_model:
+            places.append(
+                f"the job's model.tar.gz (packed into {paths.model_dir}; extracted, it holds "
+                "<customer>.tar.gz at the top, ready to upload as a multi-model endpoint's prefix)"
+            )
+        if not places:
+            return (
+                "NOWHERE that outlives this job: model_output=checkpoints, but the job has no "
+                f"CheckpointConfig ({paths.checkpoint_config_file} is absent), so {paths.checkpoints_dir} "
+                "is lost when the instance stops; set a CheckpointConfig or model_output=auto"
+            )
+        return " and ".join(places)
+
+
+def pack_into_model_dir(customers: list[str], paths: SageMakerPaths) -> tuple[int, int]:
+    """Put each customer's archive in the model folder under its own name; (archives, bytes), logged.
+
+    A hard link where the two folders share a file system (no second copy on the instance's volume), a
+    copy renamed into place otherwise. A customer without a readable archive is skipped: its report row
+    already says why.
+    """
+    paths.model_dir.mkdir(parents=True, exist_ok=True)
+    packed = size = 0
+    for customer in customers:
+        source = paths.checkpoints_dir / archive.archive_name(customer)
+        target = paths.model_dir / source.name
+        if not source.is_file():
+            continue
+        if not (target.exists() and os.path.samefile(source, target)):
+            temp = paths.model_dir / f"{archive.TEMP_PREFIX}{source.name}"
+            temp.unlink(missing_ok=True)
+            try:
+                os.link(source, temp)
+            except OSError:
+                shutil.copyfile(source, temp)
+            os.replace(temp, target)
+        packed += 1
+        size += target.stat().st_size
+    log.info("packed %d archives (%.1f MB) into %s", packed, size / 1e6, paths.model_dir)
+    if size > MODEL_TARBALL_MAX_BYTES:
+        log.warning(
+            "%.1f GB of archives in one model.tar.gz is fleet scale (over %.1f GB): %s",
+            size / 1e9,
+            MODEL_TARBALL_MAX_BYTES / 1e9,
+            CHECKPOINT_ADVICE,
+        )
+    return packed, size
+
+
+def owned_customer_count(inventory: ChannelInventory, resources: ResourceConfig) -> int:
+    """How many of the channel's customers this host owns (bucket ids read as iter_bucket_tasks does)."""
+    count = sum(resources.owns(customer_of_file(path)) for path in inventory.files)
+    if inventory.buckets:
+        import pandas as pd
+
+        for bucket in inventory.buckets:
+            ids = pd.read_csv(bucket, usecols=[CUSTOMER_COLUMN], dtype=str)[CUSTOMER_COLUMN].dropna()
+            count += sum(resources.owns(safe_customer_id(raw)) for raw in ids.unique())
+    return count
+
+
+@dataclass(frozen=True)
+class JobPlan:
+    owns: Callable[[str], bool] | None  # None: every customer in the channel is this host's
+    total: int  # this host's customers
+    delivery: ModelDelivery
+    max_rows: int  # max_rows_per_customer, 0 for no cap
+
+
+def plan_job(
+    config: TrainingConfig,
+    resources: ResourceConfig,
+    channels: dict[str, dict[str, Any]],
+    checkpoints: CheckpointConfig,
+    inventory: ChannelInventory,
+    workers: int,
+    paths: SageMakerPaths,
+) -> JobPlan:
+    """This host's share of the channel, where its models will end up and its row cap, all logged."""
+    in_channel = len(inventory.files) + sum(bucket_customer_count(b) for b in inventory.buckets)
+    distribution = channels.get(config.job.channel, {}).get("S3DistributionType")
     log.info(
         "host %s (%d of %d), channel %r (%s): %d customers in %d files, %d workers",
         resources.current_host,
         resources.host_index + 1,
         len(resources.hosts),
         config.job.channel,
-        distribution,
-        total,
+        distribution or "S3DistributionType unspecified",
+        in_channel,
         len(inventory),
         workers,
     )
+    owns = resources.owns if resources.shares_channel(distribution) else None
+    total = owned_customer_count(inventory, resources) if owns else in_channel
+    if owns:
+        log.info(
+            "every host received the whole channel, so each trains only the customers whose id hashes to it "
+            "(sha256 over the sorted hosts %s): this host trains %d of the %d",
+            ", ".join(resources.hosts),
+            total,
+            in_channel,
+        )
 
+    delivery = ModelDelivery.decide(config.job.model_output, checkpoints, paths)
+    (log.info if delivery.synced_checkpoints or delivery.pack_into_model else log.warning)(
+        "models will end up in %s", delivery.describe(paths)
+    )
+    if delivery.pack_into_model and total > MODEL_TARBALL_MAX_CUSTOMERS:
+        log.warning(
+            "%d customers is fleet scale for one model.tar.gz (over %d): %s",
+            total,
+            MODEL_TARBALL_MAX_CUSTOMERS,
+            CHECKPOINT_ADVICE,
+        )
     max_rows, cap_source = row_cap(config.job.max_rows_per_customer, workers)
     log.info("max_rows_per_customer=%d (%s)", max_rows, cap_source)
+    return JobPlan(owns, total, delivery, max_rows)
 
-    stop = StopFlag()
 
-    def request_stop(signum: int, _frame: object) -> None:
-        log.warning("received %s: finishing fits in flight, then stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = signal.signal(signal.SIGTERM, request_stop)
-    paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
-    staging = staging_dir(paths)
-    # Never in the checkpoints folder itself: SageMaker mirrors local deletes to S3.
-    if staging != paths.checkpoints_dir:
-        archive.remove_stale_temp_files(staging)
-    context = FitContext(
-        config, paths.checkpoints_dir, resources.current_host, library_versions(), staging_dir=staging
-    )
-    journal = DeathJournal(paths.checkpoints_dir, staging, resources.current_host, config.fingerprint())
-    refused: list[CustomerResult] = []
-    report = ReportWriter(paths, resources.current_host)
-    try:
-        progress = run_fleet(
-            iter_tasks(inventory, refused, max_rows, journal),
-            total,
-            context,
-            workers,
-            config.job.progress_seconds,
-            stop,
-            on_result=report.write,
-            on_death=journal.record,
-        )
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        if staging != paths.checkpoints_dir:
-            archive.remove_stale_temp_files(staging)
-    for duplicate in refused:
-        progress.add(duplicate)
-        report.write(duplicate)
-    log.info(progress.final_line())
-
-    summary = fleet_summary(
-        progress, config, resources.current_host, resources.hosts, workers, stop.is_set(), max_rows
-    )
-    report_path = report.close()
-    _atomic_write(
-        paths.model_dir / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1)
-    )
-    _atomic_write(
-        paths.output_data_dir / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1)
-    )
-    log.info("report: %s", report_path)
-
-    if stop.is_set():
+def job_outcome(
+    progress: FleetProgress, config: TrainingConfig, *, stopped: bool, total: int, paths: SageMakerPaths
+) -> int:
+    """The exit code, with the failure reason written when the job failed or was stopped."""
+    if stopped:
         write_failure(
             paths,
             f"stopped by SIGTERM after {progress.processed} of {total} customers; "
@@ -321,6 +432,94 @@ def run_training(paths: SageMakerPaths) -> int:
         )
         return EXIT_FAILED
     return 0
+
+
+def prepare_staging(paths: SageMakerPaths) -> Path:
+    """The checkpoints folder, and a staging folder cleared of a killed job's temporary files."""
+    paths.checkpoints_dir.mkdir(parents=True, exist_ok=True)
+    staging = staging_dir(paths)
+    # Never in the checkpoints folder itself: SageMaker mirrors local deletes to S3.
+    if staging != paths.checkpoints_dir:
+        archive.remove_stale_temp_files(staging)
+    return staging
+
+
+def run_training(paths: SageMakerPaths) -> int:
+    try:
+        config = read_hyperparameters(paths)
+        resources = read_resource_config(paths)
+        channels = read_input_data_config(paths)
+        checkpoints = read_checkpoint_config(paths)
+        inventory = scan_channel(paths.channel_dir(config.job.channel))
+    except (ConfigError, NoInputError) as exc:
+        write_failure(paths, str(exc))
+        return EXIT_FAILED
+
+    workers = config.job.workers or cpu_count()
+    plan = plan_job(config, resources, channels, checkpoints, inventory, workers, paths)
+    total, max_rows = plan.total, plan.max_rows
+
+    stop = StopFlag()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.warning("received %s: finishing fits in flight, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = signal.signal(signal.SIGTERM, request_stop)
+    staging = prepare_staging(paths)
+    context = FitContext(
+        config, paths.checkpoints_dir, resources.current_host, library_versions(), staging_dir=staging
+    )
+    journal = DeathJournal(paths.checkpoints_dir, staging, resources.current_host, config.fingerprint())
+    refused: list[CustomerResult] = []
+    report = ReportWriter(paths, resources.current_host)
+    with_archive: list[str] = []
+
+    def on_result(result: CustomerResult) -> None:
+        report.write(result)
+        if result.status != FAILED:
+            with_archive.append(result.customer)
+
+    # Started before the fleet so that every peer can hear this host; see peers.py for why hosts wait.
+    barrier = PeerBarrier(resources.current_host, resources.hosts)
+    barrier.start()
+    try:
+        progress = run_fleet(
+            iter_tasks(inventory, refused, max_rows, journal, plan.owns),
+            total,
+            context,
+            workers,
+            config.job.progress_seconds,
+            stop,
+            on_result=on_result,
+            on_death=journal.record,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if staging != paths.checkpoints_dir:
+            archive.remove_stale_temp_files(staging)
+    for duplicate in refused:
+        progress.add(duplicate)
+        report.write(duplicate)
+    log.info(progress.final_line())
+    if plan.delivery.pack_into_model:
+        # Also after a stop: SageMaker still uploads the model folder of a stopped job.
+        pack_into_model_dir(with_archive, paths)
+
+    summary = fleet_summary(
+        progress, config, resources.current_host, resources.hosts, workers, stop.is_set(), max_rows
+    )
+    report_path = report.close()
+    for folder in (paths.model_dir, paths.output_data_dir):
+        _atomic_write(folder / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1))
+    log.info("report: %s", report_path)
+
+    try:
+        outcome = job_outcome(progress, config, stopped=stop.is_set(), total=total, paths=paths)
+        barrier.finish_and_wait()
+    finally:
+        barrier.close()
+    return outcome
 
 
 def train_main() -> int:

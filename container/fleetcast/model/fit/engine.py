@@ -63,24 +63,10 @@ class FitOutcome:
         return prophet_json.model_to_json(self.model)
 
 
-def fit(
-    history: pd.DataFrame,
-    settings: ProphetSettings,
-    engine: str = AUTO,
-    *,
-    warm_start: FitOutcome | None = None,
-    label: str = "",
-) -> FitOutcome:
+def fit(history: pd.DataFrame, settings: ProphetSettings, engine: str = AUTO, **options) -> FitOutcome:
     """`fit_series` on a frame as `Prophet.fit` takes it; Stan gets the whole frame (e.g. a `cap`)."""
-    return _fit(
-        history["ds"].to_numpy(dtype="datetime64[ns]"),
-        history["y"].to_numpy(dtype=np.float64),
-        settings,
-        engine,
-        warm_start,
-        label,
-        history,
-    )
+    ds = history["ds"].to_numpy(dtype="datetime64[ns]")
+    return fit_series(ds, history["y"].to_numpy(dtype=np.float64), settings, engine, frame=history, **options)
 
 
 def fit_series(
@@ -91,26 +77,16 @@ def fit_series(
     *,
     warm_start: FitOutcome | None = None,
     label: str = "",
+    frame: pd.DataFrame | None = None,
 ) -> FitOutcome:
     """Fit one model on timestamps (datetime64[ns]) and values; NaN values are left out as Prophet does.
 
     `warm_start`, a previous outcome on (most of) the same data, seeds the solver's noise scale; the
-    answer is the certified optimum either way. `label` names the series in fallback log lines.
+    answer is the certified optimum either way. `label` names the series in fallback log lines. `frame`,
+    the same rows with any other columns Prophet reads, is what Stan fits when the engine falls back.
     """
     ds = np.asarray(ds, dtype="datetime64[ns]")
     y = np.asarray(y, dtype=np.float64)
-    return _fit(ds, y, settings, engine, warm_start, label, None)
-
-
-def _fit(
-    ds: np.ndarray,
-    y: np.ndarray,
-    settings: ProphetSettings,
-    engine: str,
-    warm_start: FitOutcome | None,
-    label: str,
-    frame: pd.DataFrame | None,
-) -> FitOutcome:
     if engine not in ENGINES:
         raise ValueError(f"fit engine {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == STAN:

@@ -33,7 +33,10 @@ NS_PER_DAY = 86_400 * NS_PER_SECOND
 # minimum span; the `ints` for weekly and daily periods are Prophet's own (they reach model.json as 7 and 1).
 BUILT_IN = (("yearly", 365.25, 10), ("weekly", 7, 3), ("daily", 1, 4))
 YEARLY_SPAN_NS, WEEKLY_SPAN_NS, DAILY_SPAN_NS = 730 * NS_PER_DAY, 14 * NS_PER_DAY, 2 * NS_PER_DAY
-GRID_CACHE_SIZE = 8
+# Grids kept per process. Selection fits several prefixes of each history under several settings, so a
+# fleet on one timestamp grid needs a few dozen; the byte bound keeps long sub-daily grids in check.
+GRID_CACHE_SIZE = 64
+GRID_CACHE_BYTES = 128 * 2**20
 DUMMY_COLUMN = "zeros"  # Prophet's placeholder feature when there is no seasonality at all
 
 
@@ -172,11 +175,19 @@ def grid_for(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
     if grid is None:
         grid = build_grid(ds_ns, settings)
         _grids[key] = grid
-        if len(_grids) > GRID_CACHE_SIZE:
+        while len(_grids) > 1 and (
+            len(_grids) > GRID_CACHE_SIZE or sum(map(_grid_bytes, _grids.values())) > GRID_CACHE_BYTES
+        ):
             _grids.popitem(last=False)
     else:
         _grids.move_to_end(key)
     return grid
+
+
+def _grid_bytes(grid: Grid) -> int:
+    """The arrays a cached grid holds, its solver's memoised design included."""
+    arrays = [grid.ds_ns, grid.t, grid.X, *grid.solver_cache.values()]
+    return sum(a.nbytes for value in arrays for a in (value if isinstance(value, tuple) else (value,)))
 
 
 def build_grid(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:

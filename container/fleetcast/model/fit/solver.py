@@ -239,23 +239,35 @@ class _SigmaSteps:
 
     Plain iteration converges linearly; every second step jumps to Aitken's extrapolation of the last
     three iterates. Only where the loop stops matters (g(sigma) = sigma, then the KKT check), so a jump
-    that misbehaves costs rounds, never correctness; a non-finite or non-positive one is not taken.
+    that misbehaves costs rounds, never correctness. g is only piecewise smooth (the lasso's active set
+    changes with sigma), so the first jump that does not shrink the residual |g(sigma) - sigma| turns
+    acceleration off for the rest of the solve.
     """
 
     def __init__(self) -> None:
         self._start: tuple[float, float] | None = None  # (sigma0, g(sigma0)) of the current pair
+        self._residual_before_jump: float | None = None
+        self._enabled = True
 
     def next(self, sigma: float, updated: float) -> float:
+        residual = abs(updated - sigma)
+        if self._residual_before_jump is not None:
+            if residual >= self._residual_before_jump:
+                self._enabled = False
+            self._residual_before_jump = None
+        if not self._enabled:
+            return updated
         if self._start is None:
             self._start = (sigma, updated)
             return updated
         (s0, s1), s2 = self._start, updated
         self._start = None
         curvature = s2 - 2.0 * s1 + s0
-        if curvature == 0.0:
+        jump = s0 - (s1 - s0) ** 2 / curvature if curvature != 0.0 else s2
+        if not (math.isfinite(jump) and jump > 0.0):
             return s2
-        jump = s0 - (s1 - s0) ** 2 / curvature
-        return jump if math.isfinite(jump) and jump > 0.0 else s2
+        self._residual_before_jump = residual
+        return jump
 
 
 def _additive_system(problem: FitProblem) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,160 @@
+"""Per-customer model selection: the candidates, the rolling-origin ranking, and its honesty."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fleetcast.cli import main
+from fleetcast.model import archive, prophet_model
+from fleetcast.model.fit import engine
+from fleetcast.model.settings import ProphetSettings
+from fleetcast.training import selection
+from fleetcast.training.config import CANDIDATE_NAMES, ConfigError, JobSettings, parse_hyperparameters
+from fleetcast.training.inputs import History
+from tests.helpers import write_hyperparameters
+
+BASE = ProphetSettings(uncertainty_samples=0)
+
+
+def series(days: int, values) -> History:
+    ds = pd.date_range("2022-01-01", periods=days, freq="D").to_numpy(dtype="datetime64[ns]")
+    return History(ds=ds, y=np.asarray(values, dtype=float))
+
+
+def seasonal(days: int = 400, seed: int = 1, trend: float = 0.0, multiplicative: bool = False) -> History:
+    rng = np.random.default_rng(seed)
+    t = np.arange(days)
+    level = 300 + trend * t
+    shape = 0.3 * np.sin(2 * np.pi * t / 365.25 + 1.0) + 0.1 * np.sin(2 * np.pi * t / 7)
+    values = level * (1 + shape) if multiplicative else level + 300 * shape
+    return series(days, values + rng.normal(0, 6, days))
+
+
+def choose(history: History, names=CANDIDATE_NAMES, limit: int = 5) -> selection.Selection:
+    candidates = selection.candidate_set(history, BASE, tuple(names), limit)
+    return selection.select(history, candidates, folds=3, horizon_days=7, min_rows=30, fit_engine="auto")
+
+
+def test_every_candidate_is_described():
+    assert tuple(selection.DESCRIPTIONS) == CANDIDATE_NAMES
+
+
+def test_candidates_follow_the_history_and_the_limits():
+    year = seasonal(400)
+    assert [c.name for c in selection.candidate_set(year, BASE, CANDIDATE_NAMES, 10)] == list(CANDIDATE_NAMES)
+    short = seasonal(200)  # too short for a yearly cycle
+    names = [c.name for c in selection.candidate_set(short, BASE, CANDIDATE_NAMES, 10)]
+    assert names == ["configured", "flexible-trend", "multiplicative"]
+    long = seasonal(800)  # Prophet's own yearly rule applies: no low-order variant
+    assert "yearly-low" not in [c.name for c in selection.candidate_set(long, BASE, CANDIDATE_NAMES, 10)]
+    assert len(selection.candidate_set(year, BASE, CANDIDATE_NAMES, 2)) == 2
+    multiplicative = replace(BASE, seasonality_mode="multiplicative")
+    names = [c.name for c in selection.candidate_set(year, multiplicative, CANDIDATE_NAMES, 10)]
+    assert "multiplicative" not in names
+    only = selection.candidate_set(short, BASE, ("yearly-low",), 4)  # asked for, but does not apply
+    assert [c.name for c in only] == ["configured"]
+
+
+def test_the_hyperparameters_spell_the_candidates():
+    assert parse_hyperparameters({"selection": "Yearly-Low, multiplicative"}).job.selection == (
+        "yearly-low,multiplicative"
+    )
+    assert selection.wanted_names(JobSettings(selection="off")) == ("configured",)
+    assert selection.wanted_names(JobSettings()) == CANDIDATE_NAMES
+    with pytest.raises(ConfigError, match="comma list of configured"):
+        parse_hyperparameters({"selection": "yearly-high"})
+    with pytest.raises(ConfigError, match="max_candidates"):
+        parse_hyperparameters({"max_candidates": "0"})
+
+
+def test_a_year_of_seasons_chooses_the_low_order_yearly_seasonality():
+    choice = choose(seasonal(400))
+    assert choice.candidate.name == "yearly-low"
+    assert choice.scores[choice.candidate.name] < 0.7 * choice.scores["configured"]
+    assert choice.folds == 3 and choice.fits == 3 * len(CANDIDATE_NAMES)
+
+
+def test_growing_seasonal_swings_choose_multiplicative_seasonality():
+    rng = np.random.default_rng(4)
+    t = np.arange(240)
+    level = 100 + 2.0 * t  # the level grows fivefold, the weekly swing with it
+    history = series(240, level * (1 + 0.4 * np.sin(2 * np.pi * t / 7)) + rng.normal(0, 2, 240))
+    choice = choose(history, ("configured", "multiplicative"))
+    assert choice.candidate.name == "multiplicative"
+
+
+def test_a_late_level_change_chooses_the_flexible_trend():
+    rng = np.random.default_rng(5)
+    t = np.arange(240)
+    level = np.where(t < 200, 300.0, 300.0 + 12.0 * (t - 200))  # a new load grows in the last weeks
+    history = series(240, level + 20 * np.sin(2 * np.pi * t / 7) + rng.normal(0, 3, 240))
+    choice = choose(history, ("configured", "flexible-trend"))
+    assert choice.candidate.name == "flexible-trend"
+    assert choice.runner_up == "configured"
+
+
+def test_folds_end_before_the_data_they_are_given_ends():
+    history = seasonal(100)
+    windows = selection.fold_windows(history, 3, 7, 30)
+    assert [test_end for _, test_end in windows] == [100, 93, 86]
+    assert [train_end for train_end, _ in windows] == [93, 86, 79]
+    assert selection.fold_windows(series(40, np.ones(40)), 3, 7, 30) == [(33, 40)]
+
+
+def train(root: Path, values_of, **hyperparameters: str) -> dict[str, tuple[str, dict]]:
+    channel = root / "input" / "data" / "train"
+    for customer, values in values_of.items():
+        folder = channel / customer
+        folder.mkdir(parents=True, exist_ok=True)
+        stamps = pd.date_range("2022-01-01", periods=len(values), freq="D").strftime("%Y-%m-%d")
+        pd.DataFrame({"timestamp": stamps, "consumption": np.round(values, 3)}).to_csv(
+            folder / "data.csv", index=False
+        )
+    write_hyperparameters(root, workers="1", uncertainty_samples="0", **hyperparameters)
+    assert main(["train"]) == 0
+    return {p.name: archive.read_archive(p) for p in sorted((root / "checkpoints").glob("*.tar.gz"))}
+
+
+def test_the_final_holdout_never_ranks_the_candidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    values = seasonal(400, seed=9).y
+    perturbed = values.copy()
+    perturbed[-7:] = perturbed[-7:] * np.linspace(0.2, 3.0, 7)  # only the final holdout changes
+    chosen = []
+    for name, series_values in (("original", values), ("perturbed", perturbed)):
+        root = tmp_path / name
+        (root / "input" / "config").mkdir(parents=True)
+        monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(root))
+        ((_, metadata),) = train(root, {"c": series_values}).values()
+        chosen.append(metadata)
+    original, changed = chosen
+    assert original["model"] == changed["model"]
+    assert original["selection"] == changed["selection"]  # the same CV scores, fold by fold
+    assert original["metrics"]["smape"] != changed["metrics"]["smape"]  # the holdout itself did change
+
+
+def test_selection_off_ships_the_configured_model(sm_root: Path):
+    values = seasonal(400, seed=3).y
+    ((model_json, metadata),) = train(sm_root, {"c": values}, selection="off").values()
+    assert metadata["model"] == "configured" and metadata["selection"]["folds"] == 0
+    assert metadata["prophet"] == BASE.prophet_kwargs()
+    frame = pd.DataFrame({"ds": pd.date_range("2022-01-01", periods=400, freq="D"), "y": np.round(values, 3)})
+    future = pd.Series(pd.date_range("2023-02-05", periods=14, freq="D"))
+    shipped = prophet_model.predict_values(prophet_model.model_from_json(model_json), future)
+    # A cold fit reaches the same certified optimum (the shipped one was warm-started from the holdout fit).
+    np.testing.assert_allclose(shipped, engine.forecast_values(engine.fit(frame, BASE), future), rtol=1e-6)
+
+
+def test_the_shipped_model_is_the_chosen_candidate_refitted_on_everything(sm_root: Path):
+    values = seasonal(400, seed=2).y
+    ((model_json, metadata),) = train(sm_root, {"c": values}, max_candidates="3").values()
+    assert metadata["model"] in CANDIDATE_NAMES[:3]
+    assert len(metadata["selection"]["cv_smape"]) == 3
+    model = prophet_model.model_from_json(model_json)
+    assert len(model.history) == 400
+    assert model.seasonality_mode == metadata["prophet"]["seasonality_mode"]
+    assert model.yearly_seasonality == metadata["prophet"]["yearly_seasonality"]
