@@ -208,7 +208,7 @@ def serving(docker, image, trained_root, tmp_path_factory) -> Iterator[dict]:
     )  # fmt: skip
     print(f"\nserve start -> /ping 200: {time.monotonic() - started:.1f}s")
     with server:
-        yield {"url": server.url, "name": server.name}
+        yield {"url": server.url, "name": server.name, "server": server}
 
 
 def test_serve_multi_model_api(serving):
@@ -238,6 +238,8 @@ def test_serve_multi_model_api(serving):
     assert requests.get(f"{url}/models/opaque-3", timeout=10).status_code == 404
     gone = requests.post(f"{url}/models/opaque-3/invoke", json={"period": 7}, headers=headers, timeout=60)
     assert gone.status_code == 404
+    # The image's Python may predate tarfile's filter= (Debian 12: 3.11.2); the warm-up must not care.
+    assert "warm-up failed" not in serving["server"].log()
 
 
 def test_serve_stops_on_sigterm_within_the_grace_period(docker, serving):

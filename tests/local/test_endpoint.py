@@ -1,9 +1,11 @@
-"""The local multi-model endpoint through real boto3 `sagemaker-runtime`, in front of the real MMS.
+"""The local multi-model endpoint through real boto3 `sagemaker-runtime`, in front of each real server.
 
-One `fleetcast serve` (Multi Model Server, Java) runs for the module (tests/support/servers.py); each
-test starts its own endpoint in-process on port 0 and unloads whatever it loaded afterwards; one test runs
-the `fleetcast local-endpoint` command itself. The only stand-in peer is the 507 test's tiny
-HTTP server: MMS has no way to be made to answer 507, which the SageMaker platform must handle.
+The suite runs twice: in front of Multi Model Server (Java, the reference; marked `mms`) and in front of
+the lean server (the default). One `fleetcast serve` runs per server kind for the module
+(tests/support/servers.py); each test starts its own endpoint in-process on port 0 and unloads whatever
+it loaded afterwards; one test runs the `fleetcast local-endpoint` command itself. The only stand-in
+peer is the 507 test's tiny HTTP server: MMS has no way to be made to answer 507, which the SageMaker
+platform must handle.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from fleetcast.model.prophet_model import fit_prophet, model_from_json, model_to
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.plot import plot_main
 from tests.helpers import require_java
-from tests.support.servers import refused_port, start_local_endpoint, start_mms
+from tests.support.servers import refused_port, start_local_endpoint, start_server
 
 REPO = Path(__file__).resolve().parents[2]
 CUSTOMERS = ("0", "1", "2", "3")
@@ -121,12 +123,19 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --------------------------------------------------------------- the real MMS
-@pytest.fixture(scope="module")
-def mms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ContainerClient]:
-    require_java()
-    # these tests mean MMS (slow, lazy loads); the default server is the lean one
-    with start_mms(tmp_path_factory.mktemp("mms"), {"SAGEMAKER_MULTI_MODEL": "true"}) as server:
-        yield ContainerClient(server.url)
+@pytest.fixture(scope="module", params=[pytest.param("mms", marks=pytest.mark.mms), "lean"])
+def container(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ContainerClient]:
+    """Each server behind the endpoint in turn: MMS (the reference, lazy loads) and lean (the default)."""
+    if request.param == "mms":
+        require_java()
+    root = tmp_path_factory.mktemp(request.param)
+    options = {"workers": 2} if request.param == "lean" else {}
+    with start_server(request.param, root, {"SAGEMAKER_MULTI_MODEL": "true"}, **options) as server:
+        client = ContainerClient(server.url)
+        client.kind = request.param
+        yield client
 
 
 def _unload_all(container: ContainerClient) -> None:
@@ -206,11 +215,10 @@ def container_models(container: ContainerClient) -> set[str]:
 
 
 # -------------------------------------------------------------------- tests
-@pytest.mark.mms
 def test_forecast_through_boto3_matches_prophet(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
+    container: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir))
+    server = start(container, LocalFolderSource(models_dir))
     client = runtime(server.url)
 
     first = invoke(client, "1.tar.gz", CustomAttributes="trace=abc")
@@ -240,7 +248,7 @@ def test_forecast_through_boto3_matches_prophet(
     assert float(fleetcast_header(second, "load-wait-ms")) == 0
     rows = json.loads(second["Body"].read())["forecast"]
     assert len(rows) == 3 and "yhat_lower" not in rows[0]
-    assert container_models(mms) == {model_id("1.tar.gz")}
+    assert container_models(container) == {model_id("1.tar.gz")}
 
     # The one client and its CLI table, against the same endpoint.
     forecast = request_forecast(client, "fleetcast", "1", 5)
@@ -285,9 +293,8 @@ def test_forecast_through_boto3_matches_prophet(
     )
 
 
-@pytest.mark.mms
-def test_validation_errors(mms: ContainerClient, models_dir: Path, start: StartEndpoint) -> None:
-    server = start(mms, LocalFolderSource(models_dir))
+def test_validation_errors(container: ContainerClient, models_dir: Path, start: StartEndpoint) -> None:
+    server = start(container, LocalFolderSource(models_dir))
     client = runtime(server.url)
     with pytest.raises(client.exceptions.ValidationError, match="Target-Model header is required"):
         invoke(client, None)
@@ -305,7 +312,7 @@ def test_validation_errors(mms: ContainerClient, models_dir: Path, start: StartE
         )
     assert too_big.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
     # The same client (and its kept-alive connections) still works after the errors above.
-    assert container_models(mms) == set(), "no error above loaded anything"
+    assert container_models(container) == set(), "no error above loaded anything"
     assert len(json.loads(invoke(client, "2.tar.gz", {"period": 2})["Body"].read())["forecast"]) == 2
 
     # Header names are case-insensitive: a raw request with a lower-case header works too.
@@ -320,39 +327,36 @@ def test_validation_errors(mms: ContainerClient, models_dir: Path, start: StartE
     assert len(json.loads(raw.data)["forecast"]) == 2
 
 
-@pytest.mark.mms
 @pytest.mark.parametrize(
     "target",
     ["../0.tar.gz", "../../etc/passwd", "/etc/passwd", "a/../../0.tar.gz", "..\\0.tar.gz", "./0.tar.gz"],
 )
 def test_traversal_attempts_are_rejected(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint, target: str
+    container: ContainerClient, models_dir: Path, start: StartEndpoint, target: str
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir / "."))
+    server = start(container, LocalFolderSource(models_dir / "."))
     client = runtime(server.url)
     with pytest.raises(client.exceptions.ValidationError):
         invoke(client, target)
     assert server.endpoint.stats["downloads"] == 0
-    assert container_models(mms) == set()
+    assert container_models(container) == set()
 
 
-@pytest.mark.mms
 def test_a_symlink_leading_out_of_the_models_folder_is_not_followed(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir))
+    server = start(container, LocalFolderSource(models_dir))
     client = runtime(server.url)
     with pytest.raises(client.exceptions.ValidationError, match="no model archive"):
         invoke(client, "link.tar.gz")
     assert server.endpoint.stats["downloads"] == 0
 
 
-@pytest.mark.mms
 @pytest.mark.parametrize("archive", sorted(SLIP_ARCHIVES))
 def test_tar_slip_archives_are_rejected(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path, archive: str
+    container: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path, archive: str
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir))
+    server = start(container, LocalFolderSource(models_dir))
     client = runtime(server.url)
     before = {p for p in tmp_path.parent.rglob("*") if "escaped" in p.name}
     with pytest.raises(client.exceptions.ValidationError, match="rejected") as rejected:
@@ -363,14 +367,13 @@ def test_tar_slip_archives_are_rejected(
     assert {p for p in tmp_path.parent.rglob("*") if "escaped" in p.name} == before
     assert not Path("/tmp/fleetcast-escaped-absolute.txt").exists()
     assert server.endpoint.stats["loads"] == 0
-    assert container_models(mms) == set()
+    assert container_models(container) == set()
 
 
-@pytest.mark.mms
 def test_model_errors_carry_the_containers_status_and_message(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir))
+    server = start(container, LocalFolderSource(models_dir))
     client = runtime(server.url)
     with pytest.raises(client.exceptions.ModelError) as bad_request:
         invoke(client, "0.tar.gz", {"period": 0})
@@ -394,22 +397,21 @@ def test_model_errors_carry_the_containers_status_and_message(
     assert invoke(client, "0.tar.gz")["ResponseMetadata"]["HTTPStatusCode"] == 200
 
 
-@pytest.mark.mms
 def test_lru_eviction_order_under_max_loaded(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir), max_loaded=2)
+    server = start(container, LocalFolderSource(models_dir), max_loaded=2)
     client = runtime(server.url)
     a, b, c = (model_id(f"{customer}.tar.gz") for customer in ("0", "1", "2"))
     invoke(client, "0.tar.gz")
     invoke(client, "1.tar.gz")
     invoke(client, "0.tar.gz")  # 0 is now more recent than 1
-    assert container_models(mms) == {a, b}
+    assert container_models(container) == {a, b}
     invoke(client, "2.tar.gz")
-    assert container_models(mms) == {a, c}, "the least recently used model (1) is unloaded"
+    assert container_models(container) == {a, c}, "the least recently used model (1) is unloaded"
     assert server.endpoint.loaded_models() == [a, c]
     invoke(client, "1.tar.gz")
-    assert container_models(mms) == {c, b}
+    assert container_models(container) == {c, b}
     response = invoke(client, "1.tar.gz")
     assert fleetcast_header(response, "cache") == "hit"
     # 1 was unloaded from the container but kept on disk: loading it again needed no download.
@@ -418,11 +420,10 @@ def test_lru_eviction_order_under_max_loaded(
     assert server.endpoint.stats["unloads"] == 2
 
 
-@pytest.mark.mms
 def test_max_loaded_holds_under_concurrent_requests(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir), max_loaded=1)
+    server = start(container, LocalFolderSource(models_dir), max_loaded=1)
     targets = ["0.tar.gz", "1.tar.gz", "2.tar.gz"] * 2
 
     def call(target: str) -> int:
@@ -432,32 +433,30 @@ def test_max_loaded_holds_under_concurrent_requests(
         assert list(pool.map(call, targets)) == [200] * len(targets)
     # In-flight requests pin their model, so the limit may be exceeded briefly; it is restored after.
     deadline = time.monotonic() + 30
-    while len(container_models(mms)) > 1 and time.monotonic() < deadline:
+    while len(container_models(container)) > 1 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(container_models(mms)) == 1
+    assert len(container_models(container)) == 1
     assert len(server.endpoint.loaded_models()) == 1
 
 
-@pytest.mark.mms
 def test_a_restarted_endpoint_reuses_its_disk_cache_and_the_loaded_model(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
+    container: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
 ) -> None:
-    first = start(mms, LocalFolderSource(models_dir), cache_dir=tmp_path / "kept")
+    first = start(container, LocalFolderSource(models_dir), cache_dir=tmp_path / "kept")
     invoke(runtime(first.url), "0.tar.gz")
     first.stop()  # the container keeps the model loaded, as it would across a front-end restart
-    second = start(mms, LocalFolderSource(models_dir), cache_dir=tmp_path / "kept")
+    second = start(container, LocalFolderSource(models_dir), cache_dir=tmp_path / "kept")
     response = invoke(runtime(second.url), "0.tar.gz")
     assert fleetcast_header(response, "disk") == "hit", "the extracted model on disk is reused"
     assert second.endpoint.stats["downloads"] == 0
     assert second.endpoint.stats["loads"] == 1, "the container's 409 (already loaded) is adopted"
-    assert container_models(mms) == {model_id("0.tar.gz")}
+    assert container_models(container) == {model_id("0.tar.gz")}
 
 
-@pytest.mark.mms
 def test_disk_cache_evicts_unloaded_models_over_budget(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir), max_loaded=1, disk_cache_bytes=1)
+    server = start(container, LocalFolderSource(models_dir), max_loaded=1, disk_cache_bytes=1)
     client = runtime(server.url)
     cache = server.endpoint.disk.root
     invoke(client, "0.tar.gz")
@@ -471,11 +470,10 @@ def test_disk_cache_evicts_unloaded_models_over_budget(
     assert fleetcast_header(response, "disk") == "miss", "evicted from disk: downloaded again"
 
 
-@pytest.mark.mms
 def test_concurrent_first_requests_download_and_load_once(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir))
+    server = start(container, LocalFolderSource(models_dir))
     clients = 8
     barrier = threading.Barrier(clients)
 
@@ -491,14 +489,15 @@ def test_concurrent_first_requests_download_and_load_once(
     assert server.endpoint.stats["loads"] == 1
     disk = sorted(fleetcast_header(r, "disk") for r in responses)
     assert disk.count("miss") == 1, f"exactly one request downloaded the model: {disk}"
-    assert container_models(mms) == {model_id("3.tar.gz")}
+    assert container_models(container) == {model_id("3.tar.gz")}
 
 
-@pytest.mark.mms
 def test_model_not_ready_while_loading_then_served(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
-    server = start(mms, LocalFolderSource(models_dir), model_ready_timeout_s=0.05)
+    # The lean server loads in milliseconds: only a wait shorter than that shows the not-ready answer.
+    ready_timeout = 0.05 if container.kind == "mms" else 0.0005
+    server = start(container, LocalFolderSource(models_dir), model_ready_timeout_s=ready_timeout)
     client = runtime(server.url)
     with pytest.raises(client.exceptions.ModelNotReadyException, match="retry"):
         invoke(client, "2.tar.gz")
@@ -514,17 +513,16 @@ def test_model_not_ready_while_loading_then_served(
     assert server.endpoint.stats["loads"] == 1
 
 
-@pytest.mark.mms
 def test_the_container_is_told_the_cache_path_it_sees(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
+    container: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
 ) -> None:
     # As with a docker container that mounts the cache at /opt/ml/models: another path, same files.
     mounted = tmp_path / "as-the-container-sees-it"
     mounted.symlink_to(tmp_path / "cache0", target_is_directory=True)
-    server = start(mms, LocalFolderSource(models_dir), container_models_dir=str(mounted))
+    server = start(container, LocalFolderSource(models_dir), container_models_dir=str(mounted))
     client = runtime(server.url)
     assert json.loads(invoke(client, "0.tar.gz")["Body"].read())["customer"] == "0"
-    [model] = mms.loaded_models()
+    [model] = container.loaded_models()
     assert model["modelUrl"] == str(mounted / model_id("0.tar.gz") / "model")
 
 
@@ -623,8 +621,7 @@ def test_507_unloads_least_recently_used_and_retries(
 
 
 # ------------------------------------------------------------------------ S3
-@pytest.mark.mms
-def test_s3_prefix_via_moto(mms: ContainerClient, models_dir: Path, start: StartEndpoint) -> None:
+def test_s3_prefix_via_moto(container: ContainerClient, models_dir: Path, start: StartEndpoint) -> None:
     from moto.server import ThreadedMotoServer
 
     moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
@@ -642,7 +639,7 @@ def test_s3_prefix_via_moto(mms: ContainerClient, models_dir: Path, start: Start
         s3.upload_file(str(models_dir / "2.tar.gz"), "fleet", "models/v1/2.tar.gz")
         s3.upload_file(str(models_dir / "slip-dotdot.tar.gz"), "fleet", "models/v1/slip.tar.gz")
         s3.put_object(Bucket="fleet", Key="models/secret.tar.gz", Body=b"outside the prefix")
-        server = start(mms, S3Source(bucket="fleet", prefix="models/v1/", client=s3))
+        server = start(container, S3Source(bucket="fleet", prefix="models/v1/", client=s3))
         client = runtime(server.url)
 
         body = json.loads(invoke(client, "2.tar.gz")["Body"].read())
@@ -658,25 +655,23 @@ def test_s3_prefix_via_moto(mms: ContainerClient, models_dir: Path, start: Start
         moto.stop()
 
 
-@pytest.mark.mms
 def test_the_local_endpoint_command_serves_boto3(
-    mms: ContainerClient, models_dir: Path, tmp_path: Path
+    container: ContainerClient, models_dir: Path, tmp_path: Path
 ) -> None:
     """`fleetcast local-endpoint` itself, as a user starts it, on the port the OS gave it."""
-    with start_local_endpoint(tmp_path, models=models_dir, container=mms.base_url) as endpoint:
+    with start_local_endpoint(tmp_path, models=models_dir, container=container.base_url) as endpoint:
         answer = json.loads(invoke(runtime(endpoint.url), "1.tar.gz", {"period": 4})["Body"].read())
         assert answer["customer"] == "1" and len(answer["forecast"]) == 4
         assert endpoint.stop() == 0
     assert "local multi-model endpoint listening on " + endpoint.url in endpoint.log()
-    _unload_all(mms)
+    _unload_all(container)
 
 
-@pytest.mark.mms
 def test_launch_invoke_against_the_local_endpoint(
-    mms: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint
 ) -> None:
     """`python -m launch invoke` (issue 5) calls our endpoint exactly as it calls SageMaker: real boto3."""
-    server = start(mms, LocalFolderSource(models_dir))
+    server = start(container, LocalFolderSource(models_dir))
     answer = request_forecast(runtime(server.url), "fleetcast", "2", 6, intervals=True).answer
     assert answer["customer"] == "2"
     assert len(answer["forecast"]) == 6

@@ -10,7 +10,7 @@ import pytest
 
 from fleetcast.local.cache_policy import LruPolicy
 from fleetcast.local.model_source import InvalidTargetModelError, check_target_model
-from fleetcast.local.safe_tar import UnsafeArchiveError, safe_extract
+from fleetcast.serving.safe_tar import UnsafeArchiveError, safe_extract
 
 
 def _tar(path: Path, members: list[tarfile.TarInfo], payloads: dict[str, bytes] | None = None) -> Path:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tarfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import fit_prophet, model_to_json
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.predictor import INTERVAL_SEED
+from fleetcast.serving.safe_tar import safe_extract
 from tests.helpers import customer_rows
 
 
@@ -42,9 +42,8 @@ def hourly_history(hours: int = 24 * 14, seed: int = 3) -> pd.DataFrame:
 
 def extract(archive: Path, model_dir: Path) -> Path:
     """What the multi-model platform does with a TargetModel: extract it to <models>/<name>/model."""
-    model_dir.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(model_dir, filter="data")
+    model_dir.parent.mkdir(parents=True, exist_ok=True)
+    safe_extract(archive, model_dir)
     return model_dir
 
 

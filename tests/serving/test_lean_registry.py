@@ -8,19 +8,19 @@ import time
 
 import pytest
 
-from fleetcast.serving.budget import (
+from fleetcast.serving.lean.budget import (
     MemoryBudget,
     OverBudget,
     budget_bytes,
     memory_limit_bytes,
     server_rss_bytes,
 )
-from fleetcast.serving.registry import (
+from fleetcast.serving.lean.registry import (
+    PRUNE_EVERY,
     STORE_PREFIX,
     RegistryError,
     SharedRegistry,
-    entry_file_name,
-    name_from_file,
+    check_name,
     remove_stale_stores,
 )
 
@@ -34,17 +34,16 @@ def registry(tmp_path):
     store.close()
 
 
-@pytest.mark.parametrize("name", ["m1", "7.tar.gz", "a/b", "..", ".", "ünïcode", "x" * 60, "sp ace%"])
-def test_any_model_name_maps_to_a_safe_file_name_and_back(name):
-    file_name = entry_file_name(name, 12)
-    assert "/" not in file_name and not file_name.startswith(".")
-    assert name_from_file(file_name) == name
+@pytest.mark.parametrize("name", ["m1", "7.tar.gz", "a/b", "..", ".", "ünïcode", "x" * 255, "sp ace%"])
+def test_any_printable_model_name_is_stored_as_given(registry, name):
+    registry.add(name, "/u", 1, DOCUMENT)
+    assert registry.read(name).name == name and registry.names() == [name]
 
 
-@pytest.mark.parametrize("name", ["", "x" * 250, "tab\tname"])
+@pytest.mark.parametrize("name", ["", "x" * 256, "ü" * 128, "tab\tname"])
 def test_unusable_names_are_400(name):
     with pytest.raises(RegistryError) as caught:
-        entry_file_name(name, 1)
+        check_name(name)
     assert caught.value.status == 400 and caught.value.message
 
 
@@ -70,7 +69,7 @@ def test_add_read_list_remove(registry):
     with pytest.raises(RegistryError) as caught:
         registry.remove("a")
     assert caught.value.status == 404
-    assert not [p for p in registry.directory.iterdir() if p.name.startswith(".tmp-")]
+    assert registry.removed_since(0) == ["a"] and registry.removed_since(generation) == []
 
 
 def test_reloaded_name_is_a_different_entry(registry):
@@ -202,5 +201,60 @@ def test_stores_of_dead_servers_are_removed_and_live_ones_kept(tmp_path):
     store = SharedRegistry()
     try:
         assert store.directory.name.startswith(f"{STORE_PREFIX}{os.getpid()}-")
+    finally:
+        store.close()
+
+
+# ---- scale and exhaustion ------------------------------------------------------------------------------
+
+
+def test_a_worker_reads_only_the_changes_since_its_generation(registry):
+    for index in range(500):
+        registry.add(f"m{index}", "/u", 1, DOCUMENT)
+    seen = registry.generation
+    registry.remove("m3")
+    registry.remove("m7")
+    assert registry.removed_since(seen) == ["m3", "m7"]
+    assert registry.removed_since(registry.generation) == []
+    page, more = registry.page(10, 5)
+    assert [name for name, _ in page] == sorted(f"m{i}" for i in range(500) if i not in (3, 7))[10:15]
+    assert more and len(registry.page(495, 5)[0]) == 3 and not registry.page(495, 5)[1]
+    assert registry.page(498, 5) == ([], False)
+
+
+def test_removal_log_is_pruned_once_every_live_worker_has_seen_it(registry):
+    slot = registry.claim_slot()
+    for index in range(PRUNE_EVERY + 1):
+        registry.add(f"m{index}", "/u", 1, DOCUMENT)
+        registry.remove(f"m{index}")
+        registry.acknowledge(slot, registry.generation)
+    assert len(registry.removed_since(0)) < PRUNE_EVERY
+
+
+def test_a_full_store_is_a_507_and_changes_nothing(tmp_path):
+    store = SharedRegistry(tmp_path / "small", max_models=2)
+    try:
+        store.add("a", "/a", 1, DOCUMENT)
+        store.add("b", "/b", 1, DOCUMENT)
+        with pytest.raises(RegistryError) as caught:
+            store.add("c", "/c", 1, DOCUMENT)
+        assert caught.value.status == 507 and "FLEETCAST_MAX_MODELS" in caught.value.message
+        assert store.names() == ["a", "b"] and store.count == 2 and store.generation == 2
+        store.remove("a")
+        store.add("c", "/c", 1, DOCUMENT)  # room again after an unload
+    finally:
+        store.close()
+
+
+def test_a_store_out_of_space_is_a_507(tmp_path):
+    """SQLite's own SQLITE_FULL (as on a full tmpfs), made real by capping the database's pages."""
+    store = SharedRegistry(tmp_path / "tiny")
+    try:
+        store._connection().execute("PRAGMA max_page_count = 8")
+        with pytest.raises(RegistryError) as caught:
+            for index in range(1000):
+                store.add(f"m{index}", "/u", 1, {**DOCUMENT, "payload": "x" * 2000})
+        assert caught.value.status == 507 and caught.value.code == "insufficient_storage"
+        assert store.count == len(store.names()) > 0
     finally:
         store.close()

@@ -26,13 +26,14 @@ import requests
 
 from fleetcast.model import archive
 from fleetcast.model.prophet_model import model_to_json
-from fleetcast.serving.budget import MemoryBudget, server_rss_bytes
-from fleetcast.serving.lean import WORKER_HEADER, LeanServer, create_app
+from fleetcast.serving.lean.app import WORKER_HEADER, LeanServer, create_app
+from fleetcast.serving.lean.budget import MemoryBudget, server_rss_bytes
+from fleetcast.serving.lean.registry import SharedRegistry
 from fleetcast.serving.protocol import Limits
-from fleetcast.serving.registry import SharedRegistry
 from tests.serving.models import daily_history, extract, prophet_reference
 from tests.support.servers import JSON_HEADERS, Server, ServerStartError, start_lean
 
+TARGET = "X-Amzn-SageMaker-Target-Model"
 BIG_BUDGET = MemoryBudget(limit_bytes=1 << 40, baseline_bytes=0, workers=1)
 
 
@@ -152,6 +153,7 @@ def test_single_model_invocations(tmp_path, models, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(base))
     shutil.copytree(models["daily"].model_dir, base / "model")
     server = make_server(tmp_path)
+    server.multi_model = False
     try:
         client = create_app(server).test_client()
         answer = client.post("/invocations", json={"period": 5})
@@ -160,6 +162,11 @@ def test_single_model_invocations(tmp_path, models, monkeypatch):
         expected = prophet_reference(models["daily"].model_dir, 5, "D", intervals=True)
         np.testing.assert_allclose([r["yhat"] for r in rows], expected["yhat"], rtol=1e-9)
         assert client.post("/invocations", data=b"{", headers=JSON_HEADERS).status_code == 400
+        # The TargetModel header, when sent, must name this customer's archive: never another's forecast.
+        mine = client.post("/invocations", json={"period": 2}, headers={TARGET: "7.tar.gz"})
+        assert mine.status_code == 200 and mine.get_json()["customer"] == "7"
+        other = client.post("/invocations", json={"period": 2}, headers={TARGET: "3.tar.gz"})
+        assert other.status_code == 400 and other.get_json()["error"] == "target_model_mismatch"
     finally:
         server.registry.close()
 
@@ -167,6 +174,7 @@ def test_single_model_invocations(tmp_path, models, monkeypatch):
 def test_single_model_missing_is_a_json_500(tmp_path, monkeypatch):
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(tmp_path / "empty"))
     server = make_server(tmp_path)
+    server.multi_model = False
     try:
         answer = create_app(server).test_client().post("/invocations", json={"period": 5})
         assert answer.status_code == 500

@@ -9,11 +9,11 @@ import pytest
 from mms.context import RequestProcessor
 from mms.model_loader import MmsModelLoader, ModelLoader
 
-from fleetcast.serving import mms_handler
+from fleetcast.serving.mms import handler as mms_handler
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import ForecastRequest
 
-HANDLER = "fleetcast.serving.mms_handler"
+HANDLER = "fleetcast.serving.mms.handler"
 
 
 def test_module_defines_exactly_one_class():

@@ -12,6 +12,9 @@ from fleetcast.serving.protocol import (
     ForecastRequest,
     Limits,
     check_content_type,
+    check_model_url,
+    check_target_model,
+    clip,
     encode_response,
     parse_request,
 )
@@ -146,3 +149,50 @@ def test_encode_response_keeps_rows_and_turns_non_finite_numbers_into_null():
         "customer": "7",
         "forecast": [{"ds": "2023-01-01T00:00:00", "yhat": 1.5, "yhat_lower": None, "yhat_upper": 2.0}],
     }
+
+
+def test_octet_stream_is_json_when_it_parses_else_415():
+    parsed = parse_request(b'{"period": 4}', "application/octet-stream", Limits())
+    assert parsed.period == 4
+    for body in (b"period=4", b"\xff\xfe", b""):
+        with pytest.raises(ForecastError) as caught:
+            parse_request(body, "application/octet-stream", Limits())
+        assert caught.value.status == 415 and caught.value.code == "unsupported_content_type"
+    # valid JSON that is not a request stays a 400 naming the problem
+    with pytest.raises(ForecastError) as caught:
+        parse_request(b'{"period": 0}', "application/octet-stream", Limits())
+    assert caught.value.status == 400
+
+
+def test_deeply_nested_json_is_a_400():
+    with pytest.raises(ForecastError) as caught:
+        parse_request("[" * 100_000 + "]" * 100_000, "application/json", Limits())
+    assert caught.value.status == 400 and caught.value.code == "bad_json"
+
+
+@pytest.mark.parametrize(
+    ("header", "ok"),
+    [(None, True), ("", True), ("7.tar.gz", True), ("eu/7.tar.gz", True), ("7", True), ("m7", True),
+     ("3.tar.gz", False), ("77.tar.gz", False), ("7.tar.gz/x", False)],
+)  # fmt: skip
+def test_target_model_must_name_the_served_model(header, ok):
+    if ok:
+        check_target_model(header, "7", "m7")
+    else:
+        with pytest.raises(ForecastError) as caught:
+            check_target_model(header, "7", "m7")
+        assert caught.value.status == 400 and caught.value.code == "target_model_mismatch"
+
+
+def test_model_urls_are_checked_before_the_filesystem():
+    assert check_model_url("/opt/ml/models/m1/model") == "/opt/ml/models/m1/model"
+    for url in ("/opt/" + "x" * 256 + "/model", "/" + "a/" * 3000, "/opt/\x00/model"):
+        with pytest.raises(ForecastError) as caught:
+            check_model_url(url)
+        assert caught.value.status == 400 and caught.value.code == "bad_model_url"
+
+
+def test_clip_keeps_logs_short():
+    assert clip("short") == "short"
+    clipped = clip("x" * 10_000)
+    assert len(clipped) < 260 and "10000 characters" in clipped

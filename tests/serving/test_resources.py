@@ -8,8 +8,8 @@ import psutil
 import pytest
 from mms.model_service_worker import MXNetModelServiceWorker
 
-from fleetcast.serving import resources
-from fleetcast.serving.resources import MB
+from fleetcast.serving.mms import resources
+from fleetcast.serving.mms.resources import MB
 
 HUGE = str(10**9)  # MB: more than any machine has
 
@@ -76,7 +76,7 @@ def test_mms_worker_answers_507_when_memory_is_short(models, tmp_path, monkeypat
     request = {
         "modelPath": str(models["daily"].model_dir).encode(),
         "modelName": b"daily",
-        "handler": b"fleetcast.serving.mms_handler",
+        "handler": b"fleetcast.serving.mms.handler",
     }
     monkeypatch.setenv("FLEETCAST_MIN_FREE_MB", HUGE)
     message, status = worker.load_model(request)

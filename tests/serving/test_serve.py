@@ -13,6 +13,7 @@ import pytest
 
 from fleetcast.cli import main
 from fleetcast.serving import serve
+from fleetcast.serving.mms import supervisor
 
 GIB = 1024**3
 
@@ -70,11 +71,11 @@ def test_missing_java_fails_with_an_instruction(monkeypatch, tmp_path, caplog):
     [(1 * GIB, "-Xmx256m"), (4 * GIB, "-Xmx256m"), (24 * GIB, "-Xmx768m"), (256 * GIB, "-Xmx1024m")],
 )
 def test_default_jvm_heap_is_small_and_scaled(memory, heap):
-    assert heap in serve.default_vmargs(memory).split()
+    assert heap in supervisor.default_vmargs(memory).split()
 
 
 def test_environment_defaults_and_user_values(monkeypatch, tmp_path):
-    host, port = serve._configure_environment(None, None, tmp_path)
+    host, port = supervisor._configure_environment(None, None, tmp_path)
     assert (host, port) == ("0.0.0.0", 8080)
     assert os.environ["SAGEMAKER_MULTI_MODEL"] == "true"
     assert os.environ["TMPDIR"] == os.environ["TEMP"] == str(tmp_path)
@@ -82,7 +83,7 @@ def test_environment_defaults_and_user_values(monkeypatch, tmp_path):
 
     monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_VMARGS", "-Xmx2g")
     monkeypatch.setenv("FLEETCAST_BIND_HOST", "127.0.0.1")
-    assert serve._configure_environment(None, 9999, tmp_path) == ("127.0.0.1", 9999)
+    assert supervisor._configure_environment(None, 9999, tmp_path) == ("127.0.0.1", 9999)
     assert os.environ["SAGEMAKER_MODEL_SERVER_VMARGS"] == "-Xmx2g"
     assert os.environ["SAGEMAKER_BIND_TO_PORT"] == "9999"
 
@@ -99,8 +100,8 @@ def test_environment_defaults_and_user_values(monkeypatch, tmp_path):
 )
 def test_bad_settings_fail_at_start(monkeypatch, tmp_path, name, value, fragment):
     monkeypatch.setenv(name, value)
-    with pytest.raises(serve.ServeError, match=fragment):
-        serve._configure_environment(None, None, tmp_path)
+    with pytest.raises(supervisor.ServeError, match=fragment):
+        supervisor._configure_environment(None, None, tmp_path)
 
 
 def test_stale_run_dirs_of_killed_servers_are_removed(tmp_path):
@@ -127,7 +128,7 @@ def test_stale_run_dirs_of_killed_servers_are_removed(tmp_path):
         unrelated = tmp_path / "something-else"
         unrelated.mkdir()
 
-        assert serve.remove_stale_run_dirs(tmp_path) == 3
+        assert supervisor.remove_stale_run_dirs(tmp_path) == 3
         assert not killed.exists() and not reused.exists() and not ancient.exists()
         assert live_dir.exists() and starting.exists() and unrelated.exists()
     finally:

@@ -31,7 +31,7 @@ from fleetcast.local.model_source import (
     ModelSource,
     check_target_model,
 )
-from fleetcast.local.safe_tar import UnsafeArchiveError
+from fleetcast.serving.safe_tar import UnsafeArchiveError
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from fleetcast.local.endpoint import (
@@ -26,6 +27,7 @@ from fleetcast.local.endpoint import (
     RequestTimings,
     ValidationError,
 )
+from fleetcast.serving.protocol import clip
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +89,7 @@ def create_app(
             )
         if not ENDPOINT_NAME.match(name):
             raise ValidationError(
-                f"endpoint name {name!r} does not match [a-zA-Z0-9](-*[a-zA-Z0-9])* (max 63)"
+                f"endpoint name {clip(name, 80)!r} does not match [a-zA-Z0-9](-*[a-zA-Z0-9])* (max 63)"
             )
         if endpoint_name is not None and name != endpoint_name:
             raise ValidationError(
@@ -96,7 +98,7 @@ def create_app(
         wanted_variant = request.headers.get(TARGET_VARIANT_HEADER)
         if wanted_variant and wanted_variant != variant:
             raise ValidationError(
-                f"TargetVariant {wanted_variant!r} does not exist; this endpoint has {variant!r}"
+                f"TargetVariant {clip(wanted_variant, 80)!r} does not exist; this endpoint has {variant!r}"
             )
         timings = RequestTimings(target_model=request.headers.get(TARGET_MODEL_HEADER) or "")
         try:
@@ -128,10 +130,17 @@ def create_app(
     def _bad_method(_: Any) -> Response:
         return _error_response(ValidationError(f"method {request.method} is not allowed on {request.path}"))
 
+    @app.errorhandler(HTTPException)
+    def _refused(error: HTTPException) -> Response:
+        # Anything else werkzeug refuses: the status it chose, boto3's error shape, never HTML.
+        refusal = ValidationError(error.description or error.name or "request refused")
+        refusal.status = error.code or 400
+        return _error_response(refusal)
+
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
-        log.exception("unexpected error in %s %s", request.method, request.path)
-        return _error_response(EndpointError(f"internal failure: {type(error).__name__}: {error}"))
+        log.exception("unexpected error in %s %s", request.method, clip(request.path))
+        return _error_response(EndpointError(clip(f"internal failure: {type(error).__name__}: {error}", 500)))
 
     return app
 
@@ -140,8 +149,8 @@ def _log_request(endpoint_name: str, timings: RequestTimings, started: float, ou
     log.info(
         "invoke endpoint=%s model=%s id=%s -> %s cache=%s disk=%s download_ms=%.0f load_ms=%.0f "
         "load_wait_ms=%.0f invoke_ms=%.0f total_ms=%.0f",
-        endpoint_name,
-        timings.target_model or "-",
+        clip(endpoint_name, 80),
+        clip(timings.target_model, 100) or "-",
         timings.model_name or "-",
         outcome,
         timings.cache,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetcast.local.model_source import ModelSource
-from fleetcast.local.safe_tar import DEFAULT_MAX_EXTRACTED_BYTES, safe_extract
+from fleetcast.serving.safe_tar import DEFAULT_MAX_EXTRACTED_BYTES, safe_extract
 
 log = logging.getLogger(__name__)
 

@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 MAX_TARGET_MODEL_LENGTH = 1024
+# A segment becomes a file name on a local models folder: at most NAME_MAX bytes, refused before any
+# filesystem call (which would fail with "File name too long").
+MAX_SEGMENT_BYTES = 255
 # Printable ASCII without backslash: what a key below a prefix may safely contain on every backend.
 _ALLOWED = re.compile(r"\A[A-Za-z0-9._\-+=@,/ ()!*']+\Z")
 
@@ -42,6 +45,11 @@ def check_target_model(name: str | None) -> str:
     parts = name.split("/")
     if any(part in ("", ".", "..") for part in parts):
         raise InvalidTargetModelError(f"TargetModel {name!r} has an empty, '.' or '..' path segment")
+    longest = max(len(part.encode()) for part in parts)
+    if longest > MAX_SEGMENT_BYTES:
+        raise InvalidTargetModelError(
+            f"TargetModel has a path segment of {longest} characters; the limit is {MAX_SEGMENT_BYTES}"
+        )
     return name
 
 

@@ -208,7 +208,7 @@ def _compiled_from_dir(model_dir: Path, model_json: str, model_sha256: str) -> t
             if document.get("model_sha256") != model_sha256:
                 raise ValueError("it was made from a different model.json")
             return CompiledModel.from_dict(document), COMPILED_FILE
-        except (OSError, ValueError, AttributeError, NotCompilable) as exc:
+        except Exception as exc:  # unreadable, stale or wrong-typed: model.json is the source of truth
             log.warning("%s: ignoring %s (%s); compiling model.json instead", model_dir, COMPILED_FILE, exc)
     try:
         return compile_model_json(model_json), "model.json"
@@ -216,6 +216,12 @@ def _compiled_from_dir(model_dir: Path, model_json: str, model_sha256: str) -> t
         raise
     except ValueError as exc:
         raise model_error(model_dir, "model_invalid", str(exc)) from None
+    except Exception as exc:  # wrong-typed fields fail deep in numpy (AssertionError, TypeError, ...)
+        raise model_error(
+            model_dir,
+            "model_invalid",
+            f"model.json has fields of the wrong type ({type(exc).__name__}: {exc})",
+        ) from None
 
 
 def _timestamp(text: Any) -> np.datetime64:

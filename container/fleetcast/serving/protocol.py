@@ -23,8 +23,17 @@ DEFAULT_MAX_PERIOD = 366
 MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
 # SageMaker real-time endpoints cap request payloads at 6 MB.
 DEFAULT_MAX_PAYLOAD_MB = 6
+OCTET_STREAM_CONTENT_TYPE = "application/octet-stream"  # the SageMaker Python SDK's default
 REQUEST_FIELDS = ("period", "freq", "intervals")
 EXAMPLE_REQUEST = '{"period": 7}'
+TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
+# Request values that reach a log line are cut to this many characters (a 20 MB url must not).
+LOGGED_VALUE_CHARS = 200
+# A model url is a local path: PATH_MAX bytes, each component at most NAME_MAX; checked before any
+# filesystem call, which would otherwise fail with ENAMETOOLONG deep inside a load.
+MAX_URL_BYTES = 4096
+MAX_PATH_COMPONENT_BYTES = 255
+ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
 class ForecastError(Exception):
@@ -48,6 +57,59 @@ class ForecastError(Exception):
 
 def bad_request(code: str, message: str) -> ForecastError:
     return ForecastError(400, code, message)
+
+
+def clip(value: object, limit: int = LOGGED_VALUE_CHARS) -> str:
+    """`repr`-like text of a request value, cut to `limit` characters for logs and error messages."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
+
+def check_model_url(url: str) -> str:
+    """A model directory path that the filesystem can take; 400 before any file is touched."""
+    if "\x00" in url:
+        raise bad_request("bad_model_url", "url contains a NUL character")
+    size = len(url.encode("utf-8", "surrogatepass"))
+    if size > MAX_URL_BYTES:
+        raise bad_request("bad_model_url", f"url is {size} bytes; the limit is {MAX_URL_BYTES}")
+    for component in url.split("/"):
+        if len(component.encode("utf-8", "surrogatepass")) > MAX_PATH_COMPONENT_BYTES:
+            raise bad_request(
+                "bad_model_url",
+                f"url component {clip(component, 40)!r} is longer than {MAX_PATH_COMPONENT_BYTES} bytes",
+            )
+    return url
+
+
+def target_model_stem(target_model: str) -> str:
+    """`eu/7.tar.gz` -> `7`: the customer a TargetModel names, by the training job's archive naming."""
+    stem = target_model.rstrip("/").rpartition("/")[2]
+    for suffix in ARCHIVE_SUFFIXES:
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def check_target_model(target_model: str | None, customer: str, model_name: str | None = None) -> None:
+    """On /invocations: a TargetModel header must name the model being served, else 400 naming both.
+
+    No header is fine (a single-model endpoint never sends one). The header matches the served model's
+    name, or an archive of its customer (`<customer>.tar.gz`, in any folder).
+    """
+    if target_model is None or not target_model.strip():
+        return
+    target_model = target_model.strip()
+    if target_model == model_name or target_model_stem(target_model) == customer:
+        return
+    served = f"model {model_name!r} (customer {customer})" if model_name else f"customer {customer}'s model"
+    raise ForecastError(
+        400,
+        "target_model_mismatch",
+        f"{TARGET_MODEL_HEADER} names {clip(target_model, 100)!r}, but this route serves {served}; "
+        "nothing was forecast",
+    )
 
 
 @dataclass(frozen=True)
@@ -87,26 +149,37 @@ class ForecastRequest:
     intervals: bool | None = None  # None: intervals when the model has uncertainty samples
 
 
-def check_content_type(content_type: str | None) -> None:
-    """Accept `application/json` (any charset spelling of UTF-8); a missing header is taken as JSON."""
+def _unsupported(content_type: str) -> ForecastError:
+    return ForecastError(
+        415,
+        "unsupported_content_type",
+        f"content type {clip(content_type.strip(), 100)!r} is not supported; send {JSON_CONTENT_TYPE} "
+        f"with a body like {EXAMPLE_REQUEST}",
+    )
+
+
+def check_content_type(content_type: str | None) -> bool:
+    """Accept `application/json` (any charset spelling of UTF-8); a missing header is taken as JSON.
+
+    `application/octet-stream` (what the SageMaker Python SDK sends by default) is accepted provisionally:
+    returns True, and the body must then parse as JSON or the request gets the 415.
+    """
     if not content_type or not content_type.strip():
-        return
+        return False
     media_type, *params = (part.strip().lower() for part in content_type.split(";"))
+    if media_type == OCTET_STREAM_CONTENT_TYPE:
+        return True
     if media_type != JSON_CONTENT_TYPE:
-        raise ForecastError(
-            415,
-            "unsupported_content_type",
-            f"content type {content_type.strip()!r} is not supported; send {JSON_CONTENT_TYPE} "
-            f"with a body like {EXAMPLE_REQUEST}",
-        )
+        raise _unsupported(content_type)
     for param in params:
         name, _, value = param.partition("=")
         if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
             raise ForecastError(
                 415,
                 "unsupported_content_type",
-                f"charset {value.strip()!r} is not supported; send UTF-8 JSON",
+                f"charset {clip(value.strip(), 40)!r} is not supported; send UTF-8 JSON",
             )
+    return False
 
 
 def _decode_body(body: bytes | bytearray | str | None, limits: Limits) -> str:
@@ -128,6 +201,17 @@ def _decode_body(body: bytes | bytearray | str | None, limits: Limits) -> str:
         raise bad_request("bad_json", "request body is not UTF-8 text; send JSON") from None
 
 
+def _decode_body_or_415(
+    body: bytes | bytearray | str | None, limits: Limits, content_type: str | None
+) -> str:
+    try:
+        return _decode_body(body, limits)
+    except ForecastError as exc:
+        if exc.status == 413:
+            raise
+        raise _unsupported(content_type or "") from None
+
+
 def _load_json(text: str) -> Any:
     if not text.strip():
         raise bad_request("bad_json", f"request body is empty; send a JSON object like {EXAMPLE_REQUEST}")
@@ -138,6 +222,8 @@ def _load_json(text: str) -> Any:
             value = json.loads(value)
     except ValueError as exc:
         raise bad_request("bad_json", f"request body is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise bad_request("bad_json", "request body is JSON nested too deeply") from None
     return value
 
 
@@ -183,8 +269,14 @@ def parse_request(
 ) -> ForecastRequest:
     """Validate one request body; raises ForecastError (400/413/415) naming what to fix."""
     limits = limits or Limits.from_env()
-    check_content_type(content_type)
-    fields = _load_json(_decode_body(body, limits))
+    provisional = check_content_type(content_type)
+    text = _decode_body_or_415(body, limits, content_type) if provisional else _decode_body(body, limits)
+    try:
+        fields = _load_json(text)
+    except ForecastError:
+        if provisional:  # octet-stream that is not JSON: the content type is the problem
+            raise _unsupported(content_type or "") from None
+        raise
     if not isinstance(fields, dict):
         raise bad_request(
             "bad_request",

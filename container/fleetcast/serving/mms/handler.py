@@ -15,29 +15,41 @@ platform then unloads idle models and retries). MMS keeps such a model registere
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
 
 from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
+from fleetcast.serving.mms.resources import memory_shortfall
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import (
     JSON_CONTENT_TYPE,
+    TARGET_MODEL_HEADER,
     ForecastError,
     Limits,
+    check_target_model,
+    clip,
     encode_response,
     internal_error,
     parse_request,
 )
-from fleetcast.serving.resources import memory_shortfall
 
 log = logging.getLogger("fleetcast.serving.mms")
 
 
-def _content_type(headers: dict[str, Any]) -> str | None:
+def _header(headers: dict[str, Any], wanted: str) -> str | None:
+    wanted = wanted.lower()
     for name, value in headers.items():
-        if name.lower() == "content-type" and isinstance(value, str):
-            return value
+        if isinstance(name, str) and name.lower() == wanted:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes | bytearray) else str(value)
+    return None
+
+
+def _content_type(headers: dict[str, Any]) -> str | None:
+    found = _header(headers, "content-type")
+    if found is not None:
+        return found
     # MMS also files the body's own content type under the parameter name.
     body_headers = headers.get("body")
     if isinstance(body_headers, dict):
@@ -56,6 +68,10 @@ class ForecastHandlerService:
         self.predictor: CompiledPredictor | ProphetPredictor | None = None
         self.load_error: ForecastError | None = None
         self.limits = Limits()
+        # Single-model mode: every invoke is /invocations, where the TargetModel header must match. (In
+        # multi-model mode the handler cannot tell /invocations from /models/<name>/invoke, whose
+        # header is the platform's TargetModel for an opaque name: no check there.)
+        self.check_target = os.environ.get("SAGEMAKER_MULTI_MODEL", "true").strip().lower() != "true"
 
     def initialize(self, context: Any) -> None:
         model_dir = Path(str(context.system_properties.get("model_dir")))
@@ -86,6 +102,8 @@ class ForecastHandlerService:
         try:
             headers = context.get_all_request_header(index) or {}
             body = item.get("body", item.get("data")) if isinstance(item, dict) else item
+            if self.predictor is not None and self.check_target:
+                check_target_model(_header(headers, TARGET_MODEL_HEADER), self.predictor.customer)
             request = parse_request(body, _content_type(headers), self.limits)
             if self.predictor is not None:
                 return encode_response(self.predictor.forecast(request))
@@ -96,6 +114,8 @@ class ForecastHandlerService:
         except Exception as exc:
             log.exception("forecast failed for model %s", context.model_name)
             error = internal_error(exc)
-        log.warning("model %s: %d %s: %s", context.model_name, error.status, error.code, error.message)
+        log.warning(
+            "model %s: %d %s: %s", context.model_name, error.status, error.code, clip(error.message, 500)
+        )
         context.set_response_status(code=error.status, phrase=error.code, idx=index)
         return error.to_body()

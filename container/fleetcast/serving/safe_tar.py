@@ -1,10 +1,15 @@
-"""Extract a model archive without trusting it: what the platform does before `POST /models`.
+"""Extract a model archive without trusting it: what the platform does before `POST /models`, and what
+the lean server's warm-up does with its own archive.
 
 A tarball from a models prefix is user data. Every member is checked before anything is written: only
 regular files and directories, relative names without `..`, backslashes or drive letters, and a cap on
 the total extracted size and member count. Files are written by this module (never `tarfile.extract`),
 so links, devices and fifos can never be created, and everything lands in a fresh temporary folder that
 the caller renames into place only once extraction finished.
+
+Works the same on every Python 3.11: `TarFile.extractall(filter=...)` only exists from 3.11.4 (Debian 12
+ships 3.11.2), and is never called. Where `tarfile.data_filter` exists it runs on every member as well,
+as a second opinion.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from pathlib import Path, PurePosixPath
 DEFAULT_MAX_EXTRACTED_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_MEMBERS = 1000
 COPY_CHUNK_BYTES = 1024 * 1024
+# The stdlib's own "data" filter (3.11.4+, 3.12+); None on older interpreters.
+STDLIB_DATA_FILTER = getattr(tarfile, "data_filter", None)
 
 
 class UnsafeArchiveError(ValueError):
@@ -79,6 +86,8 @@ def _extract_members(archive: Path, destination: Path, *, max_bytes: int, max_me
                 relative = _checked_name(info.name)
                 if not (info.isfile() or info.isdir()):
                     raise UnsafeArchiveError(f"member {info.name!r} is {_member_kind(info)}")
+                if STDLIB_DATA_FILTER is not None:
+                    STDLIB_DATA_FILTER(info, str(root))  # raises tarfile.FilterError (a TarError)
                 target = root / relative
                 # Defence in depth: the checks above already keep the path inside the folder.
                 if target != root and root not in target.parents:

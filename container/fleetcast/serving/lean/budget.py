@@ -5,9 +5,10 @@
 SageMaker platform unloads least-recently-used models and retries, so the budget is what keeps the
 container from being OOM-killed with every customer's model in it.
 
-A load is admitted when the server's measured RSS (all its processes) and its accounted size (the
-empty server plus every loaded model's estimate in every worker) both stay within the budget after
-adding the new model's estimate once per worker (each worker may hold its own copy).
+A load is admitted when the server's measured RSS (all its processes) and its accounted size (the empty server
+plus every loaded model's estimate in every worker, up to what the workers' bounded caches can hold)
+both stay within the budget after adding the new model's estimate once per worker (each worker may
+hold its own copy).
 """
 
 from __future__ import annotations
@@ -82,10 +83,14 @@ class MemoryBudget:
     limit_bytes: int
     baseline_bytes: int  # the empty server, measured once its workers are up
     workers: int
+    cached_bytes_cap: int | None = None  # what one worker's bounded model cache can hold at most
 
     def admit(self, new_estimate: int, loaded_estimate_total: int, measured_rss: int) -> None:
         """Raise OverBudget unless one more model fits."""
-        accounted = self.baseline_bytes + loaded_estimate_total * self.workers
+        per_worker = loaded_estimate_total
+        if self.cached_bytes_cap is not None:
+            per_worker = min(per_worker, self.cached_bytes_cap)
+        accounted = self.baseline_bytes + per_worker * self.workers
         projected = max(accounted, measured_rss) + new_estimate * self.workers
         if projected > self.limit_bytes:
             raise OverBudget(

@@ -1,26 +1,20 @@
-"""Loading a customer's model for the lean server: the compiled predictor, or Prophet as a loud fallback.
+"""What every server holds for a customer: one `Predictor` protocol and one factory behind it.
 
 `load_model(model_dir)` loads through `compiled_predictor.load_predictor` (compiled.json, or model.json
 compiled without pandas or Prophet; Prophet's own predictor, with a warning, for a model the compiled
 form does not cover) and returns a `LoadedModel`: the predictor, a small JSON document from which any
-other worker rebuilds the same predictor in microseconds (`from_document`, no file reads), and an
-estimate of its size for the memory budget.
+other process rebuilds the same predictor in microseconds (`from_document`, no file reads), and an
+estimate of its size for a memory budget.
 
 Errors at load time are the API's: 404 when the model directory is missing, 400 when it is corrupt.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import tarfile
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
-
-import numpy as np
 
 from fleetcast.model.compiled import CompiledModel
 from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
@@ -31,10 +25,11 @@ log = logging.getLogger(__name__)
 # Python objects around a compiled model's arrays (dicts, dataclasses, array headers): bench/predictor.py
 # on the compiled branch and bench/serving_compare.py measure a few KiB per model per worker.
 COMPILED_OVERHEAD_BYTES = 8 * 1024
+# A typical compiled model's estimate (daily, weekly + yearly seasonality): sizes a worker cache's cap.
+COMPILED_COPY_BYTES = 12 * 1024
 # A Prophet model in memory (history frames, Stan backend object) is far bigger than its JSON.
 PROPHET_BYTES_PER_JSON_BYTE = 12
 PROPHET_BASE_BYTES = 2 * 1024 * 1024
-WARM_UP_DAYS = 60
 METADATA_KEPT = ("customer", "end", "freq", "model_sha256")
 
 
@@ -66,6 +61,10 @@ def load_model(model_dir: Path | str) -> LoadedModel:
         status = 404 if exc.code == "model_missing" else 400
         message = exc.message if str(model_dir) in exc.message else f"{model_dir}: {exc.message}"
         raise ForecastError(status, exc.code, message) from None
+    except Exception as exc:  # a model that breaks the loader is the model's fault: 400, never a 500
+        raise ForecastError(
+            400, "model_invalid", f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
+        ) from None
     if isinstance(predictor, CompiledPredictor):
         document = {
             "kind": "compiled",
@@ -92,52 +91,3 @@ def from_document(document: dict[str, Any]) -> Predictor:
     from fleetcast.serving.predictor import ProphetPredictor
 
     return ProphetPredictor.load(document["model_dir"])
-
-
-def warm_up(work_dir: Path) -> Path | None:
-    """Fit a tiny model into `work_dir` and run the whole load and forecast path on it once.
-
-    Run in the parent before workers fork, everything the path initialises lazily (Prophet's Stan
-    backend, ~1 s; pandas and numpy code paths and caches) lives in memory the workers share, instead of
-    costing the first unlucky customer a slow cold start. Returns the model directory, for `rehearse` in
-    each worker; None (and a warning) if it failed: the server then still starts, only colder.
-    """
-    from fleetcast.logs import quiet_third_party
-
-    quiet_third_party()
-    began = time.perf_counter()
-    try:
-        import pandas as pd
-
-        from fleetcast.model.archive import write_archive
-        from fleetcast.model.prophet_model import model_to_json
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            from prophet import Prophet
-
-            quiet_third_party()
-            days = pd.date_range("2022-01-01", periods=WARM_UP_DAYS, freq="D")
-            history = pd.DataFrame({"ds": days, "y": np.sin(np.arange(WARM_UP_DAYS) / 3.0) + 10.0})
-            model = Prophet(uncertainty_samples=50).fit(history)
-        metadata = {"customer": "warm-up", "end": days[-1].isoformat(), "freq": "D"}
-        work_dir.mkdir(parents=True, exist_ok=True)
-        archive = write_archive(work_dir, "warm-up", model_to_json(model), metadata)
-        model_dir = work_dir / "model"
-        model_dir.mkdir(exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(model_dir, filter="data")
-        rehearse(model_dir)
-    except Exception as exc:  # a server that starts colder beats one that does not start
-        log.warning("warm-up failed (%s: %s); the first model load will be slower", type(exc).__name__, exc)
-        return None
-    log.info("warmed up the load and forecast path in %.2f s", time.perf_counter() - began)
-    return model_dir
-
-
-def rehearse(model_dir: Path) -> None:
-    """Load, rebuild and forecast one model: pages in (per process) the code every real request runs."""
-    loaded = load_model(model_dir)
-    for request in (ForecastRequest(period=7), ForecastRequest(period=3, intervals=False)):
-        loaded.predictor.forecast(request)
-        from_document(json.loads(json.dumps(loaded.document))).forecast(request)

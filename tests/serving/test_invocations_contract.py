@@ -1,0 +1,79 @@
+"""`POST /invocations` on both servers, in both modes: the same answers from lean and MMS.
+
+- single-model mode (SAGEMAKER_MULTI_MODEL=false) serves /opt/ml/model; a TargetModel header that names
+  another customer's archive is a 400 `target_model_mismatch` (never that other forecast);
+- a JSON body sent as `application/octet-stream` (the SageMaker Python SDK's default) is served, a
+  non-JSON one is a 415;
+- multi-model mode answers /invocations without `?model_name=` with a clear 400.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+import requests
+
+from tests.helpers import require_java
+from tests.support.servers import JSON_HEADERS, Server, start_server
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+SERVERS = [pytest.param("mms", marks=pytest.mark.mms), "lean"]
+TARGET = "X-Amzn-SageMaker-Target-Model"
+
+
+def _start(kind: str, root, env) -> Server:
+    if kind == "mms":
+        require_java()
+    return start_server(kind, root, env, **({"workers": 2} if kind == "lean" else {}))
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def single(request, tmp_path_factory, models) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp(f"single-{request.param}")
+    shutil.copytree(models["daily"].model_dir, root / "opt_ml" / "model")
+    with _start(request.param, root, {"SAGEMAKER_MULTI_MODEL": "false"}) as server:
+        yield server
+
+
+def invocations(server: Server, body: bytes, headers: dict[str, str], query: str = "") -> requests.Response:
+    return requests.post(f"{server.url}/invocations{query}", data=body, headers=headers, timeout=60)
+
+
+@pytest.mark.parametrize("target", [None, "7.tar.gz", "models/eu/7.tar.gz"])
+def test_single_model_serves_its_model_for_no_or_a_matching_target(single, target):
+    headers = {**JSON_HEADERS, **({TARGET: target} if target else {})}
+    answer = invocations(single, b'{"period": 3}', headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["customer"] == "7" and len(answer.json()["forecast"]) == 3
+
+
+def test_single_model_refuses_a_target_naming_another_model(single):
+    answer = invocations(single, b'{"period": 3}', {**JSON_HEADERS, TARGET: "3.tar.gz"})
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["Content-Type"].startswith("application/json")
+    assert answer.json()["error"] == "target_model_mismatch"
+    assert "3.tar.gz" in answer.json()["message"]
+
+
+def test_octet_stream_json_is_served_and_anything_else_is_415(single):
+    octet = {"Content-Type": "application/octet-stream"}
+    answer = invocations(single, b'{"period": 2}', octet)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["forecast"]) == 2
+    refused = invocations(single, b"period=2", octet)
+    assert refused.status_code == 415, refused.text
+    assert refused.json()["error"] == "unsupported_content_type"
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_multi_model_invocations_without_a_model_name_is_a_clear_400(kind, tmp_path, models):
+    with _start(kind, tmp_path, {"SAGEMAKER_MULTI_MODEL": "true"}) as server:
+        assert server.load("daily", models["daily"].model_dir).status_code == 200
+        answer = invocations(server, b'{"period": 3}', {**JSON_HEADERS, TARGET: "7.tar.gz"})
+        assert answer.status_code == 400, answer.text
+        assert "model_name" in answer.text
+        named = invocations(server, b'{"period": 3}', JSON_HEADERS, "?model_name=daily")
+        assert named.status_code == 200, named.text
+        assert named.json()["customer"] == "7"
