@@ -41,11 +41,13 @@ SERVE_START_LIMIT = 180  # SageMaker allows 4 minutes for the first /ping
 STOP_LIMIT = 30  # SageMaker sends SIGKILL 30 s after SIGTERM
 
 
-def make_training_root(root: Path, customers: list[int], host: str, hosts: list[str]) -> Path:
+def make_training_root(
+    root: Path, customers: list[int], host: str, hosts: list[str], **hyperparameters: str
+) -> Path:
     """An /opt/ml tree as SageMaker lays it out on one instance of a training job."""
     config = root / "input" / "config"
     config.mkdir(parents=True)
-    (config / "hyperparameters.json").write_text(json.dumps(HYPERPARAMETERS))
+    (config / "hyperparameters.json").write_text(json.dumps({**HYPERPARAMETERS, **hyperparameters}))
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "eth0"})
     )
@@ -255,7 +257,9 @@ def test_serve_stops_on_sigterm_within_the_grace_period(docker, serving):
 
 def test_train_stops_on_sigterm_and_keeps_its_checkpoints(docker, image, tmp_path):
     """Spot interruption or StopTrainingJob: SIGTERM reaches `train` (Python is PID 1); it stops cleanly."""
-    root = make_training_root(tmp_path / "opt_ml", list(range(300)), "algo-1", ["algo-1"])
+    # Stan's fits (~50 ms each) keep the fleet busy long enough for the signal to land mid-fleet; the
+    # in-process engine trains all 300 before a `docker kill` arrives.
+    root = make_training_root(tmp_path / "opt_ml", list(range(300)), "algo-1", ["algo-1"], fit_engine="stan")
     name = f"fleetcast-train-stop-{docker.session}"
     start_train(docker, image, root, "algo-1", name)
     deadline = time.monotonic() + 120
