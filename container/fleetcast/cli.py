@@ -160,8 +160,9 @@ def _serve(sub: argparse._SubParsersAction) -> None:
         "serve",
         help="the SageMaker inference entry point: the lean server (or MMS: FLEETCAST_SERVER=mms)",
         description="The SageMaker inference entry point (`docker run IMAGE serve`): the multi-model "
-        "container API, plus /invocations for a single-model endpoint. FLEETCAST_SERVER picks the server: "
-        "lean (the default; Flask under gunicorn, no Java) or mms (Multi Model Server, needs Java).",
+        "container API when SAGEMAKER_MULTI_MODEL=true (SageMaker sets it for a multi-model endpoint), "
+        "else a single-model endpoint serving /opt/ml/model on /invocations. FLEETCAST_SERVER picks the "
+        "server: lean (the default; Flask under gunicorn, no Java) or mms (Multi Model Server, needs Java).",
     )
     p.add_argument("--host", default=None, help="bind address (default: FLEETCAST_BIND_HOST or 0.0.0.0)")
     p.add_argument("--port", type=int, default=None, help="port (default: SAGEMAKER_BIND_TO_PORT or 8080)")

@@ -287,7 +287,8 @@ def test_local_endpoint_in_front_of_the_container_answers_boto3(docker, image, t
     cache.mkdir()
     container = start_image(
         docker, image.tag, f"fleetcast-serve-endpoint-{docker.session}", tmp_path,
-        docker_args=["-v", f"{cache}:/opt/ml/models"], timeout=SERVE_START_LIMIT,
+        docker_args=["-v", f"{cache}:/opt/ml/models", "-e", "SAGEMAKER_MULTI_MODEL=true"],
+        timeout=SERVE_START_LIMIT,
     )  # fmt: skip
     with container, start_local_endpoint(
         tmp_path, models=root / "checkpoints", container=container.url,

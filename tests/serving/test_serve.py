@@ -77,7 +77,7 @@ def test_default_jvm_heap_is_small_and_scaled(memory, heap):
 def test_environment_defaults_and_user_values(monkeypatch, tmp_path):
     host, port = supervisor._configure_environment(None, None, tmp_path)
     assert (host, port) == ("0.0.0.0", 8080)
-    assert os.environ["SAGEMAKER_MULTI_MODEL"] == "true"
+    assert os.environ["SAGEMAKER_MULTI_MODEL"] == "false"  # unset: single-model, as sagemaker-inference
     assert os.environ["TMPDIR"] == os.environ["TEMP"] == str(tmp_path)
     assert "-Xmx" in os.environ["SAGEMAKER_MODEL_SERVER_VMARGS"]
 

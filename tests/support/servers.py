@@ -75,6 +75,8 @@ def server_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, 
     env["SAGEMAKER_BASE_DIR"] = str(root / "opt_ml")
     env["FLEETCAST_BIND_HOST"] = LOOPBACK
     env.setdefault("FLEETCAST_LOG_LEVEL", "INFO")
+    # The multi-model contract, as SageMaker sets it for a multi-model endpoint (unset: single-model).
+    env["SAGEMAKER_MULTI_MODEL"] = "true"
     env.update(extra or {})
     return env
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Flask
 
+from fleetcast.serving.environment import multi_model_enabled
 from fleetcast.serving.lean.app import LeanServer, create_app
 from fleetcast.serving.lean.budget import MemoryBudget, budget_bytes, rss_bytes
 from fleetcast.serving.lean.registry import SharedRegistry, remove_stale_stores
@@ -39,7 +40,6 @@ BIND_HOST_ENV = "FLEETCAST_BIND_HOST"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 THREADS_ENV = "FLEETCAST_LEAN_THREADS"
 TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
-MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 DEFAULT_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
 DEFAULT_PORT = 8080
 DEFAULT_THREADS = 4
@@ -96,7 +96,7 @@ class LeanSettings:
             timeout=_positive_env(TIMEOUT_ENV, 60),
             limits=Limits.from_env(),
             memory_budget_bytes=budget_bytes(),
-            multi_model=os.environ.get(MULTI_MODEL_ENV, "true").strip().lower() == "true",
+            multi_model=multi_model_enabled(),
             cache_models=_positive_env(WORKER_CACHE_ENV, DEFAULT_WORKER_CACHE_MODELS),
             max_models=_positive_env(MAX_MODELS_ENV, 0) or None,
         )

@@ -15,12 +15,12 @@ platform then unloads idle models and retries). MMS keeps such a model registere
 from __future__ import annotations
 
 import logging
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
+from fleetcast.serving.environment import multi_model_enabled
 from fleetcast.serving.mms.resources import memory_shortfall
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import (
@@ -71,7 +71,7 @@ class ForecastHandlerService:
         # Single-model mode: every invoke is /invocations, where the TargetModel header must match. (In
         # multi-model mode the handler cannot tell /invocations from /models/<name>/invoke, whose
         # header is the platform's TargetModel for an opaque name: no check there.)
-        self.check_target = os.environ.get("SAGEMAKER_MULTI_MODEL", "true").strip().lower() != "true"
+        self.check_target = not multi_model_enabled()
 
     def initialize(self, context: Any) -> None:
         model_dir = Path(str(context.system_properties.get("model_dir")))

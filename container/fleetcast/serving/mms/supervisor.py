@@ -35,6 +35,7 @@ from typing import Any
 
 import psutil
 
+from fleetcast.serving.environment import MULTI_MODEL_ENV, multi_model_enabled
 from fleetcast.serving.mms.resources import memory_limit_bytes, min_free_bytes
 from fleetcast.serving.protocol import Limits
 
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 HANDLER_SERVICE = "fleetcast.serving.mms.handler"
 BIND_HOST_ENV = "FLEETCAST_BIND_HOST"
 PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
-MULTI_MODEL_ENV = "SAGEMAKER_MULTI_MODEL"
 VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
 WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 DEFAULT_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
@@ -162,7 +162,7 @@ def _become_subreaper() -> bool:
 def _configure_environment(host: str | None, port: int | None, run_dir: Path) -> tuple[str, int]:
     """Set the knobs sagemaker-inference and MMS read from the environment; returns (host, port)."""
     env = os.environ
-    env[MULTI_MODEL_ENV] = env.get(MULTI_MODEL_ENV, "true").strip().lower()
+    env[MULTI_MODEL_ENV] = "true" if multi_model_enabled() else "false"  # sagemaker-inference reads it
     if port is not None:
         env[PORT_ENV] = str(port)
     port_text = env.setdefault(PORT_ENV, str(DEFAULT_PORT))
