@@ -152,4 +152,5 @@ def test_a_target_model_that_is_not_the_one_loaded_is_a_4xx_not_its_forecast(ser
     assert 400 <= mismatched["status"] < 500, mismatched
     assert "forecast" not in json.loads(mismatched["answer"])
     # Through the SDK (its local runtime hides the status): the error body, never customer 7's forecast.
-    assert "forecast" not in served["mismatched_target_model"].get("answer", "")
+    answer = json.loads(served["mismatched_target_model"].get("answer", "{}"))
+    assert "forecast" not in answer and answer.get("error") == "target_model_mismatch", answer
