@@ -77,3 +77,17 @@ def test_multi_model_invocations_without_a_model_name_is_a_clear_400(kind, tmp_p
         named = invocations(server, b'{"period": 3}', JSON_HEADERS, "?model_name=daily")
         assert named.status_code == 200, named.text
         assert named.json()["customer"] == "7"
+
+
+@pytest.mark.parametrize("kind", SERVERS)
+def test_the_platform_route_never_answers_for_another_model(kind, tmp_path, models):
+    """/models/<name>/invoke as SageMaker calls it: the TargetModel header names the archive it loaded."""
+    with _start(kind, tmp_path, {"SAGEMAKER_MULTI_MODEL": "true"}) as server:
+        assert server.load("opaque-7f3a", models["daily"].model_dir).status_code == 200
+        url = f"{server.url}/models/opaque-7f3a/invoke"
+        ok = requests.post(url, data=b'{"period": 2}', headers={**JSON_HEADERS, TARGET: "prefix/7.tar.gz"})
+        assert ok.status_code == 200, ok.text
+        assert ok.json()["customer"] == "7"
+        other = requests.post(url, data=b'{"period": 2}', headers={**JSON_HEADERS, TARGET: "3.tar.gz"})
+        assert other.status_code == 400, other.text
+        assert other.json()["error"] == "target_model_mismatch"

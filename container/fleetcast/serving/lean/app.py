@@ -309,18 +309,23 @@ def create_app(server: LeanServer) -> Flask:
         except RegistryError as exc:
             return _error(exc.status, exc.code, exc.message)
 
+    def same_model(model_name: str | None) -> Any:
+        """A TargetModel header must name this model: its archive (`<customer>.tar.gz`) or its name."""
+
+        def check(predictor: Predictor) -> None:
+            check_target_model(request.headers.get(TARGET_MODEL_HEADER), predictor.customer, model_name)
+
+        return check
+
     @app.post("/models/<path:name>/invoke")
     def invoke(name: str) -> Response:
-        return server.invoke(lambda: server.loaded_predictor(name))
+        # The platform's header names the archive this model was loaded from, so it always matches there.
+        return server.invoke(lambda: server.loaded_predictor(name), same_model(name))
 
     @app.post("/invocations")
     def invocations() -> Response:
         model_name = request.args.get("model_name")
-
-        def same_model(predictor: Predictor) -> None:
-            check_target_model(request.headers.get(TARGET_MODEL_HEADER), predictor.customer, model_name)
-
-        return server.invoke(lambda: server.invocations_predictor(model_name), same_model)
+        return server.invoke(lambda: server.invocations_predictor(model_name), same_model(model_name))
 
     @app.after_request
     def name_the_worker(response: Response) -> Response:

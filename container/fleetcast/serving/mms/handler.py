@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
-from fleetcast.serving.environment import multi_model_enabled
 from fleetcast.serving.mms.resources import memory_shortfall
 from fleetcast.serving.predictor import ProphetPredictor
 from fleetcast.serving.protocol import (
@@ -68,10 +67,10 @@ class ForecastHandlerService:
         self.predictor: CompiledPredictor | ProphetPredictor | None = None
         self.load_error: ForecastError | None = None
         self.limits = Limits()
-        # Single-model mode: every invoke is /invocations, where the TargetModel header must match. (In
-        # multi-model mode the handler cannot tell /invocations from /models/<name>/invoke, whose
-        # header is the platform's TargetModel for an opaque name: no check there.)
-        self.check_target = not multi_model_enabled()
+        # The handler cannot tell /invocations from /models/<name>/invoke, so a TargetModel header is
+        # checked on both: the platform's own header names the archive training wrote for this very
+        # customer (`<customer>.tar.gz`), so it always matches there, and a request for another model gets
+        # a 400 instead of this customer's forecast.
 
     def initialize(self, context: Any) -> None:
         model_dir = Path(str(context.system_properties.get("model_dir")))
@@ -102,7 +101,7 @@ class ForecastHandlerService:
         try:
             headers = context.get_all_request_header(index) or {}
             body = item.get("body", item.get("data")) if isinstance(item, dict) else item
-            if self.predictor is not None and self.check_target:
+            if self.predictor is not None:
                 check_target_model(_header(headers, TARGET_MODEL_HEADER), self.predictor.customer)
             request = parse_request(body, _content_type(headers), self.limits)
             if self.predictor is not None:
