@@ -33,7 +33,6 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,6 @@ import urllib3
 from fleetcast.data.generate import customer_series
 from fleetcast.local.model_cache import model_id
 from fleetcast.logs import quiet_third_party
-from fleetcast.model.archive import write_archive
-from fleetcast.model.prophet_model import fit_prophet, model_to_json
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.safe_tar import safe_extract
 from tests.support.servers import Server, start_lean, start_local_endpoint, start_mms
@@ -57,28 +54,14 @@ HEADROOM_MB = 3000
 
 
 def build_models(directory: Path, count: int, rows: int) -> None:
+    from tests.serving.models import archive_model
+
     quiet_third_party()
     grid = pd.date_range("2022-01-01", periods=365, freq="D")
     settings = ProphetSettings()  # the training defaults: 1,000 uncertainty samples, as served in practice
     for customer in range(count):
         stamps, values = customer_series(customer, 42, grid, rows)
-        model = fit_prophet(pd.DataFrame({"ds": stamps, "y": values}), settings)
-        metadata = {
-            "customer": str(customer),
-            "rows": rows,
-            "start": stamps[0].isoformat(),
-            "end": stamps[-1].isoformat(),
-            "freq": "D",
-            "data_sha256": "bench",
-            "config_fingerprint": "bench",
-            "prophet": asdict(settings),
-            "metrics": None,
-            "fit_seconds": 0.0,
-            "versions": {},
-            "trained_at": "bench",
-            "host": "bench",
-        }
-        write_archive(directory, str(customer), model_to_json(model), metadata)
+        archive_model(directory, str(customer), pd.DataFrame({"ds": stamps, "y": values}), settings)
 
 
 def tree_rss_mb(pid: int) -> float:

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,11 +39,12 @@ from fleetcast.local.endpoint import MultiModelEndpoint
 from fleetcast.local.endpoint_http import RunningEndpoint, start_endpoint
 from fleetcast.local.model_cache import model_id
 from fleetcast.local.model_source import LocalFolderSource, ModelSource, S3Source
-from fleetcast.model.archive import read_archive, write_archive
-from fleetcast.model.prophet_model import fit_prophet, model_from_json, model_to_json
+from fleetcast.model.archive import read_archive
+from fleetcast.model.prophet_model import model_from_json
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.plot import plot_main
 from tests.helpers import require_java
+from tests.serving.models import archive_model
 from tests.support.servers import refused_port, start_local_endpoint, start_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,23 +58,7 @@ def build_model(directory: Path, customer: str, seed: int) -> Path:
     ds = pd.date_range("2022-01-01", periods=HISTORY_ROWS, freq="D")
     y = 200 + 20 * np.sin(2 * np.pi * np.arange(HISTORY_ROWS) / 7) + rng.normal(0, 3, HISTORY_ROWS)
     settings = ProphetSettings(yearly_seasonality=False, daily_seasonality=False, uncertainty_samples=200)
-    model = fit_prophet(pd.DataFrame({"ds": ds, "y": y}), settings)
-    metadata = {
-        "customer": customer,
-        "rows": HISTORY_ROWS,
-        "start": ds[0].isoformat(),
-        "end": ds[-1].isoformat(),
-        "freq": "D",
-        "data_sha256": "test",
-        "config_fingerprint": "test",
-        "prophet": asdict(settings),
-        "metrics": None,
-        "fit_seconds": 0.0,
-        "versions": {},
-        "trained_at": "2023-01-01T00:00:00",
-        "host": "test",
-    }
-    return write_archive(directory, customer, model_to_json(model), metadata)
+    return archive_model(directory, customer, pd.DataFrame({"ds": ds, "y": y}), settings)
 
 
 def _tar_with(path: Path, infos: list[tuple[tarfile.TarInfo, bytes | None]]) -> None:

@@ -47,9 +47,10 @@ def extract(archive: Path, model_dir: Path) -> Path:
     return model_dir
 
 
-def build_model(
-    root: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
-) -> BuiltModel:
+def archive_model(
+    directory: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
+) -> Path:
+    """`<directory>/<customer>.tar.gz` of a stock Prophet fit, with the metadata serving reads."""
     settings = settings or ProphetSettings()
     model = fit_prophet(history, settings)
     metadata = {
@@ -61,7 +62,13 @@ def build_model(
         "prophet": settings.prophet_kwargs(),
         "metrics": None,
     }
-    archive_path = archive.write_archive(root / "archives", customer, model_to_json(model), metadata)
+    return archive.write_archive(directory, customer, model_to_json(model), metadata)
+
+
+def build_model(
+    root: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
+) -> BuiltModel:
+    archive_path = archive_model(root / "archives", customer, history, settings)
     model_dir = extract(archive_path, root / "models" / f"m-{customer}" / "model")
     return BuiltModel(customer, archive_path, model_dir, history, archive.read_model_dir(model_dir)[1])
 

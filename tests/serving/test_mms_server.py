@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from tests.helpers import require_java
-from tests.serving.models import BuiltModel, extract, prophet_reference
+from tests.serving.models import BuiltModel, prophet_reference
 from tests.support.servers import STARTUP_SECONDS, Server, start_mms
 
 pytestmark = [pytest.mark.mms, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -139,29 +139,7 @@ def test_second_load_of_a_loaded_model_is_409(server, models):
     assert answer.status_code == 409, answer.text
 
 
-def test_unknown_model_is_404(server):
-    assert server.invoke("nobody", b'{"period": 1}').status_code == 404
-    assert requests.get(f"{server.url}/models/nobody", timeout=10).status_code == 404
-    assert requests.delete(f"{server.url}/models/nobody", timeout=10).status_code == 404
-
-
-def test_corrupt_model_loads_but_invokes_as_a_clean_json_error(server, models, tmp_path):
-    model_dir = extract(models["daily"].archive, tmp_path / "corrupt" / "model")
-    text = (model_dir / "model.json").read_text()
-    (model_dir / "model.json").write_text(text[: len(text) // 3])  # a truncated download
-    assert server.load("corrupt", model_dir).status_code == 200  # MMS defers the failure to invoke
-    answer = server.invoke("corrupt", b'{"period": 3}')
-    assert answer.status_code == 500
-    assert answer.headers["Content-Type"].startswith("application/json")
-    error = answer.json()
-    assert error["error"] == "model_invalid"
-    assert str(model_dir) in error["message"] and "checksum" in error["message"]
-    assert "Traceback" not in answer.text
-
-
-def test_missing_model_directory_is_refused_at_load(server, tmp_path):
-    answer = server.load("ghost", tmp_path / "ghost" / "model")
-    assert answer.status_code == 404, answer.text
+# Unknown, corrupt and missing models: tests/serving/test_mme_contract.py runs those against MMS too.
 
 
 def test_delete_unloads_and_frees_the_worker(server, models, tmp_path):
