@@ -236,3 +236,23 @@ def test_staging_on_another_mount_falls_back_loudly(sm_root: Path, caplog: pytes
         assert "is not on the mount of" in caplog.text
     finally:
         shutil.rmtree(elsewhere)
+
+
+def test_an_empty_shard_of_a_sharded_job_is_nothing_to_do(sm_root: Path):
+    """ShardedByS3Key with fewer objects than hosts can leave a host without input: it trains none, fine."""
+    config = sm_root / "input" / "config"
+    (config / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-3", "hosts": ["algo-1", "algo-2", "algo-3"]})
+    )
+    (config / "inputdataconfig.json").write_text(
+        json.dumps({"train": {"S3DistributionType": "ShardedByS3Key"}})
+    )
+    channel(sm_root).mkdir(parents=True)
+    write_hyperparameters(sm_root)
+    assert main(["train"]) == 0, (sm_root / "output" / "failure").read_text()
+    summary = json.loads((sm_root / "model" / "fleet-summary-algo-3.json").read_text())
+    assert summary["customers"] == 0
+    # A single host with an empty channel is a misconfigured job, and says so.
+    (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
+    assert main(["train"]) == 1
+    assert "no customer CSV files" in (sm_root / "output" / "failure").read_text()

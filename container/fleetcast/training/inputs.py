@@ -57,8 +57,12 @@ def _first_line(path: Path) -> str:
         return handle.readline().strip().lower()
 
 
-def scan_channel(channel_dir: Path) -> ChannelInventory:
+def scan_channel(channel_dir: Path, *, may_be_empty: bool = False) -> ChannelInventory:
+    """The customer files of a channel. `may_be_empty`: a shard of a multi-host job, which SageMaker may
+    leave without a single object (fewer objects than hosts); that is nothing to do, not an error."""
     if not channel_dir.is_dir():
+        if may_be_empty:
+            return ChannelInventory(files=[], buckets=[])
         raise NoInputError(f"training channel {channel_dir} does not exist")
     files: list[Path] = []
     buckets: list[Path] = []
@@ -67,7 +71,7 @@ def scan_channel(channel_dir: Path) -> ChannelInventory:
             continue
         header = _first_line(path).split(",")
         (buckets if CUSTOMER_COLUMN in header else files).append(path)
-    if not files and not buckets:
+    if not files and not buckets and not may_be_empty:
         raise NoInputError(f"no customer CSV files under {channel_dir}")
     return ChannelInventory(files=files, buckets=buckets)
 

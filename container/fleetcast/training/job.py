@@ -38,6 +38,7 @@ from fleetcast.model import archive
 from fleetcast.paths import SageMakerPaths, sagemaker_paths
 from fleetcast.training import memory
 from fleetcast.training.config import (
+    SHARDED_BY_S3_KEY,
     CheckpointConfig,
     ConfigError,
     ResourceConfig,
@@ -444,13 +445,24 @@ def prepare_staging(paths: SageMakerPaths) -> Path:
     return staging
 
 
+def read_job(
+    paths: SageMakerPaths,
+) -> tuple[TrainingConfig, ResourceConfig, dict, CheckpointConfig, ChannelInventory]:
+    """The job's configuration files and its channel; raises ConfigError or NoInputError."""
+    config = read_hyperparameters(paths)
+    resources = read_resource_config(paths)
+    channels = read_input_data_config(paths)
+    checkpoints = read_checkpoint_config(paths)
+    distribution = channels.get(config.job.channel, {}).get("S3DistributionType")
+    # SageMaker may leave a ShardedByS3Key shard empty (fewer objects than hosts): nothing to do there.
+    sharded = len(resources.hosts) > 1 and distribution == SHARDED_BY_S3_KEY
+    inventory = scan_channel(paths.channel_dir(config.job.channel), may_be_empty=sharded)
+    return config, resources, channels, checkpoints, inventory
+
+
 def run_training(paths: SageMakerPaths) -> int:
     try:
-        config = read_hyperparameters(paths)
-        resources = read_resource_config(paths)
-        channels = read_input_data_config(paths)
-        checkpoints = read_checkpoint_config(paths)
-        inventory = scan_channel(paths.channel_dir(config.job.channel))
+        config, resources, channels, checkpoints, inventory = read_job(paths)
     except (ConfigError, NoInputError) as exc:
         write_failure(paths, str(exc))
         return EXIT_FAILED
