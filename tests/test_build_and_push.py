@@ -19,6 +19,9 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+# Real server processes (or the aws CLI and a moto server) start here: not for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "build_and_push.sh"
 REGION = "eu-west-1"

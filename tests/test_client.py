@@ -43,6 +43,9 @@ from fleetcast.model.archive import archive_name
 from tests.serving.models import BuiltModel, build_model, daily_history, serving_models
 from tests.support.servers import start_lean, start_local_endpoint
 
+# Real server processes (or the aws CLI and a moto server) start here: not for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 FAST_RETRY = RetryPolicy(max_attempts=12, first_delay_s=0.05, max_delay_s=1.0)
 AWS_SETTINGS = (

@@ -18,6 +18,9 @@ import pytest
 from fleetcast.paths import SageMakerPaths
 from launch.train import METRIC_DEFINITIONS
 
+# Real server processes (or the aws CLI and a moto server) start here: not for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 PROGRESS_LINE = "trained 340/1000 customers, 24.1 models/s, 2 failed, 5 skipped, median sMAPE 12.3%"
 
 

@@ -47,6 +47,9 @@ from tests.helpers import require_java
 from tests.serving.models import archive_model
 from tests.support.servers import refused_port, start_local_endpoint, start_server
 
+# Real server processes (or the aws CLI and a moto server) start here: not for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[2]
 CUSTOMERS = ("0", "1", "2", "3")
 HISTORY_ROWS = 120

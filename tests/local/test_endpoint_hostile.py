@@ -18,6 +18,9 @@ from fleetcast.local.model_source import LocalFolderSource
 from tests.local.test_endpoint import build_model
 from tests.support.servers import start_lean
 
+# Real server processes (or the aws CLI and a moto server) start here: not for `make test-fast`.
+pytestmark = pytest.mark.slow
+
 INVOKE = "/endpoints/fleetcast/invocations"
 
 
