@@ -34,6 +34,8 @@ from typing import Protocol
 
 import psutil
 
+from fleetcast.serving.environment import BIND_HOST_ENV, MULTI_MODEL_ENV, PORT_ENV, WORKERS_ENV
+
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO / "container"
 ACTIVATION = Path(__file__).with_name("socket_activation.py")
@@ -47,9 +49,9 @@ MMS_ATTEMPTS = 5
 PORT_IN_USE_MARKERS = ("Address already in use", "BindException")
 # Knobs a developer's shell may carry that would change what a test means; each test sets what it needs.
 CLEARED_ENV = (
-    "SAGEMAKER_BIND_TO_PORT",
-    "SAGEMAKER_MULTI_MODEL",
-    "SAGEMAKER_MODEL_SERVER_WORKERS",
+    PORT_ENV,
+    MULTI_MODEL_ENV,
+    WORKERS_ENV,
     "SAGEMAKER_MODEL_SERVER_VMARGS",
     "FLEETCAST_SERVER",
     "FLEETCAST_MEMORY_MB",
@@ -73,10 +75,10 @@ def server_env(root: Path, extra: Mapping[str, str] | None = None) -> dict[str, 
     env = {key: value for key, value in os.environ.items() if key not in CLEARED_ENV}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(CONTAINER_DIR), os.environ.get("PYTHONPATH")]))
     env["SAGEMAKER_BASE_DIR"] = str(root / "opt_ml")
-    env["FLEETCAST_BIND_HOST"] = LOOPBACK
+    env[BIND_HOST_ENV] = LOOPBACK
     env.setdefault("FLEETCAST_LOG_LEVEL", "INFO")
     # The multi-model contract, as SageMaker sets it for a multi-model endpoint (unset: single-model).
-    env["SAGEMAKER_MULTI_MODEL"] = "true"
+    env[MULTI_MODEL_ENV] = "true"
     env.update(extra or {})
     return env
 
@@ -254,15 +256,13 @@ def start_lean(
     `workers` sets SAGEMAKER_MODEL_SERVER_WORKERS (default: one per core, which is 1 on some machines).
     """
     if workers is not None:
-        env = {"SAGEMAKER_MODEL_SERVER_WORKERS": str(workers), **(env or {})}
+        env = {WORKERS_ENV: str(workers), **(env or {})}
     with socket.socket() as listener:
         listener.bind((LOOPBACK, 0))
         listener.listen(128)
         port = listener.getsockname()[1]
         # The real port, so the server's own log lines say where it listens.
-        full_env = server_env(
-            root, {"FLEETCAST_SERVER": "lean", "SAGEMAKER_BIND_TO_PORT": str(port), **(env or {})}
-        )
+        full_env = server_env(root, {"FLEETCAST_SERVER": "lean", PORT_ENV: str(port), **(env or {})})
         command = [sys.executable, str(ACTIVATION), str(listener.fileno()), *fleetcast_command("serve")]
         process = _spawn("lean", command, full_env, root / log_name, pass_fds=(listener.fileno(),))
     server = Server("lean", process, port, root / log_name)
@@ -299,9 +299,7 @@ def start_mms(
     lost: list[int] = []
     for _ in range(MMS_ATTEMPTS):
         port = _free_mms_port(rng)
-        full_env = server_env(
-            root, {"FLEETCAST_SERVER": "mms", "SAGEMAKER_BIND_TO_PORT": str(port), **(env or {})}
-        )
+        full_env = server_env(root, {"FLEETCAST_SERVER": "mms", PORT_ENV: str(port), **(env or {})})
         log_path = root / log_name
         with contextlib.suppress(FileNotFoundError):
             log_path.unlink()  # a log of a lost attempt would mislead

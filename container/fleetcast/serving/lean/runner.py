@@ -13,7 +13,14 @@ from typing import Any
 
 from flask import Flask
 
-from fleetcast.serving.environment import multi_model_enabled
+from fleetcast.serving.environment import (
+    BIND_HOST_ENV,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    PORT_ENV,
+    WORKERS_ENV,
+    multi_model_enabled,
+)
 from fleetcast.serving.lean.app import LeanServer, create_app
 from fleetcast.serving.lean.budget import MemoryBudget, budget_bytes, rss_bytes
 from fleetcast.serving.lean.registry import SharedRegistry, remove_stale_stores
@@ -35,13 +42,8 @@ from fleetcast.serving.protocol import (
 
 log = logging.getLogger("fleetcast.serving.lean")
 
-PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
-BIND_HOST_ENV = "FLEETCAST_BIND_HOST"
-WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
 THREADS_ENV = "FLEETCAST_LEAN_THREADS"
 TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
-DEFAULT_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
-DEFAULT_PORT = 8080
 DEFAULT_THREADS = 4
 # Gunicorn stops workers gracefully within this, well inside the 30 s SageMaker allows before SIGKILL.
 GRACEFUL_SECONDS = 10

@@ -35,19 +35,22 @@ from typing import Any
 
 import psutil
 
-from fleetcast.serving.environment import MULTI_MODEL_ENV, multi_model_enabled
+from fleetcast.serving.environment import (
+    BIND_HOST_ENV,
+    DEFAULT_HOST,
+    DEFAULT_PORT,
+    MULTI_MODEL_ENV,
+    PORT_ENV,
+    WORKERS_ENV,
+    multi_model_enabled,
+)
 from fleetcast.serving.mms.resources import memory_limit_bytes, min_free_bytes
 from fleetcast.serving.protocol import Limits
 
 log = logging.getLogger(__name__)
 
 HANDLER_SERVICE = "fleetcast.serving.mms.handler"
-BIND_HOST_ENV = "FLEETCAST_BIND_HOST"
-PORT_ENV = "SAGEMAKER_BIND_TO_PORT"
 VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
-WORKERS_ENV = "SAGEMAKER_MODEL_SERVER_WORKERS"
-DEFAULT_HOST = "0.0.0.0"  # SageMaker reaches the container from outside it
-DEFAULT_PORT = 8080
 MAX_MMS_PORT = 32767  # MMS parses the port as a Java short
 MMS_JAVA_CLASS = "com.amazonaws.ml.mms.ModelServer"
 # After SIGTERM: Java gets this long to stop its workers, the survivors this long after SIGTERM.
