@@ -297,17 +297,11 @@ def create_app(server: LeanServer) -> Flask:
 
     @app.get("/models/<path:name>")
     def describe(name: str) -> Response:
-        try:
-            return server.describe(name)
-        except RegistryError as exc:
-            return _error(exc.status, exc.code, exc.message)
+        return server.describe(name)
 
     @app.delete("/models/<path:name>")
     def unregister(name: str) -> Response:
-        try:
-            return server.unload(name)
-        except RegistryError as exc:
-            return _error(exc.status, exc.code, exc.message)
+        return server.unload(name)
 
     def same_model(model_name: str | None) -> Any:
         """A TargetModel header must name this model: its archive (`<customer>.tar.gz`) or its name."""
@@ -340,6 +334,11 @@ def create_app(server: LeanServer) -> Flask:
     @app.errorhandler(405)
     def not_allowed(exc: Exception) -> Response:
         return _error(405, "method_not_allowed", f"{request.method} is not allowed on {clip(request.path)}")
+
+    @app.errorhandler(RegistryError)
+    def registry_error(exc: RegistryError) -> Response:
+        # 404 for an unknown model, 507 for a full registry: the registry's own status and message.
+        return _error(exc.status, exc.code, exc.message)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
