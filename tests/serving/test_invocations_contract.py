@@ -15,12 +15,14 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from fleetcast.serving.environment import MULTI_MODEL_ENV
 from tests.helpers import require_java
 from tests.support.servers import JSON_HEADERS, Server, start_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 SERVERS = [pytest.param("mms", marks=pytest.mark.mms), "lean"]
 TARGET = "X-Amzn-SageMaker-Target-Model"
+OPAQUE_NAME = "opaque-7f3a"  # SageMaker's model_name is not the TargetModel string
 
 
 def _start(kind: str, root, env) -> Server:
@@ -33,7 +35,17 @@ def _start(kind: str, root, env) -> Server:
 def single(request, tmp_path_factory, models) -> Iterator[Server]:
     root = tmp_path_factory.mktemp(f"single-{request.param}")
     shutil.copytree(models["daily"].model_dir, root / "opt_ml" / "model")
-    with _start(request.param, root, {"SAGEMAKER_MULTI_MODEL": "false"}) as server:
+    with _start(request.param, root, {MULTI_MODEL_ENV: "false"}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module", params=SERVERS)
+def multi(request, tmp_path_factory, models) -> Iterator[Server]:
+    """A multi-model server holding customer 7's daily model under the opaque name the platform picks."""
+    with _start(
+        request.param, tmp_path_factory.mktemp(f"multi-{request.param}"), {MULTI_MODEL_ENV: "true"}
+    ) as server:
+        assert server.load(OPAQUE_NAME, models["daily"].model_dir).status_code == 200
         yield server
 
 
@@ -67,27 +79,21 @@ def test_octet_stream_json_is_served_and_anything_else_is_415(single):
     assert refused.json()["error"] == "unsupported_content_type"
 
 
-@pytest.mark.parametrize("kind", SERVERS)
-def test_multi_model_invocations_without_a_model_name_is_a_clear_400(kind, tmp_path, models):
-    with _start(kind, tmp_path, {"SAGEMAKER_MULTI_MODEL": "true"}) as server:
-        assert server.load("daily", models["daily"].model_dir).status_code == 200
-        answer = invocations(server, b'{"period": 3}', {**JSON_HEADERS, TARGET: "7.tar.gz"})
-        assert answer.status_code == 400, answer.text
-        assert "model_name" in answer.text
-        named = invocations(server, b'{"period": 3}', JSON_HEADERS, "?model_name=daily")
-        assert named.status_code == 200, named.text
-        assert named.json()["customer"] == "7"
+def test_multi_model_invocations_without_a_model_name_is_a_clear_400(multi):
+    answer = invocations(multi, b'{"period": 3}', {**JSON_HEADERS, TARGET: "7.tar.gz"})
+    assert answer.status_code == 400, answer.text
+    assert "model_name" in answer.text
+    named = invocations(multi, b'{"period": 3}', JSON_HEADERS, f"?model_name={OPAQUE_NAME}")
+    assert named.status_code == 200, named.text
+    assert named.json()["customer"] == "7"
 
 
-@pytest.mark.parametrize("kind", SERVERS)
-def test_the_platform_route_never_answers_for_another_model(kind, tmp_path, models):
+def test_the_platform_route_never_answers_for_another_model(multi):
     """/models/<name>/invoke as SageMaker calls it: the TargetModel header names the archive it loaded."""
-    with _start(kind, tmp_path, {"SAGEMAKER_MULTI_MODEL": "true"}) as server:
-        assert server.load("opaque-7f3a", models["daily"].model_dir).status_code == 200
-        url = f"{server.url}/models/opaque-7f3a/invoke"
-        ok = requests.post(url, data=b'{"period": 2}', headers={**JSON_HEADERS, TARGET: "prefix/7.tar.gz"})
-        assert ok.status_code == 200, ok.text
-        assert ok.json()["customer"] == "7"
-        other = requests.post(url, data=b'{"period": 2}', headers={**JSON_HEADERS, TARGET: "3.tar.gz"})
-        assert other.status_code == 400, other.text
-        assert other.json()["error"] == "target_model_mismatch"
+    url = f"{multi.url}/models/{OPAQUE_NAME}/invoke"
+    ok = requests.post(url, data=b'{"period": 2}', headers={**JSON_HEADERS, TARGET: "prefix/7.tar.gz"})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["customer"] == "7"
+    other = requests.post(url, data=b'{"period": 2}', headers={**JSON_HEADERS, TARGET: "3.tar.gz"})
+    assert other.status_code == 400, other.text
+    assert other.json()["error"] == "target_model_mismatch"
