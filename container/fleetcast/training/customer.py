@@ -67,10 +67,12 @@ class _Holdout:
 DEFAULT_CV_HORIZON_DAYS = 7
 
 
-def _choose(history: History, config: TrainingConfig, customer: str) -> selection.Selection:
+def _choose(
+    history: History, split: evaluate.HoldoutSplit | None, config: TrainingConfig, customer: str
+) -> selection.Selection:
     """The candidate to ship, chosen on the rows before the final holdout only."""
     job = config.job
-    before = evaluate.split_holdout(history, job.holdout_days).train if job.holdout_days else history
+    before = split.train if split is not None else history
     candidates = selection.candidate_set(
         before, config.prophet, selection.wanted_names(job), job.max_candidates
     )
@@ -86,13 +88,12 @@ def _choose(history: History, config: TrainingConfig, customer: str) -> selectio
 
 
 def _score_holdout(
-    history: History, config: TrainingConfig, settings: ProphetSettings, customer: str
+    split: evaluate.HoldoutSplit | None, config: TrainingConfig, settings: ProphetSettings, customer: str
 ) -> _Holdout:
     """Fit on all but the last days and score the forecast of those days (no Prophet.predict)."""
-    holdout_days = config.job.holdout_days
-    if holdout_days == 0:
+    if split is None:
         return _Holdout()
-    split = evaluate.split_holdout(history, holdout_days)
+    holdout_days = config.job.holdout_days
     if len(split.holdout) == 0 or len(split.train) < config.job.min_rows:
         return _Holdout(note=f"holdout skipped: {len(split.train)} rows before the last {holdout_days} days")
     began = time.perf_counter()
@@ -141,13 +142,16 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             raise CustomerError("all rows share one timestamp")
 
         select_began = time.perf_counter()
-        choice = _choose(history, context.config, task.customer)
+        # One split for both: selection only ever sees the rows before the final holdout.
+        holdout_days = context.config.job.holdout_days
+        split = evaluate.split_holdout(history, holdout_days) if holdout_days else None
+        choice = _choose(history, split, context.config, task.customer)
         select_seconds = time.perf_counter() - select_began
         settings = choice.candidate.settings
         result.model, result.runner_up = choice.candidate.name, choice.runner_up
         cv_smape = choice.scores.get(choice.candidate.name, float("nan"))
         result.cv_smape = _rounded(cv_smape)
-        holdout = _score_holdout(history, context.config, settings, task.customer)
+        holdout = _score_holdout(split, context.config, settings, task.customer)
         result.metrics, result.reason = holdout.metrics, holdout.note
         fit_began = time.perf_counter()
         outcome = engine.fit_series(
