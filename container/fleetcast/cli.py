@@ -99,13 +99,22 @@ def _split(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="output folder (default: /opt/ml/processing/output, under SAGEMAKER_BASE_DIR)",
     )
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        help="folder for split_summary.json and the renamed ids, never inside --out (default: "
+        "/opt/ml/processing/reports, or <out>-reports beside --out)",
+    )
     p.add_argument("--buckets", type=int, default=0, help="write N part files of whole customers instead")
     p.add_argument("--chunk-rows", type=int, default=500_000, help="rows read per chunk (bounds memory)")
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.data.split import split_main
 
-        return split_main(inputs=a.input, out=a.out, buckets=a.buckets, chunk_rows=a.chunk_rows)
+        return split_main(
+            inputs=a.input, out=a.out, buckets=a.buckets, chunk_rows=a.chunk_rows, reports=a.reports
+        )
 
     p.set_defaults(run=run)
 

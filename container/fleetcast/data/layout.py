@@ -12,3 +12,8 @@ INPUT_COLUMNS = (CUSTOMER_COLUMN, TIME_COLUMN, VALUE_COLUMN)  # what the fleet C
 CUSTOMER_FILE = "data.csv"
 CUSTOMER_HEADER = f"{TIME_COLUMN},{VALUE_COLUMN}\n"
 BUCKET_HEADER = f"{CUSTOMER_COLUMN},{TIME_COLUMN},{VALUE_COLUMN}\n"
+
+# The timestamps every stage can hold: datetime64[ns] (Prophet's and pandas' default resolution) spans
+# 1677-09-21 to 2262-04-11; whole days inside it, as naive UTC, half-open [start, end). `split` drops a row
+# outside it as a bad row, and `train` reads such a timestamp as missing.
+TIMESTAMP_SPAN = ("1677-09-22", "2262-04-11")

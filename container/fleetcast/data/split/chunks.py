@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fleetcast.data.layout import CUSTOMER_COLUMN, TIME_COLUMN, VALUE_COLUMN
+from fleetcast.data.layout import CUSTOMER_COLUMN, TIME_COLUMN, TIMESTAMP_SPAN, VALUE_COLUMN
 from fleetcast.data.split.errors import SplitError
-from fleetcast.data.split.inputs import READ_OPTIONS, Header
+from fleetcast.data.split.inputs import READ_ERRORS, READ_OPTIONS, Header, read_failure
 
 # In the order a row's first problem is attributed.
 DROP_REASONS = (
     "malformed_line",
     "empty_customer_id",
     "bad_timestamp",
+    "timestamp_out_of_range",
     "consumption_not_a_number",
     "negative_consumption",
 )
+
+
+def _everyone(_customer_id: str) -> bool:
+    return True
 
 
 @dataclass
 class Counters:
     rows_read: int = 0
     rows_written: int = 0
+    rows_of_other_hosts: int = 0  # a multi-instance job with replicated input: another instance splits them
     duplicate_timestamps: int = 0
     dropped: dict[str, int] = field(default_factory=lambda: dict.fromkeys(DROP_REASONS, 0))
     malformed_examples: list[str] = field(default_factory=list)
@@ -37,7 +43,9 @@ class Counters:
         return sum(self.dropped.values())
 
 
-def read_chunks(path: Path, header: Header, chunk_rows: int, counters: Counters) -> Iterator[pd.DataFrame]:
+def read_chunks(
+    path: Path, header: Header, chunk_rows: int, counters: Counters, owns: Callable[[str], bool] = _everyone
+) -> Iterator[pd.DataFrame]:
     """The file's rows, `chunk_rows` at a time, with lines that have too many fields counted.
 
     Every column is read (no `usecols`): with `usecols` the parser silently accepts lines with extra
@@ -64,11 +72,16 @@ def read_chunks(path: Path, header: Header, chunk_rows: int, counters: Counters)
                     frame = None
                 except (UnicodeDecodeError, pd.errors.ParserError) as exc:
                     raise SplitError(f"{path}: cannot parse: {exc}") from None
+                except READ_ERRORS as exc:
+                    raise SplitError(read_failure(path, exc)) from None
             for warning in caught:
                 text = str(warning.message)
                 bad = text.count("Skipping line")
-                counters.dropped["malformed_line"] += bad
                 counters.rows_read += bad
+                if owns(""):  # a malformed line names no customer: one instance counts it
+                    counters.dropped["malformed_line"] += bad
+                else:
+                    counters.rows_of_other_hosts += bad
                 for line in text.splitlines():
                     if line.strip() and len(counters.malformed_examples) < 5:
                         counters.malformed_examples.append(f"{path.name}: {line.strip()}")
@@ -85,24 +98,48 @@ def _parse_times(text: pd.Series) -> pd.Series:
     return stamps
 
 
+@dataclass(frozen=True)
+class ParsedChunk:
+    """A chunk's valid rows: each row's customer as an index into `ids`, its time and value."""
+
+    ids: np.ndarray  # distinct stripped ids that have at least one valid row (object array)
+    codes: np.ndarray  # per row, an index into `ids`
+    micros: np.ndarray  # per row, microseconds since the epoch (UTC, naive)
+    values: np.ndarray  # per row, the consumption
+
+
+_SPAN = tuple(pd.Timestamp(bound, tz="UTC") for bound in TIMESTAMP_SPAN)
+
+
 def parse_chunk(
-    frame: pd.DataFrame, counters: Counters
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """A chunk's valid rows as (distinct ids, each row's index into them, microseconds, values).
+    frame: pd.DataFrame, counters: Counters, owns: Callable[[str], bool] = _everyone
+) -> ParsedChunk:
+    """A chunk's valid rows, among those of customers this instance `owns`.
 
     Drops are counted by reason; ids are stripped of surrounding blanks. Work on ids is done once per
-    distinct id, not per row.
+    distinct id, not per row. Rows of customers another instance owns are set aside first and counted
+    as such, so every row is counted by exactly one instance.
     """
     counters.rows_read += len(frame)
     codes, distinct = pd.factorize(frame[CUSTOMER_COLUMN].to_numpy(dtype=object))
     distinct = np.array([str(d).strip() for d in distinct.tolist()], dtype=object)
+    mine = np.fromiter((owns(d) for d in distinct.tolist()), dtype=bool, count=len(distinct))
+    if not mine.all():
+        rows_mine = mine[codes]
+        counters.rows_of_other_hosts += int((~rows_mine).sum())
+        frame, codes = frame[rows_mine], codes[rows_mine]
     stamps = _parse_times(frame[TIME_COLUMN].astype(str))
     values = pd.to_numeric(frame[VALUE_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
+    parsed = stamps.notna().to_numpy(dtype=bool)
 
     keep = np.ones(len(frame), dtype=bool)
     problems = (
         ("empty_customer_id", (distinct == "")[codes]),
-        ("bad_timestamp", stamps.isna().to_numpy(dtype=bool)),
+        ("bad_timestamp", ~parsed),
+        (
+            "timestamp_out_of_range",
+            parsed & ~((stamps >= _SPAN[0]) & (stamps < _SPAN[1])).to_numpy(dtype=bool),
+        ),
         ("consumption_not_a_number", ~np.isfinite(values)),
         ("negative_consumption", np.nan_to_num(values, nan=0.0) < 0),
     )
@@ -113,4 +150,5 @@ def parse_chunk(
     micros = stamps[keep].dt.tz_convert(None).dt.as_unit("us").to_numpy().view(np.int64)
     # Only ids with a surviving row become customers.
     row_codes, used = pd.factorize(codes[keep])
-    return distinct[used], row_codes, micros, values[keep] + 0.0  # + 0.0 turns -0.0 into 0.0
+    # + 0.0 turns -0.0 into 0.0
+    return ParsedChunk(ids=distinct[used], codes=row_codes, micros=micros, values=values[keep] + 0.0)

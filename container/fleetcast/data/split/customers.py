@@ -15,7 +15,8 @@ from fleetcast.data.customer_ids import safe_customer_id
 from fleetcast.data.split.errors import SplitError
 from fleetcast.data.split.reports import RENAMED_IDS_FILE, SUMMARY_FILE
 
-RESERVED_NAMES = frozenset({SUMMARY_FILE, RENAMED_IDS_FILE})  # a customer folder must not take these
+# Ids spelled like split's report files are renamed, as when the reports lived beside the customers.
+RESERVED_NAMES = frozenset({SUMMARY_FILE, RENAMED_IDS_FILE})
 
 
 def bucket_of(name: str, buckets: int) -> int:

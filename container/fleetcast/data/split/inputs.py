@@ -5,6 +5,7 @@ Every check here runs before any output exists, so a bad file fails the run with
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,11 @@ GZIP_EXPANSION = 5.0  # rough size ratio of a CSV to its gzip, and line length, 
 GZIP_LINE_BYTES = 32.0
 
 
-def find_inputs(paths: Sequence[Path]) -> list[Path]:
-    """Input files: files as given, folders searched recursively (hidden names skipped), in sorted order."""
+def find_inputs(paths: Sequence[Path], may_be_empty: bool = False) -> list[Path]:
+    """Input files: files as given, folders searched recursively (hidden names skipped), in sorted order.
+
+    `may_be_empty`: a folder without a CSV is nothing to do rather than an error (an instance of a job
+    whose sharded input gave it no file)."""
     files: list[Path] = []
     for path in paths:
         if path.is_file():
@@ -32,12 +36,12 @@ def find_inputs(paths: Sequence[Path]) -> list[Path]:
                 and (p.name.endswith(".csv") or p.name.endswith(".csv.gz"))
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
-            if not found:
+            if not found and not may_be_empty:
                 raise SplitError(f"no *.csv or *.csv.gz files under {path}")
             files.extend(found)
         else:
             raise SplitError(f"input {path} does not exist")
-    if not files:
+    if not files and not may_be_empty:
         raise SplitError("no input files given")
     unique = {
         p.resolve(): p for p in reversed(files)
@@ -47,6 +51,21 @@ def find_inputs(paths: Sequence[Path]) -> list[Path]:
 
 # Compression from the name (.gz); a byte-order mark, as spreadsheets write one, is tolerated.
 READ_OPTIONS = {"compression": "infer", "encoding": "utf-8-sig"}
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zst", ".zip", ".tar")
+
+# What reading a file can raise besides a parse error: a truncated or corrupt compressed file fails from
+# inside the decompressor (EOFError, zlib.error, gzip.BadGzipFile, which is an OSError), at any chunk.
+READ_ERRORS = (EOFError, zlib.error, OSError)
+
+
+def read_failure(path: Path, exc: BaseException) -> str:
+    """One clear line naming the file, for a file that cannot be read to its end."""
+    what = (
+        "corrupt or truncated compressed file"
+        if path.name.endswith(COMPRESSED_SUFFIXES)
+        else "unreadable file"
+    )
+    return f"{path}: {what} ({type(exc).__name__}: {exc}); the split stopped and wrote nothing"
 
 
 @dataclass(frozen=True)
@@ -63,8 +82,10 @@ def check_header(path: Path) -> Header:
         raise SplitError(
             f"{path}: the file is empty; expected a header line {','.join(INPUT_COLUMNS)}"
         ) from None
-    except (UnicodeDecodeError, pd.errors.ParserError, OSError) as exc:
+    except (UnicodeDecodeError, pd.errors.ParserError) as exc:
         raise SplitError(f"{path}: cannot read the header: {exc}") from None
+    except READ_ERRORS as exc:
+        raise SplitError(read_failure(path, exc)) from None
     present: dict[str, str] = {}
     for column in columns:
         present.setdefault(str(column).strip(), str(column))

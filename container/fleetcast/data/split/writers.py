@@ -26,8 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def part_name(bucket: int) -> str:
-    return f"part-{bucket:05d}.csv"
+def part_name(bucket: int, host: str | None = None) -> str:
+    """A bucket's file: `part-NNNNN.csv`, or `part-<host>-NNNNN.csv` in a job with several instances,
+    which all upload to one S3 prefix and so must never write the same key."""
+    return f"part-{bucket:05d}.csv" if host is None else f"part-{host}-{bucket:05d}.csv"
 
 
 def _time_text(micros: np.ndarray) -> np.ndarray:
@@ -128,7 +130,9 @@ def write_buckets(
     counters: Counters,
     buckets: int,
     per_bucket: int,
+    host: str | None = None,
 ) -> int:
+    """Bucket b's customers, from its `per_bucket` spools, into `out/part_name(b, host)`; the part count."""
     progress = Progress()
     ranks = _name_ranks(table.names)
     parts = 0
@@ -144,7 +148,7 @@ def write_buckets(
             runs.append(_write_run(work / f"run-{bucket:05d}-{sub:05d}.csv", records, table.names, ranks))
         if not runs:
             continue  # empty parts are not written
-        _merge_runs(out / part_name(bucket), runs)
+        _merge_runs(out / part_name(bucket, host), runs)
         parts += 1
         if progress.due():
             log.info("split: wrote %d parts (bucket %d of %d)", parts, bucket + 1, buckets)
