@@ -108,12 +108,24 @@ def _split(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--buckets", type=int, default=0, help="write N part files of whole customers instead")
     p.add_argument("--chunk-rows", type=int, default=500_000, help="rows read per chunk (bounds memory)")
+    p.add_argument(
+        "--keep-columns",
+        default=None,
+        metavar="A,B",
+        help="extra numeric columns to carry per customer, e.g. temperature ('' keeps none; default: "
+        "every numeric column that every input file has)",
+    )
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.data.split import split_main
 
         return split_main(
-            inputs=a.input, out=a.out, buckets=a.buckets, chunk_rows=a.chunk_rows, reports=a.reports
+            inputs=a.input,
+            out=a.out,
+            buckets=a.buckets,
+            chunk_rows=a.chunk_rows,
+            reports=a.reports,
+            keep_columns=a.keep_columns,
         )
 
     p.set_defaults(run=run)

@@ -173,6 +173,7 @@ def test_dropped_rows_are_counted_by_reason_and_good_rows_kept(tmp_path: Path) -
         "timestamp_out_of_range": 3,
         "consumption_not_a_number": 5,
         "negative_consumption": 1,
+        "kept_column_not_a_number": 0,
     }
     assert set(summary["dropped"]) == set(DROP_REASONS)
     assert summary["rows_read"] == 19

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from fleetcast.data.layout import CUSTOMER_COLUMN, TIME_COLUMN, TIMESTAMP_SPAN, VALUE_COLUMN
+from fleetcast.data.layout import CUSTOMER_COLUMN, INPUT_COLUMNS, TIME_COLUMN, TIMESTAMP_SPAN, VALUE_COLUMN
 from fleetcast.data.split.errors import SplitError
 from fleetcast.data.split.inputs import READ_ERRORS, READ_OPTIONS, Header, read_failure
 
@@ -22,6 +22,7 @@ DROP_REASONS = (
     "timestamp_out_of_range",
     "consumption_not_a_number",
     "negative_consumption",
+    "kept_column_not_a_number",  # a kept extra column (e.g. temperature) missing or not a finite number
 )
 
 
@@ -44,19 +45,27 @@ class Counters:
 
 
 def read_chunks(
-    path: Path, header: Header, chunk_rows: int, counters: Counters, owns: Callable[[str], bool] = _everyone
+    path: Path,
+    header: Header,
+    chunk_rows: int,
+    counters: Counters,
+    owns: Callable[[str], bool] = _everyone,
+    extras: Sequence[str] = (),
 ) -> Iterator[pd.DataFrame]:
-    """The file's rows, `chunk_rows` at a time, with lines that have too many fields counted.
+    """The file's rows, `chunk_rows` at a time, as our columns (the required ones, then `extras`), with
+    lines that have too many fields counted.
 
     Every column is read (no `usecols`): with `usecols` the parser silently accepts lines with extra
     fields, and a line like `7,2022-01-01,1,5` (a decimal comma?) must be reported, not half-read.
     """
-    consumption = header.required[VALUE_COLUMN]
+    ours = [*INPUT_COLUMNS, *extras]
+    theirs = [header.present[name] for name in ours]
+    numeric = {header.present[name] for name in (VALUE_COLUMN, *extras)}
     reader = pd.read_csv(
         path,
-        # Text everywhere (ids like "007" stay text; extra columns cost no type guessing) except the
-        # consumption, which the parser reads as numbers directly when it can.
-        dtype={c: str for c in header.columns if c != consumption},
+        # Text everywhere (ids like "007" stay text; other columns cost no type guessing) except the
+        # consumption and kept extra columns, which the parser reads as numbers directly when it can.
+        dtype={c: str for c in header.columns if c not in numeric},
         na_filter=False,  # an empty cell stays "" (counted), not NaN
         chunksize=chunk_rows,
         on_bad_lines="warn",
@@ -78,16 +87,16 @@ def read_chunks(
                 text = str(warning.message)
                 bad = text.count("Skipping line")
                 counters.rows_read += bad
-                if owns(""):  # a malformed line names no customer: one instance counts it
-                    counters.dropped["malformed_line"] += bad
-                else:
+                if not owns(""):  # a malformed line names no customer: one instance counts it
                     counters.rows_of_other_hosts += bad
+                    continue
+                counters.dropped["malformed_line"] += bad
                 for line in text.splitlines():
                     if line.strip() and len(counters.malformed_examples) < 5:
                         counters.malformed_examples.append(f"{path.name}: {line.strip()}")
             if frame is None:
                 return
-            yield frame[list(header.required.values())].set_axis(list(header.required), axis=1)
+            yield frame[theirs].set_axis(ours, axis=1)
 
 
 def _parse_times(text: pd.Series) -> pd.Series:
@@ -106,6 +115,7 @@ class ParsedChunk:
     codes: np.ndarray  # per row, an index into `ids`
     micros: np.ndarray  # per row, microseconds since the epoch (UTC, naive)
     values: np.ndarray  # per row, the consumption
+    extras: np.ndarray  # per row, the kept extra columns' values: float64, shape (rows, extras)
 
 
 _SPAN = tuple(pd.Timestamp(bound, tz="UTC") for bound in TIMESTAMP_SPAN)
@@ -130,6 +140,10 @@ def parse_chunk(
         frame, codes = frame[rows_mine], codes[rows_mine]
     stamps = _parse_times(frame[TIME_COLUMN].astype(str))
     values = pd.to_numeric(frame[VALUE_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
+    names = list(frame.columns[len(INPUT_COLUMNS) :])
+    extras = np.empty((len(frame), len(names)), dtype=np.float64)
+    for i, name in enumerate(names):
+        extras[:, i] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
     parsed = stamps.notna().to_numpy(dtype=bool)
 
     keep = np.ones(len(frame), dtype=bool)
@@ -142,6 +156,7 @@ def parse_chunk(
         ),
         ("consumption_not_a_number", ~np.isfinite(values)),
         ("negative_consumption", np.nan_to_num(values, nan=0.0) < 0),
+        ("kept_column_not_a_number", ~np.isfinite(extras).all(axis=1)),
     )
     for reason, bad in problems:
         counters.dropped[reason] += int((bad & keep).sum())
@@ -151,4 +166,10 @@ def parse_chunk(
     # Only ids with a surviving row become customers.
     row_codes, used = pd.factorize(codes[keep])
     # + 0.0 turns -0.0 into 0.0
-    return ParsedChunk(ids=distinct[used], codes=row_codes, micros=micros, values=values[keep] + 0.0)
+    return ParsedChunk(
+        ids=distinct[used],
+        codes=row_codes,
+        micros=micros,
+        values=values[keep] + 0.0,
+        extras=extras[keep] + 0.0,
+    )

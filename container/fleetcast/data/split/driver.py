@@ -19,12 +19,13 @@ import numpy as np
 
 from fleetcast.data.split.chunks import Counters, parse_chunk, read_chunks
 from fleetcast.data.split.cluster import Instance, read_instance
+from fleetcast.data.split.columns import choose_extra_columns, parse_keep_columns
 from fleetcast.data.split.customers import CustomerTable
 from fleetcast.data.split.errors import SplitError
 from fleetcast.data.split.inputs import Header, check_header, estimate_rows, find_inputs
 from fleetcast.data.split.progress import Progress
 from fleetcast.data.split.reports import summary, write_side_files
-from fleetcast.data.split.spool import MAX_SPOOLS, RECORD, SPOOL_ROWS, Spooler
+from fleetcast.data.split.spool import MAX_SPOOLS, SPOOL_ROWS, Spooler, extra_field, record_dtype
 from fleetcast.data.split.writers import write_buckets, write_customers
 from fleetcast.paths import SageMakerPaths
 
@@ -77,6 +78,7 @@ def split(
     spool_rows: int = SPOOL_ROWS,
     reports: Path | None = None,
     instance: Instance | None = None,
+    keep_columns: list[str] | None = None,
 ) -> SplitResult:
     """Run both passes; raises SplitError for input the person must fix.
 
@@ -93,6 +95,7 @@ def split(
     # A multi-instance job with sharded input may hand an instance no raw file at all: nothing to do.
     files = find_inputs(inputs, may_be_empty=instance.multi and instance.input_sharded)
     headers = [check_header(path) for path in files]
+    extras = choose_extra_columns(headers, keep_columns)
     _check_locations(out, reports)
 
     wanted_spools = min(MAX_SPOOLS, max(1, math.ceil(estimate_rows(files) / max(spool_rows, 1))))
@@ -113,14 +116,14 @@ def split(
     staged = work / STAGED_DIR
     try:
         staged.mkdir(parents=True)
-        spooler = Spooler(work, spool_count)
-        _spool_inputs(files, headers, chunk_rows, table, spooler, counters, instance)
+        spooler = Spooler(work, spool_count, record_dtype(len(extras)))
+        _spool_inputs(files, headers, chunk_rows, table, spooler, counters, instance, extras)
         if buckets:
             host = instance.host if instance.multi else None
-            parts = write_buckets(staged, work, table, spooler, counters, buckets, per_bucket, host)
+            parts = write_buckets(staged, work, table, spooler, counters, buckets, per_bucket, host, extras)
         else:
             parts = 0
-            write_customers(staged, table, spooler, counters)
+            write_customers(staged, table, spooler, counters, extras)
         _publish(staged, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -130,7 +133,9 @@ def split(
     shutil.rmtree(work, ignore_errors=True)
 
     seconds = time.perf_counter() - began
-    report = summary(files, out, instance, table, counters, buckets, parts, spool_count, chunk_rows, seconds)
+    report = summary(
+        files, out, instance, table, counters, buckets, parts, spool_count, chunk_rows, seconds, extras
+    )
     summary_file = write_side_files(reports, instance, table, report)
     return SplitResult(summary=report, customers=len(table.names), summary_file=summary_file)
 
@@ -171,18 +176,21 @@ def _spool_inputs(
     spooler: Spooler,
     counters: Counters,
     instance: Instance,
+    extras: Sequence[str],
 ) -> None:
     progress = Progress()
     for path, header in zip(files, headers, strict=True):
-        for frame in read_chunks(path, header, chunk_rows, counters, instance.owns):
+        for frame in read_chunks(path, header, chunk_rows, counters, instance.owns, extras):
             chunk = parse_chunk(frame, counters, instance.owns)
             if len(chunk.codes) == 0:
                 continue
             numbers, spools = table.lookup(chunk.ids)
-            records = np.empty(len(chunk.codes), dtype=RECORD)
+            records = np.empty(len(chunk.codes), dtype=spooler.record)
             records["customer"] = numbers[chunk.codes]
             records["time"] = chunk.micros
             records["value"] = chunk.values
+            for i in range(len(extras)):
+                records[extra_field(i)] = chunk.extras[:, i]
             spooler.append(spools[chunk.codes], records)
             if progress.due():
                 log.info(
@@ -242,6 +250,7 @@ def split_main(
     buckets: int = 0,
     chunk_rows: int = 500_000,
     reports: Path | None = None,
+    keep_columns: str | None = None,
 ) -> int:
     """The `fleetcast split` command: 0 on success, 2 for input to fix, 1 when no row survived.
 
@@ -254,6 +263,7 @@ def split_main(
         reports = paths.processing_reports_dir if out is None else default_reports_dir(Path(out))
     out = Path(out) if out is not None else paths.processing_output_dir
     try:
+        keep = parse_keep_columns(keep_columns)
         instance = read_instance(paths, input_paths)
         with _sigterm_as_exit():
             result = split(
@@ -263,6 +273,7 @@ def split_main(
                 chunk_rows=chunk_rows,
                 reports=Path(reports),
                 instance=instance,
+                keep_columns=keep,
             )
     except SplitError as exc:
         _report_failure(str(exc), paths)

@@ -70,8 +70,19 @@ def read_failure(path: Path, exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Header:
+    path: Path
     columns: list[str]  # as the file spells them
-    required: dict[str, str]  # our name -> the file's name (blanks around names are tolerated)
+    present: dict[str, str]  # each column's name stripped of blanks -> the file's spelling (first one wins)
+
+    @property
+    def required(self) -> dict[str, str]:
+        """Our name -> the file's name, for the columns every input must have."""
+        return {c: self.present[c] for c in INPUT_COLUMNS}
+
+    @property
+    def others(self) -> list[str]:
+        """The names (stripped) of the file's other columns, in its order."""
+        return [name for name in self.present if name not in INPUT_COLUMNS]
 
 
 def check_header(path: Path) -> Header:
@@ -96,7 +107,7 @@ def check_header(path: Path) -> Header:
             f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
             f"(found: {found}; the header must contain {','.join(INPUT_COLUMNS)})"
         )
-    return Header(columns=[str(c) for c in columns], required={c: present[c] for c in INPUT_COLUMNS})
+    return Header(path=path, columns=[str(c) for c in columns], present=present)
 
 
 def estimate_rows(files: Sequence[Path]) -> int:

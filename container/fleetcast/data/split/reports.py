@@ -48,11 +48,13 @@ def summary(
     spools: int,
     chunk_rows: int,
     seconds: float,
+    extras: Sequence[str] = (),
 ) -> dict:
     renamed = len(table.raw_of_renamed)
     return {
         "format_version": 2,
         "layout": "buckets" if buckets else "customer_folders",
+        "extra_columns": list(extras),
         "buckets": buckets or None,
         "parts_written": parts if buckets else None,
         "inputs": [str(p) for p in files],

@@ -8,15 +8,16 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from fleetcast.data.layout import BUCKET_HEADER, CUSTOMER_FILE, CUSTOMER_HEADER
+from fleetcast.data.layout import CUSTOMER_FILE, bucket_header, customer_header
 from fleetcast.data.split.progress import Progress
+from fleetcast.data.split.spool import RECORD
 
 if TYPE_CHECKING:
     from fleetcast.data.split.chunks import Counters
@@ -50,15 +51,18 @@ def _customer_blocks(records: np.ndarray, names: list[str] | None) -> Iterator[t
     times = _time_text(records["time"])
     values = records["value"]
     customers = records["customer"]
+    extras = [records[name] for name in records.dtype.names[len(RECORD.names) :]]
     starts, stops = _group_bounds(customers)
     for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
         number = int(customers[start])
-        pairs = zip(times[start:stop].tolist(), values[start:stop].tolist(), strict=True)
-        if names is None:
-            text = "".join([f"{t},{v!r}\n" for t, v in pairs])
+        prefix = "" if names is None else f"{names[number]},"
+        if extras:  # consumption, then each kept extra column, all as repr(float)
+            columns = [values[start:stop].tolist(), *(extra[start:stop].tolist() for extra in extras)]
+            lines = zip(times[start:stop].tolist(), *columns, strict=True)
+            text = "".join([f"{prefix}{t},{','.join(map(repr, rest))}\n" for t, *rest in lines])
         else:
-            prefix = names[number]
-            text = "".join([f"{prefix},{t},{v!r}\n" for t, v in pairs])
+            pairs = zip(times[start:stop].tolist(), values[start:stop].tolist(), strict=True)
+            text = "".join([f"{prefix}{t},{v!r}\n" for t, v in pairs])
         yield number, text.encode("utf-8")
 
 
@@ -89,7 +93,11 @@ def _count_duplicates(records: np.ndarray) -> int:
     return int(same.sum())
 
 
-def write_customers(out: Path, table: CustomerTable, spooler: Spooler, counters: Counters) -> None:
+def write_customers(
+    out: Path, table: CustomerTable, spooler: Spooler, counters: Counters, extras: Sequence[str] = ()
+) -> None:
+    """Each customer's rows into `out/<name>/data.csv`, one spool at a time."""
+    header = customer_header(extras).encode("utf-8")
     progress = Progress()
     identity = np.arange(len(table.names), dtype=np.int64)
     written = 0
@@ -102,7 +110,7 @@ def write_customers(out: Path, table: CustomerTable, spooler: Spooler, counters:
         for number, block in _customer_blocks(records, names=None):
             folder = out / table.names[number]
             folder.mkdir()
-            write_atomic(folder / CUSTOMER_FILE, CUSTOMER_HEADER.encode("utf-8") + block)
+            write_atomic(folder / CUSTOMER_FILE, header + block)
             written += 1
             if progress.due():
                 log.info(
@@ -131,6 +139,7 @@ def write_buckets(
     buckets: int,
     per_bucket: int,
     host: str | None = None,
+    extras: Sequence[str] = (),
 ) -> int:
     """Bucket b's customers, from its `per_bucket` spools, into `out/part_name(b, host)`; the part count."""
     progress = Progress()
@@ -148,7 +157,7 @@ def write_buckets(
             runs.append(_write_run(work / f"run-{bucket:05d}-{sub:05d}.csv", records, table.names, ranks))
         if not runs:
             continue  # empty parts are not written
-        _merge_runs(out / part_name(bucket, host), runs)
+        _merge_runs(out / part_name(bucket, host), runs, bucket_header(extras))
         parts += 1
         if progress.due():
             log.info("split: wrote %d parts (bucket %d of %d)", parts, bucket + 1, buckets)
@@ -172,12 +181,12 @@ def _write_run(
     return path, np.array(customer_ranks), np.array(offsets), np.array(lengths)
 
 
-def _merge_runs(part: Path, runs: list[tuple[Path, np.ndarray, np.ndarray, np.ndarray]]) -> None:
+def _merge_runs(part: Path, runs: list[tuple[Path, np.ndarray, np.ndarray, np.ndarray]], header: str) -> None:
     """Concatenate the runs' customer blocks in name order into the part file (atomically)."""
     tmp = part.with_name(f".{part.name}.tmp")
     try:
         with open(tmp, "wb") as target:
-            target.write(BUCKET_HEADER.encode("utf-8"))
+            target.write(header.encode("utf-8"))
             if len(runs) == 1:  # one sorted run is already the whole part in order
                 with open(runs[0][0], "rb") as source:
                     shutil.copyfileobj(source, target)
