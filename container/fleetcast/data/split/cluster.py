@@ -24,7 +24,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +42,8 @@ class Instance:
     """Who this run is within its job: its host name, all hosts, and whether its input is sharded."""
 
     host: str | None = None  # None: not part of a multi-instance job
-    hosts: tuple[str, ...] = ()
+    hosts: tuple[str, ...] = ()  # sorted
     input_sharded: bool = False
-    _owned: dict[str, bool] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def multi(self) -> bool:
@@ -57,13 +56,8 @@ class Instance:
 
     def owns(self, customer_id: str) -> bool:
         """Whether this instance splits `customer_id` (a stripped raw id; "" for rows without one)."""
-        if not self.shares_input:
-            return True
-        owned = self._owned.get(customer_id)
-        if owned is None:
-            owned = owner_of(customer_id, self.hosts) == self.host
-            self._owned[customer_id] = owned
-        return owned
+        # Asked once per distinct id per chunk: a sha256 is cheaper to recompute than a million-entry cache.
+        return not self.shares_input or owner_of(customer_id, self.hosts) == self.host
 
     @property
     def counts_unattributed(self) -> bool:
