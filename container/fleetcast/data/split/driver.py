@@ -91,7 +91,7 @@ def split(
         raise SplitError(f"--chunk-rows must be at least 1, not {chunk_rows}")
     instance = instance or Instance()
     reports = reports if reports is not None else default_reports_dir(out)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     # A multi-instance job with sharded input may hand an instance no raw file at all: nothing to do.
     files = find_inputs(inputs, may_be_empty=instance.multi and instance.input_sharded)
     headers = [check_header(path) for path in files]
@@ -132,9 +132,19 @@ def split(
         raise
     shutil.rmtree(work, ignore_errors=True)
 
-    seconds = time.perf_counter() - began
+    seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
     report = summary(
-        files, out, instance, table, counters, buckets, parts, spool_count, chunk_rows, seconds, extras
+        files,
+        out,
+        instance,
+        table,
+        counters,
+        buckets,
+        parts,
+        spool_count,
+        chunk_rows,
+        (seconds, cpu_seconds),
+        extras,
     )
     summary_file = write_side_files(reports, instance, table, report)
     return SplitResult(summary=report, customers=len(table.names), summary_file=summary_file)
@@ -179,9 +189,10 @@ def _spool_inputs(
     extras: Sequence[str],
 ) -> None:
     progress = Progress()
+    owns = instance.owns if instance.shares_input else None  # None: every customer, no per-id work
     for path, header in zip(files, headers, strict=True):
-        for frame in read_chunks(path, header, chunk_rows, counters, instance.owns, extras):
-            chunk = parse_chunk(frame, counters, instance.owns)
+        for frame in read_chunks(path, header, chunk_rows, counters, owns, extras):
+            chunk = parse_chunk(frame, counters, owns)
             if len(chunk.codes) == 0:
                 continue
             numbers, spools = table.lookup(chunk.ids)

@@ -47,9 +47,10 @@ def summary(
     parts: int,
     spools: int,
     chunk_rows: int,
-    seconds: float,
+    times: tuple[float, float],  # wall and CPU seconds
     extras: Sequence[str] = (),
 ) -> dict:
+    seconds, cpu_seconds = times
     renamed = len(table.raw_of_renamed)
     return {
         "format_version": 2,
@@ -75,6 +76,7 @@ def summary(
         "spool_files": spools,
         "chunk_rows": chunk_rows,
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
         "rows_per_second": round(counters.rows_read / max(seconds, 1e-9), 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
