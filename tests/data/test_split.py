@@ -381,6 +381,15 @@ def test_the_reports_never_go_inside_the_output(tmp_path: Path, capsys) -> None:
     assert (tmp_path / "elsewhere" / SUMMARY_FILE).is_file()
 
 
+def test_a_reports_folder_that_cannot_be_made_fails_before_any_work(tmp_path: Path, capsys) -> None:
+    source = write_csv(tmp_path / "in.csv", ["a,2022-01-01,1"])
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "new" / "out"
+    assert split_main([source], out, reports=tmp_path / "a-file" / "reports") == 2
+    assert "cannot create the reports folder" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the folders this run made are gone again
+
+
 def test_local_train_deals_out_only_customer_data(tmp_path: Path) -> None:
     from fleetcast.local.training import list_objects
 

@@ -111,10 +111,13 @@ def split(
         chunk_rows,
         _instance_note(instance),
     )
-    created = not out.exists()
     work = out / WORK_DIR
     staged = work / STAGED_DIR
+    created: list[Path] = []  # folders this run made, removed again if it fails
     try:
+        # Both folders up front: one that cannot be written fails the run before any work is done.
+        _make_folder(out, "output folder", created)
+        _make_folder(reports, "reports folder", created)
         staged.mkdir(parents=True)
         spooler = Spooler(work, spool_count, record_dtype(len(extras)))
         _spool_inputs(files, headers, chunk_rows, table, spooler, counters, instance, extras)
@@ -127,8 +130,8 @@ def split(
         _publish(staged, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)
 
@@ -148,6 +151,17 @@ def split(
     )
     summary_file = write_side_files(reports, instance, table, report)
     return SplitResult(summary=report, customers=len(table.names), summary_file=summary_file)
+
+
+def _make_folder(folder: Path, what: str, created: list[Path]) -> None:
+    """Make `folder` (and missing parents) unless it exists; note the topmost folder made, for cleanup."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplitError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from None
+    if missing:
+        created.append(missing[-1])
 
 
 def _instance_note(instance: Instance) -> str:
@@ -289,6 +303,9 @@ def split_main(
     except SplitError as exc:
         _report_failure(str(exc), paths)
         return 2
+    except OSError as exc:  # the machine, not the input: a full disk, a folder that went away
+        _report_failure(f"cannot read or write {exc.filename or ''}: {exc.strerror or exc}", paths)
+        return 1
     s = result.summary
     log.info(
         "split done: %d customers, %d rows written, %d dropped of %d read in %.1fs (%.0f rows/s) -> %s",
