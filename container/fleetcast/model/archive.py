@@ -1,5 +1,7 @@
 """The per-customer model artifact: `<customer>.tar.gz` holding `model.json` and `metadata.json`.
 
+Stored below the models prefix as `<run>/<customer>.tar.gz` (`versioned_name`), never overwritten.
+
 `model.json` is Prophet's own JSON serialisation (never pickle). `metadata.json` says where the model came
 from and carries `model_sha256`, so a truncated or tampered archive is never trusted. Archives are written
 to a temporary name in a staging directory (by default beside the target) and renamed into place, so a
@@ -31,7 +33,17 @@ class ArtifactError(Exception):
 
 
 def archive_name(customer: str) -> str:
+    """The archive's file name inside a run's folder (and in a checkpoint folder): `<customer>.tar.gz`."""
     return f"{customer}{ARCHIVE_SUFFIX}"
+
+
+def versioned_name(run: str, customer: str) -> str:
+    """The archive's key below the models prefix, its TargetModel: `<run>/<customer>.tar.gz`.
+
+    Every run writes into its own folder and never over another run's archive, because a multi-model
+    endpoint keeps serving a TargetModel it has cached: a new model needs a new name.
+    """
+    return f"{run}/{archive_name(customer)}"
 
 
 def customer_of(archive: Path) -> str | None:
