@@ -81,6 +81,7 @@ CANDIDATE_NAMES = (
     "yearly-low",
     "flexible-trend",
     "multiplicative",
+    "naive",
 )
 
 
