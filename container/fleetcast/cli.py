@@ -288,6 +288,41 @@ def _plot(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write one self-contained HTML page from a training job's reports (and forecasts)",
+        description="Headline numbers, a histogram of sMAPE ratio against seasonal-naive, the worst "
+        "customers' forecast plots and the failures, from the report-<host>.csv and fleet-summary files "
+        "found anywhere under --train-output (an extracted output.tar.gz, a local-train work dir).",
+    )
+    p.add_argument("--train-output", type=Path, required=True, help="folder holding the training reports")
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="folder of <customer>.tar.gz: the worst customers' history (without it: no plots)",
+    )
+    p.add_argument(
+        "--forecasts",
+        type=Path,
+        default=None,
+        help="the forecast dataset (a forecasts-*.csv.gz file or folder) to draw; default: computed from "
+        "--models",
+    )
+    p.add_argument("--period", type=int, default=14, help="steps to forecast when there is no --forecasts")
+    p.add_argument("--out", type=Path, required=True, help="HTML file to write")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.report.build import report_main
+
+        return report_main(
+            train_output=a.train_output, out=a.out, models=a.models, forecasts=a.forecasts, period=a.period
+        )
+
+    p.set_defaults(run=run)
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _generate,
     _split,
@@ -297,6 +332,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _local_endpoint,
     _invoke,
     _plot,
+    _report,
 ]
 
 

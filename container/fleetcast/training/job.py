@@ -66,10 +66,39 @@ from fleetcast.training.peers import PeerBarrier
 log = logging.getLogger("fleetcast.train")
 FAILURE_REASON_LIMIT = 1024
 EXIT_FAILED, EXIT_STOPPED = 1, 143
+# Per host, so hosts never overwrite each other's files in the job's output.
+HOST_REPORT_PREFIX, HOST_SUMMARY_PREFIX = "report-", "fleet-summary-"
 REPORT_FIELDS = [
     "customer", "status", "model", "cv_smape", "runner_up", "fit_engine", "fits", "rows", "dropped_rows",
     "seconds", "fit_seconds", "mae", "smape", "naive_mae", "naive_smape", "reason",
 ]  # fmt: skip
+
+
+def host_report_name(host: str) -> str:
+    return f"{HOST_REPORT_PREFIX}{host}.csv"
+
+
+def host_summary_name(host: str) -> str:
+    return f"{HOST_SUMMARY_PREFIX}{host}.json"
+
+
+def host_html_report_name(host: str) -> str:
+    return f"fleet-report-{host}.html"
+
+
+def write_html_report(paths: SageMakerPaths, host: str) -> None:
+    """This host's fleet report page, beside its CSV report in output/data (so it lands in
+    output.tar.gz). A page that cannot be drawn is logged; it never fails the job."""
+    from fleetcast.report.build import write_report
+
+    try:
+        write_report(
+            paths.output_data_dir,
+            paths.output_data_dir / host_html_report_name(host),
+            models=paths.checkpoints_dir,
+        )
+    except Exception:
+        log.warning("could not write the HTML fleet report; the CSV report has every number", exc_info=True)
 
 
 def library_versions() -> dict[str, str]:
@@ -137,7 +166,7 @@ class ReportWriter:
     """The per-customer report, one row per result as it arrives, renamed into place when complete."""
 
     def __init__(self, paths: SageMakerPaths, host: str) -> None:
-        self.path = paths.output_data_dir / f"report-{host}.csv"
+        self.path = paths.output_data_dir / host_report_name(host)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
         self._handle = open(self._tmp, "w", newline="")  # noqa: SIM115 - closed in close()
@@ -523,8 +552,9 @@ def run_training(paths: SageMakerPaths) -> int:
     )
     report_path = report.close()
     for folder in (paths.model_dir, paths.output_data_dir):
-        _atomic_write(folder / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1))
+        _atomic_write(folder / host_summary_name(resources.current_host), json.dumps(summary, indent=1))
     log.info("report: %s", report_path)
+    write_html_report(paths, resources.current_host)
 
     try:
         outcome = job_outcome(progress, config, stopped=stop.is_set(), total=total, paths=paths)
