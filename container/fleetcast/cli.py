@@ -288,6 +288,46 @@ def _plot(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _forecast(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "forecast",
+        help="forecast every customer's archive into one dataset (the batch forecast Processing job)",
+        description="Reads every <customer>.tar.gz under --models, forecasts --period steps after each "
+        "customer's last observation with the compiled predictor (the numbers the endpoint answers) and "
+        "writes customer,ds,yhat,yhat_lower,yhat_upper,model rows to <out>/forecasts-<host>.csv.gz. A bad "
+        "archive fails only its customer, listed in <reports>/forecast-failures-<host>.csv.",
+    )
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="folder of archives (default: /opt/ml/processing/input/models, under SAGEMAKER_BASE_DIR)",
+    )
+    p.add_argument("--period", type=int, default=7, help="steps to forecast per customer")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="dataset folder (default: /opt/ml/processing/output/forecasts, under SAGEMAKER_BASE_DIR)",
+    )
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        help="failures and summary folder (default: /opt/ml/processing/output/forecast-reports)",
+    )
+    p.add_argument("--workers", type=int, default=0, help="forecasting processes; 0 = one per CPU")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.forecast.job import forecast_main
+
+        return forecast_main(
+            models=a.models, period=a.period, out=a.out, reports=a.reports, workers=a.workers
+        )
+
+    p.set_defaults(run=run)
+
+
 def _report(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report",
@@ -332,6 +372,7 @@ COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _local_endpoint,
     _invoke,
     _plot,
+    _forecast,
     _report,
 ]
 

@@ -59,7 +59,8 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         if not metadata.get(key):
             raise CustomerFailed(f"{where}: metadata.json lacks {key}")
     try:
-        compiled = compile_model_json(model_json)
+        # More than one step never needs the training history's step (only a single future date does).
+        compiled = compile_model_json(model_json, history_step=period == 1)
     except NotCompilable as exc:
         return _prophet_forecast(model_json, metadata, period, where, exc.reason)
     except Exception as exc:  # a corrupt model is this customer's failure alone
