@@ -134,6 +134,20 @@ class SageMakerPaths:
     def processing_reports_dir(self) -> Path:
         return self.base / "processing" / "reports"
 
+    # The batch forecast job (`fleetcast forecast`): its ProcessingInput and ProcessingOutputs
+    @property
+    def forecast_models_dir(self) -> Path:
+        return self.processing_input_dir / "models"
+
+    @property
+    def forecast_output_dir(self) -> Path:
+        return self.processing_output_dir / "forecasts"
+
+    @property
+    def forecast_reports_dir(self) -> Path:
+        # Beside the dataset, never inside it: a reader of the forecasts prefix sees forecasts only.
+        return self.processing_output_dir / "forecast-reports"
+
     # Multi-model endpoint: the platform extracts each model to <models>/<name>/model
     @property
     def models_dir(self) -> Path:
