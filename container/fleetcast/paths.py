@@ -14,6 +14,10 @@ DEFAULT_BASE_DIR = "/opt/ml"
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 # CheckpointConfig.LocalPath's default, as the API documents it.
 DEFAULT_CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+# Set by SageMaker in every training container (each host of a job sees the same name).
+TRAINING_JOB_NAME_ENV = "TRAINING_JOB_NAME"
+# The input channel that carries the previous fleet manifest (model/manifest.py) into `train`.
+MANIFEST_CHANNEL = "manifest"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ class SageMakerPaths:
 
     def channel_dir(self, channel: str) -> Path:
         return self.input_data_dir / channel
+
+    @property
+    def manifest_channel_dir(self) -> Path:
+        return self.channel_dir(MANIFEST_CHANNEL)
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -125,6 +133,20 @@ class SageMakerPaths:
     @property
     def processing_reports_dir(self) -> Path:
         return self.base / "processing" / "reports"
+
+    # The batch forecast job (`fleetcast forecast`): its ProcessingInput and ProcessingOutputs
+    @property
+    def forecast_models_dir(self) -> Path:
+        return self.processing_input_dir / "models"
+
+    @property
+    def forecast_output_dir(self) -> Path:
+        return self.processing_output_dir / "forecasts"
+
+    @property
+    def forecast_reports_dir(self) -> Path:
+        # Beside the dataset, never inside it: a reader of the forecasts prefix sees forecasts only.
+        return self.processing_output_dir / "forecast-reports"
 
     # Multi-model endpoint: the platform extracts each model to <models>/<name>/model
     @property
