@@ -44,8 +44,9 @@ Two different raw ids never share a name (checked as ids are registered). Rename
 summary (and in `split_renamed_ids.jsonl`). Names are case-sensitive.
 
 The modules follow the run: `inputs` (discovery, header checks), `columns` (which extra columns are
-kept), `cluster` (this instance's share of a multi-instance job), `chunks` (parsing, drop counts), `customers` (the id table), `spool` (pass 1's parked
-rows), `writers` (pass 2's files), `reports` (the summary), `driver` (the run and the command).
+kept), `cluster` (this instance's share of a multi-instance job), `chunks` (parsing, drop counts),
+`customers` (the id table), `spool` (pass 1's parked rows), `writers` (pass 2's files), `reports` (the
+summary), `driver` (the run and the command).
 """
 
 from fleetcast.data.split.chunks import DROP_REASONS
