@@ -131,11 +131,8 @@ def parse_chunk(
     counters.rows_read += len(frame)
     codes, distinct = pd.factorize(frame[CUSTOMER_COLUMN].to_numpy(dtype=object))
     distinct = np.array([str(d).strip() for d in distinct.tolist()], dtype=object)
-    mine = (
-        None if owns is None else np.fromiter(map(owns, distinct.tolist()), dtype=bool, count=len(distinct))
-    )
-    if mine is not None and not mine.all():
-        rows_mine = mine[codes]
+    if owns is not None and not all(mine := [owns(d) for d in distinct.tolist()]):
+        rows_mine = np.array(mine, dtype=bool)[codes]
         counters.rows_of_other_hosts += int((~rows_mine).sum())
         frame, codes = frame[rows_mine], codes[rows_mine]
     stamps = _parse_times(frame[TIME_COLUMN].astype(str))
@@ -145,15 +142,13 @@ def parse_chunk(
     for i, name in enumerate(names):
         extras[:, i] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
     parsed = stamps.notna().to_numpy(dtype=bool)
+    inside = ((stamps >= _SPAN[0]) & (stamps < _SPAN[1])).to_numpy(dtype=bool)  # NaT: False
 
     keep = np.ones(len(frame), dtype=bool)
     problems = (
         ("empty_customer_id", (distinct == "")[codes]),
         ("bad_timestamp", ~parsed),
-        (
-            "timestamp_out_of_range",
-            parsed & ~((stamps >= _SPAN[0]) & (stamps < _SPAN[1])).to_numpy(dtype=bool),
-        ),
+        ("timestamp_out_of_range", parsed & ~inside),
         ("consumption_not_a_number", ~np.isfinite(values)),
         ("negative_consumption", np.nan_to_num(values, nan=0.0) < 0),
         ("kept_column_not_a_number", ~np.isfinite(extras).all(axis=1)),

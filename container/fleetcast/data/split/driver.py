@@ -31,9 +31,9 @@ from fleetcast.paths import SageMakerPaths
 
 log = logging.getLogger(__name__)
 
-WORK_DIR = (
-    ".split-work"  # spools and the staged output live inside the output: same volume, removed at the end
-)
+# Spools and the staged output live inside the output folder: the same volume, so moving the output into
+# place is a rename; hidden, so no reader takes them for data. Removed at the end, whatever happens.
+WORK_DIR = ".split-work"
 STAGED_DIR = "staged"  # inside WORK_DIR: the output as it is written, moved into place once complete
 
 
@@ -137,17 +137,17 @@ def split(
 
     seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
     report = summary(
-        files,
-        out,
-        instance,
-        table,
-        counters,
-        buckets,
-        parts,
-        spool_count,
-        chunk_rows,
-        (seconds, cpu_seconds),
-        extras,
+        files=files,
+        out=out,
+        instance=instance,
+        table=table,
+        counters=counters,
+        buckets=buckets,
+        parts=parts,
+        spools=spool_count,
+        chunk_rows=chunk_rows,
+        times=(seconds, cpu_seconds),
+        extras=extras,
     )
     summary_file = write_side_files(reports, instance, table, report)
     return SplitResult(summary=report, customers=len(table.names), summary_file=summary_file)

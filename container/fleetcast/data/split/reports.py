@@ -38,6 +38,7 @@ def _with_host(name: str, host: str | None) -> str:
 
 
 def summary(
+    *,
     files: Sequence[Path],
     out: Path,
     instance: Instance,
