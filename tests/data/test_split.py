@@ -370,6 +370,32 @@ def test_a_damaged_compressed_input_fails_clearly_and_leaves_the_output_as_it_wa
     assert not default_reports_dir(out).exists()
 
 
+def test_a_run_stopped_by_sigterm_leaves_the_output_as_it_was(tmp_path: Path) -> None:
+    """SageMaker stops a job with SIGTERM: the run exits 143 and leaves no half-written output behind."""
+    import signal
+    import subprocess
+    import sys
+
+    source = tmp_path / "big.csv"
+    with open(source, "w") as handle:  # ~1M rows: seconds of work left when the signal comes
+        handle.write(HEADER + "\n")
+        for day in range(1, 29):
+            handle.write("".join(f"c{c},2022-02-{day:02d},{c % 97}.5\n" for c in range(36_000)))
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [sys.executable, "-m", "fleetcast.cli", "split", "--input", str(source), "--out", str(out)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:  # the run has started (and made its work folder) once it logs its plan
+        if "input file(s)" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    rest = process.stdout.read()
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM, rest
+    assert list(out.iterdir()) == []
+    assert not default_reports_dir(out).exists()
+
+
 def test_the_reports_never_go_inside_the_output(tmp_path: Path, capsys) -> None:
     source = write_csv(tmp_path / "in.csv", ["a,2022-01-01,1"])
     out = tmp_path / "out"
