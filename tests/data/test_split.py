@@ -23,18 +23,7 @@ from fleetcast.data.split import (
     split,
     split_main,
 )
-
-HEADER = "customer_id,timestamp,consumption"
-
-
-def write_csv(path: Path, lines: list[str], header: str = HEADER) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
-    return path
-
-
-def summary_of(out: Path) -> dict:
-    return json.loads((default_reports_dir(out) / SUMMARY_FILE).read_text())
+from tests.support.split_files import HEADER, summary_of, write_csv
 
 
 def customer_rows(out: Path, name: str) -> list[tuple[str, float]]:
