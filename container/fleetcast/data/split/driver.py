@@ -6,17 +6,15 @@ import logging
 import math
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fleetcast.data.split import stopping
 from fleetcast.data.split.chunks import Counters, parse_chunk, read_chunks
 from fleetcast.data.split.cluster import Instance, read_instance
 from fleetcast.data.split.columns import choose_extra_columns, parse_keep_columns
@@ -28,6 +26,7 @@ from fleetcast.data.split.reports import summary, write_side_files
 from fleetcast.data.split.spool import MAX_SPOOLS, SPOOL_ROWS, Spooler, extra_field, record_dtype
 from fleetcast.data.split.writers import write_buckets, write_customers
 from fleetcast.paths import SageMakerPaths
+from fleetcast.processing import write_exit_message
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +126,7 @@ def split(
         else:
             parts = 0
             write_customers(staged, table, spooler, counters, extras)
+        stopping.check()  # the last point at which a stop leaves the output as it was
         _publish(staged, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -206,6 +206,7 @@ def _spool_inputs(
     owns = instance.owns if instance.shares_input else None  # None: every customer, no per-id work
     for path, header in zip(files, headers, strict=True):
         for frame in read_chunks(path, header, chunk_rows, counters, owns, extras):
+            stopping.check()
             chunk = parse_chunk(frame, counters, owns)
             if len(chunk.codes) == 0:
                 continue
@@ -247,26 +248,7 @@ def _spool_inputs(
 def _report_failure(message: str, paths: SageMakerPaths) -> None:
     log.error("split failed: %s", message)
     print(f"fleetcast split: error: {message}", file=sys.stderr)
-    # In a Processing container (/opt/ml exists), DescribeProcessingJob shows this file as ExitMessage.
-    if paths.base.is_dir():
-        try:
-            paths.output_dir.mkdir(parents=True, exist_ok=True)
-            paths.processing_message_file.write_text(message[:1024], encoding="utf-8")
-        except OSError:
-            pass
-
-
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """SageMaker stops a job with SIGTERM: exit through `finally` blocks so spools and temp files go."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    write_exit_message(paths, message)
 
 
 def split_main(
@@ -290,7 +272,7 @@ def split_main(
     try:
         keep = parse_keep_columns(keep_columns)
         instance = read_instance(paths, input_paths)
-        with _sigterm_as_exit():
+        with stopping.sigterm_stops_at_safe_points():
             result = split(
                 input_paths,
                 out,
