@@ -84,6 +84,7 @@ CANDIDATE_NAMES = (
     "yearly-low",
     "flexible-trend",
     "multiplicative",
+    "naive",
 )
 
 

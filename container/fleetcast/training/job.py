@@ -69,10 +69,39 @@ from fleetcast.training.resume import HostManifest, load_previous, resolve_run_i
 log = logging.getLogger("fleetcast.train")
 FAILURE_REASON_LIMIT = 1024
 EXIT_FAILED, EXIT_STOPPED = 1, 143
+# Per host, so hosts never overwrite each other's files in the job's output.
+HOST_REPORT_PREFIX, HOST_SUMMARY_PREFIX = "report-", "fleet-summary-"
 REPORT_FIELDS = [
     "customer", "status", "target_model", "model", "cv_smape", "runner_up", "fit_engine", "fits", "rows",
     "dropped_rows", "seconds", "fit_seconds", "mae", "smape", "naive_mae", "naive_smape", "reason",
 ]  # fmt: skip
+
+
+def host_report_name(host: str) -> str:
+    return f"{HOST_REPORT_PREFIX}{host}.csv"
+
+
+def host_summary_name(host: str) -> str:
+    return f"{HOST_SUMMARY_PREFIX}{host}.json"
+
+
+def host_html_report_name(host: str) -> str:
+    return f"fleet-report-{host}.html"
+
+
+def write_html_report(paths: SageMakerPaths, host: str) -> None:
+    """This host's fleet report page, beside its CSV report in output/data (so it lands in
+    output.tar.gz). A page that cannot be drawn is logged; it never fails the job."""
+    from fleetcast.report.build import write_report
+
+    try:
+        write_report(
+            paths.output_data_dir,
+            paths.output_data_dir / host_html_report_name(host),
+            models=paths.checkpoints_dir,
+        )
+    except Exception:
+        log.warning("could not write the HTML fleet report; the CSV report has every number", exc_info=True)
 
 
 def library_versions() -> dict[str, str]:
@@ -140,7 +169,7 @@ class ReportWriter:
     """The per-customer report, one row per result as it arrives, renamed into place when complete."""
 
     def __init__(self, paths: SageMakerPaths, host: str) -> None:
-        self.path = paths.output_data_dir / f"report-{host}.csv"
+        self.path = paths.output_data_dir / host_report_name(host)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
         self._handle = open(self._tmp, "w", newline="")  # noqa: SIM115 - closed in close()
@@ -474,9 +503,14 @@ def read_job(
     return config, resources, channels, checkpoints, inventory
 
 
-def write_summary(paths: SageMakerPaths, summary: dict[str, Any], host: str) -> None:
+def write_host_outputs(
+    paths: SageMakerPaths, summary: dict[str, Any], report: ReportWriter, host: str
+) -> None:
+    """The host's fleet summary (in model/ and output/data/), its closed CSV report and its HTML page."""
     for folder in (paths.model_dir, paths.output_data_dir):
-        _atomic_write(folder / f"fleet-summary-{host}.json", json.dumps(summary, indent=1))
+        _atomic_write(folder / host_summary_name(host), json.dumps(summary, indent=1))
+    log.info("report: %s", report.close())
+    write_html_report(paths, host)
 
 
 def host_customers(inventory: ChannelInventory, owns: Callable[[str], bool] | None) -> set[str]:
@@ -563,8 +597,7 @@ def run_training(paths: SageMakerPaths) -> int:
     summary = fleet_summary(
         progress, config, run, resources.current_host, resources.hosts, workers, stop.is_set(), plan.max_rows
     )
-    write_summary(paths, summary, resources.current_host)
-    log.info("report: %s", report.close())
+    write_host_outputs(paths, summary, report, resources.current_host)
 
     try:
         outcome = job_outcome(progress, config, stopped=stop.is_set(), total=plan.total, paths=paths)
