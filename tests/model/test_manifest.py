@@ -62,7 +62,7 @@ def test_merge_takes_the_run_s_rows_and_keeps_every_other_customer():
     assert [(e.customer, e.run, e.data_sha256) for e in merged] == [
         ("1", "r1", "d"), ("2", "r2", "new"), ("3", "r2", "d"), ("4", "r1", "d")
     ]  # fmt: skip
-    assert counts == {"kept": 1, "updated": 2, "added": 1, "conflicts": 0}
+    assert counts == {"kept": 2, "updated": 1, "added": 1, "conflicts": 0}  # 4: an unchanged copy
     counts = {}
     assert [e.run for e in manifest.merge([], [[entry("1", "a")], [entry("1", "b")]], counts)] == ["a"]
     assert counts["conflicts"] == 1
