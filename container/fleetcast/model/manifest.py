@@ -216,7 +216,7 @@ def merge(
     streams.append(keyed(previous, previous_rank))
     for _customer, group in itertools.groupby(heapq.merge(*streams), key=lambda item: item[0]):
         rows = list(group)
-        _, rank, entry = rows[0]
+        entry = rows[0][2]
         before = next((row for _, other, row in rows if other == previous_rank), None)
         counts["conflicts"] += sum(1 for _, other, _ in rows[1:] if other != previous_rank)
         if entry == before:  # the previous row, or a host's unchanged copy of it
