@@ -191,6 +191,7 @@ def _manifest(sub: argparse._SubParsersAction) -> None:
         help="publish a finished training run: merge its host manifests into <models>/manifest.csv.gz",
     )
     merge.add_argument("--models", required=True, help="the models prefix: a folder or s3://bucket/prefix")
+    # dest run_id: `run` is the attribute every subcommand's function is stored under.
     merge.add_argument(
         "--run", dest="run_id", required=True, help="the run id (a SageMaker training job's name)"
     )
