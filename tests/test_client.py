@@ -61,6 +61,16 @@ AWS_SETTINGS = (
 )
 
 
+def unversioned_manifest(folder: Path, customers: list[str]) -> str:
+    """A fleet manifest naming each customer's unversioned archive, the names the fixture's folder holds."""
+    rows = [
+        manifest.entry_for(c, "r", "d", "s", "m", None)._replace(target_model=target_model(c))
+        for c in customers
+    ]
+    path, _ = manifest.write_manifest(folder / manifest.MANIFEST_NAME, sorted(rows))
+    return str(path)
+
+
 def no_aws_environment(tmp_path: Path) -> dict[str, str]:
     """This process's environment without any AWS credentials, region, endpoint or config file."""
     env = {key: value for key, value in os.environ.items() if key not in AWS_SETTINGS}
@@ -213,14 +223,8 @@ def test_launch_invoke_retries_prints_tables_and_reports_failures(
 ) -> None:
     """`python -m launch invoke` at the impatient endpoint: every model here is cold, so each retries."""
     daily, point_only = (real_endpoint.models[kind].customer for kind in ("daily", "no_intervals"))
-    # The fleet manifest names each customer's archive (here the unversioned ones the fixture serves).
-    rows = [
-        manifest.entry_for(c, "r", "d", "s", "m", None)._replace(target_model=target_model(c))
-        for c in (daily, point_only)
-    ]
-    manifest.write_manifest(tmp_path / manifest.MANIFEST_NAME, sorted(rows))
     command = ["invoke", "--endpoint-url", real_endpoint.impatient_url, "--endpoint-name", "fleetcast"]
-    command += ["--manifest", str(tmp_path)]
+    command += ["--manifest", unversioned_manifest(tmp_path, [daily, point_only])]
     customers = ["--customer", daily, "--customer", "nobody", "--customer", point_only]
     done = subprocess.run(
         [sys.executable, "-m", "launch", *command, *customers, "--period", "3", "--max-attempts", "2"],
@@ -252,9 +256,10 @@ def test_a_seasonal_naive_customer_is_invoked_like_any_other(
         {"yhat_lower", "yhat_upper"} <= set(row) for row in forecast.rows
     )
     assert all(row["yhat_lower"] < row["yhat"] < row["yhat_upper"] for row in forecast.rows)
+    listed = unversioned_manifest(tmp_path, [naive])
     for command in (
-        ["-m", "fleetcast.cli", "invoke"],
-        ["-m", "launch", "invoke", "--endpoint-name", "fleetcast"],
+        ["-m", "fleetcast.cli", "invoke", "--manifest", listed],
+        ["-m", "launch", "invoke", "--endpoint-name", "fleetcast", "--manifest", listed],
     ):
         done = subprocess.run(
             [

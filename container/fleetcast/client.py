@@ -366,6 +366,8 @@ def invoke_main(
         tries = retry.max_attempts
         print(f"{target}: {code} (attempt {attempt}/{tries}); retrying in {delay:g} s", file=err, flush=True)
 
+    if manifest is None:
+        print("note: no --manifest, so TargetModel is the unversioned <customer>.tar.gz", file=err)
     try:
         client = runtime_client(endpoint_url, region)
         targets = TargetModels(manifest, s3_client(manifest, region))
