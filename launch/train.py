@@ -122,6 +122,22 @@ def training_request(
     return request
 
 
+def check_new_run(aws: Aws, layout: Layout, run: str) -> None:
+    """A run id names one run: a folder that already holds objects would have them overwritten."""
+    if aws.dry_run:
+        return
+    listing = aws.send(
+        "s3",
+        "ListObjectsV2",
+        {"Bucket": layout.bucket, "Prefix": layout.key("models", f"{run}/"), "MaxKeys": 1},
+    )
+    if listing.get("KeyCount", 0):
+        raise LaunchError(
+            f"{layout.run_models(run)} already holds a run's files: a run id names one run, whose archives "
+            "are never overwritten; choose another -H run_id (or job name)"
+        )
+
+
 def has_manifest(aws: Aws, layout: Layout) -> bool:
     """Whether models/manifest.csv.gz exists (a dry run assumes it does, and says so)."""
     if aws.dry_run:
@@ -204,6 +220,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             output_path=args.output_path,
         )
         validate_request("sagemaker", "CreateTrainingJob", request)  # before anything is read from S3
+        check_new_run(aws, job.layout, run_of(job, hyperparameters))
         if not has_manifest(aws, job.layout):
             request["InputDataConfig"] = [
                 c for c in request["InputDataConfig"] if c["ChannelName"] == CHANNEL

@@ -173,7 +173,7 @@ def test_train_shards_customers_and_checkpoints_into_the_mme_prefix(cli, clients
 
 
 def test_train_resumes_from_the_manifest_and_publishes_the_run_when_it_succeeds(
-    cli, clients, names, tmp_path
+    cli, clients, names, tmp_path, monkeypatch
 ):
     _put_customers(clients, names, 2)
     s3 = clients["s3"]
@@ -190,13 +190,21 @@ def test_train_resumes_from_the_manifest_and_publishes_the_run_when_it_succeeds(
     put_manifest(
         f"{models}/manifest.csv.gz", [manifest.entry_for(c, "old", "d", "s", "m", None) for c in "01"]
     )
-    # What the job's hosts leave in its run folder (moto completes the job at once, without running it).
-    put_manifest(
-        f"{models}/train-2/manifest-algo-1.csv.gz", [manifest.entry_for("1", "train-2", "e", "s", "m", None)]
-    )
-    put_manifest(
-        f"{models}/train-2/manifest-algo-2.csv.gz", [manifest.entry_for("2", "train-2", "e", "s", "m", None)]
-    )
+    # moto completes a job at once without running it: this plays the job's hosts, which leave their host
+    # manifests in the run's folder once the job has started.
+    import launch.train
+
+    start = launch.train.start_training
+
+    def start_and_run(aws, layout, request):
+        name = start(aws, layout, request)
+        if name == "train-2":
+            for host, customer in (("algo-1", "1"), ("algo-2", "2")):
+                row = manifest.entry_for(customer, "train-2", "e", "s", "m", None)
+                put_manifest(f"{models}/train-2/manifest-{host}.csv.gz", [row])
+        return name
+
+    monkeypatch.setattr(launch.train, "start_training", start_and_run)
     code, _, err = cli("train", *names.common, "--job-name", "train-2", "--wait")
     assert code == 0, err
     job = clients["sagemaker"].describe_training_job(TrainingJobName="train-2")
@@ -210,6 +218,9 @@ def test_train_resumes_from_the_manifest_and_publishes_the_run_when_it_succeeds(
     kept = s3.get_object(Bucket=names.bucket, Key=f"{models}/train-2/manifest.csv.gz")["Body"].read()
     assert manifest.load(manifest.iter_entries(io.BytesIO(kept)))["1"].run == "train-2"
 
+    # A run id names one run: reusing one whose folder holds files is refused before anything starts.
+    code, _, err = cli("train", *names.common, "--job-name", "train-4", "-H", "run_id=train-2")
+    assert code == 2 and "already holds a run's files" in err
     # -H run_id names the run: its checkpoint prefix, and what is published.
     code, _, err = cli("train", *names.common, "--job-name", "train-3", "-H", "run_id=nightly", "--wait")
     assert code == 2 and "run nightly has no host manifests" in err
