@@ -197,7 +197,7 @@ def step_formats(work: Path, count: int, hosts: int, share: float) -> dict[str, 
 
     def jsonl_read(path: Path) -> int:
         with gzip.open(path, "rt") as handle:
-            return len({(r := json.loads(line))["customer"]: r for line in handle})
+            return len({(r := ManifestEntry(**json.loads(line))).customer: r for line in handle})
 
     def csv_at(level: int) -> Callable[[Path], None]:
         def write(path: Path) -> None:
