@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from fleetcast.data.generate import generate_csv
 from fleetcast.model import archive
 from fleetcast.model.prophet_model import model_from_json
+from fleetcast.paths import TRAINING_JOB_NAME_ENV
 from fleetcast.training.inputs import scan_channel
 from tests.helpers import write_folder_layout
 from tests.support.requirements import REQUIREMENTS, canonical, pins
@@ -82,8 +83,10 @@ def check_checkpoints(root: Path, customers: list[int], host: str) -> None:
 
 
 def start_train(docker, image, root: Path, host: str, name: str) -> None:
+    # SageMaker names the job alike on every host: the run id (training/resume.py).
+    job = f"{TRAINING_JOB_NAME_ENV}=fleetcast-train-{docker.session}"
     docker.run(
-        "run", "-d", "--name", name, *docker.container_args(),
+        "run", "-d", "--name", name, *docker.container_args(), "-e", job,
         "--hostname", host, "-v", f"{root}:/opt/ml", image.tag, "train",
     )  # fmt: skip
 

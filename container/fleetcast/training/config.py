@@ -99,6 +99,11 @@ def run_id(text: str) -> str:
     return value
 
 
+def _run_id_setting(text: str) -> str:
+    """The `run_id` hyperparameter: empty (its default) means the job's name."""
+    return run_id(text) if text.strip() else ""
+
+
 def _selection(text: str) -> str:
     """auto, off, or candidate names, normalised to `a,b` (lower case, no spaces)."""
     names = [part.strip().lower() for part in text.split(",") if part.strip()]
@@ -129,7 +134,7 @@ _JOB_PARSERS: dict[str, Callable[[str], Any]] = {
     "max_candidates": integer_in(1, 20),
     "cv_folds": integer_in(1, 20),
     "model_output": one_of(*MODEL_OUTPUTS),
-    "run_id": run_id,
+    "run_id": _run_id_setting,
 }
 
 HYPERPARAMETERS = sorted([*_PROPHET_PARSERS, *_JOB_PARSERS])
