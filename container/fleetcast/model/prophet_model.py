@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.logs import quiet_third_party
+from fleetcast.model.conditions import add_condition_columns, conditional_seasonalities
 
 if TYPE_CHECKING:
     from prophet import Prophet
@@ -29,14 +30,18 @@ def _prophet_class() -> type[Prophet]:
 
 
 def new_prophet(settings: ProphetSettings) -> Prophet:
-    """An unfitted stock Prophet configured by `settings`."""
-    return _prophet_class()(**settings.prophet_kwargs())
+    """An unfitted stock Prophet configured by `settings`, its conditional seasonalities added."""
+    model = _prophet_class()(**settings.prophet_kwargs())
+    for seasonality in conditional_seasonalities(settings):
+        model.add_seasonality(**seasonality)
+    return model
 
 
 def fit_prophet(history: pd.DataFrame, settings: ProphetSettings) -> Prophet:
-    """Fit one model on a frame with columns `ds` (datetime64) and `y` (float)."""
+    """Fit one model on a frame with columns `ds` (datetime64) and `y` (float); condition columns the
+    settings need are computed from `ds` (model/conditions.py) and placed after `y`."""
     model = new_prophet(settings)
-    model.fit(history)
+    model.fit(add_condition_columns(history, model.seasonalities))
     return model
 
 
@@ -45,7 +50,8 @@ def predict_values(model: Prophet, dates: pd.DatetimeIndex | pd.Series) -> np.nd
     samples = model.uncertainty_samples
     model.uncertainty_samples = 0
     try:
-        return model.predict(pd.DataFrame({"ds": pd.to_datetime(dates)}))["yhat"].to_numpy()
+        future = add_condition_columns(pd.DataFrame({"ds": pd.to_datetime(dates)}), model.seasonalities)
+        return model.predict(future)["yhat"].to_numpy()
     finally:
         model.uncertainty_samples = samples
 

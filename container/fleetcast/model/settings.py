@@ -48,6 +48,13 @@ def one_of(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return value == "true"
+
+
 def _seasonality(text: str) -> str | bool | int:
     """Prophet's seasonality switch: auto, true, false, or a Fourier order."""
     value = text.strip().lower()
@@ -76,9 +83,16 @@ class ProphetSettings:
     changepoint_range: float = 0.8
     interval_width: float = 0.8
     uncertainty_samples: int = 1000
+    # One daily seasonality for Monday-Friday and another for the weekend instead of one for every day
+    # (Prophet's conditional seasonality, the condition computed from the timestamp: model/conditions.py).
+    daily_by_day_type: bool = False
 
     def prophet_kwargs(self) -> dict[str, Any]:
-        return asdict(self)
+        """The stock `Prophet(...)` arguments (conditional seasonalities are added to the object after)."""
+        kwargs = asdict(self)
+        if kwargs.pop("daily_by_day_type"):
+            kwargs["daily_seasonality"] = False  # the two conditional daily seasonalities replace it
+        return kwargs
 
 
 PROPHET_PARSERS: dict[str, Callable[[str], Any]] = {
@@ -93,4 +107,5 @@ PROPHET_PARSERS: dict[str, Callable[[str], Any]] = {
     "changepoint_range": float_in(0.0, 1.0, low_open=True),
     "interval_width": float_in(0.0, 1.0, low_open=True, high_open=True),
     "uncertainty_samples": integer_in(0, 100_000),
+    "daily_by_day_type": boolean,
 }

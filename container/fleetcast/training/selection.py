@@ -53,6 +53,7 @@ class Candidate:
 # In the order `max_candidates` keeps them.
 DESCRIPTIONS = {
     CONFIGURED: "the hyperparameters as given",
+    "daily-by-day-type": "one daily seasonality for weekdays, another for weekends (sub-daily data)",
     "yearly-low": f"yearly seasonality of Fourier order {LOW_YEARLY_ORDER} (under two years of history)",
     "flexible-trend": f"changepoint_prior_scale x{FLEXIBLE_TREND_FACTOR:g}",
     "multiplicative": "multiplicative seasonality",
@@ -84,6 +85,9 @@ def candidate_set(
     )
     variations = {
         CONFIGURED: base,
+        "daily-by-day-type": replace(base, daily_by_day_type=True)
+        if _day_types_apply(history, base)
+        else None,
         "flexible-trend": replace(
             base, changepoint_prior_scale=base.changepoint_prior_scale * FLEXIBLE_TREND_FACTOR
         ),
@@ -102,6 +106,15 @@ def candidate_set(
     if NAIVE in wanted:
         chosen.append(Candidate(NAIVE, base, BASELINE_KIND))
     return chosen or [Candidate(CONFIGURED, base)]
+
+
+def _day_types_apply(history: History, base: ProphetSettings) -> bool:
+    """Sub-daily rows over at least two weeks (both day types seen twice), daily seasonality not off."""
+    if base.daily_by_day_type or base.daily_seasonality is False or len(history) < 2:
+        return False
+    steps = np.diff(history.ds)
+    steps = steps[steps > np.timedelta64(0, "ns")]
+    return bool(len(steps)) and steps.min() < DAY and history.ds[-1] - history.ds[0] >= 14 * DAY
 
 
 @dataclass(frozen=True)

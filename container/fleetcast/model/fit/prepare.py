@@ -10,7 +10,10 @@ Every formula follows prophet 1.5.0 with pandas 3 exactly (the fidelity tests co
 `preprocess` with `==`): t is the int64-nanosecond offset over the int64-nanosecond span, both as doubles;
 Fourier days are pandas' `total_seconds` (whole seconds plus the sub-second residual, nudged off integer
 boundaries) over 86,400. Only linear and flat growth without holidays or regressors are prepared here;
-anything else raises `NotCovered`, and the engine fits it with stock Prophet.
+anything else raises `NotCovered`, and the engine fits it with stock Prophet. Conditional seasonalities
+whose condition fleetcast computes from the timestamp (model/conditions.py) are covered: they come first,
+as `add_seasonality` puts them before `fit` adds the built-in ones, and their features are zero where the
+condition is false, as in `make_all_seasonality_features`.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from fleetcast.model.conditions import condition_values, conditional_seasonalities
 from fleetcast.model.fit.problem import FLAT, LINEAR, FitParams, FitProblem
 from fleetcast.model.fit.solver import NotCovered
 from fleetcast.model.settings import ProphetSettings
@@ -170,6 +174,7 @@ def grid_for(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
         settings.changepoint_prior_scale,
         settings.n_changepoints,
         settings.changepoint_range,
+        settings.daily_by_day_type,
     )
     grid = _grids.get(key)
     if grid is None:
@@ -204,19 +209,7 @@ def build_grid(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
     t = scaled_time(ds_ns, start_ns, t_scale_ns)
 
     seasonalities = _seasonalities(ds_ns, settings)
-    days = fourier_days(ds_ns)
-    blocks, names, sigmas = [], [], []
-    modes: dict[str, list[str]] = {"additive": [], "multiplicative": []}
-    for name, props in seasonalities.items():
-        blocks.append(fourier_features(days, props["period"], props["fourier_order"]))
-        names.extend(f"{name}_delim_{i + 1}" for i in range(2 * props["fourier_order"]))
-        sigmas.extend([props["prior_scale"]] * (2 * props["fourier_order"]))
-        modes[props["mode"]].append(name)
-    if not blocks:
-        blocks.append(np.zeros((len(ds_ns), 1)))
-        names.append(DUMMY_COLUMN)
-        sigmas.append(1.0)
-    features = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+    features, names, sigmas, modes = _seasonal_features(ds_ns, seasonalities)
     s_a = np.zeros(len(names))
     s_m = np.zeros(len(names))
     for column, name in enumerate(names):
@@ -258,6 +251,29 @@ def build_grid(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
     )
 
 
+def _seasonal_features(
+    ds_ns: np.ndarray, seasonalities: OrderedDict[str, dict[str, Any]]
+) -> tuple[np.ndarray, list[str], list[float], dict[str, list[str]]]:
+    """`make_all_seasonality_features`: X, its column names, their prior scales, and the modes' members."""
+    days = fourier_days(ds_ns)
+    blocks, names, sigmas = [], [], []
+    modes: dict[str, list[str]] = {"additive": [], "multiplicative": []}
+    for name, props in seasonalities.items():
+        block = fourier_features(days, props["period"], props["fourier_order"])
+        if props["condition_name"] is not None:
+            block[~condition_values(props["condition_name"], ds_ns)] = 0
+        blocks.append(block)
+        names.extend(f"{name}_delim_{i + 1}" for i in range(2 * props["fourier_order"]))
+        sigmas.extend([props["prior_scale"]] * (2 * props["fourier_order"]))
+        modes[props["mode"]].append(name)
+    if not blocks:
+        blocks.append(np.zeros((len(ds_ns), 1)))
+        names.append(DUMMY_COLUMN)
+        sigmas.append(1.0)
+    features = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+    return features, names, sigmas, modes
+
+
 def scaled_time(ds_ns: np.ndarray, start_ns: int, t_scale_ns: int) -> np.ndarray:
     """`(ds - start) / t_scale` as pandas divides timedeltas: int64 nanoseconds, divided as doubles."""
     return (ds_ns - np.int64(start_ns)).astype(np.float64) / float(t_scale_ns)
@@ -288,7 +304,8 @@ def fourier_features(days: np.ndarray, period: float, order: int) -> np.ndarray:
 
 
 def _seasonalities(ds_ns: np.ndarray, settings: ProphetSettings) -> OrderedDict[str, dict[str, Any]]:
-    """Prophet's `set_auto_seasonalities` for the three built-in seasonalities."""
+    """The conditional seasonalities as `add_seasonality` stores them, then Prophet's
+    `set_auto_seasonalities` for the three built-in ones."""
     span = int(ds_ns[-1]) - int(ds_ns[0])
     steps = np.diff(ds_ns)
     steps = steps[steps != 0]
@@ -300,8 +317,17 @@ def _seasonalities(ds_ns: np.ndarray, settings: ProphetSettings) -> OrderedDict[
         "daily": span < DAILY_SPAN_NS or (min_step is not None and min_step >= NS_PER_DAY),
     }
     seasonalities: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    for added in conditional_seasonalities(settings):
+        seasonalities[added["name"]] = {
+            "period": added["period"],
+            "fourier_order": added["fourier_order"],
+            "prior_scale": float(settings.seasonality_prior_scale),
+            "mode": settings.seasonality_mode,
+            "condition_name": added["condition_name"],
+        }
+    switches = settings.prophet_kwargs()  # the Prophet object's own (daily off when conditioned)
     for name, period, default_order in BUILT_IN:
-        order = _fourier_order(getattr(settings, f"{name}_seasonality"), disabled[name], default_order)
+        order = _fourier_order(switches[f"{name}_seasonality"], disabled[name], default_order)
         if order > 0:
             seasonalities[name] = {
                 "period": period,
