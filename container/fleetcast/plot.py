@@ -79,8 +79,9 @@ def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.Data
 
     model = model_from_json(model_json)
     future = future_frame(pd.Timestamp(metadata["end"]), period, str(metadata.get("freq") or "D"))
-    future = add_condition_columns(future, model.seasonalities)
-    return model.predict(future)[["ds", "yhat", "yhat_lower", "yhat_upper"]]
+    predicted = model.predict(add_condition_columns(future, model.seasonalities))
+    # A model trained with uncertainty_samples=0 predicts no interval columns: drawn without a band.
+    return predicted[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper") if c in predicted.columns]]
 
 
 def forecast_from_endpoint(endpoint_url: str, endpoint_name: str, customer: str, period: int) -> pd.DataFrame:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -148,7 +149,7 @@ def test_selection_off_ships_the_configured_model(sm_root: Path):
     values = seasonal(400, seed=3).y
     ((model_json, metadata),) = train(sm_root, {"c": values}, selection="off").values()
     assert metadata["model"] == "configured" and metadata["selection"]["folds"] == 0
-    assert metadata["prophet"] == BASE.prophet_kwargs()
+    assert metadata["prophet"] == json.loads(json.dumps(BASE.prophet_kwargs()))  # as metadata.json holds it
     frame = pd.DataFrame({"ds": pd.date_range("2022-01-01", periods=400, freq="D"), "y": np.round(values, 3)})
     future = pd.Series(pd.date_range("2023-02-05", periods=14, freq="D"))
     shipped = prophet_model.predict_values(prophet_model.model_from_json(model_json), future)
@@ -247,7 +248,7 @@ def test_sub_daily_load_with_weekend_shapes_chooses_daily_by_day_type():
 
 def test_the_day_type_hyperparameter_is_parsed_and_shipped_in_stock_prophet_json():
     settings = parse_hyperparameters({"daily_by_day_type": "True", "daily_seasonality": "6"}).prophet
-    assert settings.daily_by_day_type and settings.prophet_kwargs()["daily_seasonality"] is False
+    assert settings.daily_by_day_type and settings.constructor_kwargs()["daily_seasonality"] is False
     with pytest.raises(ConfigError, match="daily_by_day_type"):
         parse_hyperparameters({"daily_by_day_type": "sometimes"})
     history = half_hourly_load(days=21)

@@ -1,5 +1,7 @@
 """The per-customer model artifact: `<customer>.tar.gz` holding `model.json` and `metadata.json`.
 
+Stored below the models prefix as `<run>/<customer>.tar.gz` (`versioned_name`), never overwritten.
+
 `model.json` holds the model of the kind `metadata.json` names under `kind`: for `prophet` (and for
 archives written before kinds existed, which carry no `kind`) Prophet's own JSON serialisation, unchanged
 (never pickle); for `seasonal-naive` the baseline's JSON (`model/baseline.py`). `metadata.json` also says
@@ -39,7 +41,17 @@ class ArtifactError(Exception):
 
 
 def archive_name(customer: str) -> str:
+    """The archive's file name inside a run's folder (and in a checkpoint folder): `<customer>.tar.gz`."""
     return f"{customer}{ARCHIVE_SUFFIX}"
+
+
+def versioned_name(run: str, customer: str) -> str:
+    """The archive's key below the models prefix, its TargetModel: `<run>/<customer>.tar.gz`.
+
+    Every run writes into its own folder and never over another run's archive, because a multi-model
+    endpoint keeps serving a TargetModel it has cached: a new model needs a new name.
+    """
+    return f"{run}/{archive_name(customer)}"
 
 
 def customer_of(archive: Path) -> str | None:

@@ -1,5 +1,9 @@
 """Training one customer: read, clean, resume check, holdout score, fit on everything, write the archive.
 
+The resume check asks, in order: is the version the previous fleet manifest names for this customer
+still current (same data, same settings)? Then it keeps serving: nothing is copied or retrained. Else, did
+this run already write the archive (a restarted job gets its own run's checkpoints back)? Then it is kept.
+
 Runs inside a worker process. Every failure is caught here and returned as data, so one broken customer
 never takes the fleet down.
 """
@@ -8,12 +12,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetcast.model import archive, baseline, dates
+from fleetcast.model import archive, baseline, dates, manifest
 from fleetcast.model.fit import engine
 from fleetcast.training import evaluate, selection
 from fleetcast.training.config import TrainingConfig
@@ -30,6 +35,9 @@ class FitContext:
     host: str
     versions: dict[str, str]
     staging_dir: Path | None = None  # where archives are written before the rename into checkpoints_dir
+    run: str = "run"  # this run's id: its archives are `<run>/<customer>.tar.gz` below the models prefix
+    # The previous fleet manifest's rows for this host's customers (training/resume.py).
+    previous: Mapping[str, manifest.ManifestEntry] = field(default_factory=dict)
 
 
 @dataclass
@@ -47,6 +55,7 @@ class CustomerResult:
     cv_smape: float | None = None  # its mean sMAPE over the cross-validation folds
     runner_up: str = ""
     fits: int = 0  # model fits made for this customer (selection, holdout and the final fit)
+    entry: manifest.ManifestEntry | None = None  # the version that serves the customer after this run
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -143,6 +152,35 @@ def _rounded(value: float) -> float | None:
     return round(value, 6) if math.isfinite(value) else None  # NaN (not scored) is null in JSON
 
 
+def _kept(
+    customer: str, fingerprint: str, config_fingerprint: str, context: FitContext, result: CustomerResult
+) -> bool:
+    """True (and `result` filled in as SKIPPED) when a current version of the customer's model exists."""
+    previous = context.previous.get(customer)
+    if previous is not None and previous.is_current(fingerprint, config_fingerprint):
+        # The version an earlier run trained keeps serving: no copy, no retrain.
+        result.status, result.metrics, result.entry = SKIPPED, previous.metrics, previous
+        result.model = previous.model
+        return True
+    # Only this run's own archives are ever in the checkpoint folder (restored after a restart).
+    target = context.checkpoints_dir / archive.archive_name(customer)
+    existing = archive.read_metadata_or_none(target) if target.exists() else None
+    if (
+        existing is None
+        or existing.get("data_sha256") != fingerprint
+        or existing.get("config_fingerprint") != config_fingerprint
+        or existing.get("format_version") != archive.FORMAT_VERSION
+    ):
+        return False
+    result.status, result.metrics = SKIPPED, existing.get("metrics")
+    result.fit_engine = str(existing.get("fit_engine", ""))
+    result.model = str(existing.get("model", ""))
+    result.entry = manifest.entry_for(
+        customer, context.run, fingerprint, config_fingerprint, result.model, result.metrics
+    )
+    return True
+
+
 def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
     began = time.perf_counter()
     result = CustomerResult(customer=task.customer, status=FAILED)
@@ -151,18 +189,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         result.rows = len(history)
         fingerprint = data_fingerprint(history)
         config_fingerprint = context.config.fingerprint()
-        target = context.checkpoints_dir / archive.archive_name(task.customer)
-
-        existing = archive.read_metadata_or_none(target) if target.exists() else None
-        if (
-            existing is not None
-            and existing.get("data_sha256") == fingerprint
-            and existing.get("config_fingerprint") == config_fingerprint
-            and existing.get("format_version") == archive.FORMAT_VERSION
-        ):
-            result.status, result.metrics = SKIPPED, existing.get("metrics")
-            result.fit_engine = str(existing.get("fit_engine", ""))
-            result.model = str(existing.get("model", ""))
+        if _kept(task.customer, fingerprint, config_fingerprint, context, result):
             return result
 
         if result.rows < context.config.job.min_rows:
@@ -226,6 +253,9 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             metadata,
             context.staging_dir,
             kind=shipped.kind,
+        )
+        result.entry = manifest.entry_for(
+            task.customer, context.run, fingerprint, config_fingerprint, result.model, result.metrics
         )
         result.status = TRAINED
     except Exception as exc:  # any failure is this customer's alone
