@@ -75,12 +75,13 @@ def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.Data
         if model.intervals:
             columns |= {"yhat_lower": predicted.yhat_lower, "yhat_upper": predicted.yhat_upper}
         return pd.DataFrame(columns)
+    from fleetcast.model.conditions import add_condition_columns
     from fleetcast.model.dates import future_frame
     from fleetcast.model.prophet_model import model_from_json
 
     model = model_from_json(model_json)
     future = future_frame(pd.Timestamp(metadata["end"]), period, str(metadata.get("freq") or "D"))
-    predicted = model.predict(future)
+    predicted = model.predict(add_condition_columns(future, model.seasonalities))
     # A model trained with uncertainty_samples=0 predicts no interval columns: drawn without a band.
     return predicted[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper") if c in predicted.columns]]
 

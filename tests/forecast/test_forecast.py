@@ -42,14 +42,16 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
         name: build_model(root, str(i), daily_history(i), s) for i, (name, s) in enumerate(SETTINGS.items())
     }
     models["hourly"] = build_model(root, "9", hourly_history())
+    models["naive"] = build_model(root, "10", daily_history(10), kind=archive.BASELINE_KIND)  # seasonal-naive
     return models
 
 
 @pytest.mark.parametrize("period", [1, 7, 30])
-@pytest.mark.parametrize("name", [*SETTINGS, "hourly"])
+@pytest.mark.parametrize("name", [*SETTINGS, "hourly", "naive"])
 def test_a_batch_forecast_is_exactly_what_the_endpoint_answers(built: dict, name: str, period: int):
     model = built[name]
     batch = forecast_archive(model.archive, period)
+    assert batch.predictor == ("baseline" if name == "naive" else "compiled")
     served = load_model(model.model_dir).predictor.forecast(ForecastRequest(period=period))["forecast"]
     assert [str(d) for d in batch.ds.astype("datetime64[s]")] == [row["ds"] for row in served]
     assert batch.yhat.tolist() == [row["yhat"] for row in served]

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.model.archive import ArtifactError, read_model_dir
+from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.dates import future_frame
 from fleetcast.model.prophet_model import model_from_json
 from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
@@ -115,6 +116,7 @@ class ProphetPredictor:
         return {"customer": self.customer, "forecast": rows}
 
     def _predict(self, dates: pd.DataFrame, intervals: bool) -> pd.DataFrame:
+        dates = add_condition_columns(dates, self.model.seasonalities)  # weekday/weekend, from ds
         if intervals:
             np.random.seed(INTERVAL_SEED)
             return self.model.predict(dates)
