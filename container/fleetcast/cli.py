@@ -66,6 +66,12 @@ def _generate(sub: argparse._SubParsersAction) -> None:
         help="rows per customer, at timestamps drawn from the grid",
     )
     p.add_argument("--freq", default="D", help="timestamp grid: D (daily) or a sub-daily pandas alias like h")
+    p.add_argument(
+        "--drivers",
+        action="store_true",
+        help="add a temperature column that drives consumption (heating/cooling degrees) and holiday dips",
+    )
+    p.add_argument("--country", default="US", help="with --drivers: the ISO code of the holiday calendar")
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.data.generate import generate_csv
@@ -78,6 +84,8 @@ def _generate(sub: argparse._SubParsersAction) -> None:
             end=a.end,
             rows_per_customer=a.rows_per_customer,
             freq=a.freq,
+            drivers=a.drivers,
+            country=a.country,
         )
         return 0
 

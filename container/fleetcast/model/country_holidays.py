@@ -34,7 +34,8 @@ def _holiday_class(country: str) -> Any:
     name = _SUBSTITUTIONS.get(country, country)
     if name not in _supported():
         raise UnknownCountryError(
-            f"the holidays package has no calendar for country {country!r} (use an ISO code like US, DE, GB)"
+            f"must be a country code the holidays package has a calendar for (like US, DE, GB); {country!r} "
+            "is not"
         )
     return getattr(holidays, name)  # what Prophet's get_country_holidays_class returns
 

@@ -98,10 +98,16 @@ def _score_holdout(
         return _Holdout(note=f"holdout skipped: {len(split.train)} rows before the last {holdout_days} days")
     began = time.perf_counter()
     outcome = engine.fit_series(
-        split.train.ds, split.train.y, settings, config.job.fit_engine, label=f"{customer} (holdout)"
+        split.train.ds,
+        split.train.y,
+        settings,
+        config.job.fit_engine,
+        label=f"{customer} (holdout)",
+        regressors=split.train.regressors,
     )
     fit_seconds = time.perf_counter() - began
-    forecast = engine.forecast_values(outcome, split.holdout.ds)
+    # The holdout's real regressor values (e.g. the temperatures that happened), as a forecast gets them.
+    forecast = engine.forecast_values(outcome, split.holdout.ds, split.holdout.regressors)
     naive = evaluate.seasonal_naive(split.train, split.holdout.ds)
     actual = split.holdout.y
     return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
@@ -161,6 +167,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             context.config.job.fit_engine,
             warm_start=holdout.outcome,
             label=task.customer,
+            regressors=history.regressors,
         )
         result.fit_seconds = select_seconds + holdout.fit_seconds + (time.perf_counter() - fit_began)
         result.fit_engine = outcome.engine_used
@@ -175,6 +182,8 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "data_sha256": fingerprint,
             "config_fingerprint": config_fingerprint,
             "prophet": settings.prophet_kwargs(),
+            # What a forecast request must carry: each regressor's values at the forecast dates.
+            "regressors": list(settings.regressor_names),
             "model": choice.candidate.name,
             "selection": {
                 "cv_smape": {name: _rounded(score) for name, score in choice.scores.items()},
