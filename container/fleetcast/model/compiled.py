@@ -394,6 +394,8 @@ class CompiledModel:
         if n_future == 0 or self.growth == "flat":
             return np.zeros((len(t), n_samples))
         step = np.diff(t[future]).mean() if n_future > 1 else self.history_step_t
+        if math.isnan(step):
+            raise ValueError("one future date needs the history step, which this model was compiled without")
         likelihood = len(self.changepoints_t) * step
         if isinstance(rng, np.random.RandomState):
             # _make_trend_shift_matrix's draws in its order and shape: reproduces np.random-seeded Prophet.
@@ -627,7 +629,7 @@ class _Facts:
     changepoints_t: np.ndarray
     interval_width: float
     uncertainty_samples: int
-    history_t: np.ndarray
+    history_t: np.ndarray | None  # None: not read
 
 
 def compile_model(model: Prophet) -> CompiledModel:
@@ -702,13 +704,14 @@ def compile_state(state: FittedState) -> CompiledModel:
     )
 
 
-def compile_model_json(model_json: str) -> CompiledModel:
+def compile_model_json(model_json: str, *, history_step: bool = True) -> CompiledModel:
     """Compile straight from prophet.serialize's model.json, without pandas or Prophet.
 
     Reads the same fields model_from_json would, converting `start` and `t_scale` exactly as it does
     (datetime.fromtimestamp to the microsecond; Timedelta(seconds=x) = int(x * 1e9) ns). Raises
     NotCompilable for what the compiled form does not cover and ValueError for a document that is not a
-    fitted Prophet model.
+    fitted Prophet model. `history_step=False` skips parsing the training history (half the cost), whose
+    only use is the interval of a forecast with a single future date: such a model refuses one.
     """
     try:
         data = json.loads(model_json)
@@ -716,7 +719,7 @@ def compile_model_json(model_json: str) -> CompiledModel:
             raise ValueError("not a JSON object")
         if data["history"] is None:
             raise NotCompilable("model is not fitted")
-        history = json.loads(data["history"])["data"]
+        history = json.loads(data["history"])["data"] if history_step else None
         cols = data.get("train_component_cols")
         holiday_names = data.get("train_holiday_names")
         seasonality_names, seasonality_props = data["seasonalities"]
@@ -742,7 +745,7 @@ def compile_model_json(model_json: str) -> CompiledModel:
             changepoints_t=np.array(data["changepoints_t"], dtype=np.float64),
             interval_width=float(data["interval_width"]),
             uncertainty_samples=int(data["uncertainty_samples"] or 0),
-            history_t=np.array([row["t"] for row in history], dtype=np.float64),
+            history_t=np.array([row["t"] for row in history], dtype=np.float64) if history_step else None,
         )
     except NotCompilable:
         raise
@@ -778,7 +781,10 @@ def _compile(facts: _Facts) -> CompiledModel:
         raise NotCompilable(f"scaling={facts.scaling!r}")
     history_t = facts.history_t
     # Prophet uses the mean history step when only one future date is asked for.
-    history_step_t = float(np.diff(history_t).mean()) if len(history_t) > 1 else 0.0
+    if history_t is None:
+        history_step_t = math.nan  # not read (compile_model_json(history_step=False))
+    else:
+        history_step_t = float(np.diff(history_t).mean()) if len(history_t) > 1 else 0.0
     return CompiledModel(
         growth=facts.growth,
         y_scale=facts.y_scale,
