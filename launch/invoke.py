@@ -11,7 +11,13 @@ from __future__ import annotations
 import argparse
 
 from fleetcast.client import add_invoke_arguments, invoke_from_args, invoke_requests
-from launch.common import add_common_arguments, aws_from_args, endpoint_from_args, validate_request
+from launch.common import (
+    LaunchError,
+    add_common_arguments,
+    aws_from_args,
+    endpoint_from_args,
+    validate_request,
+)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -23,7 +29,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         aws = aws_from_args(args)
         endpoint = endpoint_from_args(args)
-        requests = invoke_requests(args, endpoint)
+        try:
+            requests = invoke_requests(args, endpoint)
+        except ValueError as exc:  # --regressor values that do not fit --period
+            raise LaunchError(str(exc)) from None
         for request in requests:  # a malformed name is refused before anything is sent
             validate_request("sagemaker-runtime", "InvokeEndpoint", request)
         if aws.dry_run:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from fleetcast.client import InvokeError
 from fleetcast.model.archive import BASELINE_KIND, ArtifactError, archive_name, model_kind, read_archive
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,9 @@ def history_from_model(model_json: str, metadata: dict) -> pd.DataFrame:
     return model_from_json(model_json).history[["ds", "y"]]
 
 
-def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.DataFrame:
+def forecast_from_model(
+    model_json: str, metadata: dict, period: int, regressors: dict[str, list[float]] | None = None
+) -> pd.DataFrame:
     if model_kind(metadata) == BASELINE_KIND:
         from fleetcast.model.compiled import future_dates
 
@@ -78,15 +81,30 @@ def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.Data
 
     model = model_from_json(model_json)
     future = future_frame(pd.Timestamp(metadata["end"]), period, str(metadata.get("freq") or "D"))
+    for name in model.extra_regressors:
+        values = (regressors or {}).get(name)
+        if values is None or len(values) != period:
+            raise LookupError(
+                f"the model needs regressor {name!r} at the {period} forecast steps: give "
+                f"--regressor {name}=V1,...,V{period}"
+            )
+        future[name] = values
     predicted = model.predict(future)
     # A model trained with uncertainty_samples=0 predicts no interval columns: drawn without a band.
     return predicted[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper") if c in predicted.columns]]
 
 
-def forecast_from_endpoint(endpoint_url: str, endpoint_name: str, customer: str, period: int) -> pd.DataFrame:
+def forecast_from_endpoint(
+    endpoint_url: str,
+    endpoint_name: str,
+    customer: str,
+    period: int,
+    regressors: dict[str, list[float]] | None = None,
+) -> pd.DataFrame:
     from fleetcast.client import request_forecast, runtime_client
 
-    forecast = request_forecast(runtime_client(endpoint_url), endpoint_name, customer, period)
+    client = runtime_client(endpoint_url)
+    forecast = request_forecast(client, endpoint_name, customer, period, regressors=regressors)
     frame = pd.DataFrame(forecast.rows)
     frame["ds"] = pd.to_datetime(frame["ds"])
     return frame
@@ -134,6 +152,7 @@ def plot_main(
     endpoint_name: str,
     history_days: int,
     out: Path,
+    regressors: dict[str, list[float]] | None = None,
 ) -> int:
     if models is None and data is None:
         log.error("give --models (a folder of <customer>.tar.gz) or --data (the customer's CSVs)")
@@ -149,10 +168,10 @@ def plot_main(
             else history_from_model(model_json, metadata)
         )
         if endpoint_url:
-            forecast = forecast_from_endpoint(endpoint_url, endpoint_name, customer, period)
+            forecast = forecast_from_endpoint(endpoint_url, endpoint_name, customer, period, regressors)
         else:
-            forecast = forecast_from_model(model_json, metadata, period)
-    except (ArtifactError, LookupError, OSError) as exc:
+            forecast = forecast_from_model(model_json, metadata, period, regressors)
+    except (ArtifactError, LookupError, OSError, InvokeError) as exc:
         log.error("cannot plot customer %s: %s", customer, exc)
         return 1
     cutoff = history["ds"].max() - pd.Timedelta(days=history_days)
