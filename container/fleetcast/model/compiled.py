@@ -819,7 +819,7 @@ def _refuse_unsupported(facts: _Facts) -> None:
     if facts.mcmc_samples:
         raise NotCompilable(f"MCMC fit (mcmc_samples={facts.mcmc_samples})")
     if facts.custom_holidays:
-        raise NotCompilable("holidays from a custom frame (country holidays are covered)")
+        raise NotCompilable("a custom holidays frame (country holidays are covered)")
     for name in ("k", "m", "delta", "beta", "sigma_obs"):
         if name not in facts.params:
             raise NotCompilable(f"fitted parameter {name!r} missing")
