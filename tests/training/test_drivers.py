@@ -176,3 +176,33 @@ def test_selection_folds_forecast_with_the_folds_real_regressor_values():
     outcome = engine.fit_series(train.ds, train.y, base, regressors=train.regressors)
     with pytest.raises(ValueError, match="temperature"):
         engine.forecast_values(outcome, test.ds)
+
+
+@pytest.mark.parametrize("layout", [[], ["--buckets", "2"]])
+def test_generate_split_train_serve_end_to_end(sm_root: Path, tmp_path: Path, layout: list[str]):
+    """`generate --drivers` -> `split` (folders or buckets keep the temperature) -> `train` -> a forecast."""
+    import json
+
+    from fleetcast.serving.predictors import load_model
+    from fleetcast.serving.protocol import parse_request
+    from fleetcast.serving.safe_tar import safe_extract
+
+    raw = tmp_path / "raw" / "fleet.csv"
+    assert main(["generate", "--drivers", "--customers", "3", "--out", str(raw)]) == 0
+    channel = sm_root / "input" / "data" / "train"
+    assert main(["split", "--input", str(raw.parent), "--out", str(channel), *layout]) == 0
+    write_hyperparameters(
+        sm_root, workers="1", country_holidays="US", regressors="temperature", selection="off"
+    )
+    assert main(["train"]) == 0
+    archives = sorted((sm_root / "checkpoints").glob("*.tar.gz"))
+    assert len(archives) == 3
+    for path in archives:
+        _, metadata = archive.read_archive(path)
+        assert metadata["fit_engine"] == engine.EXACT and metadata["regressors"] == ["temperature"]
+    model_dir = tmp_path / "served"
+    safe_extract(archives[0], model_dir)
+    predictor = load_model(model_dir).predictor
+    body = json.dumps({"period": 3, "regressors": {"temperature": [4.1, 3.8, 5.0]}})
+    answer = predictor.forecast(parse_request(body, "application/json"))
+    assert len(answer["forecast"]) == 3 and "yhat_upper" in answer["forecast"][0]
