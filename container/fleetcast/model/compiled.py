@@ -259,7 +259,7 @@ class CompiledModel:
         column = fourier
         if self.holidays is not None:
             out[:, column : column + self._holiday_width] = country_holidays.features(
-                self.holidays.country, list(self.holidays.names), ds_ns
+                self.holidays.country, self.holidays.names, ds_ns
             )
             column += self._holiday_width
         values = self._regressor_values(regressors or {}, len(ds_ns))

@@ -104,13 +104,13 @@ def regressor_list(text: str) -> tuple[Regressor, ...]:
             continue
         name, _, mode = (part.strip() for part in item.partition(":"))
         if not _REGRESSOR_NAME.match(name):
-            raise ValueError(f"regressor {name!r} must be a column name of letters, digits and _")
+            raise ValueError(f"regressor {name!r}: must be a column name of letters, digits and _")
         if name in RESERVED_NAMES:
-            raise ValueError(f"regressor {name!r} is a name Prophet reserves")
+            raise ValueError(f"regressor {name!r}: must not be a name Prophet reserves")
         if mode and mode.lower() not in MODES:
-            raise ValueError(f"regressor {name!r} has mode {mode!r}; use {' or '.join(MODES)}")
+            raise ValueError(f"regressor {name!r}: mode must be {' or '.join(MODES)}, not {mode!r}")
         if any(known.name == name for known in regressors):
-            raise ValueError(f"regressor {name!r} is listed twice")
+            raise ValueError(f"regressor {name!r}: must be listed once")
         regressors.append(Regressor(name, mode.lower() or None))
     return tuple(regressors)
 
@@ -151,8 +151,10 @@ class ProphetSettings:
     daily_by_day_type: bool = False
 
     def prophet_kwargs(self) -> dict[str, Any]:
-        """Every setting, JSON-able (metadata.json records them)."""
-        return asdict(self)
+        """Every setting, as JSON reads back (metadata.json records them)."""
+        kwargs = asdict(self)
+        kwargs["regressors"] = list(kwargs["regressors"])
+        return kwargs
 
     def constructor_kwargs(self) -> dict[str, Any]:
         """What `Prophet(...)` takes; holidays, regressors and the day-type daily seasonalities are added

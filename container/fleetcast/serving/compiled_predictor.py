@@ -36,7 +36,13 @@ from fleetcast.model.compiled import (
     future_dates,
     iso_strings,
 )
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.protocol import (
+    ForecastError,
+    ForecastRequest,
+    bad_request,
+    check_regressors,
+    resolve_intervals,
+)
 
 if TYPE_CHECKING:
     from fleetcast.serving.predictor import ProphetPredictor
@@ -154,9 +160,10 @@ class CompiledPredictor:
     def forecast(self, request: ForecastRequest) -> dict[str, Any]:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
         intervals = resolve_intervals(request, self.has_intervals, self.customer)
+        regressors = check_regressors(request, self.compiled.regressor_names, self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
         seed = _PROPHET_STREAM.fresh() if self.prophet_identical else INTERVAL_SEED
-        predicted = self.compiled.predict(dates, intervals=intervals, seed=seed)
+        predicted = self.compiled.predict(dates, intervals=intervals, seed=seed, regressors=regressors)
         ds = iso_strings(predicted.ds)
         yhat = predicted.yhat.tolist()
         if not intervals:

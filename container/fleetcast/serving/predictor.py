@@ -19,7 +19,13 @@ from fleetcast.model.archive import ArtifactError, read_model_dir
 from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.dates import future_frame
 from fleetcast.model.prophet_model import model_from_json
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.protocol import (
+    ForecastError,
+    ForecastRequest,
+    bad_request,
+    check_regressors,
+    resolve_intervals,
+)
 
 if TYPE_CHECKING:
     from prophet import Prophet
@@ -106,7 +112,10 @@ class ProphetPredictor:
     def forecast(self, request: ForecastRequest) -> dict[str, Any]:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
         intervals = resolve_intervals(request, self.has_intervals, self.customer)
+        regressors = check_regressors(request, list(self.model.extra_regressors), self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
+        for name, values in regressors.items():  # the dates are in order, as the values are
+            dates[name] = np.asarray(values, dtype=float)
         with _PREDICT_LOCK:
             predicted = self._predict(dates, intervals)
         ds = [stamp.isoformat() for stamp in predicted["ds"]]

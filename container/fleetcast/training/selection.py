@@ -190,8 +190,7 @@ def select(
     naive = []
     fitted = [c for c in candidates if not c.is_baseline]
     for train_end, test_end in windows:
-        train = History(ds=history.ds[:train_end], y=history.y[:train_end])
-        test = History(ds=history.ds[train_end:test_end], y=history.y[train_end:test_end])
+        train, test = history.window(0, train_end), history.window(train_end, test_end)
         naive.append(evaluate.smape(test.y, evaluate.seasonal_naive(train, test.ds)))
         for candidate in candidates:
             if candidate.is_baseline:
@@ -206,9 +205,12 @@ def select(
                 fit_engine,
                 warm_start=previous.get(candidate.name),
                 label=f"{label} ({candidate.name}, cv)",
+                regressors=train.regressors,
             )
             previous[candidate.name] = outcome
-            errors[candidate.name].append(evaluate.smape(test.y, engine.forecast_values(outcome, test.ds)))
+            # The fold's real regressor values at its test dates, as a forecast would be given them.
+            forecast = engine.forecast_values(outcome, test.ds, test.regressors)
+            errors[candidate.name].append(evaluate.smape(test.y, forecast))
     scores = {name: float(np.mean(values)) for name, values in errors.items()}
     best = min(candidates, key=lambda c: scores[c.name])  # min keeps the first of equal scores
     return Selection(best, scores, float(np.mean(naive)), len(windows), len(windows) * len(fitted))
