@@ -66,6 +66,17 @@ KINDS = {
         "TrainingJobSummaries",
         "train",
     ),
+    "forecast": Kind(
+        "forecast",
+        "DescribeProcessingJob",
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+        frozenset({"Completed"}),
+        frozenset({"Failed", "Stopped"}),
+        "ListProcessingJobs",
+        "ProcessingJobSummaries",
+        "forecast",
+    ),
     "endpoint": Kind(
         "endpoint",
         "DescribeEndpoint",
