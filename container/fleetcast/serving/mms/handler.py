@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
 from fleetcast.serving.mms.resources import memory_shortfall
-from fleetcast.serving.predictor import ProphetPredictor
+from fleetcast.serving.predictors import Predictor, load_predictor
 from fleetcast.serving.protocol import (
     JSON_CONTENT_TYPE,
     TARGET_MODEL_HEADER,
@@ -64,7 +63,7 @@ class ForecastHandlerService:
         if shortfall:
             log.error("refusing to load another model (507): %s", shortfall)
             raise MemoryError(shortfall)
-        self.predictor: CompiledPredictor | ProphetPredictor | None = None
+        self.predictor: Predictor | None = None
         self.load_error: ForecastError | None = None
         self.limits = Limits()
         # The handler cannot tell /invocations from /models/<name>/invoke, so a TargetModel header is
@@ -77,7 +76,8 @@ class ForecastHandlerService:
         started = time.perf_counter()
         try:
             self.limits = Limits.from_env()
-            # The compiled predictor answers in well under a millisecond; Prophet's own is the loud fallback.
+            # The factory picks by model kind; for Prophet models the compiled predictor answers in well
+            # under a millisecond, and Prophet's own is the loud fallback.
             self.predictor = load_predictor(model_dir)
         except ForecastError as exc:
             self.load_error = exc
