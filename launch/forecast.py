@@ -1,8 +1,9 @@
 """`forecast`: a Processing job that runs the image's batch forecast, models/ -> forecasts/<job>/.
 
-The models prefix is fed with ShardedByS3Key, so each instance forecasts its share of the archives and
-writes `forecasts-<instance>.csv.gz`: instances never write the same key, and each run writes under its
-own job name, so last night's forecasts stay where they were.
+Every instance receives the models prefix (FullyReplicated): the fleet manifest there names the version
+that serves each customer, and each instance forecasts the customers whose id hashes to it (the job's
+own rule, `fleetcast.forecast.sources`), writing `forecasts-<instance>.csv.gz`. Instances never write
+the same key, and each run writes under its own job name, so last night's forecasts stay where they were.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ def models_input(models_uri: Any) -> dict[str, Any]:
             "LocalPath": MODELS_PATH,
             "S3DataType": "S3Prefix",
             "S3InputMode": "File",
-            # Each instance gets about 1/N of the archives; the dataset is the union of their files.
-            "S3DataDistributionType": "ShardedByS3Key",
+            # Every instance needs the manifest and the versions it names; the job splits the customers.
+            "S3DataDistributionType": "FullyReplicated",
         },
     }
 

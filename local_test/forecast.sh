@@ -4,11 +4,12 @@
 #
 #   local_test/forecast.sh IMAGE [MODELS_DIR] [PERIOD] [INSTANCES]
 #
-# MODELS_DIR (default test_dir/checkpoints, what train_local.sh writes) holds <customer>.tar.gz. With
-# INSTANCES > 1 the archives are dealt out round-robin over sorted names (our stand-in for ShardedByS3Key)
-# and each container gets its own /opt/ml/config/resourceconfig.json, as Processing instances do. The
-# dataset lands in test_dir/forecast/forecasts/forecasts-<instance>.csv.gz, failures and summaries in
-# test_dir/forecast/forecast-reports/ (FLEETCAST_FORECAST_OUT moves test_dir/forecast elsewhere).
+# MODELS_DIR (default test_dir/checkpoints, what train_local.sh writes) holds the archives, and the fleet
+# manifest when there is one. Every instance gets the whole folder (FullyReplicated, as `launch forecast`
+# feeds it) and its own /opt/ml/config/resourceconfig.json, as Processing instances do; each forecasts the
+# customers whose id hashes to it. The dataset lands in test_dir/forecast/forecasts/forecasts-<instance>
+# .csv.gz, failures and summaries in test_dir/forecast/forecast-reports/ (FLEETCAST_FORECAST_OUT moves
+# test_dir/forecast elsewhere).
 set -euo pipefail
 
 image=${1:?usage: $0 IMAGE [MODELS_DIR] [PERIOD] [INSTANCES]}
@@ -23,23 +24,14 @@ trap 'rm -rf "$work"' EXIT
 rm -rf "$out"
 mkdir -p "$out"
 hosts=$(seq -f '"algo-%g"' -s, 1 "$instances")
-mapfile -t archives < <(cd "$models" && find . -name '*.tar.gz' ! -name '.*' | sort)
-echo "== forecast ${#archives[@]} archives from $models, $period steps, $instances instance(s)"
-for index in $(seq 1 "$instances"); do
-    mkdir -p "$work/algo-$index/models" "$work/algo-$index/config"
-    printf '{"current_host": "algo-%s", "hosts": [%s]}\n' "$index" "$hosts" >"$work/algo-$index/config/resourceconfig.json"
-done
-for position in "${!archives[@]}"; do
-    shard=$((position % instances + 1))
-    mkdir -p "$work/algo-$shard/models/$(dirname "${archives[$position]}")"
-    ln "$models/${archives[$position]}" "$work/algo-$shard/models/${archives[$position]}" 2>/dev/null ||
-        cp "$models/${archives[$position]}" "$work/algo-$shard/models/${archives[$position]}"
-done
+echo "== forecast $models, $period steps, $instances instance(s)"
 pids=()
 for index in $(seq 1 "$instances"); do
+    mkdir -p "$work/algo-$index"
+    printf '{"current_host": "algo-%s", "hosts": [%s]}\n' "$index" "$hosts" >"$work/algo-$index/resourceconfig.json"
     docker run --rm --user "$(id -u):$(id -g)" \
-        -v "$work/algo-$index/models:/opt/ml/processing/input/models:ro" \
-        -v "$work/algo-$index/config:/opt/ml/config:ro" \
+        -v "$models:/opt/ml/processing/input/models:ro" \
+        -v "$work/algo-$index:/opt/ml/config:ro" \
         -v "$out:/opt/ml/processing/output" \
         "$image" fleetcast forecast --period "$period" &
     pids+=($!)

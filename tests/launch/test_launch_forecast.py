@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow  # a moto server
 JOB_PATHS = SageMakerPaths.from_env({})
 
 
-def test_forecast_submits_a_sharded_processing_job(cli, clients, names) -> None:
+def test_forecast_submits_a_processing_job_over_the_models_prefix(cli, clients, names) -> None:
     args = ["forecast", *names.common, "--job-name", "forecast-1", "--instance-count", "3", "--period", "14"]
     code, _, err = cli(*args)
     assert code == 0, err
@@ -24,7 +24,7 @@ def test_forecast_submits_a_sharded_processing_job(cli, clients, names) -> None:
     assert arguments[arguments.index("--models") + 1] == JOB_PATHS.forecast_models_dir.as_posix()
     (models,) = job["ProcessingInputs"]
     assert models["S3Input"]["S3Uri"] == f"s3://{names.bucket}/demo/models/"
-    assert models["S3Input"]["S3DataDistributionType"] == "ShardedByS3Key"
+    assert models["S3Input"]["S3DataDistributionType"] == "FullyReplicated"  # the job splits the customers
     outputs = {o["OutputName"]: o["S3Output"] for o in job["ProcessingOutputConfig"]["Outputs"]}
     assert outputs["forecasts"]["S3Uri"] == f"s3://{names.bucket}/demo/forecasts/forecast-1/"
     assert outputs["forecasts"]["LocalPath"] == JOB_PATHS.forecast_output_dir.as_posix()
