@@ -5,9 +5,11 @@ with the cluster and the data prefix turned into pipeline parameters and each st
 the step before it with a `Get` on its properties:
 
     Split     Processing  raw/ -> customers/
-    Train     Training    Steps.Split ... Outputs['customers'].S3Output.S3Uri, ShardedByS3Key,
-                          CheckpointConfig -> models/ (resumes from it)
-    Forecast  Processing  Steps.Train.CheckpointConfig.S3Uri -> forecasts/<execution id>/
+    Train     Training    Steps.Split ... Outputs['customers'].S3Output.S3Uri, ShardedByS3Key; the run
+                          is the execution (`run_id` = its id), CheckpointConfig -> models/<run>/
+    Publish   Processing  after Train: `fleetcast manifest merge` makes the run's versions the fleet
+                          manifest's (models/manifest.csv.gz)
+    Forecast  Processing  after Publish: models/ (what the fleet manifest names) -> forecasts/<run>/
 
 The definition is checked (`pipeline_definition`) before anything is sent; then the pipeline is
 created, or updated when it exists, and an execution is started (`--no-start` skips it; `--wait`
@@ -44,7 +46,9 @@ from launch.pipeline_definition import (
     parameter,
 )
 
-SPLIT, TRAIN, FORECAST = "Split", "Train", "Forecast"
+SPLIT, TRAIN, PUBLISH, FORECAST = "Split", "Train", "Publish", "Forecast"
+RUN = get("Execution.PipelineExecutionId")  # the training run id: one per execution, known to every step
+PUBLISH_INSTANCE_TYPE = "ml.m5.large"  # merging manifests streams rows: the smallest instance will do
 DATA_PREFIX = "DataPrefix"
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
 
@@ -91,6 +95,22 @@ def _without_name(request: dict[str, Any], kind: str) -> dict[str, Any]:
     return request
 
 
+def publish_arguments(job: JobSpec) -> dict[str, Any]:
+    """`fleetcast manifest merge` in the image: the run's host manifests merged into the fleet manifest."""
+    return {
+        "RoleArn": job.role,
+        "AppSpecification": {
+            "ImageUri": job.image,
+            "ContainerEntrypoint": ["fleetcast", "manifest", "merge"],
+            "ContainerArguments": ["--models", _area("models"), "--run", RUN],
+        },
+        "ProcessingResources": {
+            "ClusterConfig": {"InstanceCount": 1, "InstanceType": PUBLISH_INSTANCE_TYPE, "VolumeSizeInGB": 1}
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
+    }
+
+
 def pipeline_definition(args: argparse.Namespace, layout: Layout) -> dict[str, Any]:
     job = _job(args, layout)
 
@@ -98,13 +118,19 @@ def pipeline_definition(args: argparse.Namespace, layout: Layout) -> dict[str, A
         process.processing_request(job, shard_input=False, buckets=args.buckets), "Processing"
     )
     split["ProcessingInputs"][0]["S3Input"]["S3Uri"] = _area("raw")
-    split["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"] = _area("customers")
+    split_outputs = {o["OutputName"]: o["S3Output"] for o in split["ProcessingOutputConfig"]["Outputs"]}
+    split_outputs["customers"]["S3Uri"] = _area("customers")
+    if "reports" in split_outputs:
+        split_outputs["reports"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), "reports", "split")
     _cluster(split, SPLIT)
-    customers_output = split["ProcessingOutputConfig"]["Outputs"][0]["OutputName"]
+    customers_output = "customers"
 
+    hyperparameters = train.hyperparameters_from(args.hyperparameter)
+    if "run_id" in hyperparameters:
+        raise LaunchError("a pipeline's run id is its execution id; drop -H run_id")
     training = train.training_request(
         job,
-        hyperparameters=train.hyperparameters_from(args.hyperparameter),
+        hyperparameters=hyperparameters,
         spot=False,
         max_wait_seconds=None,
         output_path=None,
@@ -114,18 +140,20 @@ def pipeline_definition(args: argparse.Namespace, layout: Layout) -> dict[str, A
         f"Steps.{SPLIT}.ProcessingOutputConfig.Outputs['{customers_output}'].S3Output.S3Uri"
     )
     training["OutputDataConfig"]["S3OutputPath"] = _area("output")
-    training["CheckpointConfig"]["S3Uri"] = _area("models")
+    training["HyperParameters"]["run_id"] = RUN
+    training["CheckpointConfig"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), "models", RUN)
+    # The previous manifest as a channel needs one to exist; a pipeline's first run has none.
+    training["InputDataConfig"] = training["InputDataConfig"][:1]
     training["ResourceConfig"]["InstanceCount"] = get("Parameters.TrainInstanceCount")
     training["ResourceConfig"]["InstanceType"] = get("Parameters.TrainInstanceType")
 
     batch = _without_name(forecast.forecast_request(job, period=args.period), "Processing")
     arguments = batch["AppSpecification"]["ContainerArguments"]
     arguments[arguments.index("--period") + 1] = get("Parameters.ForecastPeriod")
-    batch["ProcessingInputs"][0]["S3Input"]["S3Uri"] = get(f"Steps.{TRAIN}.CheckpointConfig.S3Uri")
-    run = get("Execution.PipelineExecutionId")
+    batch["ProcessingInputs"][0]["S3Input"]["S3Uri"] = _area("models")
     outputs = batch["ProcessingOutputConfig"]["Outputs"]
-    outputs[0]["S3Output"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), forecast.FORECASTS_AREA, run)
-    outputs[1]["S3Output"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), forecast.REPORTS_AREA, run)
+    outputs[0]["S3Output"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), forecast.FORECASTS_AREA, RUN)
+    outputs[1]["S3Output"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), forecast.REPORTS_AREA, RUN)
     _cluster(batch, FORECAST)
 
     return {
@@ -135,7 +163,13 @@ def pipeline_definition(args: argparse.Namespace, layout: Layout) -> dict[str, A
         "Steps": [
             {"Name": SPLIT, "Type": "Processing", "Arguments": split},
             {"Name": TRAIN, "Type": "Training", "Arguments": training},
-            {"Name": FORECAST, "Type": "Processing", "Arguments": batch},
+            {
+                "Name": PUBLISH,
+                "Type": "Processing",
+                "Arguments": publish_arguments(job),
+                "DependsOn": [TRAIN],
+            },
+            {"Name": FORECAST, "Type": "Processing", "Arguments": batch, "DependsOn": [PUBLISH]},
         ],
     }
 
@@ -165,7 +199,7 @@ def upsert_and_start(
 ) -> str | None:
     """Create or update the pipeline, then (with `start`) start an execution; returns its ARN."""
     text = json.dumps(definition, separators=(",", ":"))
-    description = "fleetcast: split -> train -> forecast"
+    description = "fleetcast: split -> train -> publish -> forecast"
     exists = not aws.dry_run and pipeline_exists(aws, name)
     if exists:
         request = {

@@ -39,21 +39,36 @@ def step(document: dict[str, Any], name: str) -> dict[str, Any]:
 def test_the_definition_chains_the_steps_by_their_properties_and_passes_every_check() -> None:
     document = definition("--train-instance-count", "4", "-H", "holdout_days=14")
     assert definition_problems(document) == [] and arguments_problems(document) == []
-    assert [s["Type"] for s in document["Steps"]] == ["Processing", "Training", "Processing"]
+    assert [s["Type"] for s in document["Steps"]] == ["Processing", "Training", "Processing", "Processing"]
+    assert [s["Name"] for s in document["Steps"]] == ["Split", "Train", "Publish", "Forecast"]
     train = step(document, "Train")["Arguments"]
     source = train["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     assert source["S3Uri"] == {
         "Get": "Steps.Split.ProcessingOutputConfig.Outputs['customers'].S3Output.S3Uri"
     }
     assert source["S3DataDistributionType"] == "ShardedByS3Key"
+    run = {"Get": "Execution.PipelineExecutionId"}
+    assert train["HyperParameters"]["run_id"] == run  # the run: one per execution, every step knows it
     assert train["CheckpointConfig"]["S3Uri"] == {
-        "Std:Join": {"On": "/", "Values": [{"Get": "Parameters.DataPrefix"}, "models"]}
+        "Std:Join": {"On": "/", "Values": [{"Get": "Parameters.DataPrefix"}, "models", run]}
     }
+    publish = step(document, "Publish")
+    assert publish["DependsOn"] == ["Train"]
+    assert publish["Arguments"]["AppSpecification"]["ContainerEntrypoint"] == [
+        "fleetcast",
+        "manifest",
+        "merge",
+    ]
+    assert publish["Arguments"]["AppSpecification"]["ContainerArguments"][-2:] == ["--run", run]
     assert train["ResourceConfig"]["InstanceCount"] == {"Get": "Parameters.TrainInstanceCount"}
-    assert train["HyperParameters"] == {"holdout_days": "14"}
+    assert train["HyperParameters"]["holdout_days"] == "14"
+    assert step(document, "Forecast")["DependsOn"] == ["Publish"]
     forecast = step(document, "Forecast")["Arguments"]
     assert forecast["ProcessingInputs"][0]["S3Input"]["S3Uri"] == {
-        "Get": "Steps.Train.CheckpointConfig.S3Uri"
+        "Std:Join": {
+            "On": "/",
+            "Values": [{"Get": "Parameters.DataPrefix"}, "models"],
+        }  # the fleet manifest's
     }
     parameters = {p["Name"]: p["DefaultValue"] for p in document["Parameters"]}
     assert parameters["TrainInstanceCount"] == 4 and parameters["DataPrefix"] == "s3://fleetcast-test/demo"
@@ -91,6 +106,10 @@ def _input(document: dict[str, Any], name: str) -> dict[str, Any]:
         (lambda d: step(d, "Train")["Arguments"].update(TrainingJobName="x"), "must not set TrainingJobName"),
         (lambda d: d["Parameters"][1].update(DefaultValue="one"), "is not a Integer"),
         (lambda d: d["Steps"][2].update(Name="Split"), "the name is used twice"),
+        (
+            lambda d: step(d, "Publish").update(DependsOn=["Forecast"]),
+            "DependsOn 'Forecast' is not an earlier",
+        ),
         (lambda d: d["Steps"][0].update(Type="Lambda"), "Type 'Lambda' is not one of"),
         (
             lambda d: step(d, "Train")["Arguments"]["StoppingCondition"].update(MaxRuntimeInSeconds=0),
@@ -107,10 +126,10 @@ def test_each_check_catches_what_it_is_for(change, expected: str) -> None:
 def test_pipeline_is_created_then_updated_and_an_execution_runs_against_moto(cli, clients, names) -> None:
     code, _, err = cli("pipeline", *names.common)
     assert code == 0, err
-    assert "created pipeline fleetcast-demo (3 steps)" in err
+    assert "created pipeline fleetcast-demo (4 steps)" in err
     sagemaker = clients["sagemaker"]
     stored = json.loads(sagemaker.describe_pipeline(PipelineName="fleetcast-demo")["PipelineDefinition"])
-    assert [s["Name"] for s in stored["Steps"]] == ["Split", "Train", "Forecast"]
+    assert [s["Name"] for s in stored["Steps"]] == ["Split", "Train", "Publish", "Forecast"]
     (execution,) = sagemaker.list_pipeline_executions(PipelineName="fleetcast-demo")[
         "PipelineExecutionSummaries"
     ]
@@ -191,3 +210,8 @@ def test_wait_follows_an_execution_to_a_failed_step_and_prints_its_reason() -> N
     assert code == EXIT_FAILED
     assert "Executing - Split Succeeded, Train Executing" in text
     assert "step Train Failed: ClientError: 12 of 20 customers failed" in text
+
+
+def test_the_run_id_is_the_execution_and_cannot_be_set(cli, names) -> None:
+    code, _, err = cli("pipeline", *names.common, "-H", "run_id=mine", "--dry-run")
+    assert code == 2 and "drop -H run_id" in err
