@@ -51,6 +51,7 @@ def browser(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
+@pytest.mark.slow  # a real browser
 def test_train_writes_a_report_that_a_browser_shows_with_every_plot_loaded(sm_root: Path, tmp_path: Path):
     page_path = train_fleet(sm_root, 14)
     assert page_path.is_file()  # written by train, in output/data: it lands in output.tar.gz
