@@ -114,6 +114,33 @@ def per_request_rate(paths: list[Path], period: int, scratch: Path) -> float:
     return (len(paths) - 1) / (time.perf_counter() - began)
 
 
+def stage_costs(paths: list[Path], period: int) -> dict[str, float]:
+    """Microseconds per customer of each stage of (c), measured one stage at a time over `paths`."""
+    from fleetcast.forecast.dataset import csv_lines
+    from fleetcast.forecast.predict import forecast_model
+    from fleetcast.model.compiled import compile_model_json
+
+    costs = {}
+    began = time.perf_counter()
+    read = [archive.read_archive(path) for path in paths]
+    costs["read + verify the archive (gunzip, tar, sha256)"] = time.perf_counter() - began
+    began = time.perf_counter()
+    for model_json, _ in read:
+        compile_model_json(model_json, history_step=False)
+    costs["parse + compile model.json"] = time.perf_counter() - began
+    began = time.perf_counter()
+    forecasts = [
+        forecast_model(model_json, metadata, period, path)
+        for (model_json, metadata), path in zip(read, paths, strict=True)
+    ]
+    costs["compile + forecast with intervals"] = time.perf_counter() - began
+    began = time.perf_counter()
+    for forecast in forecasts:
+        csv_lines(forecast)
+    costs["format CSV rows"] = time.perf_counter() - began
+    return {stage: seconds / len(paths) * 1e6 for stage, seconds in costs.items()}
+
+
 def job_rate(models: Path, period: int, workers: int, out: Path) -> float:
     """(c)/(d): customers/s of the batch job over every archive under `models`."""
     outcome = run_forecast(
@@ -139,6 +166,7 @@ def throughput(args: argparse.Namespace) -> None:
         rates_c = [job_rate(root / "models", args.period, 1, root / f"c{i}") for i in range(args.repeats)]
         rate_c = statistics.median(rates_c)
         rate_d = job_rate(root / "models", args.period, cores, root / "d")
+        stages = stage_costs(paths[:500], args.period)
         print(f"load average after: {os.getloadavg()[0]:.2f}")
     print(f"period {args.period} with intervals (1,000 samples), customers/s:")
     print(f"  (a) stock Prophet load + predict, {len(sample)} customers:        {rate_a:10.1f}")
@@ -148,6 +176,9 @@ def throughput(args: argparse.Namespace) -> None:
     per_core = f"({rate_d / cores:.1f} per core)"
     print(f"  (d) fleetcast forecast, {cores} workers:                       {rate_d:10.1f} {per_core}")
     print(f"  (c)/(a) = {rate_c / rate_a:.1f}x   (c)/(b) = {rate_c / rate_b:.2f}x")
+    print("where a customer's time goes in (c), one stage at a time over 500 customers:")
+    for stage, micros in stages.items():
+        print(f"  {stage:<52} {micros:7.0f} us")
 
 
 def peak_of_job(models: Path, out: Path, period: int) -> tuple[MemoryPeak, float]:
