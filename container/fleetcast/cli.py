@@ -191,14 +191,17 @@ def _manifest(sub: argparse._SubParsersAction) -> None:
         help="publish a finished training run: merge its host manifests into <models>/manifest.csv.gz",
     )
     merge.add_argument("--models", required=True, help="the models prefix: a folder or s3://bucket/prefix")
-    merge.add_argument("--run", required=True, help="the run id (a SageMaker training job's name)")
+    # dest run_id: `run` is the attribute every subcommand's function is stored under.
+    merge.add_argument(
+        "--run", dest="run_id", required=True, help="the run id (a SageMaker training job's name)"
+    )
     merge.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint, e.g. a moto server")
     merge.add_argument("--region", default=None, help="region of an s3:// --models (default: your config)")
 
     def run_merge(a: argparse.Namespace) -> int:
         from fleetcast.models_prefix import merge_main
 
-        return merge_main(a.models, a.run, s3_endpoint_url=a.s3_endpoint_url, region=a.region)
+        return merge_main(a.models, a.run_id, s3_endpoint_url=a.s3_endpoint_url, region=a.region)
 
     merge.set_defaults(run=run_merge)
 

@@ -193,7 +193,7 @@ def test_unknown_route_and_method_are_json(lean):
 
 @pytest.fixture(scope="module")
 def holiday_model(tmp_path_factory):
-    """A model the compiled predictor refuses (holidays), fitted for real."""
+    """A model the compiled predictor refuses (a custom holidays frame), fitted for real."""
     from prophet import Prophet
 
     root = tmp_path_factory.mktemp("holiday")
@@ -212,7 +212,7 @@ def test_model_the_compiled_predictor_refuses_is_served_by_prophet_loudly(lean, 
     _, client = lean
     with caplog.at_level(logging.WARNING, logger="fleetcast.serving"):
         assert load(client, "holiday", holiday_model).status_code == 200
-    assert "does not cover holidays" in caplog.text and "Prophet" in caplog.text
+    assert "a custom holidays frame" in caplog.text and "Prophet" in caplog.text
     assert client.get("/models/holiday").get_json()["predictor"] == "prophet"
     answer = client.post("/models/holiday/invoke", json={"period": 4, "intervals": False})
     assert answer.status_code == 200, answer.get_data(as_text=True)
