@@ -157,6 +157,9 @@ def test_the_cli_draws_the_forecast_dataset_the_batch_job_wrote(sm_root: Path, t
     assert f"forecasts: {forecasts}" in page
     plots = embedded_svgs(page, "customer-plot")
     assert len(plots) == 10 and all("forecast (yhat)" in svg for svg in plots)
+    # Without --models the archives are looked for under --train-output (here, the /opt/ml root).
+    assert main(["report", "--train-output", str(sm_root), "--out", str(out)]) == 0
+    assert len(embedded_svgs(out.read_text(), "customer-plot")) == 10
 
 
 def test_a_seasonal_naive_customer_is_drawn_from_the_season_it_keeps(tmp_path: Path):
