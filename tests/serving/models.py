@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +48,30 @@ def extract(archive: Path, model_dir: Path) -> Path:
     model_dir.parent.mkdir(parents=True, exist_ok=True)
     safe_extract(archive, model_dir)
     return model_dir
+
+
+# Wrong-typed model.json fields that JSON accepts and numpy chokes on (by id, for parametrize).
+WRONG_TYPED_FIELDS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "string-deltas": lambda data: data["params"].__setitem__("delta", [["a", "b"]]),
+    "seasonality-props": lambda data: data.__setitem__(
+        "seasonalities", [["weekly"], {"weekly": "not an object"}]
+    ),
+    "params-list": lambda data: data.__setitem__("params", [1, 2]),
+}
+
+
+def wrong_typed_model(source: Path, target: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of a model whose model.json has a wrong-typed field, checksum made consistent again."""
+    shutil.copytree(source, target)
+    data = json.loads((target / "model.json").read_text())
+    mutate(data)
+    text = json.dumps(data)
+    (target / "model.json").write_text(text)
+    metadata = json.loads((target / "metadata.json").read_text())
+    metadata["model_sha256"] = archive.sha256_text(text)
+    (target / "metadata.json").write_text(json.dumps(metadata))
+    (target / "compiled.json").unlink(missing_ok=True)
+    return target
 
 
 def archive_model(

@@ -26,10 +26,11 @@ import requests
 
 from fleetcast.model import archive
 from fleetcast.model.prophet_model import model_to_json
+from fleetcast.serving.environment import Limits
 from fleetcast.serving.lean.app import WORKER_HEADER, LeanServer, create_app
-from fleetcast.serving.lean.budget import MemoryBudget, server_rss_bytes
+from fleetcast.serving.lean.budget import MemoryBudget
 from fleetcast.serving.lean.registry import SharedRegistry
-from fleetcast.serving.protocol import Limits
+from fleetcast.serving.memory import server_rss_bytes
 from tests.serving.models import daily_history, extract, prophet_reference
 from tests.support.servers import JSON_HEADERS, Server, ServerStartError, start_lean
 

@@ -36,7 +36,8 @@ from fleetcast.model.compiled import (
     future_dates,
     iso_strings,
 )
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
+from fleetcast.serving.protocol import ForecastRequest, bad_request, resolve_intervals
 
 if TYPE_CHECKING:
     from fleetcast.serving.predictor import ProphetPredictor
@@ -48,8 +49,8 @@ log = logging.getLogger(__name__)
 INTERVAL_SEED = 0
 
 
-def model_error(model_dir: Path, code: str, problem: str) -> ForecastError:
-    return ForecastError(500, code, f"cannot serve the model in {model_dir}: {problem}")
+def model_error(model_dir: Path, problem: str) -> ModelInvalidError:
+    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
 
 
 def compiled_document(model_json: str) -> str:
@@ -102,23 +103,23 @@ class CompiledPredictor:
 
     @classmethod
     def load(cls, model_dir: Path | str, *, prophet_identical: bool = True) -> CompiledPredictor:
-        """Read and verify the model directory; ForecastError (500) for a broken one, NotCompilable for a
-        valid model the compiled form does not cover."""
+        """Read and verify the model directory; ModelMissingError or ModelInvalidError for a broken one,
+        NotCompilable for a valid model the compiled form does not cover."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
-            raise model_error(model_dir, "model_missing", "the directory does not exist")
+            raise ModelMissingError(f"cannot serve the model in {model_dir}: the directory does not exist")
         try:
             model_json, metadata = read_model_dir(model_dir)
         except ArtifactError as exc:
-            raise ForecastError(500, "model_invalid", f"cannot serve this model: {exc}") from None
+            raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         missing = [key for key in ("customer", "end", "freq") if not metadata.get(key)]
         if missing:
-            raise model_error(model_dir, "model_invalid", f"metadata.json lacks {', '.join(missing)}")
+            raise model_error(model_dir, f"metadata.json lacks {', '.join(missing)}")
         try:
             _timestamp(metadata["end"])
         except (ValueError, TypeError):
             raise model_error(
-                model_dir, "model_invalid", f"metadata.json end {metadata['end']!r} is not a timestamp"
+                model_dir, f"metadata.json end {metadata['end']!r} is not a timestamp"
             ) from None
         compiled, source = _compiled_from_dir(model_dir, model_json, str(metadata.get("model_sha256")))
         predictor = cls(compiled, metadata, model_dir, source=source, prophet_identical=prophet_identical)
@@ -215,11 +216,10 @@ def _compiled_from_dir(model_dir: Path, model_json: str, model_sha256: str) -> t
     except NotCompilable:
         raise
     except ValueError as exc:
-        raise model_error(model_dir, "model_invalid", str(exc)) from None
+        raise model_error(model_dir, str(exc)) from None
     except Exception as exc:  # wrong-typed fields fail deep in numpy (AssertionError, TypeError, ...)
         raise model_error(
             model_dir,
-            "model_invalid",
             f"model.json has fields of the wrong type ({type(exc).__name__}: {exc})",
         ) from None
 
