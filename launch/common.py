@@ -47,7 +47,7 @@ class InvalidRequestError(LaunchError):
 
 @dataclass(frozen=True)
 class Layout:
-    """Where everything lives: s3://bucket/prefix/{raw,customers,models,output}/.
+    """Where everything lives: s3://bucket/prefix/{raw,customers,models,output,reports}/.
 
     `models/` is both the training job's checkpoint URI (one <customer>.tar.gz per model) and the
     multi-model endpoint's ModelDataUrl, which is why training output is directly servable.
@@ -83,6 +83,11 @@ class Layout:
     @property
     def output(self) -> str:
         return self.uri("output")
+
+    @property
+    def split_reports(self) -> str:
+        """The Processing step's own reports (summary, renamed ids): apart from customers/, the channel."""
+        return self.uri("reports", "split/")
 
 
 NAME_MAX = 63  # SageMaker job, model, endpoint config and endpoint names

@@ -1,4 +1,9 @@
-"""`process`: a Processing job that runs the image's split step, raw/ -> customers/ (one object each)."""
+"""`process`: a Processing job that runs the image's split step, raw/ -> customers/ (one object each).
+
+Two outputs: customers/ is the training channel and holds customer data only; the split's summary and
+renamed-ids list go to reports/split/. With several instances every instance uploads to the same
+prefixes, so split names what each instance writes apart (fleetcast.data.split.cluster).
+"""
 
 from __future__ import annotations
 
@@ -17,10 +22,11 @@ from launch.common import (
 
 INPUT_PATH = JOB_PATHS.processing_input_dir.as_posix()
 OUTPUT_PATH = JOB_PATHS.processing_output_dir.as_posix()
+REPORTS_PATH = JOB_PATHS.processing_reports_dir.as_posix()
 
 
 def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict:
-    arguments = ["--input", INPUT_PATH, "--out", OUTPUT_PATH]
+    arguments = ["--input", INPUT_PATH, "--out", OUTPUT_PATH, "--reports", REPORTS_PATH]
     if buckets:
         arguments += ["--buckets", str(buckets)]
     return {
@@ -39,8 +45,9 @@ def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict
                     "LocalPath": INPUT_PATH,
                     "S3DataType": "S3Prefix",
                     "S3InputMode": "File",
-                    # Each instance splitting every raw file would write the same customers twice;
-                    # sharding is only right when every customer lives in exactly one raw file.
+                    # Replicated: every instance reads every raw file and splits the customers it owns.
+                    # Sharded: each splits its own raw files, right only when every customer lives in
+                    # exactly one raw file.
                     "S3DataDistributionType": "ShardedByS3Key" if shard_input else "FullyReplicated",
                 },
             }
@@ -54,7 +61,15 @@ def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict
                         "LocalPath": OUTPUT_PATH,
                         "S3UploadMode": "EndOfJob",
                     },
-                }
+                },
+                {
+                    "OutputName": "reports",
+                    "S3Output": {
+                        "S3Uri": job.layout.split_reports,
+                        "LocalPath": REPORTS_PATH,
+                        "S3UploadMode": "EndOfJob",
+                    },
+                },
             ]
         },
         "ProcessingResources": {
@@ -75,7 +90,9 @@ def start_processing(aws: Aws, request: dict) -> str:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("process", help="Processing job: split raw/ into customers/ (one object per customer)")
+    p = sub.add_parser(
+        "process", help="Processing job: split raw/ into customers/ (one object per customer), reports/split/"
+    )
     p.add_argument(
         "--shard-input",
         action="store_true",

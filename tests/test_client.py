@@ -238,6 +238,44 @@ def test_launch_invoke_retries_prints_tables_and_reports_failures(
     assert second[1].split() == ["ds", "yhat"] and len(second) == 3 + 3
 
 
+def test_a_seasonal_naive_customer_is_invoked_like_any_other(
+    real_endpoint: RealEndpoint, tmp_path: Path
+) -> None:
+    """The baseline model kind through the local endpoint, `fleetcast invoke` and `launch invoke`."""
+    naive = real_endpoint.models["naive"].customer
+    forecast = request_forecast(runtime_client(real_endpoint.url), "fleetcast", naive, 3, retry=FAST_RETRY)
+    assert forecast.customer == naive and all(
+        {"yhat_lower", "yhat_upper"} <= set(row) for row in forecast.rows
+    )
+    assert all(row["yhat_lower"] < row["yhat"] < row["yhat_upper"] for row in forecast.rows)
+    for command in (
+        ["-m", "fleetcast.cli", "invoke"],
+        ["-m", "launch", "invoke", "--endpoint-name", "fleetcast"],
+    ):
+        done = subprocess.run(
+            [
+                sys.executable,
+                *command,
+                "--endpoint-url",
+                real_endpoint.url,
+                "--customer",
+                naive,
+                "--period",
+                "3",
+            ],
+            cwd=REPO,
+            env=no_aws_environment(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        table = done.stdout.strip().splitlines()
+        assert table[0].startswith(f"customer {naive}: 3 steps from fleetcast")
+        assert table[1].split() == ["ds", "yhat", "yhat_lower", "yhat_upper"] and len(table) == 3 + 3
+
+
 def test_predict_sh_formats_with_the_client_table(real_endpoint: RealEndpoint, tmp_path: Path) -> None:
     """local_test/predict.sh calls a container directly (no endpoint) and prints the client's table."""
     built = real_endpoint.models["no_intervals"]

@@ -99,13 +99,34 @@ def _split(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="output folder (default: /opt/ml/processing/output, under SAGEMAKER_BASE_DIR)",
     )
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        help="folder for split_summary.json and the renamed ids, never inside --out (default: "
+        "/opt/ml/processing/reports, or <out>-reports beside --out)",
+    )
     p.add_argument("--buckets", type=int, default=0, help="write N part files of whole customers instead")
     p.add_argument("--chunk-rows", type=int, default=500_000, help="rows read per chunk (bounds memory)")
+    p.add_argument(
+        "--keep-columns",
+        default=None,
+        metavar="A,B",
+        help="extra numeric columns to carry per customer, e.g. temperature ('' keeps none; default: "
+        "every numeric column that every input file has)",
+    )
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.data.split import split_main
 
-        return split_main(inputs=a.input, out=a.out, buckets=a.buckets, chunk_rows=a.chunk_rows)
+        return split_main(
+            inputs=a.input,
+            out=a.out,
+            buckets=a.buckets,
+            chunk_rows=a.chunk_rows,
+            reports=a.reports,
+            keep_columns=a.keep_columns,
+        )
 
     p.set_defaults(run=run)
 
@@ -140,6 +161,12 @@ def _local_train(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="training hyperparameters, passed as strings as SageMaker does",
     )
+    p.add_argument(
+        "--run-id",
+        default=None,
+        help="the run's id, its folder under --models (default: local-<UTC time>); an existing run's id "
+        "restarts that run, as a spot restart does: its own archives are restored and kept",
+    )
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.local.training import local_train_main
@@ -150,9 +177,30 @@ def _local_train(sub: argparse._SubParsersAction) -> None:
             models=a.models,
             work_dir=a.work_dir,
             hyperparameters=a.hyperparameters,
+            run=a.run_id,
         )
 
     p.set_defaults(run=run)
+
+
+def _manifest(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("manifest", help="the fleet manifest: which model version serves each customer")
+    actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    merge = actions.add_parser(
+        "merge",
+        help="publish a finished training run: merge its host manifests into <models>/manifest.csv.gz",
+    )
+    merge.add_argument("--models", required=True, help="the models prefix: a folder or s3://bucket/prefix")
+    merge.add_argument("--run", required=True, help="the run id (a SageMaker training job's name)")
+    merge.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint, e.g. a moto server")
+    merge.add_argument("--region", default=None, help="region of an s3:// --models (default: your config)")
+
+    def run_merge(a: argparse.Namespace) -> int:
+        from fleetcast.models_prefix import merge_main
+
+        return merge_main(a.models, a.run, s3_endpoint_url=a.s3_endpoint_url, region=a.region)
+
+    merge.set_defaults(run=run_merge)
 
 
 def _serve(sub: argparse._SubParsersAction) -> None:
@@ -288,15 +336,93 @@ def _plot(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def _forecast(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "forecast",
+        help="forecast every customer's archive into one dataset (the batch forecast Processing job)",
+        description="Reads every <customer>.tar.gz under --models, forecasts --period steps after each "
+        "customer's last observation with the compiled predictor (the numbers the endpoint answers) and "
+        "writes customer,ds,yhat,yhat_lower,yhat_upper,model rows to <out>/forecasts-<host>.csv.gz. A bad "
+        "archive fails only its customer, listed in <reports>/forecast-failures-<host>.csv.",
+    )
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="folder of archives (default: /opt/ml/processing/input/models, under SAGEMAKER_BASE_DIR)",
+    )
+    p.add_argument("--period", type=int, default=7, help="steps to forecast per customer")
+    p.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="dataset folder (default: /opt/ml/processing/output/forecasts, under SAGEMAKER_BASE_DIR)",
+    )
+    p.add_argument(
+        "--reports",
+        type=Path,
+        default=None,
+        help="failures and summary folder (default: /opt/ml/processing/output/forecast-reports)",
+    )
+    p.add_argument("--workers", type=int, default=0, help="forecasting processes; 0 = one per CPU")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.forecast.job import forecast_main
+
+        return forecast_main(
+            models=a.models, period=a.period, out=a.out, reports=a.reports, workers=a.workers
+        )
+
+    p.set_defaults(run=run)
+
+
+def _report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write one self-contained HTML page from a training job's reports (and forecasts)",
+        description="Headline numbers, a histogram of sMAPE ratio against seasonal-naive, the worst "
+        "customers' forecast plots and the failures, from the report-<host>.csv and fleet-summary files "
+        "found anywhere under --train-output (an extracted output.tar.gz, a local-train work dir).",
+    )
+    p.add_argument("--train-output", type=Path, required=True, help="folder holding the training reports")
+    p.add_argument(
+        "--models",
+        type=Path,
+        default=None,
+        help="folder of <customer>.tar.gz: the worst customers' history (without it: no plots)",
+    )
+    p.add_argument(
+        "--forecasts",
+        type=Path,
+        default=None,
+        help="the forecast dataset (a forecasts-*.csv.gz file or folder) to draw; default: computed from "
+        "--models",
+    )
+    p.add_argument("--period", type=int, default=14, help="steps to forecast when there is no --forecasts")
+    p.add_argument("--out", type=Path, required=True, help="HTML file to write")
+
+    def run(a: argparse.Namespace) -> int:
+        from fleetcast.report.build import report_main
+
+        return report_main(
+            train_output=a.train_output, out=a.out, models=a.models, forecasts=a.forecasts, period=a.period
+        )
+
+    p.set_defaults(run=run)
+
+
 COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _generate,
     _split,
     _train,
     _local_train,
+    _manifest,
     _serve,
     _local_endpoint,
     _invoke,
     _plot,
+    _forecast,
+    _report,
 ]
 
 

@@ -14,6 +14,10 @@ DEFAULT_BASE_DIR = "/opt/ml"
 BASE_DIR_ENV = "SAGEMAKER_BASE_DIR"
 # CheckpointConfig.LocalPath's default, as the API documents it.
 DEFAULT_CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+# Set by SageMaker in every training container (each host of a job sees the same name).
+TRAINING_JOB_NAME_ENV = "TRAINING_JOB_NAME"
+# The input channel that carries the previous fleet manifest (model/manifest.py) into `train`.
+MANIFEST_CHANNEL = "manifest"
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,10 @@ class SageMakerPaths:
 
     def channel_dir(self, channel: str) -> Path:
         return self.input_data_dir / channel
+
+    @property
+    def manifest_channel_dir(self) -> Path:
+        return self.channel_dir(MANIFEST_CHANNEL)
 
     @property
     def checkpoints_dir(self) -> Path:
@@ -96,7 +104,24 @@ class SageMakerPaths:
         # A Processing job's ExitMessage is read from here.
         return self.output_dir / "message"
 
-    # Processing job (the defaults our ProcessingInputs/Outputs use)
+    # Processing job. SageMaker describes the job to its container in two files under /opt/ml/config (not
+    # input/config as for training): resourceconfig.json ({"current_host": "algo-2", "hosts": [...]}) and
+    # processingjobconfig.json (the CreateProcessingJob request: ProcessingInputs with their LocalPath and
+    # S3DataDistributionType, ...). Both are in AWS's "Build Your Own Processing Container" guide.
+    @property
+    def processing_config_dir(self) -> Path:
+        return self.base / "config"
+
+    @property
+    def processing_resource_config_file(self) -> Path:
+        return self.processing_config_dir / "resourceconfig.json"
+
+    @property
+    def processing_job_config_file(self) -> Path:
+        return self.processing_config_dir / "processingjobconfig.json"
+
+    # The defaults our ProcessingInputs/Outputs use: raw CSVs in, the training channel and split's own
+    # reports out (two outputs, so the reports never land among the customers' files).
     @property
     def processing_input_dir(self) -> Path:
         return self.base / "processing" / "input"
@@ -104,6 +129,24 @@ class SageMakerPaths:
     @property
     def processing_output_dir(self) -> Path:
         return self.base / "processing" / "output"
+
+    @property
+    def processing_reports_dir(self) -> Path:
+        return self.base / "processing" / "reports"
+
+    # The batch forecast job (`fleetcast forecast`): its ProcessingInput and ProcessingOutputs
+    @property
+    def forecast_models_dir(self) -> Path:
+        return self.processing_input_dir / "models"
+
+    @property
+    def forecast_output_dir(self) -> Path:
+        return self.processing_output_dir / "forecasts"
+
+    @property
+    def forecast_reports_dir(self) -> Path:
+        # Beside the dataset, never inside it: a reader of the forecasts prefix sees forecasts only.
+        return self.processing_output_dir / "forecast-reports"
 
     # Multi-model endpoint: the platform extracts each model to <models>/<name>/model
     @property

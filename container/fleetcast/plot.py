@@ -1,9 +1,10 @@
 """`fleetcast plot`: one customer's history and forecast, with its uncertainty interval, as a PNG.
 
-History comes from the model artifact (Prophet keeps its training history in model.json) or from the
-data (`--data`: a raw CSV or a folder of per-customer CSVs). The forecast comes from an endpoint
-(`--endpoint-url`, through boto3) or is computed from the model the same way the server does: only the
-dates after the last observation. matplotlib is a development dependency, imported here only.
+History comes from the model artifact (Prophet keeps its training history in model.json; a
+seasonal-naive model keeps only its last week) or from the data (`--data`: a raw CSV or a folder of
+per-customer CSVs). The forecast comes from an endpoint (`--endpoint-url`, through boto3) or is computed
+from the model the same way the server does: only the dates after the last observation. matplotlib is a
+development dependency, imported here only.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from fleetcast.model.archive import ArtifactError, archive_name, read_archive
+from fleetcast.model.archive import BASELINE_KIND, ArtifactError, archive_name, model_kind, read_archive
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +42,45 @@ def history_from_data(data: Path, customer: str) -> pd.DataFrame:
     return history.sort_values("ds")
 
 
+def _baseline_model(model_json: str):
+    from fleetcast.model.baseline import BaselineError, SeasonalNaive
+
+    try:
+        return SeasonalNaive.from_json(model_json)
+    except BaselineError as exc:
+        raise ArtifactError(f"model.json is not a seasonal-naive model: {exc}") from None
+
+
+def history_from_model(model_json: str, metadata: dict) -> pd.DataFrame:
+    """`ds`, `y` the model itself holds: Prophet's whole training history, the baseline's last week."""
+    if model_kind(metadata) == BASELINE_KIND:
+        model = _baseline_model(model_json)
+        return pd.DataFrame({"ds": model.stamps_ns.view("datetime64[ns]"), "y": model.values})
+    from fleetcast.model.prophet_model import model_from_json
+
+    return model_from_json(model_json).history[["ds", "y"]]
+
+
 def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.DataFrame:
+    if model_kind(metadata) == BASELINE_KIND:
+        from fleetcast.model.compiled import future_dates
+
+        model = _baseline_model(model_json)
+        predicted = model.predict(
+            future_dates(model.last_observation, period, model.freq), intervals=model.intervals
+        )
+        columns = {"ds": predicted.ds, "yhat": predicted.yhat}
+        if model.intervals:
+            columns |= {"yhat_lower": predicted.yhat_lower, "yhat_upper": predicted.yhat_upper}
+        return pd.DataFrame(columns)
     from fleetcast.model.dates import future_frame
     from fleetcast.model.prophet_model import model_from_json
 
     model = model_from_json(model_json)
     future = future_frame(pd.Timestamp(metadata["end"]), period, str(metadata.get("freq") or "D"))
-    return model.predict(future)[["ds", "yhat", "yhat_lower", "yhat_upper"]]
+    predicted = model.predict(future)
+    # A model trained with uncertainty_samples=0 predicts no interval columns: drawn without a band.
+    return predicted[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper") if c in predicted.columns]]
 
 
 def forecast_from_endpoint(endpoint_url: str, endpoint_name: str, customer: str, period: int) -> pd.DataFrame:
@@ -110,12 +143,11 @@ def plot_main(
         return 2
     try:
         model_json, metadata = read_archive(models / archive_name(customer)) if models else (None, None)
-        if data is not None:
-            history = history_from_data(data, customer)
-        else:
-            from fleetcast.model.prophet_model import model_from_json
-
-            history = model_from_json(model_json).history[["ds", "y"]]
+        history = (
+            history_from_data(data, customer)
+            if data is not None
+            else history_from_model(model_json, metadata)
+        )
         if endpoint_url:
             forecast = forecast_from_endpoint(endpoint_url, endpoint_name, customer, period)
         else:

@@ -19,6 +19,7 @@ from fleetcast.data.split import (
     RENAMED_IDS_FILE,
     SUMMARY_FILE,
     WORK_DIR,
+    default_reports_dir,
     split,
     split_main,
 )
@@ -33,7 +34,7 @@ def write_csv(path: Path, lines: list[str], header: str = HEADER) -> Path:
 
 
 def summary_of(out: Path) -> dict:
-    return json.loads((out / SUMMARY_FILE).read_text())
+    return json.loads((default_reports_dir(out) / SUMMARY_FILE).read_text())
 
 
 def customer_rows(out: Path, name: str) -> list[tuple[str, float]]:
@@ -148,6 +149,9 @@ def test_dropped_rows_are_counted_by_reason_and_good_rows_kept(tmp_path: Path) -
             "a,not a date,1",  # bad timestamp
             "a,,1",  # empty timestamp
             "a,2022-02-30,1",  # impossible date
+            "a,9999-12-31,1",  # beyond datetime64[ns]
+            "a,0001-01-01T00:00:00Z,1",  # before it
+            "a,2262-04-11,1",  # the first day past the span train can read
             "a,2022-01-04,abc",  # not a number
             "a,2022-01-05,",  # empty value
             "a,2022-01-06,nan",  # NaN
@@ -166,16 +170,39 @@ def test_dropped_rows_are_counted_by_reason_and_good_rows_kept(tmp_path: Path) -
         "malformed_line": 1,
         "empty_customer_id": 3,
         "bad_timestamp": 3,
+        "timestamp_out_of_range": 3,
         "consumption_not_a_number": 5,
         "negative_consumption": 1,
+        "kept_column_not_a_number": 0,
     }
     assert set(summary["dropped"]) == set(DROP_REASONS)
-    assert summary["rows_read"] == 16
+    assert summary["rows_read"] == 19
     assert summary["rows_written"] == 3
-    assert summary["rows_dropped"] == 13
+    assert summary["rows_dropped"] == 16
     assert summary["customers"] == 2
     assert customer_rows(out, "a") == [("2022-01-01 00:00:00", 1.0), ("2022-01-02 00:00:00", 2.5)]
     assert customer_rows(out, "b") == [("2022-01-10 00:00:00", 0.0)]
+
+
+def test_timestamps_train_can_hold_are_kept_up_to_the_edges_of_the_span(tmp_path: Path) -> None:
+    from fleetcast.training.inputs import read_customer_file
+
+    source = write_csv(
+        tmp_path / "in.csv",
+        [
+            "a,1677-09-21 23:59:59,1",  # out
+            "a,1677-09-22,2",  # the first instant in
+            "a,2262-04-10 23:59:59.999,3",  # the last second in (sub-second truncated)
+            "a,2262-04-11,4",  # out
+            "a,2262-04-10T23:00:00-02:00,5",  # 2262-04-11 01:00 UTC: out
+        ],
+    )
+    out = tmp_path / "out"
+    assert split_main([source], out) == 0
+    assert customer_rows(out, "a") == [("1677-09-22 00:00:00", 2.0), ("2262-04-10 23:59:59", 3.0)]
+    assert summary_of(out)["dropped"]["timestamp_out_of_range"] == 3
+    rows = read_customer_file(out / "a" / "data.csv")  # train reads every row split kept
+    assert not pd.isna(rows.ds).any() and list(rows.y) == [2.0, 3.0]
 
 
 def test_drops_are_logged_for_a_person(tmp_path: Path, caplog) -> None:
@@ -308,6 +335,62 @@ def test_non_empty_output_folder_is_refused(tmp_path: Path, capsys) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["stale-customer"]
 
 
+def _gzip_of(path: Path, text: str) -> Path:
+    with gzip.open(path, "wb") as handle:
+        handle.write(text.encode())
+    return path
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+@pytest.mark.parametrize("out_existed", [False, True])
+def test_a_damaged_compressed_input_fails_clearly_and_leaves_the_output_as_it_was(
+    tmp_path: Path, fleet_csv: Path, capsys, damage: str, out_existed: bool
+) -> None:
+    text = fleet_csv.read_text()
+    rows = text.splitlines()
+    body = "\n".join(rows + [f"z{i},2022-01-01,{i}" for i in range(20_000)]) + "\n"  # many gzip blocks
+    (tmp_path / "in").mkdir()
+    damaged = _gzip_of(tmp_path / "in" / "b.csv.gz", body)
+    packed = damaged.read_bytes()
+    if damage == "truncated":
+        damaged.write_bytes(packed[: len(packed) // 2])
+    else:
+        middle = len(packed) // 2
+        damaged.write_bytes(packed[:middle] + bytes(range(256)) * 4 + packed[middle + 1024 :])
+    good = tmp_path / "in" / "a.csv"  # read first: its rows are spooled before the damage is met
+    good.write_text(text)
+    out = tmp_path / "out"
+    if out_existed:
+        out.mkdir()
+    assert split_main([good, damaged], out, chunk_rows=1000) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "b.csv.gz: corrupt or truncated compressed file" in err[0], err
+    assert "Traceback" not in "\n".join(err)
+    assert (sorted(out.iterdir()) == []) if out_existed else not out.exists()
+    assert not default_reports_dir(out).exists()
+
+
+def test_the_reports_never_go_inside_the_output(tmp_path: Path, capsys) -> None:
+    source = write_csv(tmp_path / "in.csv", ["a,2022-01-01,1"])
+    out = tmp_path / "out"
+    assert split_main([source], out, reports=out / "reports") == 2
+    assert "must be apart" in capsys.readouterr().err
+    assert not out.exists()
+    assert split_main([source], out, reports=tmp_path / "elsewhere") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a"]  # the channel: customer data only
+    assert (tmp_path / "elsewhere" / SUMMARY_FILE).is_file()
+
+
+def test_local_train_deals_out_only_customer_data(tmp_path: Path) -> None:
+    from fleetcast.local.training import list_objects
+
+    source = write_csv(tmp_path / "in.csv", ["a,2022-01-01,1", '"x/y",2022-01-01,2'])  # one id renamed
+    assert split_main([source], tmp_path / "one") == 0
+    assert split_main([source], tmp_path / "two", buckets=2) == 0
+    assert list_objects(tmp_path / "one") == ["a/data.csv", f"{safe_customer_id('x/y')}/data.csv"]
+    assert all(key.startswith("part-") and key.endswith(".csv") for key in list_objects(tmp_path / "two"))
+
+
 # --------------------------------------------------------------------------------------- unsafe ids
 
 UNSAFE_IDS = [
@@ -329,10 +412,17 @@ def test_unsafe_ids_never_escape_the_output_folder(tmp_path: Path) -> None:
     lines = [f'"{raw}",2022-01-0{i % 9 + 1},{i}' for i, raw in enumerate(UNSAFE_IDS)]
     source = write_csv(tmp_path / "work" / "in.csv", lines)
     out = tmp_path / "work" / "out"
-    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if not p.is_relative_to(out))
+    ours = (out, default_reports_dir(out))
+
+    def outside() -> list[Path]:
+        return sorted(
+            p.relative_to(tmp_path) for p in tmp_path.rglob("*") if not any(p.is_relative_to(o) for o in ours)
+        )
+
+    before = outside()
     assert split_main([source], out) == 0
-    after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if not p.is_relative_to(out))
-    assert after == before  # nothing was written outside `out`
+    after = outside()
+    assert after == before  # nothing was written outside `out` and its reports
     summary = summary_of(out)
     renamed = summary["renamed_ids"]
     assert set(renamed) == set(UNSAFE_IDS)
@@ -342,7 +432,8 @@ def test_unsafe_ids_never_escape_the_output_folder(tmp_path: Path) -> None:
         assert (out / name).resolve().parent == out.resolve()
         assert not name.startswith(".") and len(name) < 100
         assert customer_rows(out, name) == [(f"2022-01-0{i % 9 + 1} 00:00:00", float(i))]
-    mapping = [json.loads(line) for line in (out / RENAMED_IDS_FILE).read_text().splitlines()]
+    renamed_file = default_reports_dir(out) / RENAMED_IDS_FILE
+    mapping = [json.loads(line) for line in renamed_file.read_text().splitlines()]
     assert {m["raw"]: m["name"] for m in mapping} == renamed
 
 
@@ -352,7 +443,7 @@ def test_safe_ids_are_kept_and_the_summary_has_no_mapping(tmp_path: Path) -> Non
     assert split_main([source], out) == 0
     assert (out / "cust-1.a_B" / "data.csv").is_file()
     assert summary_of(out)["renamed_ids"] is None
-    assert not (out / RENAMED_IDS_FILE).exists()
+    assert not (default_reports_dir(out) / RENAMED_IDS_FILE).exists()
 
 
 def test_ids_that_sanitise_alike_never_collide(tmp_path: Path) -> None:
@@ -504,8 +595,10 @@ def test_defaults_are_the_processing_paths(tmp_path: Path, monkeypatch, fleet_cs
     (channel / "fleet.csv").write_bytes(fleet_csv.read_bytes())
     assert cli_main(["split"]) == 0
     out = tmp_path / "processing" / "output"
-    assert summary_of(out)["customers"] == 25
+    reports = tmp_path / "processing" / "reports"
+    assert json.loads((reports / SUMMARY_FILE).read_text())["customers"] == 25
     assert (out / "0" / "data.csv").is_file()
+    assert sorted(p.name for p in reports.iterdir()) == [SUMMARY_FILE]
 
 
 def test_failure_message_for_the_processing_job(tmp_path: Path, monkeypatch) -> None:

@@ -79,17 +79,31 @@ def test_process_runs_the_split_step_from_raw_to_customers(cli, clients, names) 
     assert app["ImageUri"] == names.image
     assert app["ContainerEntrypoint"] == ["fleetcast", "split"]
     platform = SageMakerPaths.from_env({})  # the job's container: the platform's own /opt/ml
-    input_path, output_path = (
-        path.as_posix() for path in (platform.processing_input_dir, platform.processing_output_dir)
+    input_path, output_path, reports_path = (
+        path.as_posix()
+        for path in (
+            platform.processing_input_dir,
+            platform.processing_output_dir,
+            platform.processing_reports_dir,
+        )
     )
-    assert app["ContainerArguments"] == ["--input", input_path, "--out", output_path]
+    assert app["ContainerArguments"] == [
+        "--input",
+        input_path,
+        "--out",
+        output_path,
+        "--reports",
+        reports_path,
+    ]
     (source,) = job["ProcessingInputs"]
     assert source["S3Input"]["S3Uri"] == f"s3://{names.bucket}/demo/raw/"
     assert source["S3Input"]["LocalPath"] == input_path
     assert source["S3Input"]["S3DataDistributionType"] == "FullyReplicated"
-    (output,) = job["ProcessingOutputConfig"]["Outputs"]
+    output, reports = job["ProcessingOutputConfig"]["Outputs"]
     assert output["S3Output"]["S3Uri"] == f"s3://{names.bucket}/demo/customers/"
     assert output["S3Output"]["LocalPath"] == output_path
+    assert reports["S3Output"]["S3Uri"] == f"s3://{names.bucket}/demo/reports/split/"
+    assert reports["S3Output"]["LocalPath"] == reports_path
     assert job["RoleArn"] == names.role
 
 

@@ -275,8 +275,11 @@ def _unsupported_models():
     holidays = pd.DataFrame({"holiday": "maintenance", "ds": frame["ds"].iloc[[20, 120, 220]]})
     yield "holidays", _fit_raw(frame, lambda m: None, holidays=holidays)
     yield (
-        "extra regressors",
-        _fit_raw(frame.assign(temp=np.cos(np.arange(len(frame)))), lambda m: m.add_regressor("temp")),
+        "forecast by its own model",  # plain regressors are covered (test_compiled_drivers.py)
+        _fit_raw(
+            frame.assign(temp=np.cos(np.arange(len(frame)))),
+            lambda m: m.add_regressor("temp", regressor_predictor=True),
+        ),
     )
     yield (
         "conditional seasonality",

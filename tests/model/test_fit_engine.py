@@ -10,8 +10,8 @@ import pytest
 
 from fleetcast.model import prophet_model
 from fleetcast.model.fit import engine
-from fleetcast.model.settings import ProphetSettings
-from tests.support.fit_fidelity import corpus
+from fleetcast.model.settings import ProphetSettings, Regressor
+from tests.support.fit_fidelity import corpus, driver_corpus
 
 BASE = ProphetSettings(uncertainty_samples=0)
 
@@ -50,7 +50,39 @@ def _cases():
             replace(BASE, yearly_seasonality=3, daily_seasonality=True),
         ),
     ]
-    return [(c.name, c.history, c.settings) for c in corpus(27)] + extra
+    drivers = replace(BASE, country_holidays="US", regressors=(Regressor("temperature"),))
+    temperature = rng.normal(8, 4, 300)
+    extra += [
+        (
+            "drivers-nan-rows",
+            pd.DataFrame(
+                {
+                    "ds": daily,
+                    "y": np.where(np.arange(300) % 13 == 0, np.nan, values),
+                    "temperature": temperature,
+                }
+            ),
+            drivers,
+        ),
+        (
+            # Prophet keeps the frame's column order in the history
+            "drivers-column-order",
+            pd.DataFrame({"temperature": temperature, "y": values, "ds": daily}),
+            drivers,
+        ),
+        (
+            "drivers-constant",
+            pd.DataFrame({"ds": daily, "y": np.full(300, 3.0), "temperature": temperature}),
+            drivers,
+        ),
+        (
+            "drivers-intervals",
+            pd.DataFrame({"ds": daily, "y": values, "temperature": temperature}),
+            replace(drivers, uncertainty_samples=200),
+        ),
+    ]
+    cases = [(c.name, c.history, c.settings) for c in corpus(27)] + extra
+    return cases + [(c.name, c.history, c.settings) for c in driver_corpus(14)]
 
 
 CASES = _cases()

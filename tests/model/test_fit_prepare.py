@@ -11,8 +11,8 @@ import pytest
 from fleetcast.model import prophet_model
 from fleetcast.model.fit import prepare
 from fleetcast.model.fit.problem import FitProblem
-from fleetcast.model.settings import ProphetSettings
-from tests.support.fit_fidelity import corpus
+from fleetcast.model.settings import ProphetSettings, Regressor
+from tests.support.fit_fidelity import corpus, driver_corpus
 
 BASE = ProphetSettings(uncertainty_samples=0)
 
@@ -55,7 +55,37 @@ def _edge_cases() -> list[tuple[str, pd.DataFrame, ProphetSettings]]:
     return built
 
 
-CASES = [(case.name, case.history, case.settings) for case in corpus(36)] + _edge_cases()
+def _driver_edge_cases() -> list[tuple[str, pd.DataFrame, ProphetSettings]]:
+    """Holidays and regressors at their edges: names needing escapes, constant and 0/1 regressors,
+    a calendar year with no rows, sub-daily rows on a holiday, a model with regressors only."""
+    rng = np.random.default_rng(9)
+    daily = pd.date_range("2022-11-20", periods=120, freq="D")
+    frame = pd.DataFrame({"ds": daily, "y": rng.normal(50, 5, 120), "temperature": rng.normal(5, 3, 120)})
+    hourly = pd.date_range("2023-12-20", periods=24 * 20, freq="h")
+    hourly_frame = pd.DataFrame({"ds": hourly, "y": rng.normal(9, 1, len(hourly))})
+    flags = frame.assign(flag=(np.arange(120) % 5 == 0).astype(float), same=3.0)
+    none = replace(BASE, yearly_seasonality=False, weekly_seasonality=False, daily_seasonality=False)
+    return [
+        ("mexico-accents", frame, replace(BASE, country_holidays="MX")),
+        ("vietnam-slash", frame, replace(BASE, country_holidays="VN", seasonality_mode="multiplicative")),
+        ("israel", frame, replace(BASE, country_holidays="IL", holidays_prior_scale=0.5)),
+        ("hourly-christmas", hourly_frame, replace(BASE, country_holidays="GB")),
+        (
+            "binary-and-constant-regressors",
+            flags,
+            replace(BASE, regressors=(Regressor("flag"), Regressor("same", "multiplicative"))),
+        ),
+        ("regressor-only", frame, replace(none, regressors=(Regressor("temperature"),))),
+        ("holidays-only", frame, replace(none, country_holidays="US")),
+    ]
+
+
+CASES = (
+    [(case.name, case.history, case.settings) for case in corpus(36)]
+    + _edge_cases()
+    + [(case.name, case.history, case.settings) for case in driver_corpus(7)]
+    + _driver_edge_cases()
+)
 
 
 def _stock(history: pd.DataFrame, settings: ProphetSettings):
@@ -75,7 +105,8 @@ def _same(ours: np.ndarray, stock: np.ndarray, what: str) -> None:
 def test_prepare_equals_stock_preprocess(name, history, settings):
     model, stock = _stock(history, settings)
     ds = history["ds"].to_numpy(dtype="datetime64[ns]").view(np.int64)
-    ours = prepare.prepare(ds, history["y"].to_numpy(dtype=float), settings)
+    regressors = {name: history[name].to_numpy(dtype=float) for name in settings.regressor_names}
+    ours = prepare.prepare(ds, history["y"].to_numpy(dtype=float), settings, regressors)
     problem = ours.problem
     for field in ("t", "y", "cap", "X", "sigmas", "s_a", "s_m", "t_change"):
         _same(getattr(problem, field), getattr(stock, field), field)
@@ -105,6 +136,11 @@ def test_prepare_equals_stock_preprocess(name, history, settings):
     for column in cols.columns:
         _same(ours_cols[column], cols[column].to_numpy(), f"component {column}")
     assert ours.constant == bool(model.history["y"].min() == model.history["y"].max())
+    names = model.train_holiday_names
+    assert grid.holiday_names == (None if names is None else tuple(names))
+    for regressor, props in model.extra_regressors.items():
+        assert ours.regressor_scales[regressor] == (props["mu"], props["std"]), regressor
+        _same(ours.regressor_values[regressor], model.history[regressor].to_numpy(), f"history {regressor}")
 
 
 def test_fourier_days_equal_pandas_total_seconds_at_any_resolution():
@@ -123,6 +159,17 @@ def test_grids_are_shared_between_series_on_the_same_timestamps():
     assert first.problem.shared is second.problem.shared
     other = prepare.prepare(stamps, np.arange(365.0), replace(BASE, n_changepoints=3))
     assert other.grid is not first.grid
+
+
+def test_regressor_values_must_match_the_settings():
+    stamps = pd.date_range("2022-01-01", periods=30, freq="D").to_numpy(dtype="datetime64[ns]").view(np.int64)
+    settings = replace(BASE, regressors=(Regressor("temperature"),))
+    with pytest.raises(ValueError, match="'temperature' missing"):
+        prepare.prepare(stamps, np.arange(30.0), settings)
+    with pytest.raises(ValueError, match="NaN in column 'temperature'"):
+        prepare.prepare(stamps, np.arange(30.0), settings, {"temperature": np.full(30, np.nan)})
+    with pytest.raises(ValueError, match="do not name"):
+        prepare.prepare(stamps, np.arange(30.0), BASE, {"temperature": np.ones(30)})
 
 
 def test_unsorted_or_uncovered_input_is_refused():

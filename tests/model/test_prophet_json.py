@@ -4,8 +4,8 @@ The stock models are real Prophet objects as `Prophet.fit` leaves them: `Prophet
 data and the in-process engine supplies the parameters (Stan's own where it falls back), over the fidelity
 corpus and the configurations the issue names. Each is written three ways and must match stock: from
 `FittedState.from_prophet`, from the engine's own numpy-built state, and again after a JSON round trip.
-A few stock Stan fits cover what the engine does not produce (logistic growth, extra regressors,
-conditional seasonalities, holidays).
+Country holidays and regressors are covered the same way, the engine's and Stan's own fits. A few stock
+Stan fits cover what the engine does not produce (logistic growth, conditional seasonalities).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from fleetcast.data.generate import customer_series
 from fleetcast.model.fit import engine, prophet_json
 from fleetcast.model.fit.prophet_json import FittedState, NotExact, model_to_json, to_json
 from fleetcast.model.prophet_model import new_prophet
-from fleetcast.model.settings import ProphetSettings
+from fleetcast.model.settings import ProphetSettings, Regressor
 from tests.support import fit_fidelity
 
 BASE = ProphetSettings(uncertainty_samples=0)
@@ -229,25 +229,46 @@ def test_a_state_built_from_plain_numpy_with_nanosecond_dates():
     assert to_json(built) == stock_model_to_json(model)
 
 
+@pytest.mark.parametrize(
+    "country",
+    ["US", "MX", "VN", "IL"],  # MX: accents, VN: a slash, IL: both; pandas and json.dumps escape them
+)
+def test_country_holidays_and_regressors_are_byte_identical(country: str):
+    history = _daily(400)
+    history["temperature"] = 10 + 8 * np.sin(np.arange(len(history)) / 40.0)
+    settings = replace(BASE, country_holidays=country, regressors=(Regressor("temperature"),))
+    _assert_identical(*_stock_fitted(history, settings))
+    _assert_identical(_stan_model(lambda m: None, history, settings))
+
+
+def test_driver_corpus_is_byte_identical():
+    for case in fit_fidelity.driver_corpus(7):
+        _assert_identical(*_stock_fitted(case.history, case.settings))
+
+
 def test_holidays_fall_back_to_stock():
     holidays = pd.DataFrame({"holiday": "closing", "ds": pd.to_datetime(["2022-03-01", "2022-07-04"])})
     model = _stan_model(lambda m: None, _daily(200))
     model_with = new_prophet(BASE)
     model_with.holidays = holidays
     model_with.fit(_daily(200))
-    with pytest.raises(NotExact, match="holidays"):
+    with pytest.raises(NotExact, match="custom holidays frame"):
         to_json(FittedState.from_prophet(model_with))
     assert model_to_json(model_with) == stock_model_to_json(model_with)
     assert model_to_json(model) == stock_model_to_json(model)
 
 
+def test_column_names_are_escaped_as_pandas_and_json_escape_them():
+    model = _copy(_engine_model("short-60")[0])
+    model.history = model.history.rename(columns={"floor": 'floor "quoted"/ \\ é'})
+    _assert_same(to_json(FittedState.from_prophet(model)), stock_model_to_json(model))
+
+
 def test_what_cannot_be_exact_raises_not_exact():
     model = _copy(_engine_model("short-60")[0])
     state = FittedState.from_prophet(model)
-    renamed = dict(state.history)
-    renamed['y "quoted"/'] = renamed.pop("y")
-    with pytest.raises(NotExact, match="needs escaping"):
-        to_json(replace(state, history=renamed))
+    with pytest.raises(NotExact, match="not a string"):
+        to_json(replace(state, history={**state.history, 7: state.history["y"]}))
     with pytest.raises(NotExact, match="float32"):
         to_json(replace(state, history={**state.history, "y": state.history["y"].astype(np.float32)}))
     # A customer id column Prophet carries along: stock writes it, this writer declines.

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from prophet.serialize import model_from_json
 
-from fleetcast.model import archive
+from fleetcast.model import archive, baseline
 from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import fit_prophet, model_to_json
 from fleetcast.model.settings import ProphetSettings
@@ -92,10 +92,43 @@ def archive_model(
     return archive.write_archive(directory, customer, model_to_json(model), metadata)
 
 
+def archive_baseline(
+    directory: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
+) -> Path:
+    """`<directory>/<customer>.tar.gz` of a seasonal-naive model, written as training writes one."""
+    settings = settings or ProphetSettings()
+    ds = history["ds"].to_numpy(dtype="datetime64[ns]")
+    freq = infer_frequency(ds)
+    model = baseline.fit(
+        ds,
+        history["y"].to_numpy(dtype=float),
+        freq=freq,
+        interval_width=settings.interval_width,
+        intervals=settings.uncertainty_samples > 0,
+    )
+    metadata = {
+        "customer": customer,
+        "rows": len(history),
+        "start": history["ds"].iloc[0].isoformat(),
+        "end": history["ds"].iloc[-1].isoformat(),
+        "freq": freq,
+        "prophet": settings.prophet_kwargs(),
+        "model": "naive",
+        "metrics": None,
+    }
+    return archive.write_archive(directory, customer, model.to_json(), metadata, kind=archive.BASELINE_KIND)
+
+
 def build_model(
-    root: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
+    root: Path,
+    customer: str,
+    history: pd.DataFrame,
+    settings: ProphetSettings | None = None,
+    *,
+    kind: str = archive.PROPHET_KIND,
 ) -> BuiltModel:
-    archive_path = archive_model(root / "archives", customer, history, settings)
+    write = archive_baseline if kind == archive.BASELINE_KIND else archive_model
+    archive_path = write(root / "archives", customer, history, settings)
     model_dir = extract(archive_path, root / "models" / f"m-{customer}" / "model")
     return BuiltModel(customer, archive_path, model_dir, history, archive.read_model_dir(model_dir)[1])
 
@@ -111,11 +144,14 @@ def prophet_reference(model_dir: Path, periods: int, freq: str, intervals: bool)
 
 
 def serving_models(root: Path) -> dict[str, BuiltModel]:
-    """daily (with intervals), no_intervals (uncertainty_samples=0), hourly: the models most tests serve."""
+    """daily (with intervals), no_intervals (uncertainty_samples=0), hourly: the models most tests serve;
+    naive: a seasonal-naive baseline (with intervals), the model kind a customer ships when no Prophet
+    configuration forecasts it better."""
     return {
         "daily": build_model(root, "7", daily_history(7)),
         "no_intervals": build_model(
             root, "8", daily_history(8), replace(ProphetSettings(), uncertainty_samples=0)
         ),
         "hourly": build_model(root, "9", hourly_history()),
+        "naive": build_model(root, "10", daily_history(10), kind=archive.BASELINE_KIND),
     }

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from fleetcast.data.generate import customer_series
+from fleetcast.model import country_holidays
 from fleetcast.model.fit import engine, solver
 from fleetcast.model.fit.problem import FitParams
-from fleetcast.model.settings import ProphetSettings
+from fleetcast.model.settings import ProphetSettings, Regressor
 
 HORIZON = 7
 YHAT_TOLERANCE = 0.02  # a series beyond this must beat Stan's log posterior clearly
@@ -32,6 +33,8 @@ class Case:
     history: pd.DataFrame
     settings: ProphetSettings
     freq: str
+    # Each regressor's values over the HORIZON steps after the history (cases with regressors only).
+    future_regressors: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,104 @@ def _family(kind: str, index: int) -> Case:
 WEIGHTS = {"seed-daily": 3, "hourly": 1, "half-hourly": 1}
 
 
+def _drivers(
+    frame: pd.DataFrame, seed: int, country: str | None, regressors: tuple[Regressor, ...], freq: str
+) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """The frame with demand driven by temperature and a country's holidays, plus the regressors' future.
+
+    Temperature is seasonal plus weather noise; heating degrees below 15 C raise demand, holidays cut it.
+    A 0/1 `promo` column (Prophet leaves binary regressors unstandardised) nudges demand up.
+    """
+    rng = np.random.default_rng(seed)
+    stamps = pd.DatetimeIndex(frame["ds"])
+    last = stamps[-1]
+    future = pd.date_range(last, periods=HORIZON + 1, freq=freq)[1:]
+    every = stamps.append(future)
+    day_of_year = every.day_of_year.to_numpy()
+    temperature = 11 - 9 * np.cos(2 * np.pi * (day_of_year - 20) / 365.25) + rng.normal(0, 2.5, len(every))
+    promo = (rng.uniform(size=len(every)) < 0.1).astype(float)
+    level = float(np.mean(np.abs(frame["y"].dropna()))) or 1.0
+    effect = 0.02 * level * np.maximum(15.0 - temperature, 0.0) + 0.05 * level * promo
+    if country is not None:
+        ns = every.to_numpy(dtype="datetime64[ns]").view(np.int64)
+        names = country_holidays.training_names(country, ns)
+        if names:
+            effect -= 0.15 * level * country_holidays.features(country, names, ns).max(axis=1)
+    columns = {"temperature": temperature, "promo": promo}
+    rows = len(frame)
+    out = frame.copy()
+    out["y"] = out["y"] + effect[:rows]
+    for regressor in regressors:
+        out[regressor.name] = columns[regressor.name][:rows]
+    return out, {regressor.name: columns[regressor.name][rows:] for regressor in regressors}
+
+
+TEMPERATURE = (Regressor("temperature"),)
+DRIVER_BUILDERS = {
+    # (start, periods, freq, rows kept, settings)
+    "holidays-us": ("2021-03-01", 800, "D", 800, replace(BASE, country_holidays="US")),
+    "holidays-de-multiplicative": (
+        "2022-01-01",
+        500,
+        "D",
+        420,
+        replace(BASE, country_holidays="DE", seasonality_mode="multiplicative", holidays_prior_scale=1.0),
+    ),
+    "temperature": ("2022-02-01", 400, "D", 400, replace(BASE, regressors=TEMPERATURE)),
+    "temperature-multiplicative": (
+        "2022-02-01",
+        450,
+        "D",
+        450,
+        replace(BASE, regressors=(Regressor("temperature", "multiplicative"),), regressor_prior_scale=0.5),
+    ),
+    "drivers-all": (
+        "2021-06-01",
+        900,
+        "D",
+        700,
+        replace(
+            BASE,
+            country_holidays="GB",
+            regressors=(*TEMPERATURE, Regressor("promo", "multiplicative")),
+            holidays_prior_scale=3.0,
+            regressor_prior_scale=2.0,
+        ),
+    ),
+    "hourly-drivers": (
+        "2022-12-10",
+        24 * 28,
+        "h",
+        24 * 28,
+        replace(BASE, country_holidays="US", regressors=TEMPERATURE),
+    ),
+    "flat-drivers": (
+        "2022-01-01",
+        365,
+        "D",
+        365,
+        replace(BASE, growth="flat", country_holidays="FR", regressors=TEMPERATURE),
+    ),
+}
+DRIVER_FAMILIES = tuple(DRIVER_BUILDERS)
+
+
+def _driver_family(kind: str, index: int) -> Case:
+    start, periods, freq, rows, settings = DRIVER_BUILDERS[kind]
+    seed = 2000 + index
+    frame = _generated(start, periods, freq, index, seed, rows)
+    frame, future = _drivers(frame, seed, settings.country_holidays, settings.regressors, freq)
+    return Case(f"{kind}-{index}", frame, settings, freq, future)
+
+
+def driver_corpus(total: int) -> Iterator[Case]:
+    """About `total` cases with country holidays and/or regressors, every family at least once."""
+    per_family = max(1, round(total / len(DRIVER_FAMILIES)))
+    for kind in DRIVER_FAMILIES:
+        for index in range(per_family):
+            yield _driver_family(kind, index)
+
+
 def corpus(total: int) -> Iterator[Case]:
     """About `total` cases over every family (at least one of each), deterministic."""
     weights = [WEIGHTS.get(kind, 1) for kind in FAMILIES]
@@ -137,8 +238,8 @@ def compare(case: Case) -> Comparison:
     solve_seconds = time.perf_counter() - began
 
     future = pd.Series(pd.date_range(case.history["ds"].iloc[-1], periods=HORIZON + 1, freq=case.freq)[1:])
-    yhat_stan = engine.forecast_values(stan, future)
-    yhat_ours = engine.forecast_values(ours, future)
+    yhat_stan = engine.forecast_values(stan, future, case.future_regressors)
+    yhat_ours = engine.forecast_values(ours, future, case.future_regressors)
 
     lp_ours = lp_stan = float("nan")
     if ours.problem is not None and ours.params is not None:

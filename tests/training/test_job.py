@@ -196,8 +196,8 @@ def test_sigterm_finishes_in_flight_fits_and_leaves_no_partial_checkpoint(sm_roo
     output = process.stdout.read()
     assert process.wait(timeout=60) == 143, output
 
-    archives = list((sm_root / "checkpoints").iterdir())
-    assert all(not p.name.startswith(".tmp-") for p in archives)
+    assert all(not p.name.startswith(".tmp-") for p in (sm_root / "checkpoints").iterdir())
+    archives = list((sm_root / "checkpoints").glob("*.tar.gz"))
     assert 0 < len(archives) < 60
     assert all(archive.read_metadata_or_none(p) is not None for p in archives)
     assert "stopped by SIGTERM" in (sm_root / "output" / "failure").read_text()
@@ -238,8 +238,9 @@ def test_staging_on_another_mount_falls_back_loudly(sm_root: Path, caplog: pytes
         shutil.rmtree(elsewhere)
 
 
-def test_an_empty_shard_of_a_sharded_job_is_nothing_to_do(sm_root: Path):
+def test_an_empty_shard_of_a_sharded_job_is_nothing_to_do(sm_root: Path, monkeypatch: pytest.MonkeyPatch):
     """ShardedByS3Key with fewer objects than hosts can leave a host without input: it trains none, fine."""
+    monkeypatch.setenv("TRAINING_JOB_NAME", "job-1")  # as SageMaker sets it on every host
     config = sm_root / "input" / "config"
     (config / "resourceconfig.json").write_text(
         json.dumps({"current_host": "algo-3", "hosts": ["algo-1", "algo-2", "algo-3"]})

@@ -11,6 +11,7 @@ import pytest
 
 from fleetcast.cli import main
 from fleetcast.model import archive, prophet_model
+from fleetcast.model.baseline import SeasonalNaive
 from fleetcast.model.fit import engine
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.training import selection
@@ -49,10 +50,13 @@ def test_candidates_follow_the_history_and_the_limits():
     assert [c.name for c in selection.candidate_set(year, BASE, CANDIDATE_NAMES, 10)] == list(CANDIDATE_NAMES)
     short = seasonal(200)  # too short for a yearly cycle
     names = [c.name for c in selection.candidate_set(short, BASE, CANDIDATE_NAMES, 10)]
-    assert names == ["configured", "flexible-trend", "multiplicative"]
+    assert names == ["configured", "flexible-trend", "multiplicative", "naive"]
     long = seasonal(800)  # Prophet's own yearly rule applies: no low-order variant
     assert "yearly-low" not in [c.name for c in selection.candidate_set(long, BASE, CANDIDATE_NAMES, 10)]
-    assert len(selection.candidate_set(year, BASE, CANDIDATE_NAMES, 2)) == 2
+    # max_candidates bounds the Prophet fits; the baseline costs none and always stays in.
+    limited = selection.candidate_set(year, BASE, CANDIDATE_NAMES, 2)
+    assert [c.name for c in limited] == ["configured", "yearly-low", "naive"]
+    assert [c.kind for c in limited] == ["prophet", "prophet", "seasonal-naive"]
     multiplicative = replace(BASE, seasonality_mode="multiplicative")
     names = [c.name for c in selection.candidate_set(year, multiplicative, CANDIDATE_NAMES, 10)]
     assert "multiplicative" not in names
@@ -76,7 +80,9 @@ def test_a_year_of_seasons_chooses_the_low_order_yearly_seasonality():
     choice = choose(seasonal(400))
     assert choice.candidate.name == "yearly-low"
     assert choice.scores[choice.candidate.name] < 0.7 * choice.scores["configured"]
-    assert choice.folds == 3 and choice.fits == 3 * len(CANDIDATE_NAMES)
+    # Every candidate but the baseline is fitted once per fold; the baseline is scored on the same folds.
+    assert choice.folds == 3 and choice.fits == 3 * (len(CANDIDATE_NAMES) - 1)
+    assert choice.scores["naive"] == choice.naive_score
 
 
 def test_growing_seasonal_swings_choose_multiplicative_seasonality():
@@ -115,7 +121,7 @@ def train(root: Path, values_of, **hyperparameters: str) -> dict[str, tuple[str,
         pd.DataFrame({"timestamp": stamps, "consumption": np.round(values, 3)}).to_csv(
             folder / "data.csv", index=False
         )
-    write_hyperparameters(root, workers="1", uncertainty_samples="0", **hyperparameters)
+    write_hyperparameters(root, **{"workers": "1", "uncertainty_samples": "0", **hyperparameters})
     assert main(["train"]) == 0
     return {p.name: archive.read_archive(p) for p in sorted((root / "checkpoints").glob("*.tar.gz"))}
 
@@ -153,8 +159,56 @@ def test_the_shipped_model_is_the_chosen_candidate_refitted_on_everything(sm_roo
     values = seasonal(400, seed=2).y
     ((model_json, metadata),) = train(sm_root, {"c": values}, max_candidates="3").values()
     assert metadata["model"] in CANDIDATE_NAMES[:3]
-    assert len(metadata["selection"]["cv_smape"]) == 3
+    assert set(metadata["selection"]["cv_smape"]) == {*CANDIDATE_NAMES[:3], "naive"}
+    assert metadata["kind"] == "prophet"
     model = prophet_model.model_from_json(model_json)
     assert len(model.history) == 400
     assert model.seasonality_mode == metadata["prophet"]["seasonality_mode"]
     assert model.yearly_seasonality == metadata["prophet"]["yearly_seasonality"]
+
+
+def weekly_repeat(days: int = 120, seed: int = 6) -> np.ndarray:
+    """A sharp weekly pattern whose shape wanders from week to week (each weekday a random walk), plus a
+    little noise: Prophet's one weekly shape averages the weeks; last week's value follows them."""
+    rng = np.random.default_rng(seed)
+    weeks = days // 7 + 1
+    shape = np.array([100.0, 100.0, 480.0, 100.0, 100.0, 5.0, 100.0]) + np.cumsum(
+        rng.normal(0, 25, (weeks, 7)), axis=0
+    )
+    return np.abs(shape.reshape(-1)[:days] + 300) + rng.normal(0, 1, days)
+
+
+def test_a_series_that_repeats_every_week_chooses_the_baseline():
+    choice = choose(series(120, weekly_repeat()))
+    assert choice.candidate.name == "naive" and choice.candidate.is_baseline
+    assert choice.scores["naive"] < 0.7 * min(v for k, v in choice.scores.items() if k != "naive")
+
+
+def test_a_baseline_customer_ships_and_serves_a_seasonal_naive_archive(sm_root: Path):
+    from fleetcast.serving.predictors import load_model
+    from fleetcast.serving.protocol import ForecastRequest
+    from tests.serving.models import extract
+
+    values = weekly_repeat()
+    archives = train(sm_root, {"c": values}, uncertainty_samples="100", interval_width="0.9")
+    ((model_json, metadata),) = archives.values()
+    assert metadata["model"] == "naive" and metadata["kind"] == "seasonal-naive"
+    assert metadata["fit_engine"] == "seasonal-naive"
+    # The holdout of the baseline is the baseline's own score: never worse than naive.
+    assert metadata["metrics"]["smape"] == metadata["metrics"]["naive_smape"]
+    model = SeasonalNaive.from_json(model_json)
+    assert model.intervals and model.interval_width == 0.9 and model.freq == "D"
+    predictor = load_model(
+        extract(sm_root / "checkpoints" / "c.tar.gz", sm_root / "served" / "model")
+    ).predictor
+    rows = predictor.forecast(ForecastRequest(7))["forecast"]
+    assert [row["yhat"] for row in rows] == pytest.approx(np.round(values[-7:], 3).tolist())
+    assert all(row["yhat_lower"] < row["yhat"] < row["yhat_upper"] for row in rows)
+    report = (sm_root / "output" / "data" / "report-algo-1.csv").read_text()
+    assert ",naive," in report and "seasonal-naive" in report
+
+
+def test_the_baseline_alone_can_be_asked_for(sm_root: Path):
+    assert parse_hyperparameters({"selection": "naive"}).job.selection == "naive"
+    ((_, metadata),) = train(sm_root, {"c": seasonal(120).y}, selection="naive").values()
+    assert metadata["model"] == "naive" and metadata["selection"]["folds"] == 0

@@ -68,6 +68,7 @@ def lay_out_hosts(tmp_path: Path, hosts: list[str], distribution: str | None, wr
 def run_hosts(roots: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
     """Run `train` once per host; returns the customers each host trained or resumed."""
     handled = {}
+    monkeypatch.setenv("TRAINING_JOB_NAME", "job-1")  # SageMaker names the job alike on every host
     for host, root in roots.items():
         monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(root))
         assert main(["train"]) == 0

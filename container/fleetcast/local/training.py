@@ -1,12 +1,18 @@
 """`fleetcast local-train`: a sharded multi-instance SageMaker training job, played on one machine.
 
+`--models` plays the models prefix (model/manifest.py lays it out). Each run has a run id (`--run-id`,
+default `local-<UTC time>`), which plays the job's name: SageMaker sets TRAINING_JOB_NAME on every host,
+and so does this. The run's checkpoint prefix is `<models>/<run>/`.
+
 For each host algo-1..algo-N it lays out an /opt/ml-shaped root with the config files SageMaker writes
-for a job with a CheckpointConfig, the host's share of the channel and a copy of the checkpoint prefix
-(SageMaker copies it to every instance at start, which is what makes resume work). The share is the host's
-ShardedByS3Key objects (see sharding.py), or with FullyReplicated every object, in which case each `train`
-picks its own customers by hash. It then runs the N `fleetcast train` processes concurrently, exactly as
-the image would, and collects their new checkpoints into `--models`, our stand-in for the checkpoint S3
-prefix. The host roots and the merged report stay in a work dir beside `--models`
+for a job with a CheckpointConfig, the host's share of the channel, the previous fleet manifest
+(`<models>/manifest.csv.gz`) as the `manifest` channel, and a copy of the run's checkpoint prefix
+(SageMaker copies it to every instance at start: empty for a new run, the run's own archives when a run is
+started again with the same `--run-id`, as a spot restart is). The share is the host's ShardedByS3Key
+objects (see sharding.py), or with FullyReplicated every object, in which case each `train` picks its own
+customers by hash. It then runs the N `fleetcast train` processes concurrently, exactly as the image would,
+collects their checkpoint folders into `<models>/<run>/` and, when every host succeeded, publishes the run
+(`fleetcast manifest merge`). The host roots and the merged report stay in a work dir beside `--models`
 (`<models>-local-train/`, see default_work_dir), reused by the next run.
 """
 
@@ -25,17 +31,27 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from fleetcast.local.sharding import assign_round_robin
 from fleetcast.model import archive
-from fleetcast.paths import BASE_DIR_ENV, DEFAULT_CHECKPOINT_LOCAL_PATH, SageMakerPaths
+from fleetcast.model.manifest import MANIFEST_NAME, ManifestError
+from fleetcast.models_prefix import FolderPrefix, merge_run
+from fleetcast.paths import (
+    BASE_DIR_ENV,
+    DEFAULT_CHECKPOINT_LOCAL_PATH,
+    MANIFEST_CHANNEL,
+    TRAINING_JOB_NAME_ENV,
+    SageMakerPaths,
+)
 from fleetcast.training.config import (
     FULLY_REPLICATED,
     SHARDED_BY_S3_KEY,
     ConfigError,
     cpu_count,
     parse_hyperparameters,
+    run_id,
 )
 from fleetcast.training.peers import PEER_PORT_ENV
 
@@ -61,6 +77,23 @@ def list_objects(data: Path) -> list[str]:
     )
 
 
+def _files(folder: Path) -> list[Path]:
+    """The objects of a prefix played by a folder: its files, not hidden or temporary ones, not below."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+
+
+def new_run_id(models: Path, now: datetime | None = None) -> str:
+    """`local-<UTC time>`, with `-2`, `-3`, ... when a run of that second already has a folder."""
+    stem = "local-" + (now or datetime.now(UTC)).strftime("%Y%m%d-%H%M%S")
+    candidate, number = stem, 1
+    while (models / candidate).exists():
+        number += 1
+        candidate = f"{stem}-{number}"
+    return candidate
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -71,7 +104,7 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def lay_out_host(
     root: Path, host: str, hosts: list[str], channel: str, data: Path, keys: list[str],
-    hyperparameters: dict[str, str], models: Path, distribution: str = SHARDED_BY_S3_KEY,
+    hyperparameters: dict[str, str], models: Path, distribution: str = SHARDED_BY_S3_KEY, run: str = "",
 ) -> SageMakerPaths:  # fmt: skip
     paths = SageMakerPaths(root)
     if root.exists():
@@ -81,26 +114,27 @@ def lay_out_host(
     paths.resource_config_file.write_text(
         json.dumps({"current_host": host, "hosts": hosts, "network_interface_name": "eth0"})
     )
-    paths.input_data_config_file.write_text(
-        json.dumps(
-            {
-                channel: {
-                    "ContentType": "text/csv",
-                    "TrainingInputMode": "File",
-                    "S3DistributionType": distribution,
-                    "RecordWrapperType": "None",
-                }
-            }
-        )
-    )
+    channels = {
+        channel: {
+            "ContentType": "text/csv",
+            "TrainingInputMode": "File",
+            "S3DistributionType": distribution,
+            "RecordWrapperType": "None",
+        }
+    }
+    previous = models / MANIFEST_NAME
+    if previous.is_file():  # every host gets the whole previous manifest, as launch sends it
+        channels[MANIFEST_CHANNEL] = {**channels[channel], "S3DistributionType": FULLY_REPLICATED}
+        _link_or_copy(previous, paths.manifest_channel_dir / MANIFEST_NAME)
+    paths.input_data_config_file.write_text(json.dumps(channels))
     # The checkpoint folder is synced (here: collected into --models), as with a CheckpointConfig.
     paths.checkpoint_config_file.write_text(json.dumps({"LocalPath": DEFAULT_CHECKPOINT_LOCAL_PATH}))
     for key in keys:
         _link_or_copy(data / key, paths.channel_dir(channel) / key)
     paths.checkpoints_dir.mkdir(parents=True)
-    for existing in models.glob(f"*{archive.ARCHIVE_SUFFIX}"):
-        if archive.customer_of(existing) is not None:
-            _link_or_copy(existing, paths.checkpoints_dir / existing.name)
+    # The checkpoint prefix is the run's folder: only this run's files are restored (none for a new run).
+    for existing in _files(models / run) if run else []:
+        _link_or_copy(existing, paths.checkpoints_dir / existing.name)
     return paths
 
 
@@ -110,12 +144,18 @@ def _stream(prefix: str, pipe) -> None:
         sys.stdout.flush()
 
 
-def run_hosts(roots: dict[str, SageMakerPaths]) -> dict[str, int]:
+def run_hosts(roots: dict[str, SageMakerPaths], run: str) -> dict[str, int]:
     """Run one `fleetcast train` per host concurrently; a Ctrl-C or SIGTERM is passed on to all of them."""
     processes: dict[str, subprocess.Popen] = {}
     for host, paths in roots.items():
         # The hosts share this machine (one port) and cannot resolve each other; this waits for them all.
-        env = {**os.environ, BASE_DIR_ENV: str(paths.base), PEER_PORT_ENV: "0", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            BASE_DIR_ENV: str(paths.base),
+            PEER_PORT_ENV: "0",
+            TRAINING_JOB_NAME_ENV: run,
+            "PYTHONUNBUFFERED": "1",
+        }
         processes[host] = subprocess.Popen(
             [sys.executable, "-m", "fleetcast.cli", "train"],
             env=env,
@@ -145,20 +185,19 @@ def run_hosts(roots: dict[str, SageMakerPaths]) -> dict[str, int]:
     return codes
 
 
-def collect_checkpoints(roots: dict[str, SageMakerPaths], models: Path) -> int:
-    """Copy archives a host wrote (not the copies it was given) into the models prefix, atomically."""
+def collect_checkpoints(roots: dict[str, SageMakerPaths], run_folder: Path) -> int:
+    """Sync each host's checkpoint folder into the run's folder, as SageMaker uploads it: every file a host
+    wrote (not the copies it was given), each renamed into place whole. Returns how many were copied."""
     copied = 0
-    models.mkdir(parents=True, exist_ok=True)
+    run_folder.mkdir(parents=True, exist_ok=True)
     for paths in roots.values():
-        for archive_path in sorted(paths.checkpoints_dir.glob(f"*{archive.ARCHIVE_SUFFIX}")):
-            if archive.customer_of(archive_path) is None:
+        for written in _files(paths.checkpoints_dir):
+            target = run_folder / written.name
+            if target.exists() and os.path.samefile(written, target):
                 continue
-            target = models / archive_path.name
-            if target.exists() and os.path.samefile(archive_path, target):
-                continue
-            fd, tmp = tempfile.mkstemp(prefix=archive.TEMP_PREFIX, suffix=archive.ARCHIVE_SUFFIX, dir=models)
+            fd, tmp = tempfile.mkstemp(prefix=archive.TEMP_PREFIX, dir=run_folder)
             os.close(fd)
-            shutil.copyfile(archive_path, tmp)
+            shutil.copyfile(written, tmp)
             os.replace(tmp, target)
             copied += 1
     return copied
@@ -206,15 +245,34 @@ def accuracy_line(rows: list[dict[str, str]]) -> str:
     )
 
 
+def publish(models: Path, run: str, failed_hosts: dict[str, int]) -> int:
+    """Merge the run into the fleet manifest when every host succeeded; the exit code."""
+    if failed_hosts:
+        log.error(
+            "run %s is not published: the fleet manifest still names the previous versions. Run again with "
+            "--run-id %s to resume it, or publish what it trained with `fleetcast manifest merge --models "
+            "%s --run %s`",
+            run, run, models, run,
+        )  # fmt: skip
+        return 1
+    try:
+        merge_run(FolderPrefix(models), run)
+    except ManifestError as exc:
+        log.error("publishing run %s failed: %s", run, exc)
+        return 1
+    return 0
+
+
 def local_train_main(
     data: Path, hosts: int, models: Path, work_dir: Path | None, hyperparameters: list[str],
-    distribution: str = SHARDED_BY_S3_KEY,
+    distribution: str = SHARDED_BY_S3_KEY, run: str | None = None,
 ) -> int:  # fmt: skip
     try:
         values = parse_key_values(hyperparameters)
         config = parse_hyperparameters(values)
-    except ConfigError as exc:
-        log.error("%s", exc)
+        run = run_id(run) if run is not None else new_run_id(models)
+    except (ConfigError, ValueError) as exc:
+        log.error("%s", exc if isinstance(exc, ConfigError) else f"--run-id {run!r}: {exc}")
         return 2
     keys = list_objects(data) if data.is_dir() else []
     if not keys:
@@ -239,30 +297,30 @@ def local_train_main(
     names = list(shards)
     roots = {
         host: lay_out_host(
-            work_dir / host, host, names, config.job.channel, data, shard, values, models, distribution
+            work_dir / host, host, names, config.job.channel, data, shard, values, models, distribution, run
         )
         for host, shard in shards.items()
     }  # fmt: skip
     log.info(
-        "local training: %d objects over %d hosts, %s (%s), work dir %s",
-        len(keys), hosts, distribution, ", ".join(f"{h}: {len(s)}" for h, s in shards.items()), work_dir,
+        "local training run %s: %d objects over %d hosts, %s (%s), work dir %s",
+        run, len(keys), hosts, distribution, ", ".join(f"{h}: {len(s)}" for h, s in shards.items()), work_dir,
     )  # fmt: skip
 
     began = time.perf_counter()
-    codes = run_hosts(roots)
+    codes = run_hosts(roots, run)
     elapsed = time.perf_counter() - began
-    copied = collect_checkpoints(roots, models)
+    copied = collect_checkpoints(roots, models / run)
     report = work_dir / REPORT_NAME
     rows = merge_reports(roots, report)
     counts = Counter(row["status"] for row in rows)
     trained = counts.get("trained", 0)
     log.info(
-        "local training done in %.1fs: %s; %.1f models/s overall; %d new checkpoints in %s",
+        "local training done in %.1fs: %s; %.1f models/s overall; %d new files in %s",
         elapsed,
         ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "nothing trained",
         trained / elapsed if elapsed else 0.0,
         copied,
-        models,
+        models / run,
     )
     log.info(accuracy_line(rows))
     log.info("report: %s", report if rows else "none (no host wrote one)")
@@ -271,4 +329,4 @@ def local_train_main(
         failure = roots[host].failure_file
         reason = failure.read_text().strip() if failure.exists() else "no failure file"
         log.error("host %s exited %d: %s", host, code, reason)
-    return 1 if failed_hosts else 0
+    return publish(models, run, failed_hosts)

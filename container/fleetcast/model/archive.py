@@ -1,9 +1,14 @@
 """The per-customer model artifact: `<customer>.tar.gz` holding `model.json` and `metadata.json`.
 
-`model.json` is Prophet's own JSON serialisation (never pickle). `metadata.json` says where the model came
-from and carries `model_sha256`, so a truncated or tampered archive is never trusted. Archives are written
-to a temporary name in a staging directory (by default beside the target) and renamed into place, so a
-reader never sees a partial file. The staging directory must be on the same mount as the target.
+Stored below the models prefix as `<run>/<customer>.tar.gz` (`versioned_name`), never overwritten.
+
+`model.json` holds the model of the kind `metadata.json` names under `kind`: for `prophet` (and for
+archives written before kinds existed, which carry no `kind`) Prophet's own JSON serialisation, unchanged
+(never pickle); for `seasonal-naive` the baseline's JSON (`model/baseline.py`). `metadata.json` also says
+where the model came from and carries `model_sha256`, so a truncated or tampered archive is never
+trusted. Archives are written to a temporary name in a staging directory (by default beside the target)
+and renamed into place, so a reader never sees a partial file. The staging directory must be on the same
+mount as the target.
 """
 
 from __future__ import annotations
@@ -22,6 +27,11 @@ MODEL_FILE = "model.json"
 METADATA_FILE = "metadata.json"
 ARCHIVE_SUFFIX = ".tar.gz"
 TEMP_PREFIX = ".tmp-"
+# metadata.json's `kind`: which model model.json holds. An archive without it holds Prophet.
+KIND_KEY = "kind"
+PROPHET_KIND = "prophet"
+BASELINE_KIND = "seasonal-naive"
+MODEL_KINDS = (PROPHET_KIND, BASELINE_KIND)
 # Bumped when the artifact layout changes, so resume retrains instead of trusting an old layout.
 FORMAT_VERSION = 1
 
@@ -31,7 +41,17 @@ class ArtifactError(Exception):
 
 
 def archive_name(customer: str) -> str:
+    """The archive's file name inside a run's folder (and in a checkpoint folder): `<customer>.tar.gz`."""
     return f"{customer}{ARCHIVE_SUFFIX}"
+
+
+def versioned_name(run: str, customer: str) -> str:
+    """The archive's key below the models prefix, its TargetModel: `<run>/<customer>.tar.gz`.
+
+    Every run writes into its own folder and never over another run's archive, because a multi-model
+    endpoint keeps serving a TargetModel it has cached: a new model needs a new name.
+    """
+    return f"{run}/{archive_name(customer)}"
 
 
 def customer_of(archive: Path) -> str | None:
@@ -53,17 +73,31 @@ def _add_member(tar: tarfile.TarFile, name: str, payload: bytes) -> None:
 
 
 def write_archive(
-    directory: Path, customer: str, model_json: str, metadata: dict[str, Any], staging: Path | None = None
+    directory: Path,
+    customer: str,
+    model_json: str,
+    metadata: dict[str, Any],
+    staging: Path | None = None,
+    kind: str = PROPHET_KIND,
 ) -> Path:
     """Atomically write `<directory>/<customer>.tar.gz`, staged in `staging`; returns its path.
+
+    `kind` (one of MODEL_KINDS) is recorded in metadata.json: which model `model_json` holds.
 
     Pass a staging directory outside `directory` when `directory` is watched (SageMaker uploads the
     checkpoints folder continuously, so a temporary file there could reach S3).
     """
     directory.mkdir(parents=True, exist_ok=True)
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"model kind {kind!r} is not one of {', '.join(MODEL_KINDS)}")
     staging = directory if staging is None else staging
     staging.mkdir(parents=True, exist_ok=True)
-    metadata = {**metadata, "format_version": FORMAT_VERSION, "model_sha256": sha256_text(model_json)}
+    metadata = {
+        **metadata,
+        KIND_KEY: kind,
+        "format_version": FORMAT_VERSION,
+        "model_sha256": sha256_text(model_json),
+    }
     target = directory / archive_name(customer)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
@@ -120,6 +154,30 @@ def read_archive(path: Path) -> tuple[str, dict[str, Any]]:
     except (OSError, EOFError, tarfile.TarError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path}: unreadable archive ({type(exc).__name__}: {exc})") from exc
     return _verified(model_json, metadata, path)
+
+
+def model_kind(metadata: dict[str, Any]) -> str:
+    """The kind of model an archive holds (Prophet when metadata.json predates kinds); ArtifactError for an
+    unknown one (an archive from a newer fleetcast)."""
+    kind = metadata.get(KIND_KEY, PROPHET_KIND)
+    if kind not in MODEL_KINDS:
+        raise ArtifactError(
+            f"metadata.json names model kind {kind!r}; this fleetcast serves {', '.join(MODEL_KINDS)}"
+        )
+    return kind
+
+
+def peek_kind(directory: Path) -> str:
+    """The kind a model directory's metadata.json names, read without verifying the model.
+
+    For choosing a loader; the loader then reads and verifies everything, and reports a broken directory
+    itself (an unreadable metadata.json is taken as Prophet here, so that report is the usual one).
+    """
+    try:
+        metadata = json.loads((Path(directory) / METADATA_FILE).read_bytes())
+    except (OSError, ValueError):
+        return PROPHET_KIND
+    return model_kind(metadata) if isinstance(metadata, dict) else PROPHET_KIND
 
 
 def read_metadata_or_none(path: Path) -> dict[str, Any] | None:

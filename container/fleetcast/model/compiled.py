@@ -7,15 +7,18 @@ in Prophet's scaled time, seasonality periods/orders/modes and their coefficient
 reproduces, in the same floating-point order as Prophet 1.5:
 
 - the point forecast and its components (`setup_dataframe`, `piecewise_linear`/`flat_trend`,
-  `fourier_series`, `predict_seasonal_components`, `predict`);
+  `fourier_series`, country holidays (`construct_holiday_dataframe`/`make_holiday_features`, the calendar
+  rebuilt for the forecast's years by `country_holidays`), extra regressors standardised with the
+  training mean and deviation, `predict_seasonal_components`, `predict`);
 - the uncertainty interval (`predict_uncertainty` with the vectorised sampler: future slope changes drawn
   per step with probability "changepoints per unit of scaled time x step", Laplace sizes with scale
   mean|delta|, observation noise sigma_obs; quantiles at `interval_width` over `uncertainty_samples`
   draws; multiplicative seasonality scales the sampled trend, the noise is added afterwards).
 
 `compile_model` refuses, with `NotCompilable(reason)`, anything it does not reproduce exactly (logistic
-growth, holidays, extra regressors, conditional seasonalities, MCMC fits, ...); callers then use Prophet's
-own `predict` and say so in the log. Dates are numpy `datetime64` arrays: no pandas on the predict path.
+growth, a custom holidays frame, regressors with their own forecasting models, conditional seasonalities,
+MCMC fits, ...); callers then use Prophet's own `predict` and say so in the log. Dates are numpy
+`datetime64` arrays: no pandas on the predict path.
 """
 
 from __future__ import annotations
@@ -30,13 +33,19 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fleetcast.model import country_holidays
+
 if TYPE_CHECKING:
     from prophet import Prophet
 
     from fleetcast.model.fit.prophet_json import FittedState
 
 FORMAT = "fleetcast-compiled-prophet"
+# Version 2 adds holidays and regressors; a model without them is still written as version 1, so older
+# readers keep loading it, and refuse (then compile model.json, then fall back) what they cannot predict.
 FORMAT_VERSION = 1
+DRIVERS_FORMAT_VERSION = 2
+READABLE_VERSIONS = (FORMAT_VERSION, DRIVERS_FORMAT_VERSION)
 COMPILED_FILE = "compiled.json"
 
 NS_PER_SECOND = 1_000_000_000
@@ -68,6 +77,35 @@ class Seasonality:
 
 
 @dataclass(frozen=True)
+class RegressorTerm:
+    """An extra regressor column: standardised as (x - mu) / std, as at training time."""
+
+    name: str
+    mu: float
+    std: float
+    mode: str  # additive | multiplicative
+
+
+@dataclass(frozen=True)
+class HolidayTerms:
+    """A country's holiday columns: one per holiday name seen in training, in Prophet's column order."""
+
+    country: str
+    names: tuple[str, ...]  # column order (sorted feature names)
+    training_order: tuple[str, ...]  # train_holiday_names' order (the order of their components)
+    mode: str  # holidays_mode
+
+
+class MissingRegressorError(ValueError):
+    """The forecast needs a regressor's values at every date and did not get them (or got a wrong count)."""
+
+    def __init__(self, name: str, expected: int, got: int | None) -> None:
+        given = "none" if got is None else str(got)
+        super().__init__(f"regressor {name!r} needs {expected} values (one per forecast date); got {given}")
+        self.name, self.expected, self.got = name, expected, got
+
+
+@dataclass(frozen=True)
 class Forecast:
     """Predictions for sorted dates; `yhat_lower`/`yhat_upper`/`trend_*` are None without intervals."""
 
@@ -77,7 +115,8 @@ class Forecast:
     yhat_upper: np.ndarray | None = None
     trend_lower: np.ndarray | None = None
     trend_upper: np.ndarray | None = None
-    # trend, additive_terms, multiplicative_terms and each seasonality by name, when asked for
+    # trend, additive_terms, multiplicative_terms, each seasonality, holiday and regressor by name, and the
+    # holidays / extra_regressors_<mode> totals, when asked for
     components: dict[str, np.ndarray] | None = None
 
 
@@ -102,6 +141,8 @@ class CompiledModel:
         interval_width: float,
         uncertainty_samples: int,
         history_step_t: float,
+        holidays: HolidayTerms | None = None,
+        regressors: tuple[RegressorTerm, ...] = (),
     ) -> None:
         if growth not in SUPPORTED_GROWTH:
             raise NotCompilable(
@@ -122,13 +163,28 @@ class CompiledModel:
         self.interval_width = float(interval_width)
         self.uncertainty_samples = int(uncertainty_samples)
         self.history_step_t = float(history_step_t)
+        self.holidays = holidays
+        self.regressors = tuple(regressors)
         if len(self.deltas) != len(self.changepoints_t):
             raise ValueError(f"{len(self.deltas)} deltas for {len(self.changepoints_t)} changepoints")
-        width = sum(2 * s.fourier_order for s in self.seasonalities)
+        fourier = sum(2 * s.fourier_order for s in self.seasonalities)
+        width = fourier + self._holiday_width + len(self.regressors)
         # Prophet keeps a single all-zero placeholder feature when there is no seasonality at all.
         if len(self.beta) != max(width, 1):
-            raise ValueError(f"{len(self.beta)} seasonal coefficients for {width} Fourier features")
+            raise ValueError(
+                f"{len(self.beta)} coefficients for {fourier} Fourier, {self._holiday_width} holiday and "
+                f"{len(self.regressors)} regressor features"
+            )
         self._derive()
+
+    @property
+    def _holiday_width(self) -> int:
+        return 0 if self.holidays is None else len(self.holidays.names)
+
+    @property
+    def regressor_names(self) -> tuple[str, ...]:
+        """The regressors a forecast needs values of, one per date."""
+        return tuple(regressor.name for regressor in self.regressors)
 
     def _derive(self) -> None:
         """Precompute what every call needs: angular multipliers, per-mode coefficient vectors."""
@@ -144,6 +200,26 @@ class CompiledModel:
             masks[season.mode][column : column + width] = 1.0
             column += width
         self._multipliers = np.array(multipliers, dtype=np.float64)
+        # Every other component Prophet reports, as (columns, additive?) in its component_cols.
+        self._extra_components: dict[str, tuple[np.ndarray, bool]] = {}
+        if self.holidays is not None:
+            holiday_columns = np.arange(column, column + self._holiday_width)
+            masks[self.holidays.mode][holiday_columns] = 1.0
+            additive = self.holidays.mode == "additive"
+            for name in self.holidays.training_order:
+                position = self.holidays.names.index(name)
+                self._extra_components[name] = (holiday_columns[position : position + 1], additive)
+            self._extra_components["holidays"] = (holiday_columns, additive)
+            column += self._holiday_width
+        by_mode: dict[str, list[int]] = {mode: [] for mode in MODES}
+        for regressor in self.regressors:
+            masks[regressor.mode][column] = 1.0
+            self._extra_components[regressor.name] = (np.array([column]), regressor.mode == "additive")
+            by_mode[regressor.mode].append(column)
+            column += 1
+        for mode, columns in by_mode.items():
+            if columns:
+                self._extra_components[f"extra_regressors_{mode}"] = (np.array(columns), mode == "additive")
         self._beta_additive = self.beta * masks["additive"]
         self._beta_multiplicative = self.beta * masks["multiplicative"]
         self._multiplicative = bool(masks["multiplicative"].any())
@@ -157,18 +233,47 @@ class CompiledModel:
         """Prophet's `t`: (ds - start) / t_scale, as numpy divides timedelta64 by timedelta64."""
         return (ds_ns - self.start_ns).astype(np.float64) / float(self.t_scale_ns)
 
-    def features(self, ds_ns: np.ndarray) -> np.ndarray:
-        """The Fourier feature matrix, columns [sin 1, cos 1, sin 2, ...] per seasonality, as Prophet."""
-        if not self.seasonalities:
+    def features(self, ds_ns: np.ndarray, regressors: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """The feature matrix as Prophet builds it: [sin 1, cos 1, sin 2, ...] per seasonality, then one
+        0/1 column per holiday, then each regressor standardised. `ds_ns` sorted ascending."""
+        fourier = 2 * len(self._multipliers)
+        width = fourier + self._holiday_width + len(self.regressors)
+        if width == 0:
             return np.zeros((len(ds_ns), 1), order="F")
-        days = _days_since_epoch(ds_ns)
-        angles = (np.pi * 2 * days)[:, None]
-        phase = self._multipliers[None, :] * angles
         # Column-major like the DataFrame.values Prophet multiplies, so BLAS sums in the same order.
-        out = np.empty((len(ds_ns), 2 * len(self._multipliers)), order="F")
-        out[:, 0::2] = np.sin(phase)
-        out[:, 1::2] = np.cos(phase)
+        out = np.empty((len(ds_ns), width), order="F")
+        if fourier:
+            days = _days_since_epoch(ds_ns)
+            angles = (np.pi * 2 * days)[:, None]
+            phase = self._multipliers[None, :] * angles
+            out[:, 0:fourier:2] = np.sin(phase)
+            out[:, 1:fourier:2] = np.cos(phase)
+        column = fourier
+        if self.holidays is not None:
+            out[:, column : column + self._holiday_width] = country_holidays.features(
+                self.holidays.country, list(self.holidays.names), ds_ns
+            )
+            column += self._holiday_width
+        values = self._regressor_values(regressors or {}, len(ds_ns))
+        for regressor in self.regressors:
+            out[:, column] = (values[regressor.name] - regressor.mu) / regressor.std
+            column += 1
         return out
+
+    def _regressor_values(self, regressors: dict[str, np.ndarray], rows: int) -> dict[str, np.ndarray]:
+        """Each regressor's values as float64, one per date; MissingRegressorError names what is missing."""
+        checked = {}
+        for regressor in self.regressors:
+            given = regressors.get(regressor.name)
+            if given is None:
+                raise MissingRegressorError(regressor.name, rows, None)
+            values = np.asarray(given, dtype=np.float64).reshape(-1)
+            if len(values) != rows:
+                raise MissingRegressorError(regressor.name, rows, len(values))
+            if not np.all(np.isfinite(values)):
+                raise ValueError(f"regressor {regressor.name!r} has values that are not finite numbers")
+            checked[regressor.name] = values
+        return checked
 
     def _trend_scaled(self, t: np.ndarray) -> np.ndarray:
         if self.growth == "flat":
@@ -189,22 +294,28 @@ class CompiledModel:
         components: bool = False,
         seed: int | RandomSource | None = None,
         samples: int | None = None,
+        regressors: dict[str, Any] | None = None,
     ) -> Forecast:
         """Forecast for `ds` (datetime64, any unit; sorted ascending as Prophet sorts them).
 
-        `seed` makes intervals reproducible: an int or a numpy Generator; a legacy RandomState draws the
-        exact stream Prophet draws from np.random. `samples` overrides the model's uncertainty_samples.
-        `components` adds trend, additive/multiplicative terms, each seasonality, and trend bounds.
+        `regressors` gives each regressor's value at each date of `ds` (in `ds`' order). `seed` makes
+        intervals reproducible: an int or a numpy Generator; a legacy RandomState draws the exact stream
+        Prophet draws from np.random. `samples` overrides the model's uncertainty_samples. `components`
+        adds trend, additive/multiplicative terms, each seasonality, holiday and regressor, and the trend
+        bounds.
         """
         ds_ns = _as_ns(ds)
         if len(ds_ns) == 0:
             raise ValueError("no dates to forecast")
         if np.any(ds_ns == np.iinfo(np.int64).min):
             raise ValueError("dates include NaT")
+        values = self._regressor_values(regressors or {}, len(ds_ns))
         if len(ds_ns) > 1 and np.any(ds_ns[1:] < ds_ns[:-1]):
-            ds_ns = np.sort(ds_ns, kind="mergesort")
+            order = np.argsort(ds_ns, kind="mergesort")
+            ds_ns = ds_ns[order]
+            values = {name: column[order] for name, column in values.items()}
         t = self.scaled_time(ds_ns)
-        x = self.features(ds_ns)
+        x = self.features(ds_ns, values)
         expected = self._trend_scaled(t)
         trend = expected * self.y_scale + self.floor
         # (n, K) @ (K, 1) through a transposed row, exactly the product predict_seasonal_components forms.
@@ -228,6 +339,11 @@ class CompiledModel:
                 beta[cols] = self.beta[cols]
                 value = np.matmul(x, beta[None, :].T)[:, 0]
                 parts[season.name] = value * self.y_scale if season.mode == "additive" else value
+            for name, (columns, additive) in self._extra_components.items():
+                beta = np.zeros_like(self.beta)
+                beta[columns] = self.beta[columns]
+                value = np.matmul(x, beta[None, :].T)[:, 0]
+                parts[name] = value * self.y_scale if additive else value
         return Forecast(ds=ds_ns.view("datetime64[ns]"), yhat=yhat, components=parts, **bounds)
 
     def _intervals(
@@ -278,6 +394,8 @@ class CompiledModel:
         if n_future == 0 or self.growth == "flat":
             return np.zeros((len(t), n_samples))
         step = np.diff(t[future]).mean() if n_future > 1 else self.history_step_t
+        if math.isnan(step):
+            raise ValueError("one future date needs the history step, which this model was compiled without")
         likelihood = len(self.changepoints_t) * step
         if isinstance(rng, np.random.RandomState):
             # _make_trend_shift_matrix's draws in its order and shape: reproduces np.random-seeded Prophet.
@@ -304,9 +422,25 @@ class CompiledModel:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly form; floats survive json round trips exactly (shortest repr)."""
+        drivers = {}
+        if self.holidays is not None or self.regressors:
+            drivers = {
+                "holidays": None
+                if self.holidays is None
+                else {
+                    "country": self.holidays.country,
+                    "names": list(self.holidays.names),
+                    "training_order": list(self.holidays.training_order),
+                    "mode": self.holidays.mode,
+                },
+                "regressors": [
+                    {"name": r.name, "mu": r.mu, "std": r.std, "mode": r.mode} for r in self.regressors
+                ],
+            }
         return {
             "format": FORMAT,
-            "format_version": FORMAT_VERSION,
+            "format_version": DRIVERS_FORMAT_VERSION if drivers else FORMAT_VERSION,
+            **drivers,
             "growth": self.growth,
             "y_scale": self.y_scale,
             "floor": self.floor,
@@ -331,9 +465,10 @@ class CompiledModel:
     def from_dict(cls, data: dict[str, Any]) -> CompiledModel:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise ValueError(f"not a {FORMAT} document")
-        if data.get("format_version") != FORMAT_VERSION:
+        if data.get("format_version") not in READABLE_VERSIONS:
             raise ValueError(
-                f"{FORMAT} version {data.get('format_version')!r}; this code reads version {FORMAT_VERSION}"
+                f"{FORMAT} version {data.get('format_version')!r}; this code reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}"
             )
         try:
             seasonalities = tuple(
@@ -361,6 +496,11 @@ class CompiledModel:
                 interval_width=data["interval_width"],
                 uncertainty_samples=data["uncertainty_samples"],
                 history_step_t=data["history_step_t"],
+                holidays=_holiday_terms(data.get("holidays")),
+                regressors=tuple(
+                    RegressorTerm(str(r["name"]), float(r["mu"]), float(r["std"]), _mode(r["mode"]))
+                    for r in data.get("regressors") or ()
+                ),
             )
         except (KeyError, TypeError) as exc:
             raise ValueError(f"incomplete {FORMAT} document: {exc!r}") from None
@@ -397,6 +537,17 @@ def percentile_rows(samples: np.ndarray, percentiles: tuple[float, ...]) -> list
         diff = high - low
         results.append(high - diff * (1 - gamma) if gamma >= 0.5 else low + diff * gamma)
     return results
+
+
+def _holiday_terms(data: dict[str, Any] | None) -> HolidayTerms | None:
+    if data is None:
+        return None
+    return HolidayTerms(
+        country=str(data["country"]),
+        names=tuple(str(name) for name in data["names"]),
+        training_order=tuple(str(name) for name in data["training_order"]),
+        mode=_mode(data["mode"]),
+    )
 
 
 def _mode(value: Any) -> str:
@@ -462,8 +613,11 @@ class _Facts:
     growth: str
     logistic_floor: bool
     mcmc_samples: int
-    holidays: bool
-    extra_regressors: list[str]
+    custom_holidays: bool  # a user's holidays frame (not a country calendar)
+    country_holidays: str | None
+    holiday_names: list[str] | None  # train_holiday_names
+    holidays_mode: str
+    extra_regressors: dict[str, dict[str, Any]]  # name -> Prophet's props, in training order
     params: dict[str, np.ndarray]
     seasonalities: dict[str, dict[str, Any]]
     component_columns: dict[str, np.ndarray] | None  # train_component_cols, column -> 0/1 per feature
@@ -475,7 +629,7 @@ class _Facts:
     changepoints_t: np.ndarray
     interval_width: float
     uncertainty_samples: int
-    history_t: np.ndarray
+    history_t: np.ndarray | None  # None: not read
 
 
 def compile_model(model: Prophet) -> CompiledModel:
@@ -492,10 +646,11 @@ def compile_model(model: Prophet) -> CompiledModel:
             growth=model.growth,
             logistic_floor=bool(getattr(model, "logistic_floor", False)),
             mcmc_samples=int(getattr(model, "mcmc_samples", 0) or 0),
-            holidays=model.holidays is not None
-            or getattr(model, "country_holidays", None) is not None
-            or (holiday_names is not None and len(holiday_names) > 0),
-            extra_regressors=sorted(model.extra_regressors),
+            custom_holidays=model.holidays is not None,
+            country_holidays=getattr(model, "country_holidays", None),
+            holiday_names=None if holiday_names is None else list(holiday_names),
+            holidays_mode=getattr(model, "holidays_mode", None) or model.seasonality_mode,
+            extra_regressors=dict(model.extra_regressors),
             params={name: np.asarray(value) for name, value in model.params.items()},
             seasonalities=dict(model.seasonalities),
             component_columns=None if cols is None else {c: cols[c].to_numpy() for c in cols.columns},
@@ -526,10 +681,11 @@ def compile_state(state: FittedState) -> CompiledModel:
             growth=state.growth,
             logistic_floor=bool(state.logistic_floor),
             mcmc_samples=int(state.mcmc_samples or 0),
-            holidays=state.holidays is not None
-            or state.country_holidays is not None
-            or state.train_holiday_names is not None,
-            extra_regressors=sorted(state.extra_regressors),
+            custom_holidays=state.holidays is not None,
+            country_holidays=state.country_holidays,
+            holiday_names=state.train_holiday_names,
+            holidays_mode=state.holidays_mode,
+            extra_regressors=dict(state.extra_regressors),
             params={name: np.asarray(value) for name, value in state.params.items()},
             seasonalities=dict(state.seasonalities),
             component_columns={
@@ -548,13 +704,14 @@ def compile_state(state: FittedState) -> CompiledModel:
     )
 
 
-def compile_model_json(model_json: str) -> CompiledModel:
+def compile_model_json(model_json: str, *, history_step: bool = True) -> CompiledModel:
     """Compile straight from prophet.serialize's model.json, without pandas or Prophet.
 
     Reads the same fields model_from_json would, converting `start` and `t_scale` exactly as it does
     (datetime.fromtimestamp to the microsecond; Timedelta(seconds=x) = int(x * 1e9) ns). Raises
     NotCompilable for what the compiled form does not cover and ValueError for a document that is not a
-    fitted Prophet model.
+    fitted Prophet model. `history_step=False` skips parsing the training history (half the cost), whose
+    only use is the interval of a forecast with a single future date: such a model refuses one.
     """
     try:
         data = json.loads(model_json)
@@ -562,20 +719,21 @@ def compile_model_json(model_json: str) -> CompiledModel:
             raise ValueError("not a JSON object")
         if data["history"] is None:
             raise NotCompilable("model is not fitted")
-        history = json.loads(data["history"])["data"]
+        history = json.loads(data["history"])["data"] if history_step else None
         cols = data.get("train_component_cols")
         holiday_names = data.get("train_holiday_names")
         seasonality_names, seasonality_props = data["seasonalities"]
-        regressor_names = data.get("extra_regressors", [[], {}])[0]
+        regressor_names, regressor_props = data.get("extra_regressors", [[], {}])
         facts = _Facts(
             prophet_version=str(data.get("__prophet_version", "unknown")),
             growth=data["growth"],
             logistic_floor=bool(data.get("logistic_floor", False)),
             mcmc_samples=int(data.get("mcmc_samples") or 0),
-            holidays=data.get("holidays") is not None
-            or data.get("country_holidays") is not None
-            or (holiday_names is not None and len(json.loads(holiday_names).get("data", [])) > 0),
-            extra_regressors=sorted(regressor_names),
+            custom_holidays=data.get("holidays") is not None,
+            country_holidays=data.get("country_holidays"),
+            holiday_names=None if holiday_names is None else list(json.loads(holiday_names)["data"]),
+            holidays_mode=data.get("holidays_mode") or data["seasonality_mode"],
+            extra_regressors={name: regressor_props[name] for name in regressor_names},
             params={name: np.array(value) for name, value in data["params"].items()},
             seasonalities={name: seasonality_props[name] for name in seasonality_names},
             component_columns=None if cols is None else _table_columns(json.loads(cols)),
@@ -587,7 +745,7 @@ def compile_model_json(model_json: str) -> CompiledModel:
             changepoints_t=np.array(data["changepoints_t"], dtype=np.float64),
             interval_width=float(data["interval_width"]),
             uncertainty_samples=int(data["uncertainty_samples"] or 0),
-            history_t=np.array([row["t"] for row in history], dtype=np.float64),
+            history_t=np.array([row["t"] for row in history], dtype=np.float64) if history_step else None,
         )
     except NotCompilable:
         raise
@@ -611,7 +769,9 @@ def _fromtimestamp_ns(seconds: float) -> int:
 def _compile(facts: _Facts) -> CompiledModel:
     _refuse_unsupported(facts)
     seasonalities = _seasonalities(facts)
-    _check_feature_layout(facts, seasonalities)
+    holidays = _holidays(facts)
+    regressors = _regressors(facts)
+    _check_feature_layout(facts, seasonalities, holidays, regressors)
     params = facts.params
     if facts.scaling == "absmax":
         floor = 0.0
@@ -621,7 +781,10 @@ def _compile(facts: _Facts) -> CompiledModel:
         raise NotCompilable(f"scaling={facts.scaling!r}")
     history_t = facts.history_t
     # Prophet uses the mean history step when only one future date is asked for.
-    history_step_t = float(np.diff(history_t).mean()) if len(history_t) > 1 else 0.0
+    if history_t is None:
+        history_step_t = math.nan  # not read (compile_model_json(history_step=False))
+    else:
+        history_step_t = float(np.diff(history_t).mean()) if len(history_t) > 1 else 0.0
     return CompiledModel(
         growth=facts.growth,
         y_scale=facts.y_scale,
@@ -638,6 +801,8 @@ def _compile(facts: _Facts) -> CompiledModel:
         interval_width=facts.interval_width,
         uncertainty_samples=facts.uncertainty_samples,
         history_step_t=history_step_t,
+        holidays=holidays,
+        regressors=regressors,
     )
 
 
@@ -653,10 +818,8 @@ def _refuse_unsupported(facts: _Facts) -> None:
         raise NotCompilable("logistic floor")
     if facts.mcmc_samples:
         raise NotCompilable(f"MCMC fit (mcmc_samples={facts.mcmc_samples})")
-    if facts.holidays:
-        raise NotCompilable("holidays")
-    if facts.extra_regressors:
-        raise NotCompilable(f"extra regressors {facts.extra_regressors}")
+    if facts.custom_holidays:
+        raise NotCompilable("a custom holidays frame (country holidays are covered)")
     for name in ("k", "m", "delta", "beta", "sigma_obs"):
         if name not in facts.params:
             raise NotCompilable(f"fitted parameter {name!r} missing")
@@ -679,17 +842,65 @@ def _seasonalities(facts: _Facts) -> list[Seasonality]:
     return seasonalities
 
 
-def _check_feature_layout(facts: _Facts, seasonalities: list[Seasonality]) -> None:
-    """The training feature columns must be exactly our seasonalities' Fourier terms, in order."""
-    width = sum(2 * s.fourier_order for s in seasonalities)
+def _holidays(facts: _Facts) -> HolidayTerms | None:
+    if not facts.holiday_names:
+        if facts.holiday_names is not None:
+            raise NotCompilable("an empty list of training holiday names")
+        return None
+    if facts.country_holidays is None:
+        raise NotCompilable("holiday names without a country calendar")
+    if facts.holidays_mode not in MODES:
+        raise NotCompilable(f"holidays_mode={facts.holidays_mode!r}")
+    try:
+        country_holidays.validate_country(facts.country_holidays)
+    except country_holidays.UnknownCountryError as exc:
+        raise NotCompilable(str(exc)) from None
+    return HolidayTerms(
+        country=facts.country_holidays,
+        names=tuple(country_holidays.column_names(facts.holiday_names)),
+        training_order=tuple(facts.holiday_names),
+        mode=facts.holidays_mode,
+    )
+
+
+def _regressors(facts: _Facts) -> tuple[RegressorTerm, ...]:
+    terms = []
+    for name, props in facts.extra_regressors.items():
+        if props.get("predictor_spec") is not None:
+            raise NotCompilable(f"regressor {name!r} is forecast by its own model (regressor_predictor)")
+        if props.get("mode") not in MODES:
+            raise NotCompilable(f"regressor {name!r} has mode {props.get('mode')!r}")
+        terms.append(RegressorTerm(str(name), float(props["mu"]), float(props["std"]), props["mode"]))
+    return tuple(terms)
+
+
+def _check_feature_layout(
+    facts: _Facts,
+    seasonalities: list[Seasonality],
+    holidays: HolidayTerms | None,
+    regressors: tuple[RegressorTerm, ...],
+) -> None:
+    """The training feature columns must be exactly our seasonalities' Fourier terms, then the holiday
+    columns, then the regressors, in order."""
+    fourier = sum(2 * s.fourier_order for s in seasonalities)
+    holiday_width = 0 if holidays is None else len(holidays.names)
+    width = fourier + holiday_width + len(regressors)
     beta = facts.params["beta"]
     beta_width = beta.shape[1] if beta.ndim == 2 else -1
     if beta_width != max(width, 1):
-        raise NotCompilable(f"{beta_width} seasonal coefficients but seasonalities explain {width}")
+        raise NotCompilable(f"{beta_width} coefficients but the model's terms explain {width}")
     cols = facts.component_columns
     if cols is None:
         return
+    for position, name in enumerate(() if holidays is None else holidays.names):
+        if name in cols and not cols[name][fourier + position]:
+            raise NotCompilable(f"holiday {name!r} is not where its feature should be")
+    for position, regressor in enumerate(regressors):
+        if regressor.name in cols and not cols[regressor.name][fourier + holiday_width + position]:
+            raise NotCompilable(f"regressor {regressor.name!r} is not where its feature should be")
     known = {s.name for s in seasonalities} | {"additive_terms", "multiplicative_terms"}
+    known |= set(() if holidays is None else holidays.names) | {"holidays"}
+    known |= {r.name for r in regressors} | {f"extra_regressors_{mode}" for mode in MODES}
     unknown = sorted(name for name, used in cols.items() if name not in known and np.any(used))
     if unknown:
         raise NotCompilable(f"components the compiled predictor does not model: {unknown}")

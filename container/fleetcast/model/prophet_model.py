@@ -29,8 +29,15 @@ def _prophet_class() -> type[Prophet]:
 
 
 def new_prophet(settings: ProphetSettings) -> Prophet:
-    """An unfitted stock Prophet configured by `settings`."""
-    return _prophet_class()(**settings.prophet_kwargs())
+    """An unfitted stock Prophet configured by `settings`: its holidays and regressors added."""
+    model = _prophet_class()(**settings.constructor_kwargs())
+    if settings.country_holidays is not None:
+        model.add_country_holidays(settings.country_holidays)
+    for regressor in settings.regressors:
+        model.add_regressor(
+            regressor.name, prior_scale=float(settings.regressor_prior_scale), mode=regressor.mode
+        )
+    return model
 
 
 def fit_prophet(history: pd.DataFrame, settings: ProphetSettings) -> Prophet:
@@ -40,12 +47,16 @@ def fit_prophet(history: pd.DataFrame, settings: ProphetSettings) -> Prophet:
     return model
 
 
-def predict_values(model: Prophet, dates: pd.DatetimeIndex | pd.Series) -> np.ndarray:
-    """Point forecasts (`yhat`) for the given dates, without the cost of uncertainty sampling."""
+def predict_values(
+    model: Prophet, dates: pd.DatetimeIndex | pd.Series, regressors: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
+    """Point forecasts (`yhat`) for the given dates (and regressor values at them), without the cost of
+    uncertainty sampling."""
     samples = model.uncertainty_samples
     model.uncertainty_samples = 0
+    frame = pd.DataFrame({"ds": pd.to_datetime(dates).to_numpy(), **(regressors or {})})
     try:
-        return model.predict(pd.DataFrame({"ds": pd.to_datetime(dates)}))["yhat"].to_numpy()
+        return model.predict(frame)["yhat"].to_numpy()
     finally:
         model.uncertainty_samples = samples
 

@@ -7,9 +7,25 @@ table, so a key is spelled in exactly one place.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+MODES = ("additive", "multiplicative")
+# Names Prophet reserves for its own columns and components (`Prophet.validate_column_name`): a regressor
+# cannot take them.
+_COMPONENTS = ("trend", "additive_terms", "multiplicative_terms", "daily", "weekly", "yearly", "holidays")
+_COMPONENTS += ("zeros", "yhat", "extra_regressors_additive", "extra_regressors_multiplicative")
+RESERVED_NAMES = frozenset(
+    [
+        *_COMPONENTS,
+        *(f"{name}_{bound}" for name in _COMPONENTS for bound in ("lower", "upper")),
+        *("ds", "y", "cap", "floor", "y_scaled", "cap_scaled"),
+    ]
+)
+# A regressor is a column of the input: plain identifiers keep it unambiguous in CSV headers and requests.
+_REGRESSOR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 
 
 def integer_in(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
@@ -62,6 +78,47 @@ def _seasonality(text: str) -> str | bool | int:
 
 
 @dataclass(frozen=True)
+class Regressor:
+    """An extra column the model is fitted on (`Prophet.add_regressor`), needed again at forecast time."""
+
+    name: str
+    mode: str | None = None  # additive | multiplicative; None: Prophet's default, the seasonality mode
+
+    def spec(self) -> str:
+        """The hyperparameter text this regressor is written as."""
+        return self.name if self.mode is None else f"{self.name}:{self.mode}"
+
+
+def regressor_list(text: str) -> tuple[Regressor, ...]:
+    """`regressors`: a comma list of `name`, `name:additive` or `name:multiplicative` ("" for none)."""
+    regressors: list[Regressor] = []
+    for item in text.split(","):
+        if not item.strip():
+            continue
+        name, _, mode = (part.strip() for part in item.partition(":"))
+        if not _REGRESSOR_NAME.match(name):
+            raise ValueError(f"regressor {name!r} must be a column name of letters, digits and _")
+        if name in RESERVED_NAMES:
+            raise ValueError(f"regressor {name!r} is a name Prophet reserves")
+        if mode and mode.lower() not in MODES:
+            raise ValueError(f"regressor {name!r} has mode {mode!r}; use {' or '.join(MODES)}")
+        if any(known.name == name for known in regressors):
+            raise ValueError(f"regressor {name!r} is listed twice")
+        regressors.append(Regressor(name, mode.lower() or None))
+    return tuple(regressors)
+
+
+def country_code(text: str) -> str | None:
+    """`country_holidays`: an ISO country code the `holidays` package knows ("" or "none" for none)."""
+    value = text.strip()
+    if value.lower() in ("", "none"):
+        return None
+    from fleetcast.model import country_holidays
+
+    return country_holidays.validate_country(value)
+
+
+@dataclass(frozen=True)
 class ProphetSettings:
     """Everything that changes the fitted model. Defaults suit daily energy data."""
 
@@ -76,9 +133,30 @@ class ProphetSettings:
     changepoint_range: float = 0.8
     interval_width: float = 0.8
     uncertainty_samples: int = 1000
+    holidays_prior_scale: float = 10.0
+    # What drives demand besides time: a country's public holidays (`Prophet.add_country_holidays`) and
+    # extra columns (`Prophet.add_regressor`, standardised as Prophet does, with regressor_prior_scale).
+    country_holidays: str | None = None
+    regressors: tuple[Regressor, ...] = ()
+    regressor_prior_scale: float = 10.0
 
     def prophet_kwargs(self) -> dict[str, Any]:
+        """Every setting, JSON-able (metadata.json records them)."""
         return asdict(self)
+
+    def constructor_kwargs(self) -> dict[str, Any]:
+        """What `Prophet(...)` takes; holidays and regressors are added by `add_*` calls."""
+        kwargs = asdict(self)
+        for name in ("country_holidays", "regressors", "regressor_prior_scale"):
+            del kwargs[name]
+        return kwargs
+
+    @property
+    def regressor_names(self) -> tuple[str, ...]:
+        return tuple(regressor.name for regressor in self.regressors)
+
+    def regressor_mode(self, regressor: Regressor) -> str:
+        return regressor.mode or self.seasonality_mode
 
 
 PROPHET_PARSERS: dict[str, Callable[[str], Any]] = {
@@ -93,4 +171,8 @@ PROPHET_PARSERS: dict[str, Callable[[str], Any]] = {
     "changepoint_range": float_in(0.0, 1.0, low_open=True),
     "interval_width": float_in(0.0, 1.0, low_open=True, high_open=True),
     "uncertainty_samples": integer_in(0, 100_000),
+    "holidays_prior_scale": float_in(0.0, 1e6, low_open=True),
+    "country_holidays": country_code,
+    "regressors": regressor_list,
+    "regressor_prior_scale": float_in(0.0, 1e6, low_open=True),
 }

@@ -1,8 +1,10 @@
 """What every server holds for a customer: one `Predictor` protocol and one factory behind it.
 
-`load_model(model_dir)` loads through `compiled_predictor.load_predictor` (compiled.json, or model.json
-compiled without pandas or Prophet; Prophet's own predictor, with a warning, for a model the compiled
-form does not cover) and returns a `LoadedModel`: the predictor, a small JSON document from which any
+`load_predictor(model_dir)` picks the predictor by the model kind metadata.json names: the seasonal-naive
+baseline (`baseline_predictor`), or a Prophet model through `compiled_predictor.load_predictor`
+(compiled.json, or model.json compiled without pandas or Prophet; Prophet's own predictor, with a
+warning, for a model the compiled form does not cover). `load_model(model_dir)` wraps it for the lean
+server and returns a `LoadedModel`: the predictor, a small JSON document from which any
 other process rebuilds the same predictor in microseconds (`from_document`, no file reads), and an
 estimate of its size for a memory budget.
 
@@ -18,8 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from fleetcast.model.archive import BASELINE_KIND, ArtifactError, peek_kind
 from fleetcast.model.compiled import CompiledModel
-from fleetcast.serving.compiled_predictor import CompiledPredictor, load_predictor
+from fleetcast.serving import compiled_predictor
+from fleetcast.serving.baseline_predictor import BaselinePredictor
+from fleetcast.serving.compiled_predictor import CompiledPredictor
 from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
 from fleetcast.serving.protocol import ForecastRequest
 
@@ -47,12 +52,23 @@ class LoadedModel:
     predictor: Predictor
     document: dict[str, Any]  # JSON-able; from_document() rebuilds the predictor from it
     estimate_bytes: int
-    compiled: bool
+    compiled: bool  # False: Prophet's own predictor (the slow fallback)
 
 
 def _compiled_size(model: CompiledModel) -> int:
     arrays = (model.deltas, model.changepoints_t, model.beta)
     return COMPILED_OVERHEAD_BYTES + 3 * sum(int(array.nbytes) for array in arrays)
+
+
+def load_predictor(model_dir: Path | str) -> Predictor:
+    """The predictor for the kind of model in `model_dir`; ModelMissingError or ModelInvalidError if not."""
+    try:
+        kind = peek_kind(Path(model_dir))
+    except ArtifactError as exc:
+        raise ModelInvalidError(f"cannot serve the model in {model_dir}: {exc}") from None
+    if kind == BASELINE_KIND:
+        return BaselinePredictor.load(model_dir)
+    return compiled_predictor.load_predictor(model_dir)
 
 
 def load_model(model_dir: Path | str) -> LoadedModel:
@@ -68,6 +84,11 @@ def load_model(model_dir: Path | str) -> LoadedModel:
         raise ModelInvalidError(
             f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
         ) from None
+    if isinstance(predictor, BaselinePredictor):
+        document = {"kind": "baseline", **predictor.to_document()}
+        arrays = (predictor.model.stamps_ns, predictor.model.values)
+        estimate = COMPILED_OVERHEAD_BYTES + 3 * sum(int(array.nbytes) for array in arrays)
+        return LoadedModel(predictor, document, estimate, compiled=True)
     if isinstance(predictor, CompiledPredictor):
         document = {
             "kind": "compiled",
@@ -84,6 +105,8 @@ def load_model(model_dir: Path | str) -> LoadedModel:
 
 def from_document(document: dict[str, Any]) -> Predictor:
     """Rebuild, in another worker, the predictor that load_model built."""
+    if document.get("kind") == "baseline":
+        return BaselinePredictor.from_document(document)
     if document.get("kind") == "compiled":
         return CompiledPredictor(
             CompiledModel.from_dict(document["compiled"]),

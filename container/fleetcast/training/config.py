@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -47,6 +48,8 @@ class JobSettings:
     cv_folds: int = 3
     # Where the per-customer archives are delivered (see MODEL_OUTPUTS).
     model_output: str = "auto"
+    # The run's id, its models' folder below the models prefix; "" means the job's name (training/run.py).
+    run_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,19 @@ CANDIDATE_NAMES = (
     "yearly-low",
     "flexible-trend",
     "multiplicative",
+    "naive",
 )
+
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
+def run_id(text: str) -> str:
+    """A run id: one path segment below the models prefix (a SageMaker job name always is one)."""
+    value = text.strip()
+    if not RUN_ID_PATTERN.fullmatch(value):
+        raise ValueError("must be 1-128 of A-Z a-z 0-9 _ - starting with a letter or digit")
+    return value
 
 
 def _selection(text: str) -> str:
@@ -114,6 +129,7 @@ _JOB_PARSERS: dict[str, Callable[[str], Any]] = {
     "max_candidates": integer_in(1, 20),
     "cv_folds": integer_in(1, 20),
     "model_output": one_of(*MODEL_OUTPUTS),
+    "run_id": run_id,
 }
 
 HYPERPARAMETERS = sorted([*_PROPHET_PARSERS, *_JOB_PARSERS])

@@ -1,5 +1,9 @@
 """Training one customer: read, clean, resume check, holdout score, fit on everything, write the archive.
 
+The resume check asks, in order: is the version the previous fleet manifest names for this customer
+still current (same data, same settings)? Then it keeps serving: nothing is copied or retrained. Else, did
+this run already write the archive (a restarted job gets its own run's checkpoints back)? Then it is kept.
+
 Runs inside a worker process. Every failure is caught here and returned as data, so one broken customer
 never takes the fleet down.
 """
@@ -8,14 +12,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetcast.model import archive, dates
+from fleetcast.model import archive, baseline, dates, manifest
 from fleetcast.model.fit import engine
-from fleetcast.model.settings import ProphetSettings
 from fleetcast.training import evaluate, selection
 from fleetcast.training.config import TrainingConfig
 from fleetcast.training.inputs import CustomerTask, History, clean_history, data_fingerprint, load_task_rows
@@ -31,6 +35,9 @@ class FitContext:
     host: str
     versions: dict[str, str]
     staging_dir: Path | None = None  # where archives are written before the rename into checkpoints_dir
+    run: str = "run"  # this run's id: its archives are `<run>/<customer>.tar.gz` below the models prefix
+    # The previous fleet manifest's rows for this host's customers (training/resume.py).
+    previous: Mapping[str, manifest.ManifestEntry] = field(default_factory=dict)
 
 
 @dataclass
@@ -43,11 +50,12 @@ class CustomerResult:
     fit_seconds: float = 0.0
     metrics: dict[str, Any] | None = None
     reason: str = ""
-    fit_engine: str = ""  # engine.EXACT or engine.STAN: what fitted the archived model
+    fit_engine: str = ""  # engine.EXACT, engine.STAN or archive.BASELINE_KIND: what made the archived model
     model: str = ""  # the chosen candidate (training/selection.py)
     cv_smape: float | None = None  # its mean sMAPE over the cross-validation folds
     runner_up: str = ""
     fits: int = 0  # model fits made for this customer (selection, holdout and the final fit)
+    entry: manifest.ManifestEntry | None = None  # the version that serves the customer after this run
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -88,7 +96,7 @@ def _choose(
 
 
 def _score_holdout(
-    split: evaluate.HoldoutSplit | None, config: TrainingConfig, settings: ProphetSettings, customer: str
+    split: evaluate.HoldoutSplit | None, config: TrainingConfig, candidate: selection.Candidate, customer: str
 ) -> _Holdout:
     """Fit on all but the last days and score the forecast of those days (no Prophet.predict)."""
     if split is None:
@@ -96,19 +104,81 @@ def _score_holdout(
     holdout_days = config.job.holdout_days
     if len(split.holdout) == 0 or len(split.train) < config.job.min_rows:
         return _Holdout(note=f"holdout skipped: {len(split.train)} rows before the last {holdout_days} days")
+    naive = evaluate.seasonal_naive(split.train, split.holdout.ds)
+    if candidate.is_baseline:  # the chosen model is the yardstick itself: nothing to fit
+        return _Holdout(evaluate.holdout_metrics(split.holdout.y, naive, naive))
+    settings = candidate.settings
     began = time.perf_counter()
     outcome = engine.fit_series(
         split.train.ds, split.train.y, settings, config.job.fit_engine, label=f"{customer} (holdout)"
     )
     fit_seconds = time.perf_counter() - began
     forecast = engine.forecast_values(outcome, split.holdout.ds)
-    naive = evaluate.seasonal_naive(split.train, split.holdout.ds)
     actual = split.holdout.y
     return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
 
 
+@dataclass(frozen=True)
+class _Shipped:
+    """The model to archive: its JSON, its kind, and what made it."""
+
+    model_json: str
+    kind: str
+    engine_used: str
+    fallback_reason: str = ""
+
+
+def _fit_shipped(
+    history: History, candidate: selection.Candidate, config: TrainingConfig, holdout: _Holdout, customer: str
+) -> _Shipped:
+    """The chosen candidate fitted on every row."""
+    settings = candidate.settings
+    if candidate.is_baseline:
+        model = baseline.fit(
+            history.ds,
+            history.y,
+            freq=dates.infer_frequency(history.ds),
+            interval_width=settings.interval_width,
+            intervals=settings.uncertainty_samples > 0,  # as a Prophet model of this configuration would
+        )
+        return _Shipped(model.to_json(), archive.BASELINE_KIND, archive.BASELINE_KIND)
+    outcome = engine.fit_series(
+        history.ds, history.y, settings, config.job.fit_engine, warm_start=holdout.outcome, label=customer
+    )
+    return _Shipped(outcome.to_json(), archive.PROPHET_KIND, outcome.engine_used, outcome.fallback_reason)
+
+
 def _rounded(value: float) -> float | None:
     return round(value, 6) if math.isfinite(value) else None  # NaN (not scored) is null in JSON
+
+
+def _kept(
+    customer: str, fingerprint: str, config_fingerprint: str, context: FitContext, result: CustomerResult
+) -> bool:
+    """True (and `result` filled in as SKIPPED) when a current version of the customer's model exists."""
+    previous = context.previous.get(customer)
+    if previous is not None and previous.is_current(fingerprint, config_fingerprint):
+        # The version an earlier run trained keeps serving: no copy, no retrain.
+        result.status, result.metrics, result.entry = SKIPPED, previous.metrics, previous
+        result.model = previous.model
+        return True
+    # Only this run's own archives are ever in the checkpoint folder (restored after a restart).
+    target = context.checkpoints_dir / archive.archive_name(customer)
+    existing = archive.read_metadata_or_none(target) if target.exists() else None
+    if (
+        existing is None
+        or existing.get("data_sha256") != fingerprint
+        or existing.get("config_fingerprint") != config_fingerprint
+        or existing.get("format_version") != archive.FORMAT_VERSION
+    ):
+        return False
+    result.status, result.metrics = SKIPPED, existing.get("metrics")
+    result.fit_engine = str(existing.get("fit_engine", ""))
+    result.model = str(existing.get("model", ""))
+    result.entry = manifest.entry_for(
+        customer, context.run, fingerprint, config_fingerprint, result.model, result.metrics
+    )
+    return True
 
 
 def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
@@ -119,18 +189,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         result.rows = len(history)
         fingerprint = data_fingerprint(history)
         config_fingerprint = context.config.fingerprint()
-        target = context.checkpoints_dir / archive.archive_name(task.customer)
-
-        existing = archive.read_metadata_or_none(target) if target.exists() else None
-        if (
-            existing is not None
-            and existing.get("data_sha256") == fingerprint
-            and existing.get("config_fingerprint") == config_fingerprint
-            and existing.get("format_version") == archive.FORMAT_VERSION
-        ):
-            result.status, result.metrics = SKIPPED, existing.get("metrics")
-            result.fit_engine = str(existing.get("fit_engine", ""))
-            result.model = str(existing.get("model", ""))
+        if _kept(task.customer, fingerprint, config_fingerprint, context, result):
             return result
 
         if result.rows < context.config.job.min_rows:
@@ -151,20 +210,13 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
         result.model, result.runner_up = choice.candidate.name, choice.runner_up
         cv_smape = choice.scores.get(choice.candidate.name, float("nan"))
         result.cv_smape = _rounded(cv_smape)
-        holdout = _score_holdout(split, context.config, settings, task.customer)
+        holdout = _score_holdout(split, context.config, choice.candidate, task.customer)
         result.metrics, result.reason = holdout.metrics, holdout.note
         fit_began = time.perf_counter()
-        outcome = engine.fit_series(
-            history.ds,
-            history.y,
-            settings,
-            context.config.job.fit_engine,
-            warm_start=holdout.outcome,
-            label=task.customer,
-        )
+        shipped = _fit_shipped(history, choice.candidate, context.config, holdout, task.customer)
         result.fit_seconds = select_seconds + holdout.fit_seconds + (time.perf_counter() - fit_began)
-        result.fit_engine = outcome.engine_used
-        result.fits = choice.fits + (holdout.outcome is not None) + 1
+        result.fit_engine = shipped.engine_used
+        result.fits = choice.fits + (holdout.outcome is not None) + (not choice.candidate.is_baseline)
 
         metadata = {
             "customer": task.customer,
@@ -185,17 +237,25 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             },
             "metrics": result.metrics,
             "fit_seconds": round(result.fit_seconds, 4),
-            "fit_engine": outcome.engine_used,
+            "fit_engine": shipped.engine_used,
             "versions": context.versions,
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "host": context.host,
         }
-        if outcome.fallback_reason:
-            metadata["fit_fallback_reason"] = outcome.fallback_reason
-            fallback = f"fit fell back to Stan: {outcome.fallback_reason}"
+        if shipped.fallback_reason:
+            metadata["fit_fallback_reason"] = shipped.fallback_reason
+            fallback = f"fit fell back to Stan: {shipped.fallback_reason}"
             result.reason = f"{result.reason}; {fallback}" if result.reason else fallback
         archive.write_archive(
-            context.checkpoints_dir, task.customer, outcome.to_json(), metadata, context.staging_dir
+            context.checkpoints_dir,
+            task.customer,
+            shipped.model_json,
+            metadata,
+            context.staging_dir,
+            kind=shipped.kind,
+        )
+        result.entry = manifest.entry_for(
+            task.customer, context.run, fingerprint, config_fingerprint, result.model, result.metrics
         )
         result.status = TRAINED
     except Exception as exc:  # any failure is this customer's alone

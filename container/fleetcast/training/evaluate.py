@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fleetcast.model import baseline
 from fleetcast.training.inputs import History
 
-SEASON_NS = 7 * 86_400 * 1_000_000_000
 DAY = np.timedelta64(1, "D")
 
 
@@ -46,15 +46,11 @@ def smape(actual: np.ndarray, forecast: np.ndarray) -> float:
 
 
 def seasonal_naive(train: History, dates: np.ndarray) -> np.ndarray:
-    """For each date, the last training value at or before the same time whole weeks earlier."""
-    stamps, values = train.ds_ns, train.y  # sorted ascending
-    wanted = np.asarray(dates, dtype="datetime64[ns]").view(np.int64)
-    season = SEASON_NS
-    # ceil((date - last) / season), at least one whole season back, in exact integer nanoseconds
-    weeks_back = np.maximum(-((stamps[-1] - wanted) // season), 1)
-    position = np.searchsorted(stamps, wanted - weeks_back * season, side="right") - 1
-    # Before the first observation there is nothing to repeat; fall back to the first value.
-    return np.where(position >= 0, values[np.maximum(position, 0)], values[0])
+    """For each date, the last training value at or before the same time whole weeks earlier.
+
+    Exactly what the seasonal-naive model fitted on `train` predicts (`model/baseline.py`).
+    """
+    return baseline.forecast_values(train.ds, train.y, dates)
 
 
 def holdout_metrics(actual: np.ndarray, forecast: np.ndarray, naive: np.ndarray) -> dict[str, float | int]:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.data.customer_ids import safe_customer_id
-from fleetcast.data.layout import CUSTOMER_COLUMN, CUSTOMER_FILE, TIME_COLUMN, VALUE_COLUMN
+from fleetcast.data.layout import CUSTOMER_COLUMN, CUSTOMER_FILE, TIME_COLUMN, TIMESTAMP_SPAN, VALUE_COLUMN
 
 
 class NoInputError(Exception):
@@ -82,7 +82,7 @@ def customer_of_file(path: Path) -> str:
 
 
 # datetime64[ns] (Prophet's resolution) holds this span; a timestamp outside it is a bad row.
-_NS_SPAN = (np.datetime64("1677-09-22", "s"), np.datetime64("2262-04-11", "s"))
+_NS_SPAN = tuple(np.datetime64(bound, "s") for bound in TIMESTAMP_SPAN)
 
 
 def parse_timestamps(raw: pd.Series) -> np.ndarray:

@@ -1,7 +1,9 @@
 """`train`: the entry point SageMaker runs (`docker run IMAGE train`).
 
 Reads the training contract under /opt/ml (or $SAGEMAKER_BASE_DIR), fits every customer of this host's
-shard, writes `<checkpoints>/<customer>.tar.gz`, a per-customer report and a fleet summary.
+shard that the previous fleet manifest has no current version of, writes `<checkpoints>/<customer>.tar.gz`
+(the checkpoint folder is this run's folder below the models prefix, see resume.py), this host's manifest
+`<checkpoints>/manifest-<host>.csv.gz`, a per-customer report and a fleet summary.
 
 Where the models end up (logged at start): the checkpoint folder is synced to S3 only when the job has a
 CheckpointConfig (see config.CheckpointConfig for how the container knows). Without one, that folder dies
@@ -62,14 +64,44 @@ from fleetcast.training.inputs import (
     scan_channel,
 )
 from fleetcast.training.peers import PeerBarrier
+from fleetcast.training.resume import HostManifest, load_previous, resolve_run_id
 
 log = logging.getLogger("fleetcast.train")
 FAILURE_REASON_LIMIT = 1024
 EXIT_FAILED, EXIT_STOPPED = 1, 143
+# Per host, so hosts never overwrite each other's files in the job's output.
+HOST_REPORT_PREFIX, HOST_SUMMARY_PREFIX = "report-", "fleet-summary-"
 REPORT_FIELDS = [
-    "customer", "status", "model", "cv_smape", "runner_up", "fit_engine", "fits", "rows", "dropped_rows",
-    "seconds", "fit_seconds", "mae", "smape", "naive_mae", "naive_smape", "reason",
+    "customer", "status", "target_model", "model", "cv_smape", "runner_up", "fit_engine", "fits", "rows",
+    "dropped_rows", "seconds", "fit_seconds", "mae", "smape", "naive_mae", "naive_smape", "reason",
 ]  # fmt: skip
+
+
+def host_report_name(host: str) -> str:
+    return f"{HOST_REPORT_PREFIX}{host}.csv"
+
+
+def host_summary_name(host: str) -> str:
+    return f"{HOST_SUMMARY_PREFIX}{host}.json"
+
+
+def host_html_report_name(host: str) -> str:
+    return f"fleet-report-{host}.html"
+
+
+def write_html_report(paths: SageMakerPaths, host: str) -> None:
+    """This host's fleet report page, beside its CSV report in output/data (so it lands in
+    output.tar.gz). A page that cannot be drawn is logged; it never fails the job."""
+    from fleetcast.report.build import write_report
+
+    try:
+        write_report(
+            paths.output_data_dir,
+            paths.output_data_dir / host_html_report_name(host),
+            models=paths.checkpoints_dir,
+        )
+    except Exception:
+        log.warning("could not write the HTML fleet report; the CSV report has every number", exc_info=True)
 
 
 def library_versions() -> dict[str, str]:
@@ -137,7 +169,7 @@ class ReportWriter:
     """The per-customer report, one row per result as it arrives, renamed into place when complete."""
 
     def __init__(self, paths: SageMakerPaths, host: str) -> None:
-        self.path = paths.output_data_dir / f"report-{host}.csv"
+        self.path = paths.output_data_dir / host_report_name(host)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp = self.path.with_name(f".{self.path.name}.tmp")
         self._handle = open(self._tmp, "w", newline="")  # noqa: SIM115 - closed in close()
@@ -151,6 +183,7 @@ class ReportWriter:
                 **{k: metrics.get(k, "") for k in ("mae", "smape", "naive_mae", "naive_smape")},
                 "customer": result.customer,
                 "status": result.status,
+                "target_model": result.entry.target_model if result.entry else "",
                 "model": result.model,
                 "cv_smape": "" if result.cv_smape is None else result.cv_smape,
                 "runner_up": result.runner_up,
@@ -173,6 +206,7 @@ class ReportWriter:
 def fleet_summary(
     progress: FleetProgress,
     config: TrainingConfig,
+    run: str,
     host: str,
     hosts: list[str],
     workers: int,
@@ -181,6 +215,7 @@ def fleet_summary(
 ) -> dict[str, Any]:
     fit, busy = progress.fit_seconds, progress.busy_seconds
     return {
+        "run": run,
         "host": host,
         "hosts": hosts,
         "workers": workers,
@@ -306,8 +341,9 @@ class ModelDelivery:
         return " and ".join(places)
 
 
-def pack_into_model_dir(customers: list[str], paths: SageMakerPaths) -> tuple[int, int]:
-    """Put each customer's archive in the model folder under its own name; (archives, bytes), logged.
+def pack_into_model_dir(names: list[str], paths: SageMakerPaths) -> tuple[int, int]:
+    """Put each named file of the checkpoint folder (archives, the host manifest) in the model folder under
+    its own name; (files, bytes), logged. Extracted into `<models>/<run>/`, model.tar.gz is the run's folder.
 
     A hard link where the two folders share a file system (no second copy on the instance's volume), a
     copy renamed into place otherwise. A customer without a readable archive is skipped: its report row
@@ -315,8 +351,8 @@ def pack_into_model_dir(customers: list[str], paths: SageMakerPaths) -> tuple[in
     """
     paths.model_dir.mkdir(parents=True, exist_ok=True)
     packed = size = 0
-    for customer in customers:
-        source = paths.checkpoints_dir / archive.archive_name(customer)
+    for name in names:
+        source = paths.checkpoints_dir / name
         target = paths.model_dir / source.name
         if not source.is_file():
             continue
@@ -330,7 +366,14 @@ def pack_into_model_dir(customers: list[str], paths: SageMakerPaths) -> tuple[in
             os.replace(temp, target)
         packed += 1
         size += target.stat().st_size
-    log.info("packed %d archives (%.1f MB) into %s", packed, size / 1e6, paths.model_dir)
+    archives = sum(name.endswith(archive.ARCHIVE_SUFFIX) for name in names)
+    log.info(
+        "packed %d archives and %d other files (%.1f MB) into %s",
+        archives,
+        packed - archives,
+        size / 1e6,
+        paths.model_dir,
+    )
     if size > MODEL_TARBALL_MAX_BYTES:
         log.warning(
             "%.1f GB of archives in one model.tar.gz is fleet scale (over %.1f GB): %s",
@@ -460,16 +503,38 @@ def read_job(
     return config, resources, channels, checkpoints, inventory
 
 
+def write_host_outputs(
+    paths: SageMakerPaths, summary: dict[str, Any], report: ReportWriter, host: str
+) -> None:
+    """The host's fleet summary (in model/ and output/data/), its closed CSV report and its HTML page."""
+    for folder in (paths.model_dir, paths.output_data_dir):
+        _atomic_write(folder / host_summary_name(host), json.dumps(summary, indent=1))
+    log.info("report: %s", report.close())
+    write_html_report(paths, host)
+
+
+def host_customers(inventory: ChannelInventory, owns: Callable[[str], bool] | None) -> set[str]:
+    """The ids of the customers this host trains (bucket ids read as iter_bucket_tasks reads them)."""
+    ids = {customer_of_file(path) for path in inventory.files}
+    if inventory.buckets:
+        import pandas as pd
+
+        for bucket in inventory.buckets:
+            raw = pd.read_csv(bucket, usecols=[CUSTOMER_COLUMN], dtype=str)[CUSTOMER_COLUMN].dropna()
+            ids.update(safe_customer_id(value) for value in raw.unique())
+    return ids if owns is None else {customer for customer in ids if owns(customer)}
+
+
 def run_training(paths: SageMakerPaths) -> int:
     try:
         config, resources, channels, checkpoints, inventory = read_job(paths)
+        run = resolve_run_id(config, resources)
+        workers = config.job.workers or cpu_count()
+        plan = plan_job(config, resources, channels, checkpoints, inventory, workers, paths)
+        previous = load_previous(paths, lambda: host_customers(inventory, plan.owns))
     except (ConfigError, NoInputError) as exc:
         write_failure(paths, str(exc))
         return EXIT_FAILED
-
-    workers = config.job.workers or cpu_count()
-    plan = plan_job(config, resources, channels, checkpoints, inventory, workers, paths)
-    total, max_rows = plan.total, plan.max_rows
 
     stop = StopFlag()
 
@@ -477,28 +542,37 @@ def run_training(paths: SageMakerPaths) -> int:
         log.warning("received %s: finishing fits in flight, then stopping", signal.Signals(signum).name)
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, request_stop)
+    previous_handler = signal.signal(signal.SIGTERM, request_stop)
     staging = prepare_staging(paths)
     context = FitContext(
-        config, paths.checkpoints_dir, resources.current_host, library_versions(), staging_dir=staging
+        config,
+        paths.checkpoints_dir,
+        resources.current_host,
+        library_versions(),
+        staging_dir=staging,
+        run=run,
+        previous=previous,
     )
     journal = DeathJournal(paths.checkpoints_dir, staging, resources.current_host, config.fingerprint())
     refused: list[CustomerResult] = []
     report = ReportWriter(paths, resources.current_host)
-    with_archive: list[str] = []
+    host_manifest = HostManifest(resources.current_host)
+    in_this_run: list[str] = []  # archives this run wrote or kept in its checkpoint folder
 
     def on_result(result: CustomerResult) -> None:
         report.write(result)
-        if result.status != FAILED:
-            with_archive.append(result.customer)
+        if result.status != FAILED and result.entry is not None:
+            host_manifest.add(result.entry)
+            if result.entry.run == run:
+                in_this_run.append(archive.archive_name(result.customer))
 
     # Started before the fleet so that every peer can hear this host; see peers.py for why hosts wait.
     barrier = PeerBarrier(resources.current_host, resources.hosts)
     barrier.start()
     try:
         progress = run_fleet(
-            iter_tasks(inventory, refused, max_rows, journal, plan.owns),
-            total,
+            iter_tasks(inventory, refused, plan.max_rows, journal, plan.owns),
+            plan.total,
             context,
             workers,
             config.job.progress_seconds,
@@ -507,27 +581,26 @@ def run_training(paths: SageMakerPaths) -> int:
             on_death=journal.record,
         )
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGTERM, previous_handler)
         if staging != paths.checkpoints_dir:
             archive.remove_stale_temp_files(staging)
     for duplicate in refused:
         progress.add(duplicate)
         report.write(duplicate)
     log.info(progress.final_line())
+    # Also after a stop, so that a restart, or a merge of what was done, finds it.
+    host_manifest.write(paths.checkpoints_dir, staging)
     if plan.delivery.pack_into_model:
         # Also after a stop: SageMaker still uploads the model folder of a stopped job.
-        pack_into_model_dir(with_archive, paths)
+        pack_into_model_dir([*in_this_run, host_manifest.name], paths)
 
     summary = fleet_summary(
-        progress, config, resources.current_host, resources.hosts, workers, stop.is_set(), max_rows
+        progress, config, run, resources.current_host, resources.hosts, workers, stop.is_set(), plan.max_rows
     )
-    report_path = report.close()
-    for folder in (paths.model_dir, paths.output_data_dir):
-        _atomic_write(folder / f"fleet-summary-{resources.current_host}.json", json.dumps(summary, indent=1))
-    log.info("report: %s", report_path)
+    write_host_outputs(paths, summary, report, resources.current_host)
 
     try:
-        outcome = job_outcome(progress, config, stopped=stop.is_set(), total=total, paths=paths)
+        outcome = job_outcome(progress, config, stopped=stop.is_set(), total=plan.total, paths=paths)
         barrier.finish_and_wait()
     finally:
         barrier.close()

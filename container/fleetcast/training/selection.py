@@ -6,10 +6,14 @@ guess. Prophet's documentation says to tune per series by cross-validation; the 
 that affordable inside `train`.
 
 The candidates (`candidate_set`) are the user's configuration plus a few variations that pay on energy
-data. Each is fitted on windows that end before the final holdout (`folds` cutoffs, `horizon_days` apart,
-each scored on the `horizon_days` after it) and ranked by mean sMAPE over the folds, the seasonal-naive
-baseline scored alongside for the report. Only rows strictly before the final holdout are ever read here,
-so the holdout metrics of the chosen model stay an honest out-of-sample number.
+data, and the seasonal-naive baseline as a model kind of its own (`model/baseline.py`): a customer no
+Prophet configuration forecasts better than "same as last week" ships that. Each is fitted on windows
+that end before the final holdout (`folds` cutoffs, `horizon_days` apart, each scored on the
+`horizon_days` after it) and ranked by mean sMAPE over the folds. The baseline needs no fit, so it is
+scored on every fold whether or not it is a candidate (the report shows its score) and does not count
+against `max_candidates`, which bounds the number of Prophet fits. Only rows strictly before the final
+holdout are ever read here, so the holdout metrics of the chosen model stay an honest out-of-sample
+number.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from fleetcast.model.archive import BASELINE_KIND, PROPHET_KIND
 from fleetcast.model.fit import engine
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.training import evaluate
@@ -25,6 +30,7 @@ from fleetcast.training.config import CANDIDATE_NAMES, SELECT_ALL, SELECT_CONFIG
 from fleetcast.training.inputs import History
 
 CONFIGURED = CANDIDATE_NAMES[0]
+NAIVE = "naive"
 DAY = np.timedelta64(1, "D")
 # Yearly seasonality at a low Fourier order: enough for the seasons, few enough terms for one year of data.
 LOW_YEARLY_ORDER = 3
@@ -36,7 +42,12 @@ FLEXIBLE_TREND_FACTOR = 10.0  # changepoint_prior_scale x10: Prophet's docs' upp
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    settings: ProphetSettings
+    settings: ProphetSettings  # for the baseline: the configuration whose interval settings it takes
+    kind: str = PROPHET_KIND  # the model kind it ships as (archive.MODEL_KINDS)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.kind == BASELINE_KIND
 
 
 # In the order `max_candidates` keeps them.
@@ -45,6 +56,7 @@ DESCRIPTIONS = {
     "yearly-low": f"yearly seasonality of Fourier order {LOW_YEARLY_ORDER} (under two years of history)",
     "flexible-trend": f"changepoint_prior_scale x{FLEXIBLE_TREND_FACTOR:g}",
     "multiplicative": "multiplicative seasonality",
+    NAIVE: "seasonal-naive: the value one week earlier (no fit; not counted by max_candidates)",
 }
 
 
@@ -60,7 +72,8 @@ def wanted_names(job: JobSettings) -> tuple[str, ...]:
 def candidate_set(
     history: History, base: ProphetSettings, wanted: tuple[str, ...], limit: int
 ) -> list[Candidate]:
-    """The candidates that apply to this history, in the order of `DESCRIPTIONS`, at most `limit` of them.
+    """The candidates that apply to this history, in the order of `DESCRIPTIONS`: at most `limit` Prophet
+    configurations, and the seasonal-naive baseline when asked for.
 
     `wanted` is the names asked for (`wanted_names`). A variation that would
     equal another candidate, or does not apply to the data (yearly-low outside its span), is left out.
@@ -81,11 +94,14 @@ def candidate_set(
     }
     chosen: list[Candidate] = []
     for name in CANDIDATE_NAMES:
-        settings = variations[name]
+        settings = variations.get(name)
         if name not in wanted or settings is None or any(c.settings == settings for c in chosen):
             continue
         chosen.append(Candidate(name, settings))
-    return chosen[: max(limit, 1)] or [Candidate(CONFIGURED, base)]
+    chosen = chosen[: max(limit, 1)]
+    if NAIVE in wanted:
+        chosen.append(Candidate(NAIVE, base, BASELINE_KIND))
+    return chosen or [Candidate(CONFIGURED, base)]
 
 
 @dataclass(frozen=True)
@@ -141,11 +157,15 @@ def select(
     errors: dict[str, list[float]] = {c.name: [] for c in candidates}
     previous: dict[str, engine.FitOutcome] = {}  # each candidate's fit on the previous (longer) fold
     naive = []
+    fitted = [c for c in candidates if not c.is_baseline]
     for train_end, test_end in windows:
         train = History(ds=history.ds[:train_end], y=history.y[:train_end])
         test = History(ds=history.ds[train_end:test_end], y=history.y[train_end:test_end])
         naive.append(evaluate.smape(test.y, evaluate.seasonal_naive(train, test.ds)))
         for candidate in candidates:
+            if candidate.is_baseline:
+                errors[candidate.name].append(naive[-1])
+                continue
             # Folds share their first row, so the last fold's optimum is a close start (the answer is the
             # certified optimum either way).
             outcome = engine.fit_series(
@@ -160,4 +180,4 @@ def select(
             errors[candidate.name].append(evaluate.smape(test.y, engine.forecast_values(outcome, test.ds)))
     scores = {name: float(np.mean(values)) for name, values in errors.items()}
     best = min(candidates, key=lambda c: scores[c.name])  # min keeps the first of equal scores
-    return Selection(best, scores, float(np.mean(naive)), len(windows), len(windows) * len(candidates))
+    return Selection(best, scores, float(np.mean(naive)), len(windows), len(windows) * len(fitted))

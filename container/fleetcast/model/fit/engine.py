@@ -34,7 +34,6 @@ AUTO, STAN = "auto", "stan"
 ENGINES = (AUTO, STAN)
 EXACT = "exact"  # what metadata.json and the report call the in-process engine
 CONSTANT_SIGMA = 1e-9  # Prophet's sigma_obs for a constant series
-HOLIDAYS_PRIOR_SCALE = 10.0  # Prophet's default (fleetcast has no holidays yet)
 
 
 @dataclass
@@ -66,7 +65,18 @@ class FitOutcome:
 def fit(history: pd.DataFrame, settings: ProphetSettings, engine: str = AUTO, **options) -> FitOutcome:
     """`fit_series` on a frame as `Prophet.fit` takes it; Stan gets the whole frame (e.g. a `cap`)."""
     ds = history["ds"].to_numpy(dtype="datetime64[ns]")
-    return fit_series(ds, history["y"].to_numpy(dtype=np.float64), settings, engine, frame=history, **options)
+    regressors = {
+        name: history[name].to_numpy() for name in history.columns if name in settings.regressor_names
+    }
+    return fit_series(
+        ds,
+        history["y"].to_numpy(dtype=np.float64),
+        settings,
+        engine,
+        frame=history,
+        regressors=regressors,
+        **options,
+    )
 
 
 def fit_series(
@@ -78,36 +88,50 @@ def fit_series(
     warm_start: FitOutcome | None = None,
     label: str = "",
     frame: pd.DataFrame | None = None,
+    regressors: dict[str, np.ndarray] | None = None,
 ) -> FitOutcome:
     """Fit one model on timestamps (datetime64[ns]) and values; NaN values are left out as Prophet does.
 
-    `warm_start`, a previous outcome on (most of) the same data, seeds the solver's noise scale; the
-    answer is the certified optimum either way. `label` names the series in fallback log lines. `frame`,
-    the same rows with any other columns Prophet reads, is what Stan fits when the engine falls back.
+    `regressors` holds each regressor the settings name, row for row. `warm_start`, a previous outcome
+    on (most of) the same data, seeds the solver's noise scale; the answer is the certified optimum
+    either way. `label` names the series in fallback log lines. `frame`, the same rows with any other
+    columns Prophet reads, is what Stan fits when the engine falls back.
     """
     ds = np.asarray(ds, dtype="datetime64[ns]")
     y = np.asarray(y, dtype=np.float64)
+    regressors = dict(regressors or {})
     if engine not in ENGINES:
         raise ValueError(f"fit engine {engine!r} is not one of {', '.join(ENGINES)}")
     if engine == STAN:
-        return FitOutcome(STAN, stan_model=prophet_model.fit_prophet(_stan_frame(ds, y, frame), settings))
+        stan_frame = _stan_frame(ds, y, frame, regressors)
+        return FitOutcome(STAN, stan_model=prophet_model.fit_prophet(stan_frame, settings))
     try:
-        extra = sorted(set(frame.columns) - {"ds", "y"}) if frame is not None else []
+        known = {"ds", "y", *settings.regressor_names}
+        extra = sorted(set(frame.columns) - known) if frame is not None else []
         if extra:
-            raise solver.NotCovered(f"columns besides ds and y: {extra}")
-        return _fit_in_process(ds, y, settings, warm_start)
+            raise solver.NotCovered(f"columns besides ds, y and the regressors: {extra}")
+        columns = list(frame.columns) if frame is not None else ["ds", "y", *regressors]
+        return _fit_in_process(ds, y, settings, warm_start, regressors, columns)
     except (solver.NotCovered, solver.NotConverged, prophet_json.NotExact) as exc:
         reason = f"{type(exc).__name__}: {exc}"
     log.warning("fit engine fell back to Stan%s: %s", f" for {label}" if label else "", reason)
-    return FitOutcome(STAN, reason, stan_model=prophet_model.fit_prophet(_stan_frame(ds, y, frame), settings))
+    stan_frame = _stan_frame(ds, y, frame, regressors)
+    return FitOutcome(STAN, reason, stan_model=prophet_model.fit_prophet(stan_frame, settings))
 
 
-def _stan_frame(ds: np.ndarray, y: np.ndarray, frame: pd.DataFrame | None) -> pd.DataFrame:
-    return pd.DataFrame({"ds": ds, "y": y}) if frame is None else frame
+def _stan_frame(
+    ds: np.ndarray, y: np.ndarray, frame: pd.DataFrame | None, regressors: dict[str, np.ndarray]
+) -> pd.DataFrame:
+    return pd.DataFrame({"ds": ds, "y": y, **regressors}) if frame is None else frame
 
 
 def _fit_in_process(
-    ds: np.ndarray, y: np.ndarray, settings: ProphetSettings, warm_start: FitOutcome | None
+    ds: np.ndarray,
+    y: np.ndarray,
+    settings: ProphetSettings,
+    warm_start: FitOutcome | None,
+    regressors: dict[str, np.ndarray],
+    columns: list[str],
 ) -> FitOutcome:
     if np.any(ds[1:] < ds[:-1]):
         raise solver.NotCovered("unsorted timestamps (Prophet keeps their original row labels)")
@@ -117,9 +141,11 @@ def _fit_in_process(
         raise ValueError("Found infinity in column y.")
     observed = ~np.isnan(y)
     history_dates = _unique_sorted(ds)  # Prophet keeps the dates of NaN rows here
+    regressors = {name: np.asarray(values, dtype=np.float64) for name, values in regressors.items()}
     if not observed.all():
         ds, y = ds[observed], y[observed]
-    prepared = prepare.prepare(ds.view(np.int64), y, settings)
+        regressors = {name: values[observed] for name, values in regressors.items()}
+    prepared = prepare.prepare(ds.view(np.int64), y, settings, regressors)
     problem = prepared.problem
     if prepared.constant:
         # Prophet's constant-series rule: the initial values, a vanishing noise scale, no optimisation.
@@ -142,7 +168,7 @@ def _fit_in_process(
         # As Prophet.fit: without requested changepoints, fold the dummy delta into the base rate k.
         stored["k"] = stored["k"] + stored["delta"].reshape(-1)
         stored["delta"] = np.zeros(stored["delta"].shape).reshape((-1, 1))
-    state = _fitted_state(prepared, ds, history_dates, settings, stored)
+    state = _fitted_state(prepared, ds, history_dates, settings, stored, columns)
     return FitOutcome(EXACT, state=state, prepared=prepared, params=params)
 
 
@@ -158,10 +184,24 @@ def _fitted_state(
     history_dates: np.ndarray,
     settings: ProphetSettings,
     params: OrderedDict[str, np.ndarray],
+    columns: list[str],
 ) -> prophet_json.FittedState:
     """The fitted model exactly as a stock Prophet object would hold it after `fit`."""
     grid = prepared.grid
     components = grid.component_columns()
+    inputs = {"ds": ds, "y": prepared.y, **prepared.regressor_values}
+    extra_regressors: OrderedDict[str, dict] = OrderedDict()
+    for regressor, mode in zip(settings.regressors, grid.regressor_modes, strict=True):
+        mu, std = prepared.regressor_scales[regressor.name]
+        extra_regressors[regressor.name] = {
+            "prior_scale": float(settings.regressor_prior_scale),
+            "standardize": "auto",
+            "mu": mu,
+            "std": std,
+            "mode": mode,
+            "predictor_spec": None,
+            "predictor": None,
+        }
     return prophet_json.FittedState(
         growth=settings.growth,
         n_changepoints=grid.n_changepoints,
@@ -173,7 +213,7 @@ def _fitted_state(
         seasonality_mode=settings.seasonality_mode,
         seasonality_prior_scale=float(settings.seasonality_prior_scale),
         changepoint_prior_scale=float(settings.changepoint_prior_scale),
-        holidays_prior_scale=HOLIDAYS_PRIOR_SCALE,
+        holidays_prior_scale=float(settings.holidays_prior_scale),
         mcmc_samples=0,
         interval_width=settings.interval_width,
         uncertainty_samples=settings.uncertainty_samples,
@@ -181,7 +221,7 @@ def _fitted_state(
         y_min=0.0,
         scaling="absmax",
         logistic_floor=False,
-        country_holidays=None,
+        country_holidays=settings.country_holidays,
         component_modes=grid.component_modes,
         holidays_mode=settings.seasonality_mode,
         start=pd.Timestamp(grid.start_ns).timestamp(),
@@ -190,8 +230,8 @@ def _fitted_state(
         changepoints_index=grid.changepoint_rows,
         history_dates=history_dates,
         history={
-            "ds": ds,
-            "y": prepared.y,
+            # the input's columns in its order (Prophet keeps the frame's), then what setup_dataframe adds
+            **{name: inputs[name] for name in columns},
             "floor": np.zeros(len(ds)),
             "t": grid.t,
             "y_scaled": prepared.problem.y,
@@ -200,9 +240,10 @@ def _fitted_state(
         component_names=list(components),
         changepoints_t=grid.changepoints_t,
         seasonalities=grid.seasonalities,
-        extra_regressors=OrderedDict(),
+        extra_regressors=extra_regressors,
         fit_kwargs={},
         params=params,
+        train_holiday_names=None if grid.holiday_names is None else list(grid.holiday_names),
     )
 
 
@@ -246,20 +287,24 @@ def _stan_shaped(problem: FitProblem, params: FitParams) -> OrderedDict[str, np.
     return OrderedDict((name, np.array(value, dtype=float).reshape((1, -1))) for name, value in values)
 
 
-def forecast_values(outcome: FitOutcome, dates: np.ndarray | pd.Series) -> np.ndarray:
+def forecast_values(
+    outcome: FitOutcome, dates: np.ndarray | pd.Series, regressors: dict[str, np.ndarray] | None = None
+) -> np.ndarray:
     """Point forecasts for `dates` from a fitted outcome, exactly as stock predict, without its cost.
 
-    Uses the compiled numpy predictor where it reproduces Prophet (linear/flat, Fourier seasonalities);
-    anything else goes through Prophet's own predict.
+    `regressors` holds each regressor's values at `dates`. Uses the compiled numpy predictor where it
+    reproduces Prophet; anything else goes through Prophet's own predict.
     """
     from fleetcast.model.compiled import NotCompilable, compile_model, compile_state
 
+    regressors = {name: np.asarray(values, dtype=np.float64) for name, values in (regressors or {}).items()}
     try:
         compiled = compile_state(outcome.state) if outcome.state is not None else compile_model(outcome.model)
     except NotCompilable:
-        return prophet_model.predict_values(outcome.model, pd.Series(dates))
+        return prophet_model.predict_values(outcome.model, pd.Series(dates), regressors)
     ds = np.asarray(dates, dtype="datetime64[ns]")
     order = np.argsort(ds, kind="mergesort")
     predicted = np.empty(len(ds))
-    predicted[order] = compiled.predict(ds[order], intervals=False).yhat
+    ordered = {name: values[order] for name, values in regressors.items()}
+    predicted[order] = compiled.predict(ds[order], intervals=False, regressors=ordered).yhat
     return predicted

@@ -9,8 +9,10 @@ and the initial trend) is a few vector operations per series.
 Every formula follows prophet 1.5.0 with pandas 3 exactly (the fidelity tests compare the arrays to stock
 `preprocess` with `==`): t is the int64-nanosecond offset over the int64-nanosecond span, both as doubles;
 Fourier days are pandas' `total_seconds` (whole seconds plus the sub-second residual, nudged off integer
-boundaries) over 86,400. Only linear and flat growth without holidays or regressors are prepared here;
-anything else raises `NotCovered`, and the engine fits it with stock Prophet.
+boundaries) over 86,400. Country holidays (`model/country_holidays.py`) depend on the timestamps too and
+belong to the grid; regressor columns are the one feature that depends on a series' own values, standardised
+as Prophet's `initialize_scales` does (pandas' mean and sample standard deviation, same sums). Only linear
+and flat growth are prepared here; anything else raises `NotCovered`, and the engine fits it with Prophet.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from fleetcast.model import country_holidays
 from fleetcast.model.fit.problem import FLAT, LINEAR, FitParams, FitProblem
 from fleetcast.model.fit.solver import NotCovered
 from fleetcast.model.settings import ProphetSettings
@@ -49,8 +52,11 @@ class Grid:
     t_scale_ns: int
     t: np.ndarray  # (T,)
     seasonalities: OrderedDict[str, dict[str, Any]]  # as Prophet.seasonalities
-    feature_names: tuple[str, ...]  # the columns of X, as Prophet names them
-    X: np.ndarray  # (T, K)
+    # Prophet's train_holiday_names (first appearance in the training years' calendar); None: no holidays
+    holiday_names: tuple[str, ...] | None
+    regressor_names: tuple[str, ...]  # the last columns of the problem's X, in the settings' order
+    feature_names: tuple[str, ...]  # the columns of the problem's X, as Prophet names them
+    X: np.ndarray  # (T, K - regressors): the columns the timestamps decide (Fourier terms, holidays)
     sigmas: np.ndarray  # (K,)
     s_a: np.ndarray  # (K,)
     s_m: np.ndarray  # (K,)
@@ -63,15 +69,24 @@ class Grid:
     last_row: int
     trend_indicator: int
     tau: float
+    regressor_modes: tuple[str, ...] = ()  # each regressor's mode (additive | multiplicative)
     # The solver's memoised design arrays for this grid (FitProblem.shared), filled on first use.
     solver_cache: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def problem_for(self, y_scaled: np.ndarray, init: FitParams) -> FitProblem:
+    def problem_for(
+        self, y_scaled: np.ndarray, init: FitParams, regressor_columns: np.ndarray | None = None
+    ) -> FitProblem:
+        shared = self.solver_cache
+        features = self.X
+        if regressor_columns is not None and regressor_columns.shape[1]:
+            # The design now depends on this series' values: its own solver cache (the trend part reused).
+            features = np.hstack([self.X, regressor_columns])
+            shared = {key: value for key, value in self.solver_cache.items() if key == "trend_columns"}
         return FitProblem(
             t=self.t,
             y=y_scaled,
             cap=np.zeros(len(self.t)),
-            X=self.X,
+            X=features,
             sigmas=self.sigmas,
             s_a=self.s_a,
             s_m=self.s_m,
@@ -79,7 +94,7 @@ class Grid:
             tau=self.tau,
             trend_indicator=self.trend_indicator,
             init=init,
-            shared=self.solver_cache,
+            shared=shared,
         )
 
     def component_columns(self) -> OrderedDict[str, np.ndarray]:
@@ -88,10 +103,18 @@ class Grid:
         groups: dict[str, set[int]] = {}
         for column, name in enumerate(names):
             groups.setdefault(name, set()).add(column)
+        if self.holiday_names is not None:
+            members = {c for name in self.holiday_names for c in groups.get(name, ())}
+            if members:
+                groups["holidays"] = members
+        regressor_modes = dict(zip(self.regressor_names, self.regressor_modes, strict=True))
         for mode in ("additive", "multiplicative"):
             members = {c for comp in self.component_modes[mode] for c in groups.get(comp, ())}
             if members:
                 groups[f"{mode}_terms"] = members
+            members = {c for name, m in regressor_modes.items() if m == mode for c in groups[name]}
+            if members:
+                groups[f"extra_regressors_{mode}"] = members
         columns: OrderedDict[str, np.ndarray] = OrderedDict()
         width = len(self.feature_names)
         for name in sorted(groups):  # pandas.crosstab sorts the component names
@@ -113,6 +136,10 @@ class Prepared:
     y: np.ndarray  # (T,) the values, unscaled
     y_scale: float
     problem: FitProblem
+    # Each regressor's (mu, std) as Prophet stores them (0.0, 1.0 when not standardised) and its
+    # standardised values (Prophet's history column).
+    regressor_scales: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
+    regressor_values: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
 
     @property
     def constant(self) -> bool:
@@ -120,8 +147,16 @@ class Prepared:
         return bool(self.y.min() == self.y.max())
 
 
-def prepare(ds_ns: np.ndarray, y: np.ndarray, settings: ProphetSettings) -> Prepared:
-    """Prophet's `preprocess` plus `calculate_initial_params` for sorted, finite rows (`ds` as int64 ns)."""
+def prepare(
+    ds_ns: np.ndarray,
+    y: np.ndarray,
+    settings: ProphetSettings,
+    regressors: dict[str, np.ndarray] | None = None,
+) -> Prepared:
+    """Prophet's `preprocess` plus `calculate_initial_params` for sorted, finite rows (`ds` as int64 ns).
+
+    `regressors` holds the raw values of every regressor the settings name, row for row.
+    """
     ds_ns = np.ascontiguousarray(ds_ns, dtype=np.int64)
     y = np.ascontiguousarray(y, dtype=np.float64)
     if len(ds_ns) < 2:
@@ -132,6 +167,7 @@ def prepare(ds_ns: np.ndarray, y: np.ndarray, settings: ProphetSettings) -> Prep
         raise NotCovered("non-finite values of y")
     if np.any(np.diff(ds_ns) < 0):
         raise ValueError("timestamps must be sorted")
+    scales, standardised = _standardise(settings, regressors or {}, len(y))
     grid = grid_for(ds_ns, settings)
     y_scale = float(np.max(np.abs(y)))
     if y_scale == 0:
@@ -147,10 +183,46 @@ def prepare(ds_ns: np.ndarray, y: np.ndarray, settings: ProphetSettings) -> Prep
         k=k,
         m=float(m),
         delta=np.zeros_like(grid.changepoints_t),
-        beta=np.zeros(grid.X.shape[1]),
+        beta=np.zeros(len(grid.feature_names)),
         sigma_obs=1.0,
     )
-    return Prepared(grid=grid, y=y, y_scale=y_scale, problem=grid.problem_for(y_scaled, init))
+    columns = np.column_stack(list(standardised.values())) if standardised else None
+    return Prepared(
+        grid=grid,
+        y=y,
+        y_scale=y_scale,
+        problem=grid.problem_for(y_scaled, init, columns),
+        regressor_scales=scales,
+        regressor_values=standardised,
+    )
+
+
+def _standardise(
+    settings: ProphetSettings, regressors: dict[str, np.ndarray], rows: int
+) -> tuple[OrderedDict[str, tuple[float, float]], OrderedDict[str, np.ndarray]]:
+    """Prophet's regressor scaling (standardize='auto'): (x - mean) / sample std, except for constant
+    and 0/1 columns, with pandas' own sums (mean = sum / n; variance = sum((mean - x)^2) / (n - 1))."""
+    scales: OrderedDict[str, tuple[float, float]] = OrderedDict()
+    standardised: OrderedDict[str, np.ndarray] = OrderedDict()
+    unknown = sorted(set(regressors) - set(settings.regressor_names))
+    if unknown:
+        raise ValueError(f"values for regressors the settings do not name: {unknown}")
+    for name in settings.regressor_names:
+        if name not in regressors:
+            raise ValueError(f"Regressor {name!r} missing from dataframe")
+        values = np.ascontiguousarray(regressors[name], dtype=np.float64)
+        if values.shape != (rows,):
+            raise ValueError(f"regressor {name!r} has {values.shape} values for {rows} rows")
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"Found NaN in column {name!r}")
+        distinct = np.unique(values)
+        mu, std = 0.0, 1.0
+        if len(distinct) >= 2 and not (len(distinct) == 2 and distinct[0] == 0 and distinct[1] == 1):
+            mu = float(values.sum() / rows)
+            std = float(np.sqrt(((mu - values) ** 2).sum() / (rows - 1)))
+        scales[name] = (mu, std)
+        standardised[name] = (values - mu) / std
+    return scales, standardised
 
 
 _grids: OrderedDict[tuple[Any, ...], Grid] = OrderedDict()
@@ -170,6 +242,10 @@ def grid_for(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
         settings.changepoint_prior_scale,
         settings.n_changepoints,
         settings.changepoint_range,
+        settings.country_holidays,
+        settings.holidays_prior_scale,
+        settings.regressors,
+        settings.regressor_prior_scale,
     )
     grid = _grids.get(key)
     if grid is None:
@@ -212,19 +288,21 @@ def build_grid(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
         names.extend(f"{name}_delim_{i + 1}" for i in range(2 * props["fourier_order"]))
         sigmas.extend([props["prior_scale"]] * (2 * props["fourier_order"]))
         modes[props["mode"]].append(name)
-    if not blocks:
+    holiday_names = _add_holidays(ds_ns, settings, blocks, names, sigmas, modes)
+    regressor_modes = tuple(settings.regressor_mode(regressor) for regressor in settings.regressors)
+    for regressor, mode in zip(settings.regressors, regressor_modes, strict=True):
+        names.append(regressor.name)  # its column is the series' own (Grid.problem_for)
+        sigmas.append(float(settings.regressor_prior_scale))
+        modes[mode].append(regressor.name)
+    if not names:
         blocks.append(np.zeros((len(ds_ns), 1)))
         names.append(DUMMY_COLUMN)
         sigmas.append(1.0)
-    features = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
-    s_a = np.zeros(len(names))
-    s_m = np.zeros(len(names))
-    for column, name in enumerate(names):
-        component = name.split("_delim_")[0]
-        if component in modes["additive"]:
-            s_a[column] = 1.0
-        elif component in modes["multiplicative"]:
-            s_m[column] = 1.0
+    if not blocks:
+        features = np.zeros((len(ds_ns), 0))
+    else:
+        features = np.hstack(blocks) if len(blocks) > 1 else blocks[0]
+    s_a, s_m = _mode_indicators(names, modes)
     for mode in ("additive", "multiplicative"):
         modes[mode].extend([f"{mode}_terms", f"extra_regressors_{mode}"])
     modes[settings.seasonality_mode].append("holidays")  # holidays_mode defaults to seasonality_mode
@@ -241,6 +319,9 @@ def build_grid(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
         t_scale_ns=t_scale_ns,
         t=t,
         seasonalities=seasonalities,
+        holiday_names=holiday_names,
+        regressor_names=settings.regressor_names,
+        regressor_modes=regressor_modes,
         feature_names=tuple(names),
         X=features,
         sigmas=np.asarray(sigmas, dtype=float),
@@ -256,6 +337,42 @@ def build_grid(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
         trend_indicator=trend_indicator,
         tau=float(settings.changepoint_prior_scale),
     )
+
+
+def _add_holidays(
+    ds_ns: np.ndarray,
+    settings: ProphetSettings,
+    blocks: list[np.ndarray],
+    names: list[str],
+    sigmas: list[float],
+    modes: dict[str, list[str]],
+) -> tuple[str, ...] | None:
+    """Appends the country's holiday columns as `make_holiday_features` builds them; returns
+    `train_holiday_names` (None without holiday features)."""
+    if settings.country_holidays is None:
+        return None
+    training_names = country_holidays.training_names(settings.country_holidays, ds_ns)
+    if not training_names:  # Prophet adds no holiday features for an empty calendar
+        return None
+    ordered = country_holidays.column_names(training_names)
+    blocks.append(country_holidays.features(settings.country_holidays, ordered, ds_ns))
+    names.extend(name + country_holidays.WINDOW_SUFFIX for name in ordered)
+    sigmas.extend([float(settings.holidays_prior_scale)] * len(ordered))
+    modes[settings.seasonality_mode].extend(training_names)  # holidays_mode is the seasonality mode
+    return tuple(training_names)
+
+
+def _mode_indicators(names: list[str], modes: dict[str, list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stan's s_a and s_m: 1 where a feature column's component is additive / multiplicative."""
+    s_a = np.zeros(len(names))
+    s_m = np.zeros(len(names))
+    for column, name in enumerate(names):
+        component = name.split("_delim_")[0]
+        if component in modes["additive"]:
+            s_a[column] = 1.0
+        elif component in modes["multiplicative"]:
+            s_m[column] = 1.0
+    return s_a, s_m
 
 
 def scaled_time(ds_ns: np.ndarray, start_ns: int, t_scale_ns: int) -> np.ndarray:

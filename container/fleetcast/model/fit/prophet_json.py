@@ -7,9 +7,10 @@ vectorized civil-date formatter, and the nested JSON is emitted already escaped 
 What depends on the timestamp grid alone (date texts, Prophet's `t`) is remembered for recent grids.
 
 `FittedState` holds exactly what the JSON needs, as numpy arrays and Python scalars. Build it from numpy
-(the fit engine) or from a fitted stock Prophet (`FittedState.from_prophet`). Anything this writer cannot
-reproduce byte for byte (holidays, unusual column types or names) raises `NotExact`; `model_to_json`
-catches it and falls back to stock serialization.
+(the fit engine) or from a fitted stock Prophet (`FittedState.from_prophet`). Country holidays and extra
+regressors are written exactly; anything this writer cannot reproduce byte for byte (a custom holidays
+frame, unusual column types) raises `NotExact`; `model_to_json` catches it and falls back to stock
+serialization.
 """
 
 from __future__ import annotations
@@ -123,8 +124,8 @@ class FittedState:
     # history_dates' labels: each date's rank in order of first appearance (pd.unique's order) in the
     # input frame; None when that is 0..u-1 (input sorted by date).
     history_dates_index: np.ndarray | None = None
-    holidays: pd.DataFrame | None = field(default=None, repr=False)  # not None -> NotExact
-    train_holiday_names: pd.Series | None = field(default=None, repr=False)  # not None -> NotExact
+    holidays: pd.DataFrame | None = field(default=None, repr=False)  # a custom holidays frame -> NotExact
+    train_holiday_names: list[str] | None = None  # the holiday names seen in training, in Prophet's order
 
     @classmethod
     def from_prophet(cls, model: Prophet) -> FittedState:
@@ -152,8 +153,19 @@ class FittedState:
             fit_kwargs=model.fit_kwargs,
             params=model.params,
             holidays=model.holidays,
-            train_holiday_names=model.train_holiday_names,
+            train_holiday_names=_holiday_names(model.train_holiday_names),
         )
+
+
+def _holiday_names(names: pd.Series | None) -> list[str] | None:
+    if names is None:
+        return None
+    if not _is_range(names.index.to_numpy()) or names.name is not None:
+        raise NotExact("train_holiday_names with a non-default index or a name")
+    values = names.tolist()
+    if not all(isinstance(value, str) for value in values):
+        raise NotExact("train_holiday_names that are not all strings")
+    return values
 
 
 def model_to_json(model: Prophet) -> str:
@@ -168,8 +180,8 @@ def model_to_json(model: Prophet) -> str:
 
 def to_json(state: FittedState) -> str:
     """The model.json text stock `model_to_json` writes for the Prophet this state describes."""
-    if state.holidays is not None or state.train_holiday_names is not None:
-        raise NotExact("holidays are written by stock serialization")
+    if state.holidays is not None:
+        raise NotExact("a custom holidays frame is written by stock serialization")
     _check_prophet_version()
     dates = _DateTexts(state)
     regressors = OrderedDict()
@@ -193,7 +205,7 @@ def to_json(state: FittedState) -> str:
         json.dumps(simple)[1:-1],
         '"changepoints": ' + _series(dates.changepoints, state.changepoints_index),
         '"history_dates": ' + _series(dates.history_dates, state.history_dates_index),
-        '"train_holiday_names": null',
+        '"train_holiday_names": ' + _names_series(state.train_holiday_names),
         json.dumps(scales)[1:-1],
         '"holidays": null',
         '"history": ' + _history_table(state.history, dates.history),
@@ -256,9 +268,27 @@ def _is_range(index: np.ndarray) -> bool:
 
 
 def _plain_name(name: str) -> str:
-    if not isinstance(name, str) or not _PLAIN_NAME.match(name):
-        raise NotExact(f"column name {name!r} needs escaping")
-    return name
+    """A column name as it appears inside the escaped table text (pandas' escaping, then json.dumps')."""
+    if not isinstance(name, str):
+        raise NotExact(f"column name {name!r} is not a string")
+    if _PLAIN_NAME.match(name):
+        return name
+    return _escaped_name(name)
+
+
+@functools.lru_cache(maxsize=4096)
+def _escaped_name(name: str) -> str:
+    # pandas writes the name as a JSON string (its own escapes, e.g. \/ and \uXXXX); the outer json.dumps
+    # escapes that text again. Holiday names ("New Year's Day (observed)") come through here.
+    return json.dumps(ujson_dumps(name))[3:-3]
+
+
+def _names_series(names: list[str] | None) -> str:
+    """Series(names).to_json(orient='split') as stock writes train_holiday_names, escaped; or null."""
+    if names is None:
+        return "null"
+    inner = ujson_dumps({"name": None, "index": list(range(len(names))), "data": names})
+    return json.dumps(inner)
 
 
 def _iso_dates(values: np.ndarray) -> list[str]:

@@ -1,0 +1,1 @@
+"""The batch forecast job: every customer's forecast in one dataset (`fleetcast forecast`)."""

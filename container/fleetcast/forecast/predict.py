@@ -1,0 +1,122 @@
+"""One customer's batch forecast from its archive: the numbers the endpoint would answer, as arrays.
+
+The archive is read and verified once (`model.archive.read_archive`), compiled without Prophet
+(`model.compiled`), and forecast `period` steps after the last observation with the interval draws the
+served path uses (`draws.ReplayedStream`), so a row here equals the endpoint's answer for the same
+customer and period. A model the compiled predictor does not cover goes through the serving factory
+(`serving.predictors.load_model`: Prophet's own predict, with its warning), never a different forecast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fleetcast.forecast.draws import replayed_stream
+from fleetcast.model import archive
+from fleetcast.model.compiled import NotCompilable, compile_model_json
+from fleetcast.serving.compiled_predictor import CompiledPredictor
+from fleetcast.serving.errors import ServingError
+from fleetcast.serving.protocol import ForecastRequest
+
+log = logging.getLogger(__name__)
+
+COMPILED, PROPHET = "compiled", "prophet"
+
+
+class CustomerFailed(Exception):  # noqa: N818 - a customer failed, not a program error
+    """This customer's archive cannot be forecast; the reason is for the job's report."""
+
+
+@dataclass(frozen=True)
+class CustomerForecast:
+    customer: str
+    model: str  # the candidate training chose (metadata "model"), as the dataset's `model` column
+    ds: np.ndarray  # datetime64[ns]
+    yhat: np.ndarray
+    yhat_lower: np.ndarray | None  # None for a model trained without intervals
+    yhat_upper: np.ndarray | None
+    predictor: str  # COMPILED or PROPHET
+
+
+def forecast_archive(path: Path, period: int) -> CustomerForecast:
+    """Read, verify and forecast one `<customer>.tar.gz`; CustomerFailed says why it cannot be."""
+    try:
+        model_json, metadata = archive.read_archive(path)
+    except archive.ArtifactError as exc:
+        raise CustomerFailed(str(exc)) from None
+    return forecast_model(model_json, metadata, period, path)
+
+
+def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where: Path) -> CustomerForecast:
+    """Forecast a verified model.json + metadata.json pair."""
+    for key in ("customer", "end", "freq"):
+        if not metadata.get(key):
+            raise CustomerFailed(f"{where}: metadata.json lacks {key}")
+    try:
+        # More than one step never needs the training history's step (only a single future date does).
+        compiled = compile_model_json(model_json, history_step=period == 1)
+    except NotCompilable as exc:
+        return _prophet_forecast(model_json, metadata, period, where, exc.reason)
+    except Exception as exc:  # a corrupt model is this customer's failure alone
+        raise CustomerFailed(f"{where}: {type(exc).__name__}: {exc}") from None
+    try:
+        predictor = CompiledPredictor(compiled, metadata, where, source=archive.MODEL_FILE)
+        dates = predictor.future_dates(period, predictor.freq)
+    except ServingError as exc:
+        raise CustomerFailed(f"{where}: {exc.message}") from None
+    except (ValueError, TypeError) as exc:
+        raise CustomerFailed(f"{where}: metadata.json: {exc}") from None
+    samples = compiled.uncertainty_samples
+    stream = replayed_stream(samples, period).fresh() if samples else None
+    predicted = compiled.predict(dates, intervals=samples > 0, seed=stream)
+    return CustomerForecast(
+        customer=predictor.customer,
+        model=str(metadata.get("model") or ""),
+        ds=predicted.ds,
+        yhat=predicted.yhat,
+        yhat_lower=predicted.yhat_lower,
+        yhat_upper=predicted.yhat_upper,
+        predictor=COMPILED,
+    )
+
+
+def _prophet_forecast(
+    model_json: str, metadata: dict[str, Any], period: int, where: Path, reason: str
+) -> CustomerForecast:
+    """The serving factory's answer for a model the compiled form does not cover (Prophet's predict)."""
+    from fleetcast.serving.predictors import load_model
+
+    log.warning(
+        "%s: the compiled predictor does not cover %s; forecasting with Prophet's predict", where, reason
+    )
+    with tempfile.TemporaryDirectory(prefix="fleetcast-forecast-") as folder:
+        model_dir = Path(folder)
+        (model_dir / archive.MODEL_FILE).write_text(model_json)
+        (model_dir / archive.METADATA_FILE).write_text(json.dumps(metadata))
+        try:
+            predictor = load_model(model_dir).predictor
+            answer = predictor.forecast(ForecastRequest(period=period))
+        except ServingError as exc:
+            raise CustomerFailed(f"{where}: {exc.message}") from None
+    rows = answer["forecast"]
+    has_intervals = bool(rows) and "yhat_lower" in rows[0]
+
+    def column(name: str) -> np.ndarray:
+        return np.array([row[name] for row in rows], dtype=np.float64)
+
+    return CustomerForecast(
+        customer=str(answer["customer"]),
+        model=str(metadata.get("model") or ""),
+        ds=np.array([row["ds"] for row in rows], dtype="datetime64[ns]"),
+        yhat=column("yhat"),
+        yhat_lower=column("yhat_lower") if has_intervals else None,
+        yhat_upper=column("yhat_upper") if has_intervals else None,
+        predictor=PROPHET,
+    )

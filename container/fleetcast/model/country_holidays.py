@@ -1,0 +1,100 @@
+"""A country's public holidays as Prophet's holiday features, from the `holidays` package Prophet uses.
+
+Prophet's `add_country_holidays(code)` asks `holidays` for the calendar of the years its dates fall in
+(`make_holidays_df`: the years of the frame's dates, as a Python set, in English names), then gives
+every holiday name one 0/1 column, `<name>_delim_+0`, set on the rows whose calendar date is that
+holiday. At predict time the same calendar is rebuilt for the forecast's years and reduced to the names
+seen in training, so a holiday in a year past the training data is honoured. Fitting (`model/fit`) and
+the compiled predictor both build their columns here, the same way, without pandas or Prophet.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from typing import Any
+
+import numpy as np
+
+NS_PER_DAY = 86_400 * 1_000_000_000
+_EPOCH_ORDINAL = datetime.date(1970, 1, 1).toordinal()
+# prophet.make_holidays.get_country_holidays_class's compatibility spelling.
+_SUBSTITUTIONS = {"TU": "TR"}
+# Prophet writes holiday windows into the column name; country holidays have none (+0 days).
+WINDOW_SUFFIX = "_delim_+0"
+
+
+class UnknownCountryError(ValueError):
+    """A country code the `holidays` package has no calendar for."""
+
+
+def _holiday_class(country: str) -> Any:
+    import holidays
+
+    name = _SUBSTITUTIONS.get(country, country)
+    if name not in _supported():
+        raise UnknownCountryError(
+            f"the holidays package has no calendar for country {country!r} (use an ISO code like US, DE, GB)"
+        )
+    return getattr(holidays, name)  # what Prophet's get_country_holidays_class returns
+
+
+@functools.cache
+def _supported() -> frozenset[str]:
+    import holidays
+
+    return frozenset(holidays.list_supported_countries())
+
+
+def validate_country(code: str) -> str:
+    """The code itself when `holidays` has a calendar for it (Prophet's spelling: 'US', 'DE', 'GB')."""
+    _holiday_class(code)
+    return code
+
+
+def year_list(ds_ns: np.ndarray) -> tuple[int, ...]:
+    """`list({x.year for x in dates})` as Prophet builds it: a Python set's order (`holidays` follows it)."""
+    years = np.asarray(ds_ns, dtype=np.int64).view("datetime64[ns]").astype("datetime64[Y]").astype(np.int64)
+    return tuple({int(year) + 1970 for year in np.unique(years)})
+
+
+@functools.lru_cache(maxsize=256)
+def calendar(country: str, years: tuple[int, ...]) -> tuple[tuple[int, str], ...]:
+    """(day since the epoch, name) of every holiday in those years, in the rows' order of Prophet's frame."""
+    holidays = _holiday_class(country)(expand=False, language="en_US", subdiv=None, years=list(years))
+    return tuple(
+        (day.toordinal() - _EPOCH_ORDINAL, name) for day in holidays for name in holidays.get_list(day)
+    )
+
+
+def days(ds_ns: np.ndarray) -> np.ndarray:
+    """Each timestamp's calendar date, as days since the epoch (Prophet matches `ds.dt.date`)."""
+    return np.floor_divide(np.asarray(ds_ns, dtype=np.int64), NS_PER_DAY)
+
+
+def training_names(country: str, ds_ns: np.ndarray) -> list[str]:
+    """`train_holiday_names`: every holiday name of the training years, in order of first appearance."""
+    return list(dict.fromkeys(name for _, name in calendar(country, year_list(ds_ns))))
+
+
+def column_names(names: list[str]) -> list[str]:
+    """The holiday names in the order of their feature columns (Prophet sorts the column names)."""
+    return sorted(names, key=lambda name: name + WINDOW_SUFFIX)
+
+
+def features(country: str, names: list[str], ds_ns: np.ndarray) -> np.ndarray:
+    """(len(ds), len(names)) 0/1 columns, one per name in `names` (column order), for sorted `ds_ns`.
+
+    Holidays of these dates' years that are not among `names` are left out, as Prophet's predict leaves
+    out names it did not see in training.
+    """
+    row_days = days(ds_ns)
+    out = np.zeros((len(row_days), len(names)))
+    column = {name: j for j, name in enumerate(names)}
+    for day, name in calendar(country, year_list(ds_ns)):
+        j = column.get(name)
+        if j is None:
+            continue
+        low, high = np.searchsorted(row_days, day, side="left"), np.searchsorted(row_days, day, side="right")
+        out[low:high, j] = 1.0
+    return out

@@ -1,0 +1,244 @@
+"""The models prefix (a folder, or `s3://bucket/prefix`): the runs' folders and the fleet manifest in it.
+
+The names below the prefix are spelled in model/manifest.py and model/archive.py; this module reads and
+writes them on either kind of store, for the three things done with a whole prefix:
+
+- `merge_run`: publish a finished run (`fleetcast manifest merge`, run by `local-train` and by
+  `launch train --wait`): the run's host manifests merged over the fleet manifest, written as
+  `<run>/manifest.csv.gz` (kept) and then `manifest.csv.gz` (what serves now);
+- `resolve`: customer ids to their current TargetModel (the invoke client, the local endpoint, plot);
+- `open_prefix`: a folder or an S3 location, as the command line spells it.
+
+S3 requests are few and counted by bench/scale.py: a merge is one LIST of the run's host manifests, one
+GET per host manifest, one GET of the previous manifest and two PUTs; a resolve is one GET.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from fleetcast.model import archive, manifest
+from fleetcast.model.manifest import MANIFEST_NAME, ManifestEntry, ManifestError
+
+log = logging.getLogger("fleetcast.manifest")
+
+
+class ModelsPrefix(Protocol):
+    """A store of named objects: the models prefix on a file system or in S3."""
+
+    description: str
+
+    def uri(self, name: str) -> str: ...
+
+    def exists(self, name: str) -> bool: ...
+
+    def open(self, name: str) -> IO[bytes]:
+        """A readable binary stream of the object; raises ManifestError when it does not exist."""
+        ...
+
+    def names(self, starting_with: str) -> list[str]:
+        """The names of the objects whose name starts with `starting_with`, sorted."""
+        ...
+
+    def put(self, name: str, source: Path) -> None:
+        """Store the file `source` as `name`, replacing it whole (a reader never sees a partial object)."""
+        ...
+
+
+@dataclass
+class FolderPrefix:
+    root: Path
+    description: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.description = str(self.root)
+
+    def uri(self, name: str) -> str:
+        return str(self.root / name)
+
+    def exists(self, name: str) -> bool:
+        return (self.root / name).is_file()
+
+    def open(self, name: str) -> IO[bytes]:
+        try:
+            return open(self.root / name, "rb")
+        except FileNotFoundError as exc:
+            raise ManifestError(f"no {self.uri(name)}") from exc
+
+    def names(self, starting_with: str) -> list[str]:
+        folder, _, _ = starting_with.rpartition("/")
+        base = self.root / folder if folder else self.root
+        if not base.is_dir():
+            return []
+        found = (f"{folder}/{p.name}" if folder else p.name for p in base.iterdir() if p.is_file())
+        return sorted(name for name in found if name.startswith(starting_with) and not _hidden(name))
+
+    def put(self, name: str, source: Path) -> None:
+        target = self.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, temp = tempfile.mkstemp(prefix=archive.TEMP_PREFIX, dir=target.parent)
+        os.close(fd)
+        try:
+            shutil.copyfile(source, temp)
+            os.replace(temp, target)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
+
+
+def _hidden(name: str) -> bool:
+    return name.rpartition("/")[2].startswith(".")
+
+
+@dataclass
+class S3Prefix:
+    bucket: str
+    prefix: str
+    client: Any
+    description: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.prefix = self.prefix.strip("/")
+        self.description = f"s3://{self.bucket}/{self.prefix}"
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}/{name}" if self.prefix else name
+
+    def uri(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self.key(name)}"
+
+    def exists(self, name: str) -> bool:
+        listing = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.key(name), MaxKeys=1)
+        return any(item["Key"] == self.key(name) for item in listing.get("Contents", []))
+
+    def open(self, name: str) -> IO[bytes]:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self.key(name))["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                raise ManifestError(f"no {self.uri(name)}") from exc
+            raise
+
+    def names(self, starting_with: str) -> list[str]:
+        strip = len(self.key(""))
+        found: list[str] = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self.key(starting_with)
+        ):
+            found += [item["Key"][strip:] for item in page.get("Contents", [])]
+        return sorted(name for name in found if not _hidden(name))
+
+    def put(self, name: str, source: Path) -> None:
+        self.client.upload_file(str(source), self.bucket, self.key(name))
+
+
+def open_prefix(location: str, s3_client: Any = None) -> ModelsPrefix:
+    """`location` is a folder or `s3://bucket/prefix`; an S3 client is made when none is given."""
+    if location.startswith("s3://"):
+        bucket, _, prefix = location[len("s3://") :].partition("/")
+        if not bucket:
+            raise ValueError(f"{location!r} names no bucket")
+        if s3_client is None:
+            import boto3
+
+            s3_client = boto3.client("s3")
+        return S3Prefix(bucket, prefix, s3_client)
+    return FolderPrefix(Path(location))
+
+
+def manifest_at(location: str, s3_client: Any = None) -> tuple[ModelsPrefix, str]:
+    """Where a fleet manifest is: `location` names the manifest file itself (`….csv.gz`) or the models
+    prefix that holds it as manifest.csv.gz."""
+    if location.endswith(".csv.gz"):
+        parent, _, name = location.rstrip("/").rpartition("/")
+        return open_prefix(parent or ".", s3_client), name
+    return open_prefix(location, s3_client), MANIFEST_NAME
+
+
+def read_entries(store: ModelsPrefix, name: str = MANIFEST_NAME) -> Iterator[ManifestEntry]:
+    """The rows of a manifest in the store, streamed (closed when exhausted or abandoned)."""
+    with store.open(name) as stream:
+        yield from manifest.iter_entries(stream, store.uri(name))
+
+
+class UnknownCustomerError(LookupError):
+    """A customer the fleet manifest has no model for."""
+
+
+def resolve(store: ModelsPrefix, name: str, customers: Iterable[str]) -> dict[str, ManifestEntry]:
+    """Each customer's current row (one read of the manifest, stopped once all are found)."""
+    wanted = set(customers)
+    return manifest.load(read_entries(store, name), wanted=wanted)
+
+
+# ---------------------------------------------------------------------------------------------- publishing
+@dataclass(frozen=True)
+class MergeResult:
+    run: str
+    hosts: int
+    rows: int
+    counts: dict[str, int]
+    location: str
+
+
+def merge_run(store: ModelsPrefix, run: str) -> MergeResult:
+    """Publish `run`: its host manifests merged over the fleet manifest (see the module docstring)."""
+    host_files = [
+        name
+        for name in store.names(f"{run}/{manifest.HOST_MANIFEST_PREFIX}")
+        if manifest.is_host_manifest(name.rpartition("/")[2])
+    ]
+    if not host_files:
+        raise ManifestError(
+            f"run {run} has no host manifests under {store.uri(run + '/')} (did its training job finish?)"
+        )
+    counts: dict[str, int] = {}
+    with tempfile.TemporaryDirectory(prefix="fleetcast-merge-") as work, ExitStack() as streams:
+        updates = [
+            manifest.iter_entries(streams.enter_context(store.open(n)), store.uri(n)) for n in host_files
+        ]
+        previous: Iterable[ManifestEntry] = read_entries(store) if store.exists(MANIFEST_NAME) else ()
+        merged, rows = manifest.write_manifest(
+            Path(work) / MANIFEST_NAME, manifest.merge(previous, updates, counts)
+        )
+        store.put(f"{run}/{MANIFEST_NAME}", merged)
+        store.put(MANIFEST_NAME, merged)
+    if counts.get("conflicts"):
+        log.warning("%d customers appear in two host manifests of run %s; the first host's row won",
+                    counts["conflicts"], run)  # fmt: skip
+    log.info(
+        "published run %s: %d host manifests merged into %s (%d customers: %d new, %d updated, %d kept)",
+        run,
+        len(host_files),
+        store.uri(MANIFEST_NAME),
+        rows,
+        counts.get("added", 0),
+        counts.get("updated", 0),
+        counts.get("kept", 0),
+    )
+    return MergeResult(run, len(host_files), rows, counts, store.uri(MANIFEST_NAME))
+
+
+def merge_main(models: str, run: str, s3_endpoint_url: str | None = None, region: str | None = None) -> int:
+    """`fleetcast manifest merge`."""
+    client = None
+    if models.startswith("s3://"):
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=s3_endpoint_url, region_name=region)
+    try:
+        merge_run(open_prefix(models, client), run)
+    except (ManifestError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    return 0

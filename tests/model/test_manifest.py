@@ -1,0 +1,92 @@
+"""The fleet manifest format: sorted rows written whole, read back exactly, merged as a stream."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import pytest
+
+from fleetcast.model import archive, manifest
+from fleetcast.model.manifest import ManifestError
+from fleetcast.models_prefix import FolderPrefix, merge_run, resolve
+
+
+def entry(customer: str, run: str, data: str = "d", smape: float | None = 3.25) -> manifest.ManifestEntry:
+    metrics = None if smape is None else {"smape": smape, "naive_smape": 5.0, "mae": 1.5, "naive_mae": 2.0}
+    return manifest.entry_for(customer, run, data, "s", "configured", metrics)
+
+
+def test_rows_round_trip_and_name_the_versioned_target(tmp_path: Path):
+    rows = [entry("1", "r1"), entry("10", "r2", smape=None), entry("2", "r1")]
+    path, count = manifest.write_manifest(tmp_path / "m.csv.gz", rows)
+    assert count == 3
+    assert list(manifest.read_file(path)) == rows
+    assert rows[0].target_model == "r1/1.tar.gz" == archive.versioned_name("r1", "1")
+    assert rows[0].metrics == {"smape": 3.25, "naive_smape": 5.0, "mae": 1.5, "naive_mae": 2.0}
+    assert rows[1].metrics is None
+    assert rows[0].is_current("d", "s") and not rows[0].is_current("other", "s")
+    assert not rows[0].is_current("d", "other")
+    assert not rows[0]._replace(archive_format="0").is_current("d", "s")
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_unsorted_or_repeated_rows_are_refused_and_leave_no_file(tmp_path: Path):
+    target = tmp_path / "m.csv.gz"
+    for rows in ([entry("2", "r"), entry("1", "r")], [entry("1", "r"), entry("1", "r")]):
+        with pytest.raises(ManifestError, match="sorted by customer"):
+            manifest.write_manifest(target, rows)
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_a_broken_manifest_is_a_clear_error(tmp_path: Path):
+    good, _ = manifest.write_manifest(tmp_path / "good.csv.gz", [entry(f"{i:03d}", "r") for i in range(100)])
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(good.read_bytes()[:-30])
+    with pytest.raises(ManifestError, match=r"cut\.csv\.gz: unreadable"):
+        list(manifest.read_file(cut))
+    other = tmp_path / "other.csv.gz"
+    other.write_bytes(gzip.compress(b"customer,timestamp,consumption\n1,2022-01-01,3\n"))
+    with pytest.raises(ManifestError, match="not a fleet manifest"):
+        list(manifest.read_file(other))
+    with pytest.raises(ManifestError, match="cannot open"):
+        list(manifest.read_file(tmp_path / "missing.csv.gz"))
+
+
+def test_merge_takes_the_run_s_rows_and_keeps_every_other_customer():
+    previous = [entry("1", "r1"), entry("2", "r1"), entry("4", "r1")]
+    host_a = [entry("2", "r2", data="new")]
+    host_b = [entry("3", "r2"), entry("4", "r1")]  # 4 unchanged: the host carried its row forward
+    counts: dict[str, int] = {}
+    merged = list(manifest.merge(previous, [host_a, host_b], counts))
+    assert [(e.customer, e.run, e.data_sha256) for e in merged] == [
+        ("1", "r1", "d"), ("2", "r2", "new"), ("3", "r2", "d"), ("4", "r1", "d")
+    ]  # fmt: skip
+    assert counts == {"kept": 1, "updated": 2, "added": 1, "conflicts": 0}
+    counts = {}
+    assert [e.run for e in manifest.merge([], [[entry("1", "a")], [entry("1", "b")]], counts)] == ["a"]
+    assert counts["conflicts"] == 1
+
+
+def test_load_stops_once_the_wanted_customers_are_found():
+    def rows():
+        yield entry("1", "r")
+        yield entry("2", "r")
+        raise AssertionError("read past the last wanted customer")
+
+    assert list(manifest.load(rows(), wanted={"1", "2"})) == ["1", "2"]
+
+
+def test_merge_run_publishes_over_a_folder_prefix_and_keeps_each_run_s_copy(tmp_path: Path):
+    store = FolderPrefix(tmp_path)
+    manifest.write_manifest(tmp_path / "r1" / manifest.host_manifest_name("algo-1"), [entry("1", "r1")])
+    assert merge_run(store, "r1").rows == 1
+    manifest.write_manifest(tmp_path / "r2" / manifest.host_manifest_name("algo-1"), [entry("2", "r2")])
+    manifest.write_manifest(tmp_path / "r2" / manifest.host_manifest_name("algo-2"), [entry("3", "r2")])
+    result = merge_run(store, "r2")
+    assert (result.hosts, result.rows, result.counts["added"], result.counts["kept"]) == (2, 3, 2, 1)
+    found = resolve(store, manifest.MANIFEST_NAME, ["1", "3", "nobody"])
+    assert {c: e.target_model for c, e in found.items()} == {"1": "r1/1.tar.gz", "3": "r2/3.tar.gz"}
+    assert [e.customer for e in manifest.read_file(tmp_path / "r1" / "manifest.csv.gz")] == ["1"]
+    with pytest.raises(ManifestError, match="run r3 has no host manifests"):
+        merge_run(store, "r3")
