@@ -14,6 +14,7 @@ import pandas as pd
 from prophet.serialize import model_from_json
 
 from fleetcast.model import archive, baseline
+from fleetcast.model.compiled import NotCompilable, compile_model_json
 from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import fit_prophet, model_to_json
 from fleetcast.model.settings import ProphetSettings
@@ -77,9 +78,15 @@ def wrong_typed_model(source: Path, target: Path, mutate: Callable[[dict[str, An
 def archive_model(
     directory: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
 ) -> Path:
-    """`<directory>/<customer>.tar.gz` of a stock Prophet fit, with the metadata serving reads."""
+    """`<directory>/<customer>.tar.gz` of a stock Prophet fit, with the metadata serving reads and, as
+    training ships it, compiled.json (when the compiled form covers the model)."""
     settings = settings or ProphetSettings()
     model = fit_prophet(history, settings)
+    model_json = model_to_json(model)
+    try:
+        compiled = compile_model_json(model_json).to_dict()
+    except NotCompilable:
+        compiled = None
     metadata = {
         "customer": customer,
         "rows": len(history),
@@ -89,7 +96,7 @@ def archive_model(
         "prophet": settings.prophet_kwargs(),
         "metrics": None,
     }
-    return archive.write_archive(directory, customer, model_to_json(model), metadata)
+    return archive.write_archive(directory, customer, model_json, metadata, compiled=compiled)
 
 
 def archive_baseline(

@@ -213,7 +213,7 @@ def test_model_the_compiled_predictor_refuses_is_served_by_prophet_loudly(lean, 
     _, client = lean
     with caplog.at_level(logging.WARNING, logger="fleetcast.serving"):
         assert load(client, "holiday", holiday_model).status_code == 200
-    assert "does not cover holidays" in caplog.text and "Prophet" in caplog.text
+    assert "does not cover a custom holidays frame" in caplog.text and "Prophet" in caplog.text
     assert client.get("/models/holiday").get_json()["predictor"] == "prophet"
     answer = client.post("/models/holiday/invoke", json={"period": 4, "intervals": False})
     assert answer.status_code == 200, answer.get_data(as_text=True)

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fleetcast.model.archive import ArtifactError, read_model_dir, sha256_text
+from fleetcast.model.archive import (
+    COMPILED_SHA256_KEY,
+    ArtifactError,
+    read_compiled,
+    read_model_dir,
+    sha256_text,
+)
 from fleetcast.model.compiled import (
     COMPILED_FILE,
     CompiledModel,
@@ -108,10 +114,14 @@ class CompiledPredictor:
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
             raise ModelMissingError(f"cannot serve the model in {model_dir}: the directory does not exist")
-        try:
-            model_json, metadata = read_model_dir(model_dir)
-        except ArtifactError as exc:
-            raise ModelInvalidError(f"cannot serve this model: {exc}") from None
+        compiled, model_json = _shipped_compiled(model_dir), ""
+        if compiled is not None:
+            compiled_model, metadata = compiled
+        else:
+            try:
+                model_json, metadata = read_model_dir(model_dir)
+            except ArtifactError as exc:
+                raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         missing = [key for key in ("customer", "end", "freq") if not metadata.get(key)]
         if missing:
             raise model_error(model_dir, f"metadata.json lacks {', '.join(missing)}")
@@ -121,8 +131,13 @@ class CompiledPredictor:
             raise model_error(
                 model_dir, f"metadata.json end {metadata['end']!r} is not a timestamp"
             ) from None
-        compiled, source = _compiled_from_dir(model_dir, model_json, str(metadata.get("model_sha256")))
-        predictor = cls(compiled, metadata, model_dir, source=source, prophet_identical=prophet_identical)
+        if compiled is not None:
+            source = COMPILED_FILE  # shipped by training and verified: model.json was never parsed
+        else:
+            compiled_model, source = _compiled_from_dir(model_dir, model_json, metadata)
+        predictor = cls(
+            compiled_model, metadata, model_dir, source=source, prophet_identical=prophet_identical
+        )
         log.info(
             "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
             predictor.customer,
@@ -200,10 +215,31 @@ def load_predictor(
         return predictor
 
 
-def _compiled_from_dir(model_dir: Path, model_json: str, model_sha256: str) -> tuple[CompiledModel, str]:
-    """compiled.json when present and made from this model.json; otherwise compile model.json."""
+def _shipped_compiled(model_dir: Path) -> tuple[CompiledModel, dict[str, Any]] | None:
+    """The archive's own compiled.json when its checksums vouch for it (`archive.read_compiled`): the
+    model loads without reading or parsing model.json. None: read and compile model.json instead."""
+    shipped = read_compiled(model_dir)
+    if shipped is None:
+        return None
+    document, metadata = shipped
+    try:
+        return CompiledModel.from_dict(document), metadata
+    except Exception as exc:  # a format this reader cannot take (a newer one): model.json still can
+        log.warning("%s: ignoring %s (%s); compiling model.json instead", model_dir, COMPILED_FILE, exc)
+        return None
+
+
+def _compiled_from_dir(
+    model_dir: Path, model_json: str, metadata: dict[str, Any]
+) -> tuple[CompiledModel, str]:
+    """A compiled.json placed beside an archive written without one (no checksum in metadata.json for
+    it) when made from this model.json; otherwise compile model.json."""
     path = model_dir / COMPILED_FILE
-    if path.is_file():
+    model_sha256 = str(metadata.get("model_sha256"))
+    if COMPILED_SHA256_KEY in metadata:  # shipped in the archive, and _shipped_compiled refused it
+        if path.exists():
+            log.warning("%s: %s does not match metadata.json; compiling model.json", model_dir, COMPILED_FILE)
+    elif path.is_file():
         try:
             document = json.loads(path.read_text())
             if document.get("model_sha256") != model_sha256:
