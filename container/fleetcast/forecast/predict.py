@@ -23,7 +23,8 @@ from fleetcast.forecast.draws import replayed_stream
 from fleetcast.model import archive
 from fleetcast.model.compiled import NotCompilable, compile_model_json
 from fleetcast.serving.compiled_predictor import CompiledPredictor
-from fleetcast.serving.protocol import ForecastError, ForecastRequest
+from fleetcast.serving.errors import ServingError
+from fleetcast.serving.protocol import ForecastRequest
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,7 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
     try:
         predictor = CompiledPredictor(compiled, metadata, where, source=archive.MODEL_FILE)
         dates = predictor.future_dates(period, predictor.freq)
-    except ForecastError as exc:
+    except ServingError as exc:
         raise CustomerFailed(f"{where}: {exc.message}") from None
     except (ValueError, TypeError) as exc:
         raise CustomerFailed(f"{where}: metadata.json: {exc}") from None
@@ -107,7 +108,7 @@ def _baseline_forecast(
         answer = predictor.forecast(ForecastRequest(period=period))
     except BaselineError as exc:
         raise CustomerFailed(f"{where}: model.json is not a seasonal-naive model: {exc}") from None
-    except ForecastError as exc:
+    except ServingError as exc:
         raise CustomerFailed(f"{where}: {exc.message}") from None
     return _from_rows(answer, metadata, BASELINE)
 
@@ -147,6 +148,6 @@ def _prophet_forecast(
         try:
             predictor = load_model(model_dir).predictor
             answer = predictor.forecast(ForecastRequest(period=period))
-        except ForecastError as exc:
+        except ServingError as exc:
             raise CustomerFailed(f"{where}: {exc.message}") from None
     return _from_rows(answer, metadata, PROPHET)

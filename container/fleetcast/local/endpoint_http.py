@@ -150,9 +150,9 @@ def create_app(
     @app.errorhandler(HTTPException)
     def _refused(error: HTTPException) -> Response:
         # Anything else werkzeug refuses: the status it chose, boto3's error shape, never HTML.
-        refusal = ValidationError(error.description or error.name or "request refused")
-        refusal.status = error.code or 400
-        return _error_response(refusal)
+        response = _error_response(ValidationError(error.description or error.name or "request refused"))
+        response.status_code = error.code or 400  # the status the HTTP layer chose
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fleetcast.model import country_holidays
+from fleetcast.model.archive import COMPILED_FILE  # noqa: F401 - re-exported; the archive spells it
 from fleetcast.model.conditions import CONDITIONS, condition_values
 
 if TYPE_CHECKING:
@@ -50,7 +51,6 @@ FORMAT = "fleetcast-compiled-prophet"
 FORMAT_VERSION = 1
 DRIVERS_FORMAT_VERSION = 2
 READABLE_VERSIONS = (FORMAT_VERSION, DRIVERS_FORMAT_VERSION)
-COMPILED_FILE = "compiled.json"
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_SECOND
@@ -694,7 +694,7 @@ def compile_state(state: FittedState) -> CompiledModel:
     `start` and `t_scale` go through the same float seconds as the JSON, so this predicts what a server
     loading the archive predicts.
     """
-    from fleetcast.model.fit.prophet_json import PROPHET_VERSION
+    from fleetcast.model.fit.prophet_json import PROPHET_VERSION, written_floats
 
     return _compile(
         _Facts(
@@ -720,7 +720,8 @@ def compile_state(state: FittedState) -> CompiledModel:
             changepoints_t=np.asarray(state.changepoints_t, dtype=np.float64),
             interval_width=float(state.interval_width),
             uncertainty_samples=int(state.uncertainty_samples or 0),
-            history_t=np.asarray(state.history["t"], dtype=np.float64),
+            # The history's t as model.json rounds it (10 significant digits), as a server reads it.
+            history_t=written_floats(state.history["t"]),
         )
     )
 

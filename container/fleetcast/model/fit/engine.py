@@ -14,7 +14,7 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -316,3 +316,22 @@ def forecast_values(
     ordered = {name: values[order] for name, values in regressors.items()}
     predicted[order] = compiled.predict(ds[order], intervals=False, regressors=ordered).yhat
     return predicted
+
+
+def compiled_form(outcome: FitOutcome, model_json: str) -> dict[str, Any] | None:
+    """The compiled predictor's numbers for the model.json this outcome is written as (the archive's
+    compiled.json), or None when the compiled form does not cover the model.
+
+    From the engine's state when there is one (~5x cheaper than parsing model.json again, and equal to it:
+    tests/serving/test_compiled_archive.py); from model.json itself after a Stan fit.
+    """
+    from fleetcast.model.compiled import NotCompilable, compile_model_json, compile_state
+
+    try:
+        if outcome.state is not None:
+            compiled = compile_state(outcome.state)
+        else:
+            compiled = compile_model_json(model_json)
+    except NotCompilable:
+        return None
+    return compiled.to_dict()
