@@ -50,9 +50,11 @@ for ((j = 0; j < ${#entries[@]}; j++)); do
 done
 
 echo "== train on $hosts hosts"
+# SageMaker names the job alike on every host; it is the run id the hosts' manifests name.
+run=local-$(date -u +%Y%m%d-%H%M%S)
 pids=()
 for name in "${host_names[@]}"; do
-    docker run --rm --hostname "$name" -v "$work/$name:/opt/ml" "$image" train 2>&1 |
+    docker run --rm --hostname "$name" -e "TRAINING_JOB_NAME=$run" -v "$work/$name:/opt/ml" "$image" train 2>&1 |
         sed -u "s/^/[$name] /" &
     pids+=($!)
 done
