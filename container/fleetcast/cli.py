@@ -409,7 +409,8 @@ def _report(sub: argparse._SubParsersAction) -> None:
         "--models",
         type=Path,
         default=None,
-        help="folder of <customer>.tar.gz: the worst customers' history (without it: no plots)",
+        help="the models folder (a fleet manifest, or <customer>.tar.gz anywhere under it): the worst "
+        "customers' history (default: searched under --train-output, as a local-train work dir holds them)",
     )
     p.add_argument(
         "--forecasts",
@@ -425,7 +426,11 @@ def _report(sub: argparse._SubParsersAction) -> None:
         from fleetcast.report.build import report_main
 
         return report_main(
-            train_output=a.train_output, out=a.out, models=a.models, forecasts=a.forecasts, period=a.period
+            train_output=a.train_output,
+            out=a.out,
+            models=a.models or a.train_output,
+            forecasts=a.forecasts,
+            period=a.period,
         )
 
     p.set_defaults(run=run)

@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fleetcast.model.archive import ArtifactError, read_model_dir, sha256_text
+from fleetcast.model.archive import (
+    COMPILED_SHA256_KEY,
+    ArtifactError,
+    read_compiled,
+    read_model_dir,
+    sha256_text,
+)
 from fleetcast.model.compiled import (
     COMPILED_FILE,
     CompiledModel,
@@ -36,8 +42,8 @@ from fleetcast.model.compiled import (
     future_dates,
     iso_strings,
 )
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
 from fleetcast.serving.protocol import (
-    ForecastError,
     ForecastRequest,
     bad_request,
     check_regressors,
@@ -54,8 +60,8 @@ log = logging.getLogger(__name__)
 INTERVAL_SEED = 0
 
 
-def model_error(model_dir: Path, code: str, problem: str) -> ForecastError:
-    return ForecastError(500, code, f"cannot serve the model in {model_dir}: {problem}")
+def model_error(model_dir: Path, problem: str) -> ModelInvalidError:
+    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
 
 
 def compiled_document(model_json: str) -> str:
@@ -108,26 +114,35 @@ class CompiledPredictor:
 
     @classmethod
     def load(cls, model_dir: Path | str, *, prophet_identical: bool = True) -> CompiledPredictor:
-        """Read and verify the model directory; ForecastError (500) for a broken one, NotCompilable for a
-        valid model the compiled form does not cover."""
+        """Read and verify the model directory; ModelMissingError or ModelInvalidError for a broken one,
+        NotCompilable for a valid model the compiled form does not cover."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
-            raise model_error(model_dir, "model_missing", "the directory does not exist")
-        try:
-            model_json, metadata = read_model_dir(model_dir)
-        except ArtifactError as exc:
-            raise ForecastError(500, "model_invalid", f"cannot serve this model: {exc}") from None
+            raise ModelMissingError(f"cannot serve the model in {model_dir}: the directory does not exist")
+        compiled, model_json = _shipped_compiled(model_dir), ""
+        if compiled is not None:
+            compiled_model, metadata = compiled
+        else:
+            try:
+                model_json, metadata = read_model_dir(model_dir)
+            except ArtifactError as exc:
+                raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         missing = [key for key in ("customer", "end", "freq") if not metadata.get(key)]
         if missing:
-            raise model_error(model_dir, "model_invalid", f"metadata.json lacks {', '.join(missing)}")
+            raise model_error(model_dir, f"metadata.json lacks {', '.join(missing)}")
         try:
             _timestamp(metadata["end"])
         except (ValueError, TypeError):
             raise model_error(
-                model_dir, "model_invalid", f"metadata.json end {metadata['end']!r} is not a timestamp"
+                model_dir, f"metadata.json end {metadata['end']!r} is not a timestamp"
             ) from None
-        compiled, source = _compiled_from_dir(model_dir, model_json, str(metadata.get("model_sha256")))
-        predictor = cls(compiled, metadata, model_dir, source=source, prophet_identical=prophet_identical)
+        if compiled is not None:
+            source = COMPILED_FILE  # shipped by training and verified: model.json was never parsed
+        else:
+            compiled_model, source = _compiled_from_dir(model_dir, model_json, metadata)
+        predictor = cls(
+            compiled_model, metadata, model_dir, source=source, prophet_identical=prophet_identical
+        )
         log.info(
             "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
             predictor.customer,
@@ -206,10 +221,31 @@ def load_predictor(
         return predictor
 
 
-def _compiled_from_dir(model_dir: Path, model_json: str, model_sha256: str) -> tuple[CompiledModel, str]:
-    """compiled.json when present and made from this model.json; otherwise compile model.json."""
+def _shipped_compiled(model_dir: Path) -> tuple[CompiledModel, dict[str, Any]] | None:
+    """The archive's own compiled.json when its checksums vouch for it (`archive.read_compiled`): the
+    model loads without reading or parsing model.json. None: read and compile model.json instead."""
+    shipped = read_compiled(model_dir)
+    if shipped is None:
+        return None
+    document, metadata = shipped
+    try:
+        return CompiledModel.from_dict(document), metadata
+    except Exception as exc:  # a format this reader cannot take (a newer one): model.json still can
+        log.warning("%s: ignoring %s (%s); compiling model.json instead", model_dir, COMPILED_FILE, exc)
+        return None
+
+
+def _compiled_from_dir(
+    model_dir: Path, model_json: str, metadata: dict[str, Any]
+) -> tuple[CompiledModel, str]:
+    """A compiled.json placed beside an archive written without one (no checksum in metadata.json for
+    it) when made from this model.json; otherwise compile model.json."""
     path = model_dir / COMPILED_FILE
-    if path.is_file():
+    model_sha256 = str(metadata.get("model_sha256"))
+    if COMPILED_SHA256_KEY in metadata:  # shipped in the archive, and _shipped_compiled refused it
+        if path.exists():
+            log.warning("%s: %s does not match metadata.json; compiling model.json", model_dir, COMPILED_FILE)
+    elif path.is_file():
         try:
             document = json.loads(path.read_text())
             if document.get("model_sha256") != model_sha256:
@@ -222,11 +258,10 @@ def _compiled_from_dir(model_dir: Path, model_json: str, model_sha256: str) -> t
     except NotCompilable:
         raise
     except ValueError as exc:
-        raise model_error(model_dir, "model_invalid", str(exc)) from None
+        raise model_error(model_dir, str(exc)) from None
     except Exception as exc:  # wrong-typed fields fail deep in numpy (AssertionError, TypeError, ...)
         raise model_error(
             model_dir,
-            "model_invalid",
             f"model.json has fields of the wrong type ({type(exc).__name__}: {exc})",
         ) from None
 

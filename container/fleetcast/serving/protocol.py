@@ -1,4 +1,4 @@
-"""The inference wire protocol shared by every server (the MMS handler now, the lean server later).
+"""The inference wire protocol shared by every server (the lean server, the MMS handler).
 
 Request (`application/json`): `{"period": 7, "freq": "D", "intervals": true}`; only `period` is required.
 A model trained with regressors also needs their future values, one per forecast date:
@@ -6,7 +6,9 @@ A model trained with regressors also needs their future values, one per forecast
 use are ignored, so one request shape serves a mixed fleet).
 The blog sample sends the same object double-encoded (a JSON string holding the JSON text); it is
 accepted too. Response: `{"customer": "7", "forecast": [{"ds": ..., "yhat": ..., ...}, ...]}`.
-Every failure is a `ForecastError`: an HTTP status plus `{"error": "<code>", "message": "..."}`.
+A request that cannot be answered raises one of `errors.py`'s serving errors (`InvalidRequestError`,
+`PayloadTooLargeError`, `UnsupportedContentTypeError`), which the servers answer as
+`{"error": "<code>", "message": "..."}` with the status `errors.http_status` gives.
 
 Pure functions only: no server, no model, so the whole validation table is tested without Java.
 """
@@ -15,17 +17,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleetcast.serving.environment import MAX_PAYLOAD_ENV, MAX_PERIOD_ENV, Limits
+from fleetcast.serving.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedContentTypeError
+
 JSON_CONTENT_TYPE = "application/json"
-MAX_PERIOD_ENV = "FLEETCAST_MAX_PERIOD"
-DEFAULT_MAX_PERIOD = 366
-MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
-# SageMaker real-time endpoints cap request payloads at 6 MB.
-DEFAULT_MAX_PAYLOAD_MB = 6
 OCTET_STREAM_CONTENT_TYPE = "application/octet-stream"  # the SageMaker Python SDK's default
 REQUEST_FIELDS = ("period", "freq", "intervals", "regressors")
 EXAMPLE_REQUEST = '{"period": 7}'
@@ -39,27 +38,8 @@ MAX_PATH_COMPONENT_BYTES = 255
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
-class ForecastError(Exception):
-    """A request that cannot be answered: HTTP status, a stable error code, and a readable message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
-
-    def to_body(self) -> bytes:
-        return json.dumps(self.to_dict()).encode()
-
-    def __repr__(self) -> str:
-        return f"ForecastError({self.status}, {self.code!r}, {self.message!r})"
-
-
-def bad_request(code: str, message: str) -> ForecastError:
-    return ForecastError(400, code, message)
+def bad_request(code: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(message, code=code)
 
 
 def clip(value: object, limit: int = LOGGED_VALUE_CHARS) -> str:
@@ -107,42 +87,11 @@ def check_target_model(target_model: str | None, customer: str, model_name: str 
     if target_model == model_name or target_model_stem(target_model) == customer:
         return
     served = f"model {model_name!r} (customer {customer})" if model_name else f"customer {customer}'s model"
-    raise ForecastError(
-        400,
+    raise bad_request(
         "target_model_mismatch",
         f"{TARGET_MODEL_HEADER} names {clip(target_model, 100)!r}, but this route serves {served}; "
         "nothing was forecast",
     )
-
-
-@dataclass(frozen=True)
-class Limits:
-    max_period: int = DEFAULT_MAX_PERIOD
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_MB * 1024 * 1024
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        environ = os.environ if environ is None else environ
-        return cls(
-            max_period=_positive_int_env(environ, MAX_PERIOD_ENV, DEFAULT_MAX_PERIOD),
-            max_payload_bytes=_positive_int_env(environ, MAX_PAYLOAD_ENV, DEFAULT_MAX_PAYLOAD_MB)
-            * 1024
-            * 1024,
-        )
-
-
-def _positive_int_env(environ: Mapping[str, str], name: str, default: int) -> int:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        # A misconfigured server should say so at start-up, not answer every request with a 500.
-        raise ValueError(f"{name}={text!r} must be a positive integer")
-    return value
 
 
 @dataclass(frozen=True)
@@ -154,10 +103,8 @@ class ForecastRequest:
     regressors: Mapping[str, tuple[float, ...]] | None = None
 
 
-def _unsupported(content_type: str) -> ForecastError:
-    return ForecastError(
-        415,
-        "unsupported_content_type",
+def _unsupported(content_type: str) -> UnsupportedContentTypeError:
+    return UnsupportedContentTypeError(
         f"content type {clip(content_type.strip(), 100)!r} is not supported; send {JSON_CONTENT_TYPE} "
         f"with a body like {EXAMPLE_REQUEST}",
     )
@@ -179,9 +126,7 @@ def check_content_type(content_type: str | None) -> bool:
     for param in params:
         name, _, value = param.partition("=")
         if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
-            raise ForecastError(
-                415,
-                "unsupported_content_type",
+            raise UnsupportedContentTypeError(
                 f"charset {clip(value.strip(), 40)!r} is not supported; send UTF-8 JSON",
             )
     return False
@@ -192,9 +137,7 @@ def _decode_body(body: bytes | bytearray | str | None, limits: Limits) -> str:
         body = b""
     size = len(body.encode() if isinstance(body, str) else body)
     if size > limits.max_payload_bytes:
-        raise ForecastError(
-            413,
-            "payload_too_large",
+        raise PayloadTooLargeError(
             f"request body is {size} bytes; the limit is {limits.max_payload_bytes} bytes "
             f"({MAX_PAYLOAD_ENV}={limits.max_payload_bytes // (1024 * 1024)})",
         )
@@ -211,9 +154,7 @@ def _decode_body_or_415(
 ) -> str:
     try:
         return _decode_body(body, limits)
-    except ForecastError as exc:
-        if exc.status == 413:
-            raise
+    except InvalidRequestError:
         raise _unsupported(content_type or "") from None
 
 
@@ -312,13 +253,14 @@ def check_regressors(
 def parse_request(
     body: bytes | bytearray | str | None, content_type: str | None, limits: Limits | None = None
 ) -> ForecastRequest:
-    """Validate one request body; raises ForecastError (400/413/415) naming what to fix."""
-    limits = limits or Limits.from_env()
+    """Validate one request body; InvalidRequestError, PayloadTooLargeError or UnsupportedContentTypeError
+    name what to fix."""
+    limits = limits or Limits()
     provisional = check_content_type(content_type)
     text = _decode_body_or_415(body, limits, content_type) if provisional else _decode_body(body, limits)
     try:
         fields = _load_json(text)
-    except ForecastError:
+    except InvalidRequestError:
         if provisional:  # octet-stream that is not JSON: the content type is the problem
             raise _unsupported(content_type or "") from None
         raise
@@ -357,10 +299,6 @@ def encode_response(response: Mapping[str, Any]) -> bytes:
         for row in response["forecast"]
     ]
     return json.dumps({"customer": response["customer"], "forecast": forecast}).encode()
-
-
-def internal_error(exc: BaseException) -> ForecastError:
-    return ForecastError(500, "internal_error", f"forecast failed: {type(exc).__name__}: {exc}")
 
 
 def resolve_intervals(request: ForecastRequest, has_intervals: bool, customer: str) -> bool:

@@ -126,12 +126,13 @@ def _score_holdout(
 
 @dataclass(frozen=True)
 class _Shipped:
-    """The model to archive: its JSON, its kind, and what made it."""
+    """The model to archive: its JSON, its kind, what made it, and its compiled form (if covered)."""
 
     model_json: str
     kind: str
     engine_used: str
     fallback_reason: str = ""
+    compiled: dict[str, Any] | None = None
 
 
 def _fit_shipped(
@@ -157,7 +158,15 @@ def _fit_shipped(
         label=customer,
         regressors=history.regressors,
     )
-    return _Shipped(outcome.to_json(), archive.PROPHET_KIND, outcome.engine_used, outcome.fallback_reason)
+    model_json = outcome.to_json()
+    return _Shipped(
+        model_json,
+        archive.PROPHET_KIND,
+        outcome.engine_used,
+        outcome.fallback_reason,
+        # Shipped beside model.json, so a server loads the model without parsing Prophet's JSON.
+        engine.compiled_form(outcome, model_json),
+    )
 
 
 def _rounded(value: float) -> float | None:
@@ -267,6 +276,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             metadata,
             context.staging_dir,
             kind=shipped.kind,
+            compiled=shipped.compiled,
         )
         result.entry = manifest.entry_for(
             task.customer, context.run, fingerprint, config_fingerprint, result.model, result.metrics

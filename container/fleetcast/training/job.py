@@ -558,7 +558,7 @@ def run_training(paths: SageMakerPaths) -> int:
     journal = DeathJournal(paths.checkpoints_dir, staging, resources.current_host, config.fingerprint())
     refused: list[CustomerResult] = []
     report = ReportWriter(paths, resources.current_host)
-    host_manifest = HostManifest(resources.current_host)
+    host_manifest = HostManifest(resources.current_host, paths.archive_staging_dir)  # never synced
     in_this_run: list[str] = []  # archives this run wrote or kept in its checkpoint folder
 
     def on_result(result: CustomerResult) -> None:
