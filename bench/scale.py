@@ -26,7 +26,7 @@ Then it prints, per step, the growth of time and peak RSS from each size to the 
 faster than linear (at most the size ratio, with 50 % slack for timing noise), and the issue's targets at
 1,000,000: resume planning <= 60 s and <= 2 GB; the manifest <= 100 MB and loaded in <= 10 s.
 
-SPLIT_ROW: the split helper adds its bucket-mode split row here (see STEPS and `--steps`).
+SPLIT_ROW: the split helper adds its bucket-mode split row (see the SPLIT_ROW comment at STEPS).
 """
 
 from __future__ import annotations
@@ -333,6 +333,7 @@ def step_keep(work: Path, count: int, hosts: int, share: float) -> dict[str, Any
     return {"seconds": 0.0}
 
 
+# SPLIT_ROW: the split helper's bucket-mode split step joins here (and in MEASURED and main's step list).
 STEPS: dict[str, Callable[[Path, int, int, float], dict[str, Any]]] = {
     "write": step_write,
     "keep": step_keep,
