@@ -37,11 +37,13 @@ from fleetcast.model.archive import (
 from fleetcast.model.compiled import (
     COMPILED_FILE,
     CompiledModel,
+    Forecast,
     NotCompilable,
     compile_model_json,
     future_dates,
     iso_strings,
 )
+from fleetcast.serving.draws import INTERVAL_SEED, ReplayMismatch, replayed_stream
 from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
 from fleetcast.serving.protocol import ForecastRequest, bad_request, resolve_intervals
 
@@ -50,9 +52,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# fleetcast.serving.predictor.INTERVAL_SEED (a test holds them equal). Not imported from there: that
-# module imports pandas, which a process serving only compiled models never needs (~40 MB of RSS).
-INTERVAL_SEED = 0
+# Requests whose interval draws come from the per-shape cache (serving/draws.py): up to this many
+# (samples x dates), i.e. 2 MB of cached draws per shape; longer forecasts draw afresh.
+REPLAY_MAX_DRAWS = 64_000
 
 
 def model_error(model_dir: Path, problem: str) -> ModelInvalidError:
@@ -138,14 +140,15 @@ class CompiledPredictor:
         predictor = cls(
             compiled_model, metadata, model_dir, source=source, prophet_identical=prophet_identical
         )
-        log.info(
-            "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
-            predictor.customer,
-            model_dir,
-            source,
-            iso_strings(np.array([predictor.last_observation]))[0],
-            predictor.freq,
-        )
+        if log.isEnabledFor(logging.INFO):  # (formatting the date costs more than the rest of a load)
+            log.info(
+                "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
+                predictor.customer,
+                model_dir,
+                source,
+                iso_strings(np.array([predictor.last_observation]))[0],
+                predictor.freq,
+            )
         return predictor
 
     @property
@@ -171,8 +174,7 @@ class CompiledPredictor:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
         intervals = resolve_intervals(request, self.has_intervals, self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
-        seed = _PROPHET_STREAM.fresh() if self.prophet_identical else INTERVAL_SEED
-        predicted = self.compiled.predict(dates, intervals=intervals, seed=seed)
+        predicted = self._predict(dates, intervals)
         ds = iso_strings(predicted.ds)
         yhat = predicted.yhat.tolist()
         if not intervals:
@@ -188,6 +190,20 @@ class CompiledPredictor:
             )
         ]
         return {"customer": self.customer, "forecast": rows}
+
+    def _predict(self, dates: np.ndarray, intervals: bool) -> Forecast:
+        if not (intervals and self.prophet_identical):
+            return self.compiled.predict(dates, intervals=intervals, seed=INTERVAL_SEED)
+        samples = self.compiled.uncertainty_samples
+        if samples * len(dates) <= REPLAY_MAX_DRAWS:
+            # Every request replays one seeded stream: its draws for this shape are made once per process
+            # and scaled per model, bit for bit what drawing them again gives (serving/draws.py).
+            try:
+                stream = replayed_stream(samples, len(dates)).fresh()
+                return self.compiled.predict(dates, intervals=True, seed=stream)
+            except ReplayMismatch as exc:
+                log.debug("drawing afresh: %s", exc)
+        return self.compiled.predict(dates, intervals=True, seed=_PROPHET_STREAM.fresh())
 
 
 def load_predictor(
