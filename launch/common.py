@@ -49,8 +49,9 @@ class InvalidRequestError(LaunchError):
 class Layout:
     """Where everything lives: s3://bucket/prefix/{raw,customers,models,output,reports}/.
 
-    `models/` is both the training job's checkpoint URI (one <customer>.tar.gz per model) and the
-    multi-model endpoint's ModelDataUrl, which is why training output is directly servable.
+    `models/` is the multi-model endpoint's ModelDataUrl. Each training run's checkpoint URI is its own
+    folder `models/<run>/` (one <customer>.tar.gz per model it trained), and `models/manifest.csv.gz` says
+    which version serves each customer (fleetcast.model.manifest), so training output is servable by name.
     """
 
     bucket: str
@@ -79,6 +80,10 @@ class Layout:
     @property
     def models(self) -> str:
         return self.uri("models")
+
+    def run_models(self, run: str) -> str:
+        """A training run's folder below models/: its checkpoint prefix, where its archives are written."""
+        return self.uri("models", f"{run}/")
 
     @property
     def output(self) -> str:

@@ -1,8 +1,13 @@
-"""`train`: one Training job over N instances, customers/ sharded across them, models/ as checkpoints.
+"""`train`: one Training job over N instances, customers/ sharded across them, models/<run>/ as checkpoints.
 
-The `train` channel uses ShardedByS3Key, so each instance receives about 1/N of the per-customer objects;
-CheckpointConfig points at models/, the same prefix the multi-model endpoint serves from, so every
-<customer>.tar.gz a host writes is servable as soon as SageMaker syncs it.
+The run id is the job's name (or `-H run_id=...`). The `train` channel uses ShardedByS3Key, so each instance
+receives about 1/N of the per-customer objects; CheckpointConfig points at the run's own folder
+models/<run>/, below the prefix the multi-model endpoint serves from, so every <customer>.tar.gz a host
+writes is servable as `<run>/<customer>.tar.gz` as soon as SageMaker syncs it, and SageMaker restores only
+this run's archives to an instance (none for a new run, what it had written for a spot restart). The
+previous fleet manifest, models/manifest.csv.gz, is the `manifest` channel (FullyReplicated), from which
+each host keeps every unchanged customer's version. With --wait, a job that succeeds is published:
+`fleetcast manifest merge` merges its hosts' manifests into models/manifest.csv.gz.
 """
 
 from __future__ import annotations
@@ -10,6 +15,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fleetcast.model.manifest import MANIFEST_NAME, ManifestError
+from fleetcast.models_prefix import S3Prefix, merge_run
+from fleetcast.paths import MANIFEST_CHANNEL
 from fleetcast.training.config import HYPERPARAMETERS, ConfigError, JobSettings, parse_hyperparameters
 from fleetcast.training.log_metrics import METRIC_DEFINITIONS
 from launch.common import (
@@ -21,6 +29,7 @@ from launch.common import (
     add_job_arguments,
     aws_from_args,
     job_from_args,
+    note,
     parse_key_values,
     start_job,
     validate_request,
@@ -45,6 +54,23 @@ def hyperparameters_from(pairs: list[str]) -> dict[str, str]:
     return values  # SageMaker hyperparameters are strings on the wire, and these already are
 
 
+def run_of(job: JobSpec, hyperparameters: dict[str, str]) -> str:
+    """The run id `train` will use: `-H run_id`, else the job's name (TRAINING_JOB_NAME in the container)."""
+    return hyperparameters.get("run_id") or job.name
+
+
+def channel(name: str, uri: str, distribution: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": distribution}
+        },
+        "ContentType": "text/csv",
+        "CompressionType": "None",
+        "InputMode": "File",
+    }
+
+
 def training_request(
     job: JobSpec,
     *,
@@ -52,7 +78,10 @@ def training_request(
     spot: bool,
     max_wait_seconds: int | None,
     output_path: str | None,
+    previous_manifest: bool = True,
 ) -> dict[str, Any]:
+    """The CreateTrainingJob request; `previous_manifest`: models/manifest.csv.gz exists (else a channel
+    matching no object would fail the job at start)."""
     max_runtime_seconds = job.max_runtime_seconds
     stopping: dict[str, int] = {"MaxRuntimeInSeconds": max_runtime_seconds}
     if spot:
@@ -73,23 +102,12 @@ def training_request(
             "MetricDefinitions": METRIC_DEFINITIONS,
         },
         "HyperParameters": hyperparameters,
-        "InputDataConfig": [
-            {
-                "ChannelName": CHANNEL,
-                "DataSource": {
-                    "S3DataSource": {
-                        "S3DataType": "S3Prefix",
-                        "S3Uri": job.layout.customers,
-                        "S3DataDistributionType": "ShardedByS3Key",
-                    }
-                },
-                "ContentType": "text/csv",
-                "CompressionType": "None",
-                "InputMode": "File",
-            }
-        ],
+        "InputDataConfig": [channel(CHANNEL, job.layout.customers, "ShardedByS3Key")],
         "OutputDataConfig": {"S3OutputPath": output_path or job.layout.output},
-        "CheckpointConfig": {"S3Uri": job.layout.models, "LocalPath": CHECKPOINT_PATH},
+        "CheckpointConfig": {
+            "S3Uri": job.layout.run_models(run_of(job, hyperparameters)),
+            "LocalPath": CHECKPOINT_PATH,
+        },
         "ResourceConfig": {
             "InstanceType": job.instance_type,
             "InstanceCount": job.instance_count,
@@ -98,7 +116,50 @@ def training_request(
         "StoppingCondition": stopping,
         "EnableManagedSpotTraining": spot,
     }
+    if previous_manifest:
+        manifest_uri = job.layout.models + MANIFEST_NAME
+        request["InputDataConfig"].append(channel(MANIFEST_CHANNEL, manifest_uri, "FullyReplicated"))
     return request
+
+
+def check_new_run(aws: Aws, layout: Layout, run: str) -> None:
+    """A run id names one run: a folder that already holds objects would have them overwritten."""
+    if aws.dry_run:
+        return
+    listing = aws.send(
+        "s3",
+        "ListObjectsV2",
+        {"Bucket": layout.bucket, "Prefix": layout.key("models", f"{run}/"), "MaxKeys": 1},
+    )
+    if listing.get("KeyCount", 0):
+        raise LaunchError(
+            f"{layout.run_models(run)} already holds a run's files: a run id names one run, whose archives "
+            "are never overwritten; choose another -H run_id (or job name)"
+        )
+
+
+def has_manifest(aws: Aws, layout: Layout) -> bool:
+    """Whether models/manifest.csv.gz exists (a dry run assumes it does, and says so)."""
+    if aws.dry_run:
+        note(f"would look for {layout.models}{MANIFEST_NAME} (the previous fleet manifest); assumed present")
+        return True
+    key = layout.key("models", MANIFEST_NAME)
+    listing = aws.send("s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": key, "MaxKeys": 1})
+    return any(item["Key"] == key for item in listing.get("Contents", []))
+
+
+def publish(aws: Aws, layout: Layout, run: str) -> int:
+    """`fleetcast manifest merge` for the finished run, in S3."""
+    store = S3Prefix(layout.bucket, layout.key("models").rstrip("/"), aws.client("s3"))
+    try:
+        result = merge_run(store, run)
+    except ManifestError as exc:
+        raise LaunchError(f"the job succeeded but its run could not be published: {exc}") from None
+    note(
+        f"published run {run}: {result.rows} customers in {result.location} ({result.counts.get('added', 0)} "
+        f"new, {result.counts.get('updated', 0)} updated, {result.counts.get('kept', 0)} kept)"
+    )
+    return 0
 
 
 def check_enough_objects(aws: Aws, layout: Layout, instance_count: int) -> None:
@@ -122,7 +183,8 @@ def start_training(aws: Aws, layout: Layout, request: dict[str, Any]) -> str:
         check_enough_objects(aws, layout, request["ResourceConfig"]["InstanceCount"])
     resources = request["ResourceConfig"]
     summary = (
-        f"{resources['InstanceCount']} x {resources['InstanceType']}, {layout.customers} -> {layout.models}"
+        f"{resources['InstanceCount']} x {resources['InstanceType']}, {layout.customers} -> "
+        f"{request['CheckpointConfig']['S3Uri']}"
     )
     return start_job(aws, "training", "CreateTrainingJob", request, summary)
 
@@ -137,7 +199,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help=f"repeatable, e.g. -H seasonality_mode=multiplicative; keys: {', '.join(HYPERPARAMETERS)}",
     )
-    p.add_argument("--spot", action="store_true", help="managed spot training (resumes from models/)")
+    p.add_argument(
+        "--spot", action="store_true", help="managed spot training (a restart resumes from models/<run>/)"
+    )
     p.add_argument("--max-wait", type=int, default=None, help="with --spot: seconds to wait for capacity+run")
     p.add_argument(
         "--output-path", default=None, help="S3 URI for model.tar.gz/output.tar.gz (default output/)"
@@ -147,13 +211,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     def run(args: argparse.Namespace) -> int:
         aws = aws_from_args(args)
         job = job_from_args(args, "training")
+        hyperparameters = hyperparameters_from(args.hyperparameter)
         request = training_request(
             job,
-            hyperparameters=hyperparameters_from(args.hyperparameter),
+            hyperparameters=hyperparameters,
             spot=args.spot,
             max_wait_seconds=args.max_wait,
             output_path=args.output_path,
         )
-        return wait_if_asked(aws, args, "training", start_training(aws, job.layout, request))
+        validate_request("sagemaker", "CreateTrainingJob", request)  # before anything is read from S3
+        check_new_run(aws, job.layout, run_of(job, hyperparameters))
+        if not has_manifest(aws, job.layout):
+            request["InputDataConfig"] = [
+                c for c in request["InputDataConfig"] if c["ChannelName"] == CHANNEL
+            ]
+        code = wait_if_asked(aws, args, "training", start_training(aws, job.layout, request))
+        if code == 0 and args.wait and not aws.dry_run:
+            return publish(aws, job.layout, run_of(job, hyperparameters))
+        return code
 
     p.set_defaults(run=run)

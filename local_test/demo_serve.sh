@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# The serving half of `make demo`: the real container server (Multi Model Server, Java) behind the local
+# The serving half of `make demo`: the real container server (the lean server by default; Multi Model
+# Server, which needs Java, with FLEETCAST_DEMO_SERVER=mms) behind the local
 # multi-model endpoint, called through boto3 exactly as an application calls SageMaker.
 #
 #   local_test/demo_serve.sh MODELS_DIR
 #
-# MODELS_DIR holds <customer>.tar.gz files (what training wrote). Starts `fleetcast serve` and
+# MODELS_DIR is the models prefix `fleetcast local-train` wrote: <run>/<customer>.tar.gz and the fleet
+# manifest manifest.csv.gz, which says each customer's current version. Starts `fleetcast serve` and
 # `fleetcast local-endpoint` on 127.0.0.1, invokes a handful of customers, prints forecasts, cold and
 # warm latencies and the loaded-model count, writes one forecast plot next to MODELS_DIR, and stops
 # both servers on exit (also on Ctrl-C or error).
-# Environment: FLEETCAST_PYTHON (default .venv/bin/python), FLEETCAST_DEMO_MMS_PORT (18080, MMS needs
+# Environment: FLEETCAST_DEMO_SERVER (lean or mms; default lean), FLEETCAST_PYTHON (default
+# .venv/bin/python), FLEETCAST_DEMO_MMS_PORT (the container's port, 18080; MMS needs
 # a port below 32767), FLEETCAST_DEMO_ENDPOINT_PORT (18081), FLEETCAST_DEMO_MAX_LOADED (3).
 set -euo pipefail
 
@@ -20,12 +23,13 @@ cd "$(dirname "$0")/.."
 models=$(cd "$1" && pwd)
 out=$(dirname "$models")
 python=${FLEETCAST_PYTHON:-.venv/bin/python}
+server=${FLEETCAST_DEMO_SERVER:-lean}
 mms_port=${FLEETCAST_DEMO_MMS_PORT:-18080}
 endpoint_port=${FLEETCAST_DEMO_ENDPOINT_PORT:-18081}
 max_loaded=${FLEETCAST_DEMO_MAX_LOADED:-3}
 endpoint_url=http://127.0.0.1:$endpoint_port
 
-if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+if [ "$server" = mms ] && ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
   cat >&2 <<'EOF'
 Java was not found. The serving demo runs the real Multi Model Server, which needs a Java runtime:
   Debian/Ubuntu:  sudo apt-get install -y openjdk-17-jre-headless
@@ -35,14 +39,22 @@ EOF
   exit 1
 fi
 
-customers=()
-for archive in "$models"/*.tar.gz; do
-  [ -e "$archive" ] || break
-  customers+=("$(basename "$archive" .tar.gz)")
-  [ "${#customers[@]}" -ge 5 ] && break
-done
+# The first five customers of the fleet manifest.
+mapfile -t customers < <("$python" - "$models" <<'PY'
+import itertools
+import sys
+from pathlib import Path
+
+from fleetcast.model import manifest
+
+path = Path(sys.argv[1]) / manifest.MANIFEST_NAME
+if path.is_file():
+    for entry in itertools.islice(manifest.read_file(path), 5):
+        print(entry.customer)
+PY
+)
 if [ "${#customers[@]}" -eq 0 ]; then
-  echo "no <customer>.tar.gz models in $models; train first (make demo does)" >&2
+  echo "no fleet manifest (manifest.csv.gz) in $models; train first (make demo does)" >&2
   exit 1
 fi
 
@@ -94,9 +106,9 @@ wait_for() {
   return 1
 }
 
-echo "-- starting fleetcast serve (Multi Model Server, multi-model mode) on 127.0.0.1:$mms_port"
+echo "-- starting fleetcast serve ($server server, multi-model mode) on 127.0.0.1:$mms_port"
 SAGEMAKER_BASE_DIR="$work/opt_ml" SAGEMAKER_BIND_TO_PORT=$mms_port SAGEMAKER_MULTI_MODEL=true \
-  FLEETCAST_SERVER=mms FLEETCAST_BIND_HOST=127.0.0.1 "$python" -m fleetcast.cli serve >"$work/serve.log" 2>&1 &
+  FLEETCAST_SERVER=$server FLEETCAST_BIND_HOST=127.0.0.1 "$python" -m fleetcast.cli serve >"$work/serve.log" 2>&1 &
 serve_pid=$!
 wait_for "http://127.0.0.1:$mms_port/ping" "fleetcast serve" "$serve_pid"
 
@@ -111,23 +123,25 @@ customer_flags=()
 for customer in "${customers[@]}"; do
   customer_flags+=(--customer "$customer")
 done
-"$python" -m fleetcast.cli invoke --endpoint-url "$endpoint_url" "${customer_flags[@]}" --period 7
+"$python" -m fleetcast.cli invoke --endpoint-url "$endpoint_url" --manifest "$models" "${customer_flags[@]}" \
+  --period 7
 echo
 
 echo "-- cold versus warm latency"
-"$python" - "$endpoint_url" "${customers[@]}" <<'PY'
+"$python" - "$endpoint_url" "$models" "${customers[@]}" <<'PY'
 import json
 import statistics
 import sys
 import urllib.request
 
-from fleetcast.client import request_forecast, runtime_client
+from fleetcast.client import TargetModels, request_forecast, runtime_client
 
-url, customers = sys.argv[1], sys.argv[2:]
+url, models, customers = sys.argv[1], sys.argv[2], sys.argv[3:]
 client = runtime_client(url)
+targets = TargetModels(models)
 recent = customers[-1]
-warm = [request_forecast(client, "fleetcast", recent, 7).latency_ms for _ in range(20)]
-cold = request_forecast(client, "fleetcast", customers[0], 7)  # evicted by now if over --max-loaded
+warm = [request_forecast(client, "fleetcast", recent, 7, targets=targets).latency_ms for _ in range(20)]
+cold = request_forecast(client, "fleetcast", customers[0], 7, targets=targets)  # evicted if over --max-loaded
 stats = json.load(urllib.request.urlopen(url + "/fleetcast/stats", timeout=10))
 print(f"warm invoke (customer {recent}, 20 calls): p50 {statistics.median(warm):.0f} ms, max {max(warm):.0f} ms")
 print(f"customer {customers[0]} again: {cold.latency_ms:.0f} ms (model cache {cold.cache})")

@@ -94,3 +94,10 @@ def test_version_comes_from_the_installed_metadata():
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"fleetcast {declared}"
     assert re.fullmatch(r"\d+\.\d+\.\d+.*", declared)
+
+
+@pytest.mark.parametrize(("program", "path"), CASES, ids=["-".join((p, *s)) for p, s in CASES])
+def test_no_option_shadows_the_subcommand_function(program: str, path: tuple[str, ...]) -> None:
+    # Each subcommand stores its function as `run`; an option with dest `run` would replace it by a string.
+    dests = {action.dest for action in parser_of(PROGRAMS[program](), path)._actions}
+    assert "run" not in dests, f"{program} {' '.join(path)}: an option's dest is 'run'"

@@ -39,6 +39,7 @@ from fleetcast.client import (
     target_model,
 )
 from fleetcast.data.customer_ids import safe_customer_id
+from fleetcast.model import manifest
 from fleetcast.model.archive import archive_name
 from tests.serving.models import BuiltModel, build_model, daily_history, serving_models
 from tests.support.servers import start_lean, start_local_endpoint
@@ -58,6 +59,16 @@ AWS_SETTINGS = (
     "AWS_ENDPOINT_URL",
     "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME",
 )
+
+
+def unversioned_manifest(folder: Path, customers: list[str]) -> str:
+    """A fleet manifest naming each customer's unversioned archive, the names the fixture's folder holds."""
+    rows = [
+        manifest.entry_for(c, "r", "d", "s", "m", None)._replace(target_model=target_model(c))
+        for c in customers
+    ]
+    path, _ = manifest.write_manifest(folder / manifest.MANIFEST_NAME, sorted(rows))
+    return str(path)
 
 
 def no_aws_environment(tmp_path: Path) -> dict[str, str]:
@@ -213,6 +224,7 @@ def test_launch_invoke_retries_prints_tables_and_reports_failures(
     """`python -m launch invoke` at the impatient endpoint: every model here is cold, so each retries."""
     daily, point_only = (real_endpoint.models[kind].customer for kind in ("daily", "no_intervals"))
     command = ["invoke", "--endpoint-url", real_endpoint.impatient_url, "--endpoint-name", "fleetcast"]
+    command += ["--manifest", unversioned_manifest(tmp_path, [daily, point_only])]
     customers = ["--customer", daily, "--customer", "nobody", "--customer", point_only]
     done = subprocess.run(
         [sys.executable, "-m", "launch", *command, *customers, "--period", "3", "--max-attempts", "2"],
@@ -225,11 +237,7 @@ def test_launch_invoke_retries_prints_tables_and_reports_failures(
     )
     assert done.returncode == 1, done.stderr  # the unknown customer; the other two still printed
     assert f"{target_model(daily)}: ModelNotReadyException (attempt 1/2); retrying in 1 s" in done.stderr
-    # With a zero ready-timeout the endpoint answers before the missing archive's look-up fails, so an
-    # unknown customer looks like a model still loading until the attempts run out.
-    assert (
-        "error: customer nobody: nobody.tar.gz: still ModelNotReadyException after 2 attempts" in done.stderr
-    )
+    assert "error: customer nobody: customer nobody has no model in the fleet manifest" in done.stderr
     first, second = (table.splitlines() for table in done.stdout.strip().split("\n\n"))
     assert first[0].startswith(f"customer {daily}: 3 steps from fleetcast (variant AllTraffic")
     assert first[0].endswith(", 2 attempts)")
@@ -248,9 +256,10 @@ def test_a_seasonal_naive_customer_is_invoked_like_any_other(
         {"yhat_lower", "yhat_upper"} <= set(row) for row in forecast.rows
     )
     assert all(row["yhat_lower"] < row["yhat"] < row["yhat_upper"] for row in forecast.rows)
+    listed = unversioned_manifest(tmp_path, [naive])
     for command in (
-        ["-m", "fleetcast.cli", "invoke"],
-        ["-m", "launch", "invoke", "--endpoint-name", "fleetcast"],
+        ["-m", "fleetcast.cli", "invoke", "--manifest", listed],
+        ["-m", "launch", "invoke", "--endpoint-name", "fleetcast", "--manifest", listed],
     ):
         done = subprocess.run(
             [

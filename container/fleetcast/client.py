@@ -3,7 +3,9 @@
 Used by `fleetcast invoke`, `python -m launch invoke`, `fleetcast plot` and `local_test/`. The same code
 calls a real SageMaker endpoint (no endpoint URL) or `fleetcast local-endpoint` (`endpoint_url`).
 
-- TargetModel is the archive the training job wrote for the customer (`target_model`).
+- TargetModel is the customer's current model version, as the fleet manifest names it (`--manifest`: the
+  manifest, or the models prefix holding it, a folder or S3; `TargetModels`). Without a manifest it is the
+  unversioned `<customer>.tar.gz` (`target_model`), what a model.tar.gz extracted flat holds.
 - Intervals are asked for only when the caller says so; otherwise the model's own choice holds, so a
   model trained with `uncertainty_samples=0` answers point forecasts instead of a 400.
 - One retry policy (`RetryPolicy`): the errors an endpoint means as "try again" (a model still loading,
@@ -29,6 +31,7 @@ from urllib.parse import urlparse
 
 from fleetcast.data.customer_ids import safe_customer_id
 from fleetcast.model.archive import archive_name
+from fleetcast.model.manifest import ManifestError
 
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOOPBACK_REGION = "us-east-1"
@@ -92,7 +95,7 @@ class Forecast:
 
 
 def target_model(customer: str) -> str:
-    """The TargetModel of a customer: the archive name `train` wrote for it, relative to ModelDataUrl.
+    """The unversioned TargetModel of a customer: its archive's name, `<customer>.tar.gz`.
 
     Ids with characters beyond `A-Za-z0-9._-` were stored under their safe id (a cleaned name plus a
     hash); a safe id maps to itself, so both spellings of a customer reach the same model.
@@ -100,27 +103,115 @@ def target_model(customer: str) -> str:
     return archive_name(safe_customer_id(customer))
 
 
-def forecast_payload(period: int, freq: str | None = None, intervals: bool | None = None) -> dict[str, Any]:
-    """The request body; `freq` and `intervals` only when given, so the model's own defaults apply."""
+class TargetModels:
+    """Customer ids to TargetModels: each one's current version in the fleet manifest at `manifest`
+    (read once, for the customers asked), or without a manifest the unversioned name."""
+
+    def __init__(self, manifest: str | None = None, s3_client: Any = None) -> None:
+        self.manifest = manifest
+        self._s3_client = s3_client
+        self._found: dict[str, str] = {}
+
+    def prefetch(self, customers: Sequence[str]) -> None:
+        """Read the manifest once for all `customers` (InvokeError when it cannot be read)."""
+        if self.manifest is None:
+            return
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from fleetcast.models_prefix import manifest_at, resolve
+
+        wanted = {safe_customer_id(c) for c in customers} - set(self._found)
+        if not wanted:
+            return
+        try:
+            store, name = manifest_at(self.manifest, self._s3_client)
+            found = resolve(store, name, wanted)
+        except (ManifestError, ValueError) as exc:
+            raise InvokeError(f"cannot read the fleet manifest: {exc}") from exc
+        except (BotoCoreError, ClientError) as exc:  # no credentials, no bucket, unreachable
+            raise InvokeError(f"cannot read the fleet manifest {self.manifest}: {exc}") from exc
+        self._found.update({customer: entry.target_model for customer, entry in found.items()})
+
+    def __call__(self, customer: str) -> str:
+        if self.manifest is None:
+            return target_model(customer)
+        self.prefetch([customer])
+        safe = safe_customer_id(customer)
+        if safe not in self._found:
+            raise InvokeError(f"customer {customer} has no model in the fleet manifest {self.manifest}")
+        return self._found[safe]
+
+
+Regressors = dict[str, list[float]]
+
+
+def forecast_payload(
+    period: int,
+    freq: str | None = None,
+    intervals: bool | None = None,
+    regressors: Regressors | None = None,
+) -> dict[str, Any]:
+    """The request body; `freq`, `intervals` and `regressors` only when given, so the model's own
+    defaults apply and a model without regressors gets today's request."""
     payload: dict[str, Any] = {"period": period}
     if freq is not None:
         payload["freq"] = freq
     if intervals is not None:
         payload["intervals"] = intervals
+    if regressors:
+        payload["regressors"] = regressors
     return payload
 
 
 def invoke_request(
-    endpoint_name: str, customer: str, period: int, *, freq: str | None = None, intervals: bool | None = None
+    endpoint_name: str,
+    customer: str,
+    period: int,
+    *,
+    freq: str | None = None,
+    intervals: bool | None = None,
+    regressors: Regressors | None = None,
+    targets: TargetModels | None = None,
 ) -> dict[str, Any]:
     """The InvokeEndpoint parameters, shaped as boto3 takes them (and as `launch --dry-run` prints them)."""
     return {
         "EndpointName": endpoint_name,
-        "TargetModel": target_model(customer),
+        "TargetModel": (targets or TargetModels())(customer),
         "ContentType": "application/json",
         "Accept": "application/json",
-        "Body": json.dumps(forecast_payload(period, freq, intervals)).encode(),
+        "Body": json.dumps(forecast_payload(period, freq, intervals, regressors)).encode(),
     }
+
+
+def regressor_option(text: str) -> tuple[str, list[float]]:
+    """`--regressor temperature=4.1,3.8,5.0`: a regressor's values at the forecast dates, in order."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    try:
+        if not sep or not name:
+            raise ValueError
+        numbers = [float(value) for value in values.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected NAME=V1,V2,... with one number per forecast step, e.g. temperature=4.1,3.8"
+        ) from None
+    return name, numbers
+
+
+def regressor_values(options: Sequence[tuple[str, list[float]]] | None, period: int) -> Regressors | None:
+    """The `--regressor` options as the request's `regressors`; ValueError for a repeat or a wrong count."""
+    if not options:
+        return None
+    values: Regressors = {}
+    for name, numbers in options:
+        if name in values:
+            raise ValueError(f"--regressor {name} is given twice")
+        if len(numbers) != period:
+            raise ValueError(
+                f"--regressor {name} has {len(numbers)} values; --period {period} needs {period}"
+            )
+        values[name] = numbers
+    return values
 
 
 def is_loopback(url: str | None) -> bool:
@@ -246,12 +337,23 @@ def request_forecast(
     *,
     freq: str | None = None,
     intervals: bool | None = None,
+    regressors: Regressors | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: RetryNote | None = None,
+    targets: TargetModels | None = None,
 ) -> Forecast:
-    """The forecast of `customer` for `period` steps (intervals: the model's own choice unless given)."""
-    request = invoke_request(endpoint_name, customer, period, freq=freq, intervals=intervals)
+    """The forecast of `customer` for `period` steps (intervals: the model's own choice unless given),
+    with the regressors' values at those steps for a model trained with regressors."""
+    request = invoke_request(
+        endpoint_name,
+        customer,
+        period,
+        freq=freq,
+        intervals=intervals,
+        regressors=regressors,
+        targets=targets,
+    )
     return send(client, request, retry=retry, sleep=sleep, on_retry=on_retry)
 
 
@@ -290,11 +392,13 @@ def invoke_main(
     period: int,
     freq: str | None = None,
     intervals: bool | None = None,
+    regressors: Regressors | None = None,
     endpoint_url: str | None = None,
     region: str | None = None,
     raw_json: bool = False,
     max_attempts: int | None = None,
     retry: RetryPolicy | None = None,
+    manifest: str | None = None,
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
@@ -316,8 +420,12 @@ def invoke_main(
         tries = retry.max_attempts
         print(f"{target}: {code} (attempt {attempt}/{tries}); retrying in {delay:g} s", file=err, flush=True)
 
+    if manifest is None:
+        print("note: no --manifest, so TargetModel is the unversioned <customer>.tar.gz", file=err)
     try:
         client = runtime_client(endpoint_url, region)
+        targets = TargetModels(manifest, s3_client(manifest, region))
+        targets.prefetch(customers)
     except InvokeError as exc:
         print(f"error: {exc}", file=err)
         return 1
@@ -331,8 +439,10 @@ def invoke_main(
                 period,
                 freq=freq,
                 intervals=intervals,
+                regressors=regressors,
                 retry=retry,
                 on_retry=note_retry,
+                targets=targets,
             )
         except InvokeError as exc:
             failures += 1
@@ -345,9 +455,25 @@ def invoke_main(
     return 1 if failures else 0
 
 
-def add_invoke_arguments(parser: argparse.ArgumentParser) -> None:
+def s3_client(manifest: str | None, region: str | None) -> Any:
+    """An S3 client when the manifest is in S3 (boto3's own endpoint rules, AWS_ENDPOINT_URL included)."""
+    if manifest is None or not manifest.startswith("s3://"):
+        return None
+    import boto3
+
+    return boto3.client("s3", region_name=region)
+
+
+def add_invoke_arguments(parser: argparse.ArgumentParser, *, manifest_default: str = "none") -> None:
     """The flags `fleetcast invoke` and `launch invoke` share (each adds its own endpoint flags)."""
     parser.add_argument("--customer", action="append", required=True, help="customer id (repeatable)")
+    parser.add_argument(
+        "--manifest",
+        default=None,
+        help="the fleet manifest, or the models prefix holding manifest.csv.gz (a folder or "
+        "s3://bucket/prefix): TargetModel is each customer's current version there "
+        f"(default: {manifest_default})",
+    )
     parser.add_argument("--period", type=int, default=7, help="steps to forecast (default: %(default)s)")
     parser.add_argument("--freq", default=None, help="pandas frequency (default: the model's own)")
     parser.add_argument(
@@ -363,12 +489,36 @@ def add_invoke_arguments(parser: argparse.ArgumentParser) -> None:
         help="calls per customer while its model loads or calls are throttled (default: %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print each raw JSON answer instead of a table")
+    add_regressor_argument(parser)
 
 
-def invoke_requests(args: argparse.Namespace, endpoint_name: str) -> list[dict[str, Any]]:
+def add_regressor_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--regressor",
+        action="append",
+        type=regressor_option,
+        default=None,
+        metavar="NAME=V1,V2,...",
+        help="a regressor's values at the forecast steps, one per --period step, for a model trained with "
+        "it (repeatable), e.g. --regressor temperature=4.1,3.8,5.0",
+    )
+
+
+def invoke_requests(
+    args: argparse.Namespace, endpoint_name: str, targets: TargetModels | None = None
+) -> list[dict[str, Any]]:
     """The InvokeEndpoint parameters for each --customer (what `launch invoke --dry-run` prints)."""
+    regressors = regressor_values(args.regressor, args.period)
     return [
-        invoke_request(endpoint_name, customer, args.period, freq=args.freq, intervals=args.intervals)
+        invoke_request(
+            endpoint_name,
+            customer,
+            args.period,
+            freq=args.freq,
+            intervals=args.intervals,
+            regressors=regressors,
+            targets=targets,
+        )
         for customer in args.customer
     ]
 
@@ -377,16 +527,23 @@ def invoke_from_args(
     args: argparse.Namespace, *, endpoint_name: str, endpoint_url: str | None, region: str | None
 ) -> int:
     """invoke_main with add_invoke_arguments' flags."""
+    try:
+        regressors = regressor_values(args.regressor, args.period)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return invoke_main(
         customers=args.customer,
         endpoint_name=endpoint_name,
         period=args.period,
         freq=args.freq,
         intervals=args.intervals,
+        regressors=regressors,
         endpoint_url=endpoint_url,
         region=region,
         raw_json=args.json,
         max_attempts=args.max_attempts,
+        manifest=args.manifest,
     )
 
 

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 from fleetcast.data.generate import generate_csv
 from fleetcast.model import archive
 from fleetcast.model.prophet_model import model_from_json
+from fleetcast.paths import TRAINING_JOB_NAME_ENV
 from fleetcast.training.inputs import scan_channel
 from tests.helpers import write_folder_layout
 from tests.support.requirements import REQUIREMENTS, canonical, pins
@@ -82,8 +83,10 @@ def check_checkpoints(root: Path, customers: list[int], host: str) -> None:
 
 
 def start_train(docker, image, root: Path, host: str, name: str) -> None:
+    # SageMaker names the job alike on every host: the run id (training/resume.py).
+    job = f"{TRAINING_JOB_NAME_ENV}=fleetcast-train-{docker.session}"
     docker.run(
-        "run", "-d", "--name", name, *docker.container_args(),
+        "run", "-d", "--name", name, *docker.container_args(), "-e", job,
         "--hostname", host, "-v", f"{root}:/opt/ml", image.tag, "train",
     )  # fmt: skip
 
@@ -321,3 +324,34 @@ def test_local_endpoint_in_front_of_the_container_answers_boto3(docker, image, t
                 Body=b'{"period": 3}',
             )
         assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] < 500
+
+
+def test_train_in_the_image_writes_the_html_fleet_report(trained_root):
+    root, _ = trained_root
+    page = (root / "output" / "data" / "fleet-report-algo-1.html").read_text()
+    assert page.count('class="customer-plot"') == min(10, len(CUSTOMERS))
+
+
+def test_forecast_script_runs_the_batch_forecast_on_two_instances(docker, image, trained_root, tmp_path):
+    import gzip
+    import os
+    import subprocess
+
+    root, _ = trained_root
+    out = tmp_path / "forecast"
+    script = Path(__file__).resolve().parents[2] / "local_test" / "forecast.sh"
+    environment = {**docker.env, "FLEETCAST_FORECAST_OUT": str(out), "PATH": os.environ["PATH"]}
+    result = subprocess.run(
+        ["bash", str(script), image.tag, str(root / "checkpoints"), "5", "2"],
+        env=environment, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    files = sorted((out / "forecasts").glob("*.csv.gz"))
+    assert [f.name for f in files] == ["forecasts-algo-1.csv.gz", "forecasts-algo-2.csv.gz"]
+    customers: list[str] = []
+    for file in files:
+        with gzip.open(file, "rt") as handle:
+            frame = pd.read_csv(handle, dtype={"customer": str})
+        customers += sorted(set(frame["customer"]))
+        assert (frame.groupby("customer").size() == 5).all()
+    assert sorted(customers) == sorted(str(c) for c in CUSTOMERS)  # every customer once, on one instance

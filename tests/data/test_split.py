@@ -23,18 +23,7 @@ from fleetcast.data.split import (
     split,
     split_main,
 )
-
-HEADER = "customer_id,timestamp,consumption"
-
-
-def write_csv(path: Path, lines: list[str], header: str = HEADER) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
-    return path
-
-
-def summary_of(out: Path) -> dict:
-    return json.loads((default_reports_dir(out) / SUMMARY_FILE).read_text())
+from tests.support.split_files import HEADER, summary_of, write_csv
 
 
 def customer_rows(out: Path, name: str) -> list[tuple[str, float]]:
@@ -370,6 +359,32 @@ def test_a_damaged_compressed_input_fails_clearly_and_leaves_the_output_as_it_wa
     assert not default_reports_dir(out).exists()
 
 
+def test_a_run_stopped_by_sigterm_leaves_the_output_as_it_was(tmp_path: Path) -> None:
+    """SageMaker stops a job with SIGTERM: the run exits 143 and leaves no half-written output behind."""
+    import signal
+    import subprocess
+    import sys
+
+    source = tmp_path / "big.csv"
+    with open(source, "w") as handle:  # ~1M rows: seconds of work left when the signal comes
+        handle.write(HEADER + "\n")
+        for day in range(1, 29):
+            handle.write("".join(f"c{c},2022-02-{day:02d},{c % 97}.5\n" for c in range(36_000)))
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [sys.executable, "-m", "fleetcast.cli", "split", "--input", str(source), "--out", str(out)]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:  # the run has started (and made its work folder) once it logs its plan
+        if "input file(s)" in line:
+            break
+    process.send_signal(signal.SIGTERM)
+    rest = process.stdout.read()
+    assert process.wait(timeout=60) == 128 + signal.SIGTERM, rest
+    assert list(out.iterdir()) == []
+    assert not default_reports_dir(out).exists()
+
+
 def test_the_reports_never_go_inside_the_output(tmp_path: Path, capsys) -> None:
     source = write_csv(tmp_path / "in.csv", ["a,2022-01-01,1"])
     out = tmp_path / "out"
@@ -379,6 +394,15 @@ def test_the_reports_never_go_inside_the_output(tmp_path: Path, capsys) -> None:
     assert split_main([source], out, reports=tmp_path / "elsewhere") == 0
     assert sorted(p.name for p in out.iterdir()) == ["a"]  # the channel: customer data only
     assert (tmp_path / "elsewhere" / SUMMARY_FILE).is_file()
+
+
+def test_a_reports_folder_that_cannot_be_made_fails_before_any_work(tmp_path: Path, capsys) -> None:
+    source = write_csv(tmp_path / "in.csv", ["a,2022-01-01,1"])
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "new" / "out"
+    assert split_main([source], out, reports=tmp_path / "a-file" / "reports") == 2
+    assert "cannot create the reports folder" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the folders this run made are gone again
 
 
 def test_local_train_deals_out_only_customer_data(tmp_path: Path) -> None:

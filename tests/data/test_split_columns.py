@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -10,24 +10,17 @@ import pytest
 
 from fleetcast.cli import main as cli_main
 from fleetcast.data.layout import BUCKET_COLUMNS, CUSTOMER_COLUMNS, extra_columns
-from fleetcast.data.split import SUMMARY_FILE, default_reports_dir, split_main
+from fleetcast.data.split import split_main
+from tests.support.split_files import summary_of
+from tests.support.split_files import write_csv as write_csv_with
 
 HEADER = "customer_id,timestamp,consumption,temperature,region,humidity"
+write_csv = partial(write_csv_with, header=HEADER)
 LINES = [
     "a,2022-01-02,2.5,-3.25,north,80",
     "a,2022-01-01,1,4.5,north,81",
     "b,2022-01-01,7,10,south,55.5",
 ]
-
-
-def write_csv(path: Path, lines: list[str], header: str = HEADER) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
-    return path
-
-
-def summary_of(out: Path) -> dict:
-    return json.loads((default_reports_dir(out) / SUMMARY_FILE).read_text())
 
 
 def test_numeric_extra_columns_are_kept_per_customer_in_the_input_order(tmp_path: Path) -> None:

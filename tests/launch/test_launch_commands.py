@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from fleetcast.model import manifest
 from fleetcast.paths import SageMakerPaths
 from launch.train import METRIC_DEFINITIONS
 
@@ -155,20 +156,77 @@ def test_train_shards_customers_and_checkpoints_into_the_mme_prefix(cli, clients
     )
     assert code == 0, err
     job = clients["sagemaker"].describe_training_job(TrainingJobName="train-1")
-    (channel,) = job["InputDataConfig"]
+    (channel,) = job["InputDataConfig"]  # no previous manifest yet: no manifest channel
     assert channel["ChannelName"] == "train"
     source = channel["DataSource"]["S3DataSource"]
     assert source["S3DataDistributionType"] == "ShardedByS3Key"
     assert source["S3Uri"] == f"s3://{names.bucket}/demo/customers/"
     assert job["ResourceConfig"]["InstanceCount"] == 3
     assert job["ResourceConfig"]["InstanceType"] == "ml.c5.2xlarge"
-    assert job["CheckpointConfig"]["S3Uri"] == f"s3://{names.bucket}/demo/models/"
+    assert job["CheckpointConfig"]["S3Uri"] == f"s3://{names.bucket}/demo/models/train-1/"  # the run's own
     assert job["OutputDataConfig"]["S3OutputPath"] == f"s3://{names.bucket}/demo/output/"
     assert job["HyperParameters"] == {"seasonality_mode": "multiplicative", "holdout_days": "28"}
     assert job["AlgorithmSpecification"]["TrainingImage"] == names.image
     assert job["EnableManagedSpotTraining"] is True
     assert job["StoppingCondition"] == {"MaxRuntimeInSeconds": 3600, "MaxWaitTimeInSeconds": 7200}
     # moto answers MetricDefinitions with a canned list; the sent ones are checked from the dry run.
+
+
+def test_train_resumes_from_the_manifest_and_publishes_the_run_when_it_succeeds(
+    cli, clients, names, tmp_path, monkeypatch
+):
+    _put_customers(clients, names, 2)
+    s3 = clients["s3"]
+    models = f"{names.prefix}/models"
+
+    def put_manifest(key: str, rows: list[manifest.ManifestEntry]) -> None:
+        path, _ = manifest.write_manifest(tmp_path / "upload.csv.gz", rows)
+        s3.upload_file(str(path), names.bucket, key)
+
+    def published() -> dict[str, str]:
+        body = s3.get_object(Bucket=names.bucket, Key=f"{models}/manifest.csv.gz")["Body"]
+        return {e.customer: e.target_model for e in manifest.iter_entries(body)}
+
+    put_manifest(
+        f"{models}/manifest.csv.gz", [manifest.entry_for(c, "old", "d", "s", "m", None) for c in "01"]
+    )
+    # moto completes a job at once without running it: this plays the job's hosts, which leave their host
+    # manifests in the run's folder once the job has started.
+    import launch.train
+
+    start = launch.train.start_training
+
+    def start_and_run(aws, layout, request):
+        name = start(aws, layout, request)
+        if name == "train-2":
+            for host, customer in (("algo-1", "1"), ("algo-2", "2")):
+                row = manifest.entry_for(customer, "train-2", "e", "s", "m", None)
+                put_manifest(f"{models}/train-2/manifest-{host}.csv.gz", [row])
+        return name
+
+    monkeypatch.setattr(launch.train, "start_training", start_and_run)
+    code, _, err = cli("train", *names.common, "--job-name", "train-2", "--wait")
+    assert code == 0, err
+    job = clients["sagemaker"].describe_training_job(TrainingJobName="train-2")
+    _train, previous = job["InputDataConfig"]
+    assert previous["ChannelName"] == "manifest"
+    source = previous["DataSource"]["S3DataSource"]
+    assert source["S3Uri"] == f"s3://{names.bucket}/{models}/manifest.csv.gz"
+    assert source["S3DataDistributionType"] == "FullyReplicated"
+    assert published() == {"0": "old/0.tar.gz", "1": "train-2/1.tar.gz", "2": "train-2/2.tar.gz"}
+    assert "published run train-2: 3 customers" in err
+    kept = s3.get_object(Bucket=names.bucket, Key=f"{models}/train-2/manifest.csv.gz")["Body"].read()
+    assert manifest.load(manifest.iter_entries(io.BytesIO(kept)))["1"].run == "train-2"
+
+    # A run id names one run: reusing one whose folder holds files is refused before anything starts.
+    code, _, err = cli("train", *names.common, "--job-name", "train-4", "-H", "run_id=train-2")
+    assert code == 2 and "already holds a run's files" in err
+    # -H run_id names the run: its checkpoint prefix, and what is published.
+    code, _, err = cli("train", *names.common, "--job-name", "train-3", "-H", "run_id=nightly", "--wait")
+    assert code == 2 and "run nightly has no host manifests" in err
+    job = clients["sagemaker"].describe_training_job(TrainingJobName="train-3")
+    assert job["CheckpointConfig"]["S3Uri"] == f"s3://{names.bucket}/{models}/nightly/"
+    assert published()["1"] == "train-2/1.tar.gz"  # nothing was published
 
 
 def test_train_refuses_more_instances_than_customer_objects(cli, clients, names) -> None:
@@ -353,7 +411,7 @@ def test_dry_run_prints_the_exact_training_request(cli, names, json_documents) -
     assert request["ResourceConfig"]["InstanceCount"] == 4
     source = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
     assert source["S3DataDistributionType"] == "ShardedByS3Key"
-    assert request["CheckpointConfig"]["S3Uri"] == f"s3://{names.bucket}/demo/models/"
+    assert request["CheckpointConfig"]["S3Uri"] == f"s3://{names.bucket}/demo/models/train-9/"
     assert request["CheckpointConfig"]["LocalPath"] == SageMakerPaths.from_env({}).checkpoints_dir.as_posix()
     assert "MaxWaitTimeInSeconds" not in request["StoppingCondition"]
     metrics = request["AlgorithmSpecification"]["MetricDefinitions"]
@@ -408,11 +466,24 @@ def test_a_missing_region_is_a_clear_error(cli, moto, monkeypatch) -> None:
 def test_runs_as_python_dash_m_launch_from_the_repo_root() -> None:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
-    argv = [sys.executable, "-m", "launch", "invoke", "--prefix", "demo", "--customer", "7", "--dry-run"]
-    result = subprocess.run(argv, cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False)
+    argv = [
+        sys.executable,
+        "-m",
+        "launch",
+        "invoke",
+        "--prefix",
+        "demo",
+        "--bucket",
+        "b-1",
+        "--customer",
+        "7",
+    ]
+    result = subprocess.run(
+        [*argv, "--dry-run"], cwd=root, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     request = json.loads(result.stdout)["request"]
-    assert request["TargetModel"] == "7.tar.gz"
+    assert request["TargetModel"] == "RUN/7.tar.gz"  # the manifest in S3 is not read in a dry run
     assert request["Body"] == {"period": 7}
 
 
@@ -429,7 +500,7 @@ def test_endpoint_commands_need_a_name_or_prefix(cli, names) -> None:
         assert "pass --endpoint-name, or the --prefix the endpoint was deployed with" in err
 
 
-def test_invoke_prints_tables_and_keeps_going_past_a_bad_answer(cli, moto) -> None:
+def test_invoke_prints_tables_and_keeps_going_past_a_bad_answer(cli, moto, clients, names, tmp_path) -> None:
     # moto's sagemaker-runtime answers from a queue we fill (one answer per distinct request headers/body),
     # so this is a real boto3 InvokeEndpoint over HTTP; the third customer gets moto's non-JSON default.
     answers = [
@@ -445,10 +516,16 @@ def test_invoke_prints_tables_and_keeps_going_past_a_bad_answer(cli, moto) -> No
     )
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 201
-    code, out, err = cli(
-        "invoke", "--prefix", "demo", "--customer", "7", "--customer", "8", "--customer", "9"
-    )
+    # TargetModel comes from the fleet manifest under the prefix's models/.
+    rows = [manifest.entry_for(c, "job-1" if c != "9" else "job-2", "d", "s", "m", None) for c in "789"]
+    path, _ = manifest.write_manifest(tmp_path / "manifest.csv.gz", rows)
+    clients["s3"].create_bucket(Bucket=names.bucket)
+    clients["s3"].upload_file(str(path), names.bucket, "demo/models/manifest.csv.gz")
+    customers = ["--customer", "7", "--customer", "8", "--customer", "9"]
+    code, out, err = cli("invoke", "--prefix", "demo", "--bucket", names.bucket, *customers)
     assert code == 1
     assert "customer 7: 1 step from fleetcast-demo" in out and "1.50" in out
     assert "customer 8: 1 step from fleetcast-demo" in out and "2.25" in out
-    assert "error: customer 9: 9.tar.gz: the endpoint answered non-JSON: b'body'" in err
+    assert "error: customer 9: job-2/9.tar.gz: the endpoint answered non-JSON: b'body'" in err
+    code, _, err = cli("invoke", "--prefix", "demo", "--bucket", names.bucket, "--customer", "10")
+    assert code == 1 and "customer 10 has no model in the fleet manifest" in err

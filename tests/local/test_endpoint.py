@@ -39,6 +39,7 @@ from fleetcast.local.endpoint import MultiModelEndpoint
 from fleetcast.local.endpoint_http import RunningEndpoint, start_endpoint
 from fleetcast.local.model_cache import model_id
 from fleetcast.local.model_source import LocalFolderSource, ModelSource, S3Source
+from fleetcast.model import manifest
 from fleetcast.model.archive import read_archive
 from fleetcast.model.prophet_model import model_from_json
 from fleetcast.model.settings import ProphetSettings
@@ -655,7 +656,7 @@ def test_the_local_endpoint_command_serves_boto3(
 
 
 def test_launch_invoke_against_the_local_endpoint(
-    container: ContainerClient, models_dir: Path, start: StartEndpoint
+    container: ContainerClient, models_dir: Path, start: StartEndpoint, tmp_path: Path
 ) -> None:
     """`python -m launch invoke` (issue 5) calls our endpoint exactly as it calls SageMaker: real boto3."""
     server = start(container, LocalFolderSource(models_dir))
@@ -671,6 +672,10 @@ def test_launch_invoke_against_the_local_endpoint(
         "AWS_DEFAULT_REGION": "us-east-1",
     }
     command = ["invoke", "--endpoint-url", server.url, "--endpoint-name", "fleetcast", "--period", "3"]
+    # The fleet manifest names customer 2's archive (this folder's models are unversioned).
+    row = manifest.entry_for("2", "r", "d", "s", "m", None)._replace(target_model="2.tar.gz")
+    listed, _ = manifest.write_manifest(tmp_path / manifest.MANIFEST_NAME, [row])
+    command += ["--manifest", str(listed)]
     done = subprocess.run(
         [sys.executable, "-m", "launch", *command, "--customer", "2", "--customer", "nobody"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False,

@@ -236,6 +236,8 @@ TRAIN_CONFIGS = {
         "h",
         {"changepoint_prior_scale": "0.3", "interval_width": "0.95", "uncertainty_samples": "300"},
     ),
+    # Weekday and weekend daily shapes: conditions from the timestamp, in train, compiled and fallback alike.
+    "hourly-day-type": ("h", {"daily_by_day_type": "true", "selection": "off", "uncertainty_samples": "200"}),
 }
 
 
@@ -261,7 +263,7 @@ def test_models_from_fleetcast_train_compile_and_answer_like_prophet(
         frame.to_csv(folder / "data.csv", index=False)
     # Every Prophet candidate may win, not the seasonal-naive kind (tests/serving/test_baseline_serving.py).
     prophet_candidates = ",".join(name for name in CANDIDATE_NAMES if name != "naive")
-    write_hyperparameters(sm_root, workers="1", selection=prophet_candidates, **hyperparameters)
+    write_hyperparameters(sm_root, **{"workers": "1", "selection": prophet_candidates, **hyperparameters})
     assert main(["train"]) == 0
 
     archives = sorted((sm_root / "checkpoints").glob("*.tar.gz"))
@@ -270,6 +272,9 @@ def test_models_from_fleetcast_train_compile_and_answer_like_prophet(
         model_dir = extract(archive_path, tmp_path / archive_path.name / "model")
         compiled, prophet = load_predictor(model_dir), ProphetPredictor.load(model_dir)
         assert isinstance(compiled, CompiledPredictor), config
+        if config == "hourly-day-type":
+            conditions = [props["condition_name"] for props in prophet.model.seasonalities.values()]
+            assert conditions == ["weekday", "weekend", None]
         assert compiled.freq == prophet.freq  # (pandas 3 infers "24h" for gappy daily data)
         for request in (ForecastRequest(7), ForecastRequest(24, intervals=False)):
             ours, theirs = compiled.forecast(request)["forecast"], prophet.forecast(request)["forecast"]

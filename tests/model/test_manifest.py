@@ -62,7 +62,7 @@ def test_merge_takes_the_run_s_rows_and_keeps_every_other_customer():
     assert [(e.customer, e.run, e.data_sha256) for e in merged] == [
         ("1", "r1", "d"), ("2", "r2", "new"), ("3", "r2", "d"), ("4", "r1", "d")
     ]  # fmt: skip
-    assert counts == {"kept": 1, "updated": 2, "added": 1, "conflicts": 0}
+    assert counts == {"kept": 2, "updated": 1, "added": 1, "conflicts": 0}  # 4: an unchanged copy
     counts = {}
     assert [e.run for e in manifest.merge([], [[entry("1", "a")], [entry("1", "b")]], counts)] == ["a"]
     assert counts["conflicts"] == 1
@@ -90,3 +90,13 @@ def test_merge_run_publishes_over_a_folder_prefix_and_keeps_each_run_s_copy(tmp_
     assert [e.customer for e in manifest.read_file(tmp_path / "r1" / "manifest.csv.gz")] == ["1"]
     with pytest.raises(ManifestError, match="run r3 has no host manifests"):
         merge_run(store, "r3")
+
+
+def test_fleetcast_manifest_merge_publishes_a_run_or_says_why_not(tmp_path: Path, caplog):
+    from fleetcast.cli import main
+
+    manifest.write_manifest(tmp_path / "r1" / manifest.host_manifest_name("algo-1"), [entry("1", "r1")])
+    assert main(["manifest", "merge", "--models", str(tmp_path), "--run", "r1"]) == 0
+    assert [e.target_model for e in manifest.read_file(tmp_path / manifest.MANIFEST_NAME)] == ["r1/1.tar.gz"]
+    assert main(["manifest", "merge", "--models", str(tmp_path), "--run", "r2"]) == 1
+    assert "run r2 has no host manifests" in caplog.text

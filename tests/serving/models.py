@@ -94,6 +94,7 @@ def archive_model(
         "end": history["ds"].iloc[-1].isoformat(),
         "freq": infer_frequency(history["ds"]),
         "prophet": settings.prophet_kwargs(),
+        "regressors": list(settings.regressor_names),
         "metrics": None,
     }
     return archive.write_archive(directory, customer, model_json, metadata, compiled=compiled)

@@ -194,7 +194,7 @@ def test_unknown_route_and_method_are_json(lean):
 
 @pytest.fixture(scope="module")
 def holiday_model(tmp_path_factory):
-    """A model the compiled predictor refuses (holidays), fitted for real."""
+    """A model the compiled predictor refuses (a custom holidays frame), fitted for real."""
     from prophet import Prophet
 
     root = tmp_path_factory.mktemp("holiday")

@@ -257,3 +257,40 @@ def test_an_empty_shard_of_a_sharded_job_is_nothing_to_do(sm_root: Path, monkeyp
     (config / "resourceconfig.json").write_text(json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]}))
     assert main(["train"]) == 1
     assert "no customer CSV files" in (sm_root / "output" / "failure").read_text()
+
+
+def test_a_job_never_removes_a_file_from_its_checkpoint_folder(
+    sm_root: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """SageMaker mirrors a local delete in the checkpoint folder to S3: what a job finds there, it keeps."""
+    monkeypatch.setenv("TRAINING_JOB_NAME", "job-1")
+    write_folder_layout(channel(sm_root), range(2))
+    write_hyperparameters(sm_root, workers="1", holdout_days="0", uncertainty_samples="0")
+    checkpoints = sm_root / "checkpoints"
+    checkpoints.mkdir()
+    found = {
+        ".tmp-left-by-a-killed-writer.tar.gz": b"partial",
+        "manifest-algo-9.csv.gz": b"another host's",
+        "notes.txt": b"anything",
+        "1.tar.gz": b"a corrupt archive of this run",
+    }
+    for name, payload in found.items():
+        (checkpoints / name).write_bytes(payload)
+    assert main(["train"]) == 0
+    assert {p.name for p in checkpoints.iterdir()} == {*found, "0.tar.gz", "manifest-algo-1.csv.gz"}
+    assert all((checkpoints / n).read_bytes() == p for n, p in found.items() if n != "1.tar.gz")
+    assert archive.read_metadata_or_none(checkpoints / "1.tar.gz") is not None  # retrained, replaced whole
+
+
+def test_several_hosts_without_a_job_name_or_run_id_fail_clearly(sm_root: Path, monkeypatch):
+    monkeypatch.delenv("TRAINING_JOB_NAME", raising=False)
+    (sm_root / "input" / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1", "algo-2"]})
+    )
+    write_folder_layout(channel(sm_root), range(2))
+    write_hyperparameters(sm_root)
+    assert main(["train"]) == 1
+    assert "no run id: set the run_id hyperparameter" in (sm_root / "output" / "failure").read_text()
+    write_hyperparameters(sm_root, run_id="bad/run")
+    assert main(["train"]) == 1
+    assert "hyperparameter run_id='bad/run'" in (sm_root / "output" / "failure").read_text()

@@ -6,6 +6,10 @@ evicting least recently used models when over `--max-loaded` or when the contain
 `POST /models/<id>/invoke`. Timings mirror the CloudWatch MME metrics: ModelCacheHit,
 ModelDownloadingTime, ModelLoadingWaitTime, and the container's own latency.
 
+Like SageMaker's, the cache is keyed by TargetModel and never revalidated: once a name is on disk or
+loaded, a new object under the same name is not seen until the model is evicted. That is why training
+writes every version under a new name (`<run>/<customer>.tar.gz`, see fleetcast.model.manifest).
+
 Concurrency: one lock guards the bookkeeping and is never held during I/O. Each model has at most one
 transition in flight (a load or an unload), kept as a Future that later requests wait on; that is the
 single-flight. Requests pin the model they invoke, and eviction never picks a pinned or busy model.
@@ -22,6 +26,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from fleetcast.data.customer_ids import safe_customer_id
 from fleetcast.local.cache_policy import CachePolicy
 from fleetcast.local.container_client import ContainerClient, ContainerResponse, ContainerUnavailableError
 from fleetcast.local.model_cache import DiskCache, model_id
@@ -31,7 +36,10 @@ from fleetcast.local.model_source import (
     ModelSource,
     check_target_model,
 )
+from fleetcast.model.manifest import MANIFEST_NAME, ManifestEntry, ManifestError
+from fleetcast.models_prefix import ModelsPrefix, resolve
 from fleetcast.serving import errors
+from fleetcast.serving.protocol import clip
 from fleetcast.serving.safe_tar import UnsafeArchiveError
 
 log = logging.getLogger(__name__)
@@ -160,8 +168,10 @@ class MultiModelEndpoint:
         endpoint_name: str = "fleetcast",
         model_ready_timeout_s: float = 60.0,
         load_threads: int = 4,
+        manifest: ModelsPrefix | None = None,
     ) -> None:
         self.source = source
+        self.manifest = manifest  # the models prefix, for the fleet manifest (customer_version)
         self.container = container
         self.policy = policy or CachePolicy()
         self.disk = DiskCache(cache_dir, source)
@@ -221,6 +231,18 @@ class MultiModelEndpoint:
         """Loaded model ids, least recently used first (the endpoint's view)."""
         with self._lock:
             return self._loaded.keys()
+
+    def customer_version(self, customer: str) -> ManifestEntry:
+        """The fleet manifest's row for `customer`; LookupError when there is none (or no manifest)."""
+        if self.manifest is None:
+            raise LookupError("this endpoint was started without a models prefix holding a fleet manifest")
+        try:
+            found = resolve(self.manifest, MANIFEST_NAME, [safe_customer_id(customer)])
+        except ManifestError as exc:
+            raise LookupError(f"the fleet manifest cannot be read: {exc}") from exc
+        if not found:
+            raise LookupError(f"customer {clip(customer, 100)!r} has no model in the fleet manifest")
+        return next(iter(found.values()))
 
     def target_of(self, model_name: str) -> str | None:
         with self._lock:

@@ -48,6 +48,21 @@ def _error_response(error: EndpointError) -> Response:
     return response
 
 
+def _add_customer_route(app: Flask, endpoint: MultiModelEndpoint) -> None:
+    @app.get("/fleetcast/customers/<customer>")
+    def customer_version(customer: str) -> Response:
+        """Which TargetModel serves a customer, from the fleet manifest under the models prefix (read on
+        every request: unlike a model, the manifest is meant to change). Not a SageMaker API: the same
+        resolution `fleetcast invoke --customer` makes, for scripts and people."""
+        try:
+            entry = endpoint.customer_version(customer)
+        except LookupError as exc:
+            error = ValidationError(str(exc))
+            error.status = 404
+            return _error_response(error)
+        return jsonify({"customer": entry.customer, "target_model": entry.target_model, "run": entry.run})
+
+
 def create_app(
     endpoint: MultiModelEndpoint, *, endpoint_name: str | None = None, variant: str = "AllTraffic"
 ) -> Flask:
@@ -73,6 +88,8 @@ def create_app(
     @app.get("/fleetcast/stats")
     def stats() -> Response:
         return jsonify(endpoint.snapshot())
+
+    _add_customer_route(app, endpoint)
 
     @app.post("/endpoints/<name>/invocations")
     def invocations(name: str) -> Response:

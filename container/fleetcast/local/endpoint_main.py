@@ -12,6 +12,7 @@ from fleetcast.local.container_client import ContainerClient
 from fleetcast.local.endpoint import MultiModelEndpoint
 from fleetcast.local.endpoint_http import serve_endpoint_forever
 from fleetcast.local.model_source import open_source
+from fleetcast.models_prefix import open_prefix
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ def local_endpoint_main(
         return 2
     try:
         source = open_source(models, s3_endpoint_url=s3_endpoint_url, region=region)
+        s3 = getattr(source, "client", None)  # the fleet manifest is read beside the models, alike
+        manifest = open_prefix(models, s3)
     except (FileNotFoundError, ValueError) as exc:
         log.error("cannot use --models %s: %s", models, exc)
         return 2
@@ -57,6 +60,7 @@ def local_endpoint_main(
         policy=policy,
         endpoint_name=endpoint_name or "fleetcast",
         model_ready_timeout_s=model_ready_timeout,
+        manifest=manifest,
     )
     try:
         return serve_endpoint_forever(

@@ -199,8 +199,8 @@ def merge(
 ) -> Iterator[ManifestEntry]:
     """The previous manifest with every customer in `updates` (each sorted) taking its updated row.
 
-    A stream: memory does not grow with the number of customers. `counts` receives `kept` (previous rows
-    unchanged), `updated`, `added` and `conflicts` (a customer in two updates: the first one wins).
+    A stream: memory does not grow with the number of customers. `counts` receives `kept` (rows equal to
+    the previous ones), `updated`, `added` and `conflicts` (a customer in two updates: the first one wins).
     """
     for key in ("kept", "updated", "added", "conflicts"):
         counts.setdefault(key, 0)
@@ -216,11 +216,11 @@ def merge(
     streams.append(keyed(previous, previous_rank))
     for _customer, group in itertools.groupby(heapq.merge(*streams), key=lambda item: item[0]):
         rows = list(group)
-        _, rank, entry = rows[0]
-        others = [other for _, other, _ in rows[1:]]
-        if rank == previous_rank:
+        entry = rows[0][2]
+        before = next((row for _, other, row in rows if other == previous_rank), None)
+        counts["conflicts"] += sum(1 for _, other, _ in rows[1:] if other != previous_rank)
+        if entry == before:  # the previous row, or a host's unchanged copy of it
             counts["kept"] += 1
         else:
-            counts["updated" if previous_rank in others else "added"] += 1
-            counts["conflicts"] += sum(1 for other in others if other != previous_rank)
+            counts["added" if before is None else "updated"] += 1
         yield entry

@@ -45,7 +45,12 @@ from fleetcast.model.compiled import (
 )
 from fleetcast.serving.draws import INTERVAL_SEED, ReplayMismatch, replayed_stream
 from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
-from fleetcast.serving.protocol import ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.protocol import (
+    ForecastRequest,
+    bad_request,
+    check_regressors,
+    resolve_intervals,
+)
 
 if TYPE_CHECKING:
     from fleetcast.serving.predictor import ProphetPredictor
@@ -173,8 +178,9 @@ class CompiledPredictor:
     def forecast(self, request: ForecastRequest) -> dict[str, Any]:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
         intervals = resolve_intervals(request, self.has_intervals, self.customer)
+        regressors = check_regressors(request, self.compiled.regressor_names, self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
-        predicted = self._predict(dates, intervals)
+        predicted = self._predict(dates, intervals, regressors)
         ds = iso_strings(predicted.ds)
         yhat = predicted.yhat.tolist()
         if not intervals:
@@ -191,19 +197,24 @@ class CompiledPredictor:
         ]
         return {"customer": self.customer, "forecast": rows}
 
-    def _predict(self, dates: np.ndarray, intervals: bool) -> Forecast:
+    def _predict(
+        self, dates: np.ndarray, intervals: bool, regressors: dict[str, np.ndarray] | None
+    ) -> Forecast:
         if not (intervals and self.prophet_identical):
-            return self.compiled.predict(dates, intervals=intervals, seed=INTERVAL_SEED)
+            return self.compiled.predict(
+                dates, intervals=intervals, seed=INTERVAL_SEED, regressors=regressors
+            )
         samples = self.compiled.uncertainty_samples
         if samples * len(dates) <= REPLAY_MAX_DRAWS:
             # Every request replays one seeded stream: its draws for this shape are made once per process
             # and scaled per model, bit for bit what drawing them again gives (serving/draws.py).
             try:
                 stream = replayed_stream(samples, len(dates)).fresh()
-                return self.compiled.predict(dates, intervals=True, seed=stream)
+                return self.compiled.predict(dates, intervals=True, seed=stream, regressors=regressors)
             except ReplayMismatch as exc:
                 log.debug("drawing afresh: %s", exc)
-        return self.compiled.predict(dates, intervals=True, seed=_PROPHET_STREAM.fresh())
+        stream = _PROPHET_STREAM.fresh()
+        return self.compiled.predict(dates, intervals=True, seed=stream, regressors=regressors)
 
 
 def load_predictor(

@@ -16,10 +16,16 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.model.archive import ArtifactError, read_model_dir
+from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.dates import future_frame
 from fleetcast.model.prophet_model import model_from_json
 from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
-from fleetcast.serving.protocol import ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.protocol import (
+    ForecastRequest,
+    bad_request,
+    check_regressors,
+    resolve_intervals,
+)
 
 if TYPE_CHECKING:
     from prophet import Prophet
@@ -107,7 +113,10 @@ class ProphetPredictor:
     def forecast(self, request: ForecastRequest) -> dict[str, Any]:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
         intervals = resolve_intervals(request, self.has_intervals, self.customer)
+        regressors = check_regressors(request, list(self.model.extra_regressors), self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
+        for name, values in regressors.items():  # the dates are in order, as the values are
+            dates[name] = np.asarray(values, dtype=float)
         with _PREDICT_LOCK:
             predicted = self._predict(dates, intervals)
         ds = [stamp.isoformat() for stamp in predicted["ds"]]
@@ -117,6 +126,7 @@ class ProphetPredictor:
         return {"customer": self.customer, "forecast": rows}
 
     def _predict(self, dates: pd.DataFrame, intervals: bool) -> pd.DataFrame:
+        dates = add_condition_columns(dates, self.model.seasonalities)  # weekday/weekend, from ds
         if intervals:
             np.random.seed(INTERVAL_SEED)
             return self.model.predict(dates)

@@ -1,6 +1,9 @@
 """The inference wire protocol shared by every server (the lean server, the MMS handler).
 
 Request (`application/json`): `{"period": 7, "freq": "D", "intervals": true}`; only `period` is required.
+A model trained with regressors also needs their future values, one per forecast date:
+`{"period": 3, "regressors": {"temperature": [4.1, 3.8, 5.0]}}` (values for regressors the model does not
+use are ignored, so one request shape serves a mixed fleet).
 The blog sample sends the same object double-encoded (a JSON string holding the JSON text); it is
 accepted too. Response: `{"customer": "7", "forecast": [{"ds": ..., "yhat": ..., ...}, ...]}`.
 A request that cannot be answered raises one of `errors.py`'s serving errors (`InvalidRequestError`,
@@ -23,7 +26,7 @@ from fleetcast.serving.errors import InvalidRequestError, PayloadTooLargeError, 
 
 JSON_CONTENT_TYPE = "application/json"
 OCTET_STREAM_CONTENT_TYPE = "application/octet-stream"  # the SageMaker Python SDK's default
-REQUEST_FIELDS = ("period", "freq", "intervals")
+REQUEST_FIELDS = ("period", "freq", "intervals", "regressors")
 EXAMPLE_REQUEST = '{"period": 7}'
 TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
 # Request values that reach a log line are cut to this many characters (a 20 MB url must not).
@@ -96,6 +99,8 @@ class ForecastRequest:
     period: int
     freq: str | None = None  # None: the frequency the model was trained on
     intervals: bool | None = None  # None: intervals when the model has uncertainty samples
+    # Each regressor's value at each forecast date (exactly `period` values), as sent; None: none sent.
+    regressors: Mapping[str, tuple[float, ...]] | None = None
 
 
 def _unsupported(content_type: str) -> UnsupportedContentTypeError:
@@ -205,6 +210,46 @@ def _intervals(value: Any) -> bool:
     return value
 
 
+def _regressors(value: Any, period: int) -> dict[str, tuple[float, ...]]:
+    hint = (
+        "regressors must be an object of number lists, one value per forecast date, "
+        'like {"temperature": [4.1, 3.8]}'
+    )
+    if not isinstance(value, dict):
+        raise bad_request("bad_regressors", f"{hint}; got {clip(value, 80)}")
+    parsed = {}
+    for name, values in value.items():
+        if not isinstance(values, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+        ):
+            raise bad_request(
+                "bad_regressors", f"regressor {clip(name, 64)!r}: {hint}; got {clip(values, 80)}"
+            )
+        if len(values) != period:
+            raise bad_request(
+                "bad_regressors",
+                f"regressor {clip(name, 64)!r} has {len(values)} values; period {period} needs exactly "
+                f"{period} (one per forecast date)",
+            )
+        parsed[name] = tuple(float(v) for v in values)
+    return parsed
+
+
+def check_regressors(
+    request: ForecastRequest, needed: tuple[str, ...] | list[str], customer: str
+) -> dict[str, tuple[float, ...]]:
+    """The future values of every regressor the model needs; 400 naming the first one missing."""
+    given = request.regressors or {}
+    for name in needed:
+        if name not in given:
+            raise bad_request(
+                "missing_regressor",
+                f"the model for customer {customer} needs regressor {name!r}: send "
+                f'"regressors": {{"{name}": [...]}} with {request.period} values (one per forecast date)',
+            )
+    return {name: given[name] for name in needed}
+
+
 def parse_request(
     body: bytes | bytearray | str | None, content_type: str | None, limits: Limits | None = None
 ) -> ForecastRequest:
@@ -233,10 +278,12 @@ def parse_request(
         )
     if "period" not in fields:
         raise bad_request("bad_period", f"period is required, e.g. {EXAMPLE_REQUEST}")
+    period = _period(fields["period"], limits)
     return ForecastRequest(
-        period=_period(fields["period"], limits),
+        period=period,
         freq=None if fields.get("freq") is None else check_freq(fields["freq"]),
         intervals=None if fields.get("intervals") is None else _intervals(fields["intervals"]),
+        regressors=None if fields.get("regressors") is None else _regressors(fields["regressors"], period),
     )
 
 

@@ -81,6 +81,7 @@ def _channel(text: str) -> str:
 SELECT_ALL, SELECT_CONFIGURED = "auto", "off"
 CANDIDATE_NAMES = (
     "configured",
+    "daily-by-day-type",
     "yearly-low",
     "flexible-trend",
     "multiplicative",
@@ -97,6 +98,11 @@ def run_id(text: str) -> str:
     if not RUN_ID_PATTERN.fullmatch(value):
         raise ValueError("must be 1-128 of A-Z a-z 0-9 _ - starting with a letter or digit")
     return value
+
+
+def _run_id_setting(text: str) -> str:
+    """The `run_id` hyperparameter: empty (its default) means the job's name."""
+    return run_id(text) if text.strip() else ""
 
 
 def _selection(text: str) -> str:
@@ -129,7 +135,7 @@ _JOB_PARSERS: dict[str, Callable[[str], Any]] = {
     "max_candidates": integer_in(1, 20),
     "cv_folds": integer_in(1, 20),
     "model_output": one_of(*MODEL_OUTPUTS),
-    "run_id": run_id,
+    "run_id": _run_id_setting,
 }
 
 HYPERPARAMETERS = sorted([*_PROPHET_PARSERS, *_JOB_PARSERS])

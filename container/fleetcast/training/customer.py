@@ -110,10 +110,16 @@ def _score_holdout(
     settings = candidate.settings
     began = time.perf_counter()
     outcome = engine.fit_series(
-        split.train.ds, split.train.y, settings, config.job.fit_engine, label=f"{customer} (holdout)"
+        split.train.ds,
+        split.train.y,
+        settings,
+        config.job.fit_engine,
+        label=f"{customer} (holdout)",
+        regressors=split.train.regressors,
     )
     fit_seconds = time.perf_counter() - began
-    forecast = engine.forecast_values(outcome, split.holdout.ds)
+    # The holdout's real regressor values (e.g. the temperatures that happened), as a forecast gets them.
+    forecast = engine.forecast_values(outcome, split.holdout.ds, split.holdout.regressors)
     actual = split.holdout.y
     return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
 
@@ -144,7 +150,13 @@ def _fit_shipped(
         )
         return _Shipped(model.to_json(), archive.BASELINE_KIND, archive.BASELINE_KIND)
     outcome = engine.fit_series(
-        history.ds, history.y, settings, config.job.fit_engine, warm_start=holdout.outcome, label=customer
+        history.ds,
+        history.y,
+        settings,
+        config.job.fit_engine,
+        warm_start=holdout.outcome,
+        label=customer,
+        regressors=history.regressors,
     )
     model_json = outcome.to_json()
     return _Shipped(
@@ -236,6 +248,8 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "data_sha256": fingerprint,
             "config_fingerprint": config_fingerprint,
             "prophet": settings.prophet_kwargs(),
+            # What a forecast request must carry: each regressor's values at the forecast dates.
+            "regressors": [] if choice.candidate.is_baseline else list(settings.regressor_names),
             "model": choice.candidate.name,
             "selection": {
                 "cv_smape": {name: _rounded(score) for name, score in choice.scores.items()},

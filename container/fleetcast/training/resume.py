@@ -97,22 +97,42 @@ def load_previous(paths: SageMakerPaths, host_customers: Callable[[], set[str]])
 
 
 class HostManifest:
-    """This host's rows, gathered as results arrive and written sorted at the end of the job."""
+    """This host's rows, gathered as results arrive and written sorted at the end of the job.
 
-    def __init__(self, host: str) -> None:
+    Memory stays bounded however many customers a host has: every SPILL_ROWS rows are sorted and spilled to
+    a run file in `spill_dir` (outside the synced checkpoints), and the end merges the runs as a stream.
+    """
+
+    SPILL_ROWS = 100_000
+
+    def __init__(self, host: str, spill_dir: Path) -> None:
         self.name = manifest.host_manifest_name(host)
+        self._spill_dir = spill_dir
         self._entries: list[ManifestEntry] = []
+        self._spilled: list[Path] = []
 
     def add(self, entry: ManifestEntry | None) -> None:
-        if entry is not None:
-            self._entries.append(entry)
-
-    def __len__(self) -> int:
-        return len(self._entries)
+        if entry is None:
+            return
+        self._entries.append(entry)
+        if len(self._entries) >= self.SPILL_ROWS:
+            self._entries.sort()
+            spill = self._spill_dir / f".{self.name}.part-{len(self._spilled)}"
+            manifest.write_manifest(spill, self._entries)
+            self._spilled.append(spill)
+            self._entries = []
 
     def write(self, checkpoints: Path, staging: Path) -> Path:
         """Write `manifest-<host>.csv.gz` into the checkpoint folder (staged, renamed in)."""
         self._entries.sort()
-        path, rows = manifest.write_manifest(checkpoints / self.name, self._entries, staging)
-        log.info("host manifest: %d customers in %s", rows, path)
+        counts: dict[str, int] = {}
+        # Each customer is in one run only (a host handles a customer once), so the merge only interleaves.
+        runs = [manifest.read_file(spill) for spill in self._spilled]
+        rows = manifest.merge(self._entries, runs, counts) if runs else self._entries
+        try:
+            path, written = manifest.write_manifest(checkpoints / self.name, rows, staging)
+        finally:
+            for spill in self._spilled:
+                spill.unlink(missing_ok=True)
+        log.info("host manifest: %d customers in %s", written, path)
         return path
