@@ -109,6 +109,7 @@ class CompiledPredictor:
         self.metadata = metadata
         self.model_dir = model_dir
         self.source = source  # "compiled.json" or "model.json": how it was loaded
+        self.compiled_text: str | None = None  # compiled.json as shipped, when loaded from it
         self.prophet_identical = prophet_identical
         self.customer = str(metadata["customer"])
         self.freq = str(metadata["freq"])
@@ -123,7 +124,7 @@ class CompiledPredictor:
             raise ModelMissingError(f"cannot serve the model in {model_dir}: the directory does not exist")
         compiled, model_json = _shipped_compiled(model_dir), ""
         if compiled is not None:
-            compiled_model, metadata = compiled
+            compiled_model, metadata, compiled_text = compiled
         else:
             try:
                 model_json, metadata = read_model_dir(model_dir)
@@ -141,10 +142,12 @@ class CompiledPredictor:
         if compiled is not None:
             source = COMPILED_FILE  # shipped by training and verified: model.json was never parsed
         else:
+            compiled_text = None
             compiled_model, source = _compiled_from_dir(model_dir, model_json, metadata)
         predictor = cls(
             compiled_model, metadata, model_dir, source=source, prophet_identical=prophet_identical
         )
+        predictor.compiled_text = compiled_text
         if log.isEnabledFor(logging.INFO):  # (formatting the date costs more than the rest of a load)
             log.info(
                 "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
@@ -242,15 +245,15 @@ def load_predictor(
         return predictor
 
 
-def _shipped_compiled(model_dir: Path) -> tuple[CompiledModel, dict[str, Any]] | None:
+def _shipped_compiled(model_dir: Path) -> tuple[CompiledModel, dict[str, Any], str] | None:
     """The archive's own compiled.json when its checksums vouch for it (`archive.read_compiled`): the
     model loads without reading or parsing model.json. None: read and compile model.json instead."""
     shipped = read_compiled(model_dir)
     if shipped is None:
         return None
-    document, metadata = shipped
+    text, document, metadata = shipped
     try:
-        return CompiledModel.from_dict(document), metadata
+        return CompiledModel.from_dict(document), metadata, text
     except Exception as exc:  # a format this reader cannot take (a newer one): model.json still can
         log.warning("%s: ignoring %s (%s); compiling model.json instead", model_dir, COMPILED_FILE, exc)
         return None
