@@ -17,12 +17,12 @@ from prophet import Prophet
 
 from fleetcast.cli import main
 from fleetcast.forecast import dataset
-from fleetcast.forecast.draws import ReplayedStream, ReplayMismatch
 from fleetcast.forecast.predict import PROPHET, forecast_archive
 from fleetcast.model import archive
 from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import model_to_json
 from fleetcast.model.settings import ProphetSettings
+from fleetcast.serving.draws import ReplayedStream, ReplayMismatch
 from fleetcast.serving.predictors import load_model
 from fleetcast.serving.protocol import ForecastRequest
 from tests.serving.models import build_model, daily_history, hourly_history

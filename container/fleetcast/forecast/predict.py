@@ -19,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from fleetcast.forecast.draws import replayed_stream
 from fleetcast.model import archive
 from fleetcast.model.compiled import NotCompilable, compile_model_json
 from fleetcast.serving.compiled_predictor import CompiledPredictor
+from fleetcast.serving.draws import replayed_stream
 from fleetcast.serving.errors import ServingError
 from fleetcast.serving.protocol import ForecastRequest
 
