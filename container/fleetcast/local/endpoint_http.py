@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from fleetcast.local.endpoint import (
+    CustomerNotFoundError,
     EndpointError,
     MultiModelEndpoint,
     PayloadTooLargeError,
@@ -57,9 +58,7 @@ def _add_customer_route(app: Flask, endpoint: MultiModelEndpoint) -> None:
         try:
             entry = endpoint.customer_version(customer)
         except LookupError as exc:
-            error = ValidationError(str(exc))
-            error.status = 404
-            return _error_response(error)
+            return _error_response(CustomerNotFoundError(str(exc)))
         return jsonify({"customer": entry.customer, "target_model": entry.target_model, "run": entry.run})
 
 
