@@ -461,16 +461,18 @@ class Aws:
         if self._session is None:
             import boto3
 
-            self._session = boto3.session.Session(region_name=self.requested_region)
+            from fleetcast.client import requested_region
+
+            self._session = boto3.session.Session(region_name=requested_region(self.requested_region))
         return self._session
 
     @property
     def region(self) -> str:
         region = self.session.region_name
         if not region:
-            raise LaunchError(
-                "no AWS region: pass --region or set AWS_REGION (or a default in ~/.aws/config)"
-            )
+            from fleetcast.client import NO_REGION
+
+            raise LaunchError(NO_REGION)
         return region
 
     def client(self, service: str) -> Any:

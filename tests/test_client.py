@@ -338,6 +338,16 @@ def test_loopback_gets_placeholder_credentials_only_when_none_are_set(
     assert all("/us-east-1/sagemaker/aws4_request" in signature for signature in signatures)
 
 
+def test_aws_region_alone_sets_the_region(no_aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """boto3 reads only AWS_DEFAULT_REGION; AWS_REGION (the AWS CLI v2's, the walkthrough's) counts too,
+    after an explicit region and ahead of boto3's own."""
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    assert runtime_client().meta.region_name == "eu-west-1"
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-west-2")
+    assert runtime_client().meta.region_name == "eu-west-1"
+    assert runtime_client(region="ap-south-1").meta.region_name == "ap-south-1"
+
+
 def test_a_remote_endpoint_never_gets_placeholder_credentials(no_aws: None) -> None:
     with pytest.raises(InvokeError, match="no AWS region"):
         runtime_client()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +37,10 @@ from fleetcast.model.manifest import ManifestError
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 LOOPBACK_REGION = "us-east-1"
 LOOPBACK_CREDENTIALS = {"aws_access_key_id": "loopback", "aws_secret_access_key": "loopback"}
+# boto3 reads a region only from AWS_DEFAULT_REGION or the config file, yet AWS_REGION is what the AWS CLI
+# v2 and the other AWS SDKs read (and what the walkthrough exports): it counts here, after --region.
+REGION_ENV = "AWS_REGION"
+NO_REGION = "no AWS region: pass --region or set AWS_REGION (or a default in ~/.aws/config)"
 READ_TIMEOUT_S = 70  # SageMaker gives an invocation 60 s; a little more, so its own error arrives
 
 MODEL_NOT_READY = "ModelNotReadyException"
@@ -218,6 +223,11 @@ def is_loopback(url: str | None) -> bool:
     return url is not None and urlparse(url).hostname in LOOPBACK_HOSTS
 
 
+def requested_region(region: str | None = None) -> str | None:
+    """The region asked for: `region` (a --region flag), else AWS_REGION; None leaves it to boto3."""
+    return region or os.environ.get(REGION_ENV) or None
+
+
 def runtime_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
     """A boto3 `sagemaker-runtime` client with retries left to RetryPolicy.
 
@@ -234,7 +244,7 @@ def runtime_client(endpoint_url: str | None = None, region: str | None = None) -
         read_timeout=READ_TIMEOUT_S,
         user_agent_extra="fleetcast-client",
     )
-    region = region or session.region_name
+    region = requested_region(region) or session.region_name
     try:
         # The resolved URL also covers AWS_ENDPOINT_URL; its region does not matter for the check.
         probe = session.client(
@@ -247,9 +257,7 @@ def runtime_client(endpoint_url: str | None = None, region: str | None = None) -
         raise InvokeError(f"cannot set up a sagemaker-runtime client: {exc}") from exc
     if not is_loopback(probe.meta.endpoint_url):
         if region is None:
-            raise InvokeError(
-                "no AWS region: pass --region or set AWS_REGION (or a default in ~/.aws/config)"
-            )
+            raise InvokeError(NO_REGION)
         return probe
     if session.get_credentials() is not None:
         return probe

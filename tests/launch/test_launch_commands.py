@@ -463,6 +463,15 @@ def test_a_missing_region_is_a_clear_error(cli, moto, monkeypatch) -> None:
     assert code == 1  # the region flag works: moto answered (the endpoint does not exist)
 
 
+def test_aws_region_alone_is_enough(cli, moto, monkeypatch) -> None:
+    """The walkthrough exports AWS_REGION, which boto3 itself does not read."""
+    monkeypatch.delenv("AWS_DEFAULT_REGION")
+    monkeypatch.setenv("AWS_REGION", "us-east-1")
+    code, _, err = cli("status", "endpoint", "--prefix", "demo")
+    assert code == 1, err  # moto answered (the endpoint does not exist): the region was found
+    assert "no AWS region" not in err
+
+
 def test_runs_as_python_dash_m_launch_from_the_repo_root() -> None:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
