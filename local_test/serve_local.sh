@@ -7,6 +7,8 @@
 # Like the platform, it first extracts every checkpoint test_dir/checkpoints/<customer>.tar.gz (from
 # train_local.sh) to test_dir/models/<customer>/model/. Then, from another shell, load, invoke and unload:
 #   curl -X POST localhost:8080/models -d '{"model_name": "c7", "url": "/opt/ml/models/7/model"}'
+#   curl -X POST localhost:8080/models/c7/invoke -H 'Content-Type: application/json' -d '{"period": 7}'
+#   curl -X DELETE localhost:8080/models/c7
 # or let predict.sh do all three:
 #   FLEETCAST_MODELS_DIR=local_test/test_dir/models FLEETCAST_CONTAINER_MODELS_DIR=/opt/ml/models \
 #     local_test/predict.sh local_test/test_dir/checkpoints/7.tar.gz
