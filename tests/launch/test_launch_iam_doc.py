@@ -1,0 +1,60 @@
+"""The execution role's policy in launch/README.md covers every S3 key the jobs write.
+
+A user copies that policy; a job output it does not cover fails only on AWS, at the end of a job. So the
+write locations are taken from the requests `launch` really sends (its dry runs), not from a list here.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+README = Path(__file__).resolve().parents[2] / "launch" / "README.md"
+
+
+def execution_role_policy() -> dict[str, Any]:
+    text = README.read_text()
+    section = text[text.index("### The execution role") : text.index("### The caller")]
+    blocks = re.findall(r"```json\n(.*?)```", section, flags=re.S)
+    return json.loads(blocks[-1])  # the first block is the trust policy, the second the permissions
+
+
+def allowed_puts(policy: dict[str, Any], bucket: str, prefix: str) -> list[str]:
+    patterns = []
+    for statement in policy["Statement"]:
+        actions = statement["Action"]
+        if "s3:PutObject" in ([actions] if isinstance(actions, str) else actions):
+            resources = statement["Resource"]
+            for resource in [resources] if isinstance(resources, str) else resources:
+                bucket_path = resource.removeprefix("arn:aws:s3:::")
+                patterns.append(bucket_path.replace("B/P/", f"{bucket}/{prefix}/", 1))
+    return patterns
+
+
+def written_uris(document: dict[str, Any]) -> list[str]:
+    request = document["request"]
+    uris = [o["S3Output"]["S3Uri"] for o in request.get("ProcessingOutputConfig", {}).get("Outputs", [])]
+    if "CheckpointConfig" in request:
+        uris.append(request["CheckpointConfig"]["S3Uri"])
+    if "OutputDataConfig" in request:
+        uris.append(request["OutputDataConfig"]["S3OutputPath"])
+    return uris
+
+
+def test_the_documented_role_may_write_every_job_output(cli, names, json_documents) -> None:
+    patterns = allowed_puts(execution_role_policy(), names.bucket, names.prefix)
+    assert patterns, "no s3:PutObject statement found in the documented policy"
+    checked = []
+    for command in ("process", "train", "forecast"):
+        code, out, err = cli(command, *names.common, "--dry-run")
+        assert code == 0, err
+        for document in json_documents(out):
+            for uri in written_uris(document):
+                key = uri.removeprefix("s3://").rstrip("/") + "/some-object"
+                allowed = any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+                assert allowed, f"{command} writes {uri}, which the policy does not allow: {patterns}"
+                checked.append(uri)
+    assert len(checked) >= 6  # split: 2 outputs; train: checkpoints and output; forecast: 2 outputs
