@@ -1,13 +1,16 @@
 """Fidelity and speed of the in-process fit engine against stock Prophet (Stan), in one run.
 
     python -m bench.fidelity [--series 1000]
+    python -m bench.fidelity --drivers [--series 350]
 
 Fits every series of the fidelity corpus (seed fleet, gappy, short, hourly, half-hourly, multiplicative,
 flat, level shifts, custom Fourier orders) with stock `Prophet.fit` and with the engine's `auto` path, and
 prints: counts, the 7-step yhat difference (median, 99th percentile, share within 2 %), the log-posterior
 comparison, every series beyond 2 %, and the time per series of both (the ratio is measured in this run).
 Then, on daily seed series, a timing split of the engine: preparation, solve, JSON, against
-Prophet.fit + model_to_json.
+Prophet.fit + model_to_json. `--drivers` runs the same report on the corpus with country holidays and
+regressors instead (US, DE, GB, FR calendars; additive and multiplicative temperature; a 0/1 regressor;
+daily and hourly; flat growth), the forecasts given the regressors' real future values.
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ from fleetcast.model.settings import ProphetSettings
 from tests.support import fit_fidelity as fidelity
 
 
-def fidelity_report(total: int) -> None:
+def fidelity_report(total: int, drivers: bool = False) -> None:
     comparisons = []
     began = time.perf_counter()
-    for number, case in enumerate(fidelity.corpus(total), start=1):
+    cases = fidelity.driver_corpus(total) if drivers else fidelity.corpus(total)
+    for number, case in enumerate(cases, start=1):
         comparisons.append(fidelity.compare(case))
         if number % 100 == 0:
             print(f"  ... {number} series ({time.perf_counter() - began:.0f} s)", flush=True)
@@ -119,11 +123,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--series", type=int, default=1000)
     parser.add_argument("--timing-customers", type=int, default=100)
+    parser.add_argument("--drivers", action="store_true", help="the holidays and regressors corpus")
     args = parser.parse_args()
     quiet_third_party()
     logging.getLogger("cmdstanpy").setLevel(logging.ERROR)
-    timing_split(args.timing_customers)
-    fidelity_report(args.series)
+    if not args.drivers:
+        timing_split(args.timing_customers)
+    fidelity_report(args.series, drivers=args.drivers)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ from typing import Any
 
 import psutil
 
+from fleetcast.serving.environment import BIND_HOST_ENV, SETTING_NAMES, THREADS_ENV, WORKERS_ENV
 from tests.support.servers import Server, start_local_endpoint, start_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -75,16 +76,11 @@ def child_env(**extra: str) -> dict[str, str]:
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "container"), os.environ.get("PYTHONPATH")])),
-        "FLEETCAST_BIND_HOST": "127.0.0.1",
         "FLEETCAST_LOG_LEVEL": "WARNING",
     }
-    for name in (
-        "FLEETCAST_SERVER",
-        "SAGEMAKER_MODEL_SERVER_WORKERS",
-        "FLEETCAST_MEMORY_MB",
-        "FLEETCAST_LEAN_THREADS",
-    ):
+    for name in SETTING_NAMES:  # a developer's shell must not change what is measured
         env.pop(name, None)
+    env[BIND_HOST_ENV] = "127.0.0.1"
     env.update(extra)
     return env
 
@@ -734,9 +730,9 @@ def main(argv: list[str] | None = None) -> int:
         models = extract_all(archives, work / "models")
         lean_env = {}
         if args.lean_workers:
-            lean_env["SAGEMAKER_MODEL_SERVER_WORKERS"] = args.lean_workers
+            lean_env[WORKERS_ENV] = args.lean_workers
         if args.lean_threads:
-            lean_env["FLEETCAST_LEAN_THREADS"] = args.lean_threads
+            lean_env[THREADS_ENV] = args.lean_threads
         # Hold back some models for the endpoint's cold starts: never loaded directly.
         spare = args.endpoint_cold if args.endpoint else 0
         direct, held_back = models[: len(models) - spare], models[len(models) - spare :]

@@ -7,10 +7,10 @@ import sys
 from collections.abc import Sequence
 
 from fleetcast.cli import Parser
-from launch import deploy, invoke, process, status, teardown, train, upload
+from launch import deploy, forecast, invoke, pipeline, process, status, teardown, train, upload
 from launch.common import LaunchError
 
-COMMAND_MODULES = (upload, process, train, deploy, invoke, status, teardown)
+COMMAND_MODULES = (upload, process, train, forecast, pipeline, deploy, invoke, status, teardown)
 
 
 def build_parser() -> argparse.ArgumentParser:

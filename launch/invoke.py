@@ -65,7 +65,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         endpoint = endpoint_from_args(args)
         args.manifest = manifest_from_args(args)
         # A malformed request is refused before anything is read or sent (the names are checked later).
-        for request in invoke_requests(args, endpoint, TargetModels()):
+        try:
+            unresolved = invoke_requests(args, endpoint, TargetModels())
+        except ValueError as exc:  # --regressor values that do not fit --period
+            raise LaunchError(str(exc)) from None
+        for request in unresolved:
             validate_request("sagemaker-runtime", "InvokeEndpoint", request)
         if not aws.dry_run:
             return invoke_from_args(

@@ -1,4 +1,4 @@
-"""`status` and `wait`: one look at (or polling of) a processing job, training job or endpoint.
+"""`status` and `wait`: one look at (or polling of) a job, a pipeline execution or an endpoint.
 
 `wait` prints a progress line whenever the state changes (and a heartbeat while it does not), prints the
 FailureReason when the resource fails, and returns non-zero unless it reached its success state.
@@ -18,6 +18,7 @@ from launch.common import (
     LaunchError,
     add_common_arguments,
     aws_from_args,
+    base_name,
     call,
     endpoint_from_args,
     is_version_of,
@@ -66,6 +67,25 @@ KINDS = {
         "TrainingJobSummaries",
         "train",
     ),
+    "forecast": Kind(
+        "forecast",
+        "DescribeProcessingJob",
+        "ProcessingJobName",
+        "ProcessingJobStatus",
+        frozenset({"Completed"}),
+        frozenset({"Failed", "Stopped"}),
+        "ListProcessingJobs",
+        "ProcessingJobSummaries",
+        "forecast",
+    ),
+    "pipeline": Kind(
+        "pipeline",
+        "DescribePipelineExecution",
+        "PipelineExecutionArn",
+        "PipelineExecutionStatus",
+        frozenset({"Succeeded"}),
+        frozenset({"Failed", "Stopped"}),
+    ),
     "endpoint": Kind(
         "endpoint",
         "DescribeEndpoint",
@@ -79,6 +99,27 @@ KINDS = {
 
 def describe(client: Any, kind: Kind, name: str) -> dict[str, Any]:
     return call(client, "sagemaker", kind.describe, {kind.name_member: name})
+
+
+def pipeline_steps(client: Any, arn: str) -> list[dict[str, Any]]:
+    """The execution's steps, oldest first; [] where the service (or a stand-in) cannot list them."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        found = call(client, "sagemaker", "ListPipelineExecutionSteps", {"PipelineExecutionArn": arn})
+    except (BotoCoreError, ClientError):
+        return []
+    return list(reversed(found.get("PipelineExecutionSteps", [])))  # the API lists the newest first
+
+
+def latest_pipeline_execution(client: Any, prefix: str) -> str:
+    """The newest execution of the pipeline `launch pipeline` created for `prefix`."""
+    name = base_name(prefix)
+    params = {"PipelineName": name, "SortBy": "CreationTime", "SortOrder": "Descending", "MaxResults": 1}
+    found = call(client, "sagemaker", "ListPipelineExecutions", params).get("PipelineExecutionSummaries", [])
+    if not found:
+        raise LaunchError(f"pipeline {name} has no execution; pass an execution ARN")
+    return found[0]["PipelineExecutionArn"]
 
 
 def latest_job_name(client: Any, kind: Kind, prefix: str) -> str:
@@ -95,10 +136,12 @@ def latest_job_name(client: Any, kind: Kind, prefix: str) -> str:
     return names[0]
 
 
-def state_text(kind: Kind, description: dict[str, Any]) -> str:
+def state_text(kind: Kind, description: dict[str, Any], steps: list[dict[str, Any]] | None = None) -> str:
     """A one-line summary of where the resource is, in SageMaker's own words."""
     status = description[kind.status_member]
     parts = [status]
+    if steps:
+        parts.append("- " + ", ".join(f"{s.get('StepName')} {s.get('StepStatus')}" for s in steps))
     if kind.name == "training":
         secondary = description.get("SecondaryStatus")
         transitions = description.get("SecondaryStatusTransitions") or []
@@ -116,12 +159,20 @@ def _elapsed(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
-def report_outcome(kind: Kind, name: str, description: dict[str, Any], out: TextIO) -> int:
+def report_outcome(
+    kind: Kind, name: str, description: dict[str, Any], out: TextIO, steps: list[dict[str, Any]] | None = None
+) -> int:
     """Print what finished (metrics, billing, failure reason); return the exit code for that state."""
     status = description[kind.status_member]
     if status in kind.failure:
         reason = description.get("FailureReason") or description.get("ExitMessage") or "(no reason given)"
         print(f"{kind.name} {name} {status}: {reason}", file=out, flush=True)
+        for step in steps or []:
+            if step.get("FailureReason"):
+                print(
+                    f"  step {step.get('StepName')} {step.get('StepStatus')}: {step['FailureReason']}",
+                    file=out,
+                )
         return EXIT_FAILED
     metrics = description.get("FinalMetricDataList") or []
     if metrics:
@@ -155,13 +206,14 @@ def wait_for(
     while True:
         description = describe(client, kind, name)
         status = description[kind.status_member]
+        steps = pipeline_steps(client, name) if kind.name == "pipeline" else None
         now = clock()
-        text = state_text(kind, description)
+        text = state_text(kind, description, steps)
         if text != last_text or now - last_print >= heartbeat_seconds:
             print(f"[{_elapsed(now - started):>9}] {kind.name} {name}: {text}", file=out, flush=True)
             last_text, last_print = text, now
         if status in kind.success or status in kind.failure:
-            return report_outcome(kind, name, description, out)
+            return report_outcome(kind, name, description, out, steps)
         if timeout_seconds is not None and now - started >= timeout_seconds:
             print(f"gave up after {_elapsed(now - started)}: {kind.name} {name} is still {status}", file=out)
             return EXIT_TIMEOUT
@@ -172,14 +224,15 @@ def show_status(client: Any, kind: Kind, name: str, out: TextIO | None = None) -
     """One describe: the state line; 0 unless the resource has failed."""
     out = out or sys.stdout
     description = describe(client, kind, name)
+    steps = pipeline_steps(client, name) if kind.name == "pipeline" else None
     created = description.get("CreationTime")
     age = ""
     if isinstance(created, dt.datetime):
         age = f" (created {created.isoformat(timespec='seconds')})"
-    print(f"{kind.name} {name}: {state_text(kind, description)}{age}", file=out)
+    print(f"{kind.name} {name}: {state_text(kind, description, steps)}{age}", file=out)
     status = description[kind.status_member]
     if status in kind.success or status in kind.failure:
-        return report_outcome(kind, name, description, out)
+        return report_outcome(kind, name, description, out, steps)
     return 0
 
 
@@ -188,6 +241,8 @@ def resolve_name(client: Any, kind: Kind, args: argparse.Namespace) -> str:
         return args.name
     if kind.name == "endpoint":
         return endpoint_from_args(args)
+    if kind.name == "pipeline":
+        return latest_pipeline_execution(client, args.prefix or "")
     return latest_job_name(client, kind, args.prefix or "")
 
 
@@ -197,7 +252,8 @@ def _add(sub: argparse._SubParsersAction, command: str, help_text: str) -> argpa
     p.add_argument(
         "name",
         nargs="?",
-        help="its name (default: the endpoint of --prefix, or the newest job of --prefix)",
+        help="its name, or a pipeline execution's ARN (default: the endpoint of --prefix, the newest job or "
+        "pipeline execution of --prefix)",
     )
     add_common_arguments(p)
     return p

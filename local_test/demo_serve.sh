@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The serving half of `make demo`: the real container server (Multi Model Server, Java) behind the local
+# The serving half of `make demo`: the real container server (the lean server by default; Multi Model
+# Server, which needs Java, with FLEETCAST_DEMO_SERVER=mms) behind the local
 # multi-model endpoint, called through boto3 exactly as an application calls SageMaker.
 #
 #   local_test/demo_serve.sh MODELS_DIR
@@ -9,7 +10,8 @@
 # `fleetcast local-endpoint` on 127.0.0.1, invokes a handful of customers, prints forecasts, cold and
 # warm latencies and the loaded-model count, writes one forecast plot next to MODELS_DIR, and stops
 # both servers on exit (also on Ctrl-C or error).
-# Environment: FLEETCAST_PYTHON (default .venv/bin/python), FLEETCAST_DEMO_MMS_PORT (18080, MMS needs
+# Environment: FLEETCAST_DEMO_SERVER (lean or mms; default lean), FLEETCAST_PYTHON (default
+# .venv/bin/python), FLEETCAST_DEMO_MMS_PORT (the container's port, 18080; MMS needs
 # a port below 32767), FLEETCAST_DEMO_ENDPOINT_PORT (18081), FLEETCAST_DEMO_MAX_LOADED (3).
 set -euo pipefail
 
@@ -21,12 +23,13 @@ cd "$(dirname "$0")/.."
 models=$(cd "$1" && pwd)
 out=$(dirname "$models")
 python=${FLEETCAST_PYTHON:-.venv/bin/python}
+server=${FLEETCAST_DEMO_SERVER:-lean}
 mms_port=${FLEETCAST_DEMO_MMS_PORT:-18080}
 endpoint_port=${FLEETCAST_DEMO_ENDPOINT_PORT:-18081}
 max_loaded=${FLEETCAST_DEMO_MAX_LOADED:-3}
 endpoint_url=http://127.0.0.1:$endpoint_port
 
-if ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
+if [ "$server" = mms ] && ! command -v java >/dev/null 2>&1 && [ -z "${JAVA_HOME:-}" ]; then
   cat >&2 <<'EOF'
 Java was not found. The serving demo runs the real Multi Model Server, which needs a Java runtime:
   Debian/Ubuntu:  sudo apt-get install -y openjdk-17-jre-headless
@@ -103,9 +106,9 @@ wait_for() {
   return 1
 }
 
-echo "-- starting fleetcast serve (Multi Model Server, multi-model mode) on 127.0.0.1:$mms_port"
+echo "-- starting fleetcast serve ($server server, multi-model mode) on 127.0.0.1:$mms_port"
 SAGEMAKER_BASE_DIR="$work/opt_ml" SAGEMAKER_BIND_TO_PORT=$mms_port SAGEMAKER_MULTI_MODEL=true \
-  FLEETCAST_SERVER=mms FLEETCAST_BIND_HOST=127.0.0.1 "$python" -m fleetcast.cli serve >"$work/serve.log" 2>&1 &
+  FLEETCAST_SERVER=$server FLEETCAST_BIND_HOST=127.0.0.1 "$python" -m fleetcast.cli serve >"$work/serve.log" 2>&1 &
 serve_pid=$!
 wait_for "http://127.0.0.1:$mms_port/ping" "fleetcast serve" "$serve_pid"
 

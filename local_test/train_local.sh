@@ -23,12 +23,17 @@ mkdir -p "$data" "$test_dir/checkpoints" "$test_dir/model" "$test_dir/output"
 # Sample generation and the split run as the calling user, so the files stay theirs.
 as_me=(--user "$(id -u):$(id -g)")
 echo "== generate $customers customers"
-docker run --rm "${as_me[@]}" -v "$raw:/sample" "$image" \
+mkdir -p "$raw/input"
+docker run --rm "${as_me[@]}" -v "$raw/input:/sample" "$image" \
     fleetcast generate --customers "$customers" --seed 7 --out /sample/consumption.csv
 echo "== split (the Processing step) into $data"
+# Its two outputs, as `launch process` maps them: the channel, and the split's own reports apart from it.
+mkdir -p "$raw/reports"
 docker run --rm "${as_me[@]}" \
-    -v "$raw:/opt/ml/processing/input:ro" -v "$data:/opt/ml/processing/output" \
+    -v "$raw/input:/opt/ml/processing/input:ro" -v "$data:/opt/ml/processing/output" \
+    -v "$raw/reports:/opt/ml/processing/reports" \
     "$image" fleetcast split
+grep -E '"(customers|rows_written|rows_dropped)"' "$raw/reports/split_summary.json"
 
 echo "== train"
 docker run --rm -v "$test_dir:/opt/ml" "$image" train

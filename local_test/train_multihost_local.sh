@@ -17,13 +17,14 @@ work=${WORK_DIR:-$here/hosts}
 ((hosts >= 1)) || { echo "HOSTS must be at least 1" >&2; exit 2; }
 
 rm -rf "$work" "$test_dir/checkpoints"
-mkdir -p "$work/raw" "$work/all" "$test_dir/checkpoints"
+mkdir -p "$work/raw" "$work/all" "$work/split-reports" "$test_dir/checkpoints"
 as_me=(--user "$(id -u):$(id -g)")
 echo "== generate $customers customers and split them (the Processing step)"
 docker run --rm "${as_me[@]}" -v "$work/raw:/sample" "$image" \
     fleetcast generate --customers "$customers" --seed 7 --out /sample/consumption.csv
 docker run --rm "${as_me[@]}" \
     -v "$work/raw:/opt/ml/processing/input:ro" -v "$work/all:/opt/ml/processing/output" \
+    -v "$work/split-reports:/opt/ml/processing/reports" \
     "$image" fleetcast split
 
 host_names=()
@@ -31,7 +32,8 @@ for ((i = 1; i <= hosts; i++)); do host_names+=("algo-$i"); done
 hosts_json=$(printf '"%s",' "${host_names[@]}")
 hosts_json="[${hosts_json%,}]"
 
-# Every customer's files go to one host: top-level entries of the split output, sorted, dealt round-robin.
+# Every customer's files go to one host: top-level entries of the split output (customer data only: the
+# split's reports went to their own folder), sorted, dealt round-robin.
 mapfile -t entries < <(find "$work/all" -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort)
 ((${#entries[@]} >= hosts)) || { echo "only ${#entries[@]} objects for $hosts hosts" >&2; exit 1; }
 for ((i = 0; i < hosts; i++)); do

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fleetcast import cli
-from fleetcast.serving.serve import DEFAULT_SERVER, SERVER_ENV
+from fleetcast.serving.environment import DEFAULT_SERVER, SERVER_ENV
 from launch import __main__ as launch_main
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -66,6 +66,12 @@ def _generate(sub: argparse._SubParsersAction) -> None:
         help="rows per customer, at timestamps drawn from the grid",
     )
     p.add_argument("--freq", default="D", help="timestamp grid: D (daily) or a sub-daily pandas alias like h")
+    p.add_argument(
+        "--drivers",
+        action="store_true",
+        help="add a temperature column that drives consumption (heating/cooling degrees) and holiday dips",
+    )
+    p.add_argument("--country", default="US", help="with --drivers: the ISO code of the holiday calendar")
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.data.generate import generate_csv
@@ -78,6 +84,8 @@ def _generate(sub: argparse._SubParsersAction) -> None:
             end=a.end,
             rows_per_customer=a.rows_per_customer,
             freq=a.freq,
+            drivers=a.drivers,
+            country=a.country,
         )
         return 0
 
@@ -308,6 +316,8 @@ def _invoke(sub: argparse._SubParsersAction) -> None:
 
 
 def _plot(sub: argparse._SubParsersAction) -> None:
+    from fleetcast import client  # light: boto3 is imported by the call, not here
+
     p = sub.add_parser("plot", help="write a PNG of a customer's history and forecast with intervals")
     p.add_argument(
         "--models", type=Path, default=None, help="folder of <customer>.tar.gz (history from the model)"
@@ -321,10 +331,16 @@ def _plot(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--endpoint-name", default="fleetcast", help="with --endpoint-url")
     p.add_argument("--history-days", type=int, default=120, help="how much history to show")
     p.add_argument("--out", type=Path, required=True, help="PNG file to write")
+    client.add_regressor_argument(p)
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.plot import plot_main
 
+        try:
+            regressors = client.regressor_values(a.regressor, a.period)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return plot_main(
             models=a.models,
             data=a.data,
@@ -334,6 +350,7 @@ def _plot(sub: argparse._SubParsersAction) -> None:
             endpoint_name=a.endpoint_name,
             history_days=a.history_days,
             out=a.out,
+            regressors=regressors,
         )
 
     p.set_defaults(run=run)
@@ -392,7 +409,8 @@ def _report(sub: argparse._SubParsersAction) -> None:
         "--models",
         type=Path,
         default=None,
-        help="folder of <customer>.tar.gz: the worst customers' history (without it: no plots)",
+        help="the models folder (a fleet manifest, or <customer>.tar.gz anywhere under it): the worst "
+        "customers' history (default: searched under --train-output, as a local-train work dir holds them)",
     )
     p.add_argument(
         "--forecasts",
@@ -408,7 +426,11 @@ def _report(sub: argparse._SubParsersAction) -> None:
         from fleetcast.report.build import report_main
 
         return report_main(
-            train_output=a.train_output, out=a.out, models=a.models, forecasts=a.forecasts, period=a.period
+            train_output=a.train_output,
+            out=a.out,
+            models=a.models or a.train_output,
+            forecasts=a.forecasts,
+            period=a.period,
         )
 
     p.set_defaults(run=run)

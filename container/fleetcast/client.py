@@ -142,13 +142,24 @@ class TargetModels:
         return self._found[safe]
 
 
-def forecast_payload(period: int, freq: str | None = None, intervals: bool | None = None) -> dict[str, Any]:
-    """The request body; `freq` and `intervals` only when given, so the model's own defaults apply."""
+Regressors = dict[str, list[float]]
+
+
+def forecast_payload(
+    period: int,
+    freq: str | None = None,
+    intervals: bool | None = None,
+    regressors: Regressors | None = None,
+) -> dict[str, Any]:
+    """The request body; `freq`, `intervals` and `regressors` only when given, so the model's own
+    defaults apply and a model without regressors gets today's request."""
     payload: dict[str, Any] = {"period": period}
     if freq is not None:
         payload["freq"] = freq
     if intervals is not None:
         payload["intervals"] = intervals
+    if regressors:
+        payload["regressors"] = regressors
     return payload
 
 
@@ -159,6 +170,7 @@ def invoke_request(
     *,
     freq: str | None = None,
     intervals: bool | None = None,
+    regressors: Regressors | None = None,
     targets: TargetModels | None = None,
 ) -> dict[str, Any]:
     """The InvokeEndpoint parameters, shaped as boto3 takes them (and as `launch --dry-run` prints them)."""
@@ -167,8 +179,39 @@ def invoke_request(
         "TargetModel": (targets or TargetModels())(customer),
         "ContentType": "application/json",
         "Accept": "application/json",
-        "Body": json.dumps(forecast_payload(period, freq, intervals)).encode(),
+        "Body": json.dumps(forecast_payload(period, freq, intervals, regressors)).encode(),
     }
+
+
+def regressor_option(text: str) -> tuple[str, list[float]]:
+    """`--regressor temperature=4.1,3.8,5.0`: a regressor's values at the forecast dates, in order."""
+    name, sep, values = text.partition("=")
+    name = name.strip()
+    try:
+        if not sep or not name:
+            raise ValueError
+        numbers = [float(value) for value in values.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected NAME=V1,V2,... with one number per forecast step, e.g. temperature=4.1,3.8"
+        ) from None
+    return name, numbers
+
+
+def regressor_values(options: Sequence[tuple[str, list[float]]] | None, period: int) -> Regressors | None:
+    """The `--regressor` options as the request's `regressors`; ValueError for a repeat or a wrong count."""
+    if not options:
+        return None
+    values: Regressors = {}
+    for name, numbers in options:
+        if name in values:
+            raise ValueError(f"--regressor {name} is given twice")
+        if len(numbers) != period:
+            raise ValueError(
+                f"--regressor {name} has {len(numbers)} values; --period {period} needs {period}"
+            )
+        values[name] = numbers
+    return values
 
 
 def is_loopback(url: str | None) -> bool:
@@ -294,13 +337,23 @@ def request_forecast(
     *,
     freq: str | None = None,
     intervals: bool | None = None,
+    regressors: Regressors | None = None,
     retry: RetryPolicy | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: RetryNote | None = None,
     targets: TargetModels | None = None,
 ) -> Forecast:
-    """The forecast of `customer` for `period` steps (intervals: the model's own choice unless given)."""
-    request = invoke_request(endpoint_name, customer, period, freq=freq, intervals=intervals, targets=targets)
+    """The forecast of `customer` for `period` steps (intervals: the model's own choice unless given),
+    with the regressors' values at those steps for a model trained with regressors."""
+    request = invoke_request(
+        endpoint_name,
+        customer,
+        period,
+        freq=freq,
+        intervals=intervals,
+        regressors=regressors,
+        targets=targets,
+    )
     return send(client, request, retry=retry, sleep=sleep, on_retry=on_retry)
 
 
@@ -339,6 +392,7 @@ def invoke_main(
     period: int,
     freq: str | None = None,
     intervals: bool | None = None,
+    regressors: Regressors | None = None,
     endpoint_url: str | None = None,
     region: str | None = None,
     raw_json: bool = False,
@@ -385,6 +439,7 @@ def invoke_main(
                 period,
                 freq=freq,
                 intervals=intervals,
+                regressors=regressors,
                 retry=retry,
                 on_retry=note_retry,
                 targets=targets,
@@ -434,15 +489,35 @@ def add_invoke_arguments(parser: argparse.ArgumentParser, *, manifest_default: s
         help="calls per customer while its model loads or calls are throttled (default: %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print each raw JSON answer instead of a table")
+    add_regressor_argument(parser)
+
+
+def add_regressor_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--regressor",
+        action="append",
+        type=regressor_option,
+        default=None,
+        metavar="NAME=V1,V2,...",
+        help="a regressor's values at the forecast steps, one per --period step, for a model trained with "
+        "it (repeatable), e.g. --regressor temperature=4.1,3.8,5.0",
+    )
 
 
 def invoke_requests(
     args: argparse.Namespace, endpoint_name: str, targets: TargetModels | None = None
 ) -> list[dict[str, Any]]:
     """The InvokeEndpoint parameters for each --customer (what `launch invoke --dry-run` prints)."""
+    regressors = regressor_values(args.regressor, args.period)
     return [
         invoke_request(
-            endpoint_name, customer, args.period, freq=args.freq, intervals=args.intervals, targets=targets
+            endpoint_name,
+            customer,
+            args.period,
+            freq=args.freq,
+            intervals=args.intervals,
+            regressors=regressors,
+            targets=targets,
         )
         for customer in args.customer
     ]
@@ -452,12 +527,18 @@ def invoke_from_args(
     args: argparse.Namespace, *, endpoint_name: str, endpoint_url: str | None, region: str | None
 ) -> int:
     """invoke_main with add_invoke_arguments' flags."""
+    try:
+        regressors = regressor_values(args.regressor, args.period)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return invoke_main(
         customers=args.customer,
         endpoint_name=endpoint_name,
         period=args.period,
         freq=args.freq,
         intervals=args.intervals,
+        regressors=regressors,
         endpoint_url=endpoint_url,
         region=region,
         raw_json=args.json,

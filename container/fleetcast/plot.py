@@ -63,7 +63,9 @@ def history_from_model(model_json: str, metadata: dict) -> pd.DataFrame:
     return model_from_json(model_json).history[["ds", "y"]]
 
 
-def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.DataFrame:
+def forecast_from_model(
+    model_json: str, metadata: dict, period: int, regressors: dict[str, list[float]] | None = None
+) -> pd.DataFrame:
     if model_kind(metadata) == BASELINE_KIND:
         from fleetcast.model.compiled import future_dates
 
@@ -75,23 +77,39 @@ def forecast_from_model(model_json: str, metadata: dict, period: int) -> pd.Data
         if model.intervals:
             columns |= {"yhat_lower": predicted.yhat_lower, "yhat_upper": predicted.yhat_upper}
         return pd.DataFrame(columns)
+    from fleetcast.model.conditions import add_condition_columns
     from fleetcast.model.dates import future_frame
     from fleetcast.model.prophet_model import model_from_json
 
     model = model_from_json(model_json)
     future = future_frame(pd.Timestamp(metadata["end"]), period, str(metadata.get("freq") or "D"))
-    predicted = model.predict(future)
+    for name in model.extra_regressors:
+        values = (regressors or {}).get(name)
+        if values is None or len(values) != period:
+            raise LookupError(
+                f"the model needs regressor {name!r} at the {period} forecast steps: give "
+                f"--regressor {name}=V1,...,V{period}"
+            )
+        future[name] = values
+    predicted = model.predict(add_condition_columns(future, model.seasonalities))
     # A model trained with uncertainty_samples=0 predicts no interval columns: drawn without a band.
     return predicted[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper") if c in predicted.columns]]
 
 
 def forecast_from_endpoint(
-    endpoint_url: str, endpoint_name: str, customer: str, period: int, manifest: str | None = None
+    endpoint_url: str,
+    endpoint_name: str,
+    customer: str,
+    period: int,
+    regressors: dict[str, list[float]] | None = None,
+    manifest: str | None = None,
 ) -> pd.DataFrame:
     from fleetcast.client import TargetModels, request_forecast, runtime_client
 
     client = runtime_client(endpoint_url)
-    forecast = request_forecast(client, endpoint_name, customer, period, targets=TargetModels(manifest))
+    forecast = request_forecast(
+        client, endpoint_name, customer, period, regressors=regressors, targets=TargetModels(manifest)
+    )
     frame = pd.DataFrame(forecast.rows)
     frame["ds"] = pd.to_datetime(frame["ds"])
     return frame
@@ -145,6 +163,7 @@ def plot_main(
     endpoint_name: str,
     history_days: int,
     out: Path,
+    regressors: dict[str, list[float]] | None = None,
 ) -> int:
     if models is None and data is None:
         log.error("give --models (a folder of <customer>.tar.gz) or --data (the customer's CSVs)")
@@ -162,9 +181,11 @@ def plot_main(
             else history_from_model(model_json, metadata)
         )
         if endpoint_url:
-            forecast = forecast_from_endpoint(endpoint_url, endpoint_name, customer, period, manifest)
+            forecast = forecast_from_endpoint(
+                endpoint_url, endpoint_name, customer, period, regressors, manifest
+            )
         else:
-            forecast = forecast_from_model(model_json, metadata, period)
+            forecast = forecast_from_model(model_json, metadata, period, regressors)
     except (ArtifactError, LookupError, OSError, InvokeError) as exc:
         log.error("cannot plot customer %s: %s", customer, exc)
         return 1

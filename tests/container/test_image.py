@@ -324,3 +324,34 @@ def test_local_endpoint_in_front_of_the_container_answers_boto3(docker, image, t
                 Body=b'{"period": 3}',
             )
         assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] < 500
+
+
+def test_train_in_the_image_writes_the_html_fleet_report(trained_root):
+    root, _ = trained_root
+    page = (root / "output" / "data" / "fleet-report-algo-1.html").read_text()
+    assert page.count('class="customer-plot"') == min(10, len(CUSTOMERS))
+
+
+def test_forecast_script_runs_the_batch_forecast_on_two_instances(docker, image, trained_root, tmp_path):
+    import gzip
+    import os
+    import subprocess
+
+    root, _ = trained_root
+    out = tmp_path / "forecast"
+    script = Path(__file__).resolve().parents[2] / "local_test" / "forecast.sh"
+    environment = {**docker.env, "FLEETCAST_FORECAST_OUT": str(out), "PATH": os.environ["PATH"]}
+    result = subprocess.run(
+        ["bash", str(script), image.tag, str(root / "checkpoints"), "5", "2"],
+        env=environment, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    files = sorted((out / "forecasts").glob("*.csv.gz"))
+    assert [f.name for f in files] == ["forecasts-algo-1.csv.gz", "forecasts-algo-2.csv.gz"]
+    customers: list[str] = []
+    for file in files:
+        with gzip.open(file, "rt") as handle:
+            frame = pd.read_csv(handle, dtype={"customer": str})
+        customers += sorted(set(frame["customer"]))
+        assert (frame.groupby("customer").size() == 5).all()
+    assert sorted(customers) == sorted(str(c) for c in CUSTOMERS)  # every customer once, on one instance

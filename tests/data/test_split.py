@@ -23,18 +23,7 @@ from fleetcast.data.split import (
     split,
     split_main,
 )
-
-HEADER = "customer_id,timestamp,consumption"
-
-
-def write_csv(path: Path, lines: list[str], header: str = HEADER) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
-    return path
-
-
-def summary_of(out: Path) -> dict:
-    return json.loads((default_reports_dir(out) / SUMMARY_FILE).read_text())
+from tests.support.split_files import HEADER, summary_of, write_csv
 
 
 def customer_rows(out: Path, name: str) -> list[tuple[str, float]]:
@@ -370,6 +359,51 @@ def test_a_damaged_compressed_input_fails_clearly_and_leaves_the_output_as_it_wa
     assert not default_reports_dir(out).exists()
 
 
+@pytest.mark.parametrize(
+    ("when", "buckets"),
+    [("input file(s)", "0"), ("rows from 1 file(s)", "3")],
+    ids=["while-reading", "while-writing-buckets"],
+)
+def test_a_run_stopped_by_sigterm_leaves_the_output_as_it_was(
+    tmp_path: Path, when: str, buckets: str
+) -> None:
+    """SageMaker stops a job with SIGTERM: the run exits 143 and leaves no half-written output behind.
+
+    While reading, a signal lands inside pandas' C tokenizer as often as not: the run must still stop
+    cleanly (a handler that raised there gave a TypeError traceback and exit code 1)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    source = tmp_path / "big.csv"
+    with open(source, "w") as handle:  # ~1M rows: seconds of work left when the signal comes
+        handle.write(HEADER + "\n")
+        for day in range(1, 29):
+            handle.write("".join(f"c{c},2022-02-{day:02d},{c % 97}.5\n" for c in range(36_000)))
+    out = tmp_path / "out"
+    out.mkdir()
+    argv = [sys.executable, "-m", "fleetcast.cli", "split", "--input", str(source), "--out", str(out)]
+    argv += ["--buckets", buckets, "--chunk-rows", "100000"]
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:  # the run logs its plan before reading, its counts before writing
+        if when in line:
+            break
+    # Again and again until it exits: every signal must land harmlessly, wherever the run is. Once the
+    # run has unwound, the default handler is back and a late signal ends the process (-SIGTERM).
+    while process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        time.sleep(0.005)
+    rest = process.stdout.read()
+    assert process.wait(timeout=60) in (128 + signal.SIGTERM, -signal.SIGTERM), rest
+    assert "Traceback" not in rest
+    if list(out.iterdir()):  # the machine was slow and the run had finished before the first signal
+        assert summary_of(out)["rows_written"] == 28 * 36_000  # then the output is whole, never half
+    else:
+        assert not default_reports_dir(out).exists()
+
+
 def test_the_reports_never_go_inside_the_output(tmp_path: Path, capsys) -> None:
     source = write_csv(tmp_path / "in.csv", ["a,2022-01-01,1"])
     out = tmp_path / "out"
@@ -379,6 +413,15 @@ def test_the_reports_never_go_inside_the_output(tmp_path: Path, capsys) -> None:
     assert split_main([source], out, reports=tmp_path / "elsewhere") == 0
     assert sorted(p.name for p in out.iterdir()) == ["a"]  # the channel: customer data only
     assert (tmp_path / "elsewhere" / SUMMARY_FILE).is_file()
+
+
+def test_a_reports_folder_that_cannot_be_made_fails_before_any_work(tmp_path: Path, capsys) -> None:
+    source = write_csv(tmp_path / "in.csv", ["a,2022-01-01,1"])
+    (tmp_path / "a-file").write_text("")
+    out = tmp_path / "new" / "out"
+    assert split_main([source], out, reports=tmp_path / "a-file" / "reports") == 2
+    assert "cannot create the reports folder" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # the folders this run made are gone again
 
 
 def test_local_train_deals_out_only_customer_data(tmp_path: Path) -> None:

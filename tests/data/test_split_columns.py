@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
@@ -10,24 +10,17 @@ import pytest
 
 from fleetcast.cli import main as cli_main
 from fleetcast.data.layout import BUCKET_COLUMNS, CUSTOMER_COLUMNS, extra_columns
-from fleetcast.data.split import SUMMARY_FILE, default_reports_dir, split_main
+from fleetcast.data.split import split_main
+from tests.support.split_files import summary_of
+from tests.support.split_files import write_csv as write_csv_with
 
 HEADER = "customer_id,timestamp,consumption,temperature,region,humidity"
+write_csv = partial(write_csv_with, header=HEADER)
 LINES = [
     "a,2022-01-02,2.5,-3.25,north,80",
     "a,2022-01-01,1,4.5,north,81",
     "b,2022-01-01,7,10,south,55.5",
 ]
-
-
-def write_csv(path: Path, lines: list[str], header: str = HEADER) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
-    return path
-
-
-def summary_of(out: Path) -> dict:
-    return json.loads((default_reports_dir(out) / SUMMARY_FILE).read_text())
 
 
 def test_numeric_extra_columns_are_kept_per_customer_in_the_input_order(tmp_path: Path) -> None:
@@ -142,3 +135,30 @@ def test_train_still_reads_consumption_from_files_with_extra_columns(tmp_path: P
         "a": [1.0, 2.5],
         "b": [7.0],
     }
+
+
+@pytest.mark.parametrize("buckets", [0, 2])
+def test_generated_drivers_reach_trains_readers_unchanged(tmp_path: Path, buckets: int) -> None:
+    """`generate --drivers` -> split -> the channel train reads: every customer's temperature, row for row."""
+    from fleetcast.data.generate import generate_csv
+    from fleetcast.training.inputs import iter_bucket_tasks, load_task_rows, read_customer_file
+
+    raw = tmp_path / "raw.csv"
+    generate_csv(out=raw, customers=5, seed=4, rows_per_customer=60, drivers=True)
+    source = pd.read_csv(raw, dtype={"customer_id": str}).sort_values(["customer_id", "timestamp"])
+    out = tmp_path / "out"
+    assert split_main([raw], out, buckets=buckets) == 0
+    assert summary_of(out)["extra_columns"] == ["temperature"]
+    if buckets:
+        tasks = [
+            t for part in sorted(out.glob("part-*.csv")) for t in iter_bucket_tasks(part, ("temperature",))
+        ]
+        rows = {t.customer: load_task_rows(t) for t in tasks}
+    else:
+        rows = {
+            p.name: read_customer_file(p / "data.csv", regressors=("temperature",)) for p in out.iterdir()
+        }
+    assert sorted(rows) == sorted(source["customer_id"].unique())
+    for customer, group in source.groupby("customer_id"):
+        assert list(rows[customer].y) == pytest.approx(list(group["consumption"]))
+        assert list(rows[customer].regressors["temperature"]) == pytest.approx(list(group["temperature"]))

@@ -17,12 +17,12 @@ from prophet import Prophet
 
 from fleetcast.cli import main
 from fleetcast.forecast import dataset
-from fleetcast.forecast.draws import ReplayedStream, ReplayMismatch
 from fleetcast.forecast.predict import PROPHET, forecast_archive
 from fleetcast.model import archive
 from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import model_to_json
 from fleetcast.model.settings import ProphetSettings
+from fleetcast.serving.draws import ReplayedStream, ReplayMismatch
 from fleetcast.serving.predictors import load_model
 from fleetcast.serving.protocol import ForecastRequest
 from tests.serving.models import build_model, daily_history, hourly_history
@@ -42,11 +42,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> dict:
         name: build_model(root, str(i), daily_history(i), s) for i, (name, s) in enumerate(SETTINGS.items())
     }
     models["hourly"] = build_model(root, "9", hourly_history())
+    models["naive"] = build_model(root, "10", daily_history(10), kind=archive.BASELINE_KIND)
     return models
 
 
 @pytest.mark.parametrize("period", [1, 7, 30])
-@pytest.mark.parametrize("name", [*SETTINGS, "hourly"])
+@pytest.mark.parametrize("name", [*SETTINGS, "hourly", "naive"])
 def test_a_batch_forecast_is_exactly_what_the_endpoint_answers(built: dict, name: str, period: int):
     model = built[name]
     batch = forecast_archive(model.archive, period)
@@ -177,18 +178,62 @@ def test_the_job_fails_clearly_without_input(sm_root: Path, tmp_path: Path):
     assert "none of 1 archives could be forecast" in (sm_root / "output" / "message").read_text()
 
 
-def test_processing_defaults_and_the_instance_name(sm_root: Path, built: dict):
-    paths_models = sm_root / "processing" / "input" / "models"
-    paths_models.mkdir(parents=True)
-    (paths_models / built["daily"].archive.name).write_bytes(built["daily"].archive.read_bytes())
-    (sm_root / "config").mkdir()
-    (sm_root / "config" / "resourceconfig.json").write_text(
-        json.dumps({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})
-    )
-    assert main(["forecast", "--workers", "1"]) == 0
-    produced = sm_root / "processing" / "output" / "forecasts" / "forecasts-algo-2.csv.gz"
-    assert len(read_dataset(produced)) == 7
-    assert (sm_root / "processing" / "output" / "forecast-reports" / "forecast-summary-algo-2.json").is_file()
+def run_as(root: Path, host: str, hosts: list[str]) -> list[dict[str, str]]:
+    (root / "config").mkdir(exist_ok=True)
+    (root / "config" / "resourceconfig.json").write_text(json.dumps({"current_host": host, "hosts": hosts}))
+    assert main(["forecast", "--workers", "1", "--period", "3"]) == 0
+    return read_dataset(root / "processing" / "output" / "forecasts" / f"forecasts-{host}.csv.gz")
+
+
+def test_instances_split_the_customers_between_them_with_the_processing_defaults(sm_root: Path, built: dict):
+    models = sm_root / "processing" / "input" / "models"
+    models.mkdir(parents=True)
+    for model in built.values():
+        (models / model.archive.name).write_bytes(model.archive.read_bytes())
+    hosts = ["algo-1", "algo-2"]
+    shares = [{row["customer"] for row in run_as(sm_root, host, hosts)} for host in hosts]
+    assert shares[0] and shares[1] and not shares[0] & shares[1]
+    assert shares[0] | shares[1] == {model.customer for model in built.values()}
+    reports = sm_root / "processing" / "output" / "forecast-reports"
+    assert sorted(p.name for p in reports.glob("forecast-summary-*.json")) == [
+        "forecast-summary-algo-1.json",
+        "forecast-summary-algo-2.json",
+    ]
+
+
+def test_with_a_fleet_manifest_exactly_its_versions_are_forecast(tmp_path: Path, built: dict):
+    from fleetcast.model import manifest
+
+    models = tmp_path / "models"
+    old, new = built["daily"].archive.read_bytes(), built["flat"].archive.read_bytes()
+    for run, payload in (("run-1", old), ("run-2", new)):
+        (models / run).mkdir(parents=True)
+        (models / run / "0.tar.gz").write_bytes(payload)  # customer 0's model in two runs
+    (models / "run-1" / "9.tar.gz").write_bytes(built["hourly"].archive.read_bytes())  # not in the manifest
+    entries = [
+        manifest.entry_for("0", "run-2", "d", "s", "configured", None),
+        manifest.entry_for("5", "run-2", "d", "s", "configured", None),  # listed, but its archive is missing
+    ]
+    manifest.write_manifest(models / manifest.MANIFEST_NAME, entries)
+    out, reports = tmp_path / "out", tmp_path / "reports"
+    args = [
+        "forecast",
+        "--models",
+        str(models),
+        "--out",
+        str(out),
+        "--reports",
+        str(reports),
+        "--workers",
+        "1",
+    ]
+    assert main([*args, "--period", "4"]) == 0
+    rows = read_dataset(out / "forecasts-local.csv.gz")
+    # The served version (run-2 holds the flat model, whose metadata names customer 3).
+    assert {row["customer"] for row in rows} == {"3"} and len(rows) == 4
+    with open(reports / "forecast-failures-local.csv", newline="") as handle:
+        (failure,) = list(csv.DictReader(handle))
+    assert failure["customer"] == "5" and "no such archive" in failure["reason"]
 
 
 def test_customer_ids_that_need_quoting_round_trip():
@@ -218,3 +263,13 @@ def test_a_model_compiled_without_its_history_refuses_a_single_date_interval(bui
     with pytest.raises(ValueError, match="history step"):
         compiled.predict(one_date, seed=0)
     assert compiled.predict(one_date, intervals=False).yhat.shape == (1,)
+
+
+def test_an_unreadable_resourceconfig_is_named(sm_root: Path, built: dict):
+    models = sm_root / "processing" / "input" / "models"
+    models.mkdir(parents=True)
+    (models / built["daily"].archive.name).write_bytes(built["daily"].archive.read_bytes())
+    (sm_root / "config").mkdir()
+    (sm_root / "config" / "resourceconfig.json").write_text("{not json")
+    assert main(["forecast", "--workers", "1"]) == 2
+    assert "resourceconfig.json" in (sm_root / "output" / "message").read_text()

@@ -1,10 +1,13 @@
-"""Hostile requests at the local endpoint, in front of the real lean server, over real HTTP.
+"""Hostile requests at the local endpoint, in front of each real server (lean and MMS), over real HTTP.
 
-Every refusal is boto3's error shape (JSON with `x-amzn-ErrorType`), a 4xx, and never a traceback.
+Every refusal is boto3's error shape (JSON with `x-amzn-ErrorType`), a 4xx, and never a traceback; what
+the container refuses reaches the caller as a ModelError carrying the container's own 4xx.
 """
 
 from __future__ import annotations
 
+import json
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +18,11 @@ from fleetcast.local.container_client import ContainerClient
 from fleetcast.local.endpoint import MultiModelEndpoint
 from fleetcast.local.endpoint_http import RunningEndpoint, start_endpoint
 from fleetcast.local.model_source import LocalFolderSource
+from fleetcast.model.archive import sha256_text
+from tests.helpers import require_java
 from tests.local.test_endpoint import build_model
-from tests.support.servers import start_lean
+from tests.serving.models import WRONG_TYPED_FIELDS, extract
+from tests.support.servers import start_server
 
 # Real server processes (or the aws CLI and a moto server) start here: not for `make test-fast`.
 pytestmark = pytest.mark.slow
@@ -24,13 +30,36 @@ pytestmark = pytest.mark.slow
 INVOKE = "/endpoints/fleetcast/invocations"
 
 
-@pytest.fixture(scope="module")
-def endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningEndpoint, Path]]:
-    root = tmp_path_factory.mktemp("hostile-endpoint")
+def wrong_typed_archive(source: Path, target: Path, field: str) -> Path:
+    """`source` with a wrong-typed model.json field (its checksum made consistent again), as `target`."""
+    model_dir = extract(source, target.parent.parent / f"work-{target.name}")
+    data = json.loads((model_dir / "model.json").read_text())
+    WRONG_TYPED_FIELDS[field](data)
+    text = json.dumps(data)
+    metadata = json.loads((model_dir / "metadata.json").read_text())
+    metadata["model_sha256"] = sha256_text(text)
+    (model_dir / "model.json").write_text(text)
+    (model_dir / "metadata.json").write_text(json.dumps(metadata))
+    with tarfile.open(target, "w:gz") as tar:
+        for name in ("model.json", "metadata.json"):
+            tar.add(model_dir / name, arcname=name)
+    return target
+
+
+@pytest.fixture(scope="module", params=[pytest.param("mms", marks=pytest.mark.mms), "lean"])
+def endpoint(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[RunningEndpoint, Path]]:
+    if request.param == "mms":
+        require_java()
+    root = tmp_path_factory.mktemp(f"hostile-endpoint-{request.param}")
     models = root / "models"
     build_model(models, "0", 0)
-    with start_lean(root, workers=2) as lean:
-        endpoint = MultiModelEndpoint(LocalFolderSource(models), ContainerClient(lean.url), root / "cache")
+    for field in WRONG_TYPED_FIELDS:
+        wrong_typed_archive(models / "0.tar.gz", models / f"wrong-{field}.tar.gz", field)
+    options = {"workers": 2} if request.param == "lean" else {}
+    with start_server(request.param, root, {"SAGEMAKER_MULTI_MODEL": "true"}, **options) as server:
+        endpoint = MultiModelEndpoint(LocalFolderSource(models), ContainerClient(server.url), root / "cache")
         running = start_endpoint(endpoint)
         try:
             yield running, root
@@ -76,3 +105,13 @@ def test_over_the_invoke_limit_and_unknown_routes_are_json(endpoint):
     assert_boto_error(post(running, "0.tar.gz", b" " * (6 * 1024 * 1024 + 1)), 413, "ValidationError")
     assert_boto_error(requests.get(f"{running.url}/nothing", timeout=10), 400, "ValidationError")
     assert_boto_error(requests.put(f"{running.url}{INVOKE}", timeout=10), 400, "ValidationError")
+
+
+@pytest.mark.parametrize("field", sorted(WRONG_TYPED_FIELDS))
+def test_a_model_json_with_wrong_typed_fields_is_a_model_error_carrying_a_4xx(endpoint, field):
+    running, _ = endpoint
+    for _ in range(2):  # the lean server refuses the load; MMS loads it and refuses each invoke
+        answer = post(running, f"wrong-{field}.tar.gz", b'{"period": 2}')
+        message = assert_boto_error(answer, 424, "ModelError")
+        assert answer.json()["OriginalStatusCode"] == 400, message
+        assert "model_invalid" in message

@@ -24,6 +24,7 @@ from fleetcast.model.compiled import (
     future_dates,
     percentile_rows,
 )
+from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.dates import future_frame
 from fleetcast.model.prophet_model import (
     _prophet_class,
@@ -93,6 +94,11 @@ CONFIGS: dict[str, tuple[str, dict]] = {
     "hourly-multiplicative": ("hourly", {"seasonality_mode": "multiplicative", "daily_seasonality": 8}),
     "hourly-flat": ("hourly", {"growth": "flat", "weekly_seasonality": False}),
     "tiny-history": ("tiny", {}),
+    "hourly-day-type": ("hourly", {"daily_by_day_type": True}),
+    "hourly-day-type-multiplicative": (
+        "hourly",
+        {"daily_by_day_type": True, "seasonality_mode": "multiplicative", "daily_seasonality": 6},
+    ),
 }
 FREQ = {"daily": "D", "daily-short": "D", "fleet": "D", "hourly": "h", "tiny": "D"}
 
@@ -112,7 +118,8 @@ def fitted_roundtrip(name: str):
 def _prophet_predict(model, dates: np.ndarray, seed: int | None = None) -> pd.DataFrame:
     if seed is not None:
         np.random.seed(seed)
-    return model.predict(pd.DataFrame({"ds": dates}))
+    # Stock predict reads condition columns from the frame; fleetcast's come from ds (model/conditions.py).
+    return model.predict(add_condition_columns(pd.DataFrame({"ds": dates}), model.seasonalities))
 
 
 def _date_sets(model, freq: str) -> dict[str, np.ndarray]:
@@ -282,7 +289,7 @@ def _unsupported_models():
         ),
     )
     yield (
-        "conditional seasonality",
+        "conditioned on the input column 'on'",
         _fit_raw(
             with_flag,
             lambda m: m.add_seasonality(name="workweek", period=7, fourier_order=3, condition_name="on"),

@@ -20,8 +20,9 @@ from fleetcast.model.compiled import COMPILED_FILE, NotCompilable, iso_strings
 from fleetcast.model.prophet_model import _prophet_class, model_to_json
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.compiled_predictor import CompiledPredictor, compiled_document, load_predictor
+from fleetcast.serving.errors import ServingError, http_status
 from fleetcast.serving.predictor import ProphetPredictor
-from fleetcast.serving.protocol import ForecastError, ForecastRequest
+from fleetcast.serving.protocol import ForecastRequest
 from tests.serving.models import (
     BuiltModel,
     build_model,
@@ -65,7 +66,7 @@ def test_answers_are_the_prophet_predictors_answers(models, kind: str) -> None:
     built = models[kind]
     compiled = CompiledPredictor.load(built.model_dir)
     prophet = ProphetPredictor.load(built.model_dir)
-    assert compiled.source == "model.json"
+    assert compiled.source == COMPILED_FILE  # shipped by archive_model, as training ships it
     for request in REQUESTS:
         ours, theirs = compiled.forecast(request), prophet.forecast(request)
         assert ours["customer"] == theirs["customer"] == built.customer
@@ -151,14 +152,14 @@ def test_covered_models_load_compiled(models, caplog) -> None:
 
 def test_errors_match_the_prophet_predictor(models, tmp_path: Path) -> None:
     def error_of(call) -> tuple[int, str]:
-        with pytest.raises(ForecastError) as caught:
+        with pytest.raises(ServingError) as caught:
             call()
-        return caught.value.status, caught.value.code
+        return http_status(caught.value), caught.value.code
 
     no_intervals = models["no_intervals"].model_dir
     with_intervals = ForecastRequest(7, intervals=True)
     for cls in (CompiledPredictor, ProphetPredictor):
-        assert error_of(lambda cls=cls: cls.load(tmp_path / "absent")) == (500, "model_missing")
+        assert error_of(lambda cls=cls: cls.load(tmp_path / "absent")) == (404, "model_missing")
         unavailable = error_of(lambda cls=cls: cls.load(no_intervals).forecast(with_intervals))
         assert unavailable == (400, "intervals_unavailable")
     # Past datetime64[ns] (April 2262): refused. (pandas 3 lets Prophet's own path go on in microseconds.)
@@ -173,16 +174,17 @@ def test_errors_match_the_prophet_predictor(models, tmp_path: Path) -> None:
     }
 
     tampered = _copy(models["daily"], tmp_path)
+    (tampered / COMPILED_FILE).unlink()  # the model.json path (a shipped compiled.json never reads it)
     (tampered / "model.json").write_text(
         (tampered / "model.json").read_text().replace('"growth"', '"growth" ')
     )
-    assert error_of(lambda: CompiledPredictor.load(tampered)) == (500, "model_invalid")
+    assert error_of(lambda: CompiledPredictor.load(tampered)) == (400, "model_invalid")
 
     no_end = tmp_path / "no-end"
     shutil.copytree(models["daily"].model_dir, no_end)
     metadata = json.loads((no_end / "metadata.json").read_text())
     (no_end / "metadata.json").write_text(json.dumps({**metadata, "end": "the day before yesterday"}))
-    assert error_of(lambda: CompiledPredictor.load(no_end)) == (500, "model_invalid")
+    assert error_of(lambda: CompiledPredictor.load(no_end)) == (400, "model_invalid")
 
 
 def test_interval_seed_is_the_prophet_predictors() -> None:
@@ -234,6 +236,8 @@ TRAIN_CONFIGS = {
         "h",
         {"changepoint_prior_scale": "0.3", "interval_width": "0.95", "uncertainty_samples": "300"},
     ),
+    # Weekday and weekend daily shapes: conditions from the timestamp, in train, compiled and fallback alike.
+    "hourly-day-type": ("h", {"daily_by_day_type": "true", "selection": "off", "uncertainty_samples": "200"}),
 }
 
 
@@ -259,7 +263,7 @@ def test_models_from_fleetcast_train_compile_and_answer_like_prophet(
         frame.to_csv(folder / "data.csv", index=False)
     # Every Prophet candidate may win, not the seasonal-naive kind (tests/serving/test_baseline_serving.py).
     prophet_candidates = ",".join(name for name in CANDIDATE_NAMES if name != "naive")
-    write_hyperparameters(sm_root, workers="1", selection=prophet_candidates, **hyperparameters)
+    write_hyperparameters(sm_root, **{"workers": "1", "selection": prophet_candidates, **hyperparameters})
     assert main(["train"]) == 0
 
     archives = sorted((sm_root / "checkpoints").glob("*.tar.gz"))
@@ -268,6 +272,9 @@ def test_models_from_fleetcast_train_compile_and_answer_like_prophet(
         model_dir = extract(archive_path, tmp_path / archive_path.name / "model")
         compiled, prophet = load_predictor(model_dir), ProphetPredictor.load(model_dir)
         assert isinstance(compiled, CompiledPredictor), config
+        if config == "hourly-day-type":
+            conditions = [props["condition_name"] for props in prophet.model.seasonalities.values()]
+            assert conditions == ["weekday", "weekend", None]
         assert compiled.freq == prophet.freq  # (pandas 3 infers "24h" for gappy daily data)
         for request in (ForecastRequest(7), ForecastRequest(24, intervals=False)):
             ours, theirs = compiled.forecast(request)["forecast"], prophet.forecast(request)["forecast"]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from fleetcast.model import prophet_model
+from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.fit import engine
 from fleetcast.model.settings import ProphetSettings, Regressor
 from tests.support.fit_fidelity import corpus, driver_corpus
@@ -19,7 +20,7 @@ BASE = ProphetSettings(uncertainty_samples=0)
 def _stock_with_params(history: pd.DataFrame, settings: ProphetSettings, params) -> str:
     """Stock Prophet prepared on the same history and holding the engine's parameters, serialised."""
     model = prophet_model.new_prophet(settings)
-    model.preprocess(history)
+    model.preprocess(add_condition_columns(history, model.seasonalities))
     model.params = params
     return prophet_model.model_to_json(model)
 
@@ -28,6 +29,13 @@ def _cases():
     rng = np.random.default_rng(3)
     daily = pd.date_range("2022-01-01", periods=300, freq="D")
     values = 100 + 10 * np.sin(np.arange(300) / 3) + rng.normal(0, 1, 300)
+    half_hourly = pd.date_range("2023-02-01", periods=48 * 21, freq="30min")
+    hour = half_hourly.hour.to_numpy() + half_hourly.minute.to_numpy() / 60
+    weekend = half_hourly.day_of_week.to_numpy() >= 5
+    shape = np.where(
+        weekend, 5 * np.sin(2 * np.pi * (hour - 10) / 24), 20 * np.sin(2 * np.pi * (hour - 7) / 24)
+    )
+    load = 100 + shape + rng.normal(0, 1, len(half_hourly))
     extra = [
         (
             "nan-rows",
@@ -48,6 +56,16 @@ def _cases():
             "orders",
             pd.DataFrame({"ds": daily, "y": values}),
             replace(BASE, yearly_seasonality=3, daily_seasonality=True),
+        ),
+        (
+            "day-type-half-hourly",
+            pd.DataFrame({"ds": half_hourly, "y": load}),
+            replace(BASE, daily_by_day_type=True),
+        ),
+        (
+            "day-type-multiplicative",
+            pd.DataFrame({"ds": half_hourly, "y": load}),
+            replace(BASE, daily_by_day_type=True, seasonality_mode="multiplicative", daily_seasonality=7),
         ),
     ]
     drivers = replace(BASE, country_holidays="US", regressors=(Regressor("temperature"),))

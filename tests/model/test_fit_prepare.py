@@ -9,12 +9,14 @@ import pandas as pd
 import pytest
 
 from fleetcast.model import prophet_model
+from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.fit import prepare
 from fleetcast.model.fit.problem import FitProblem
 from fleetcast.model.settings import ProphetSettings, Regressor
 from tests.support.fit_fidelity import corpus, driver_corpus
 
 BASE = ProphetSettings(uncertainty_samples=0)
+DAY_TYPE = replace(BASE, daily_by_day_type=True)
 
 
 def _edge_cases() -> list[tuple[str, pd.DataFrame, ProphetSettings]]:
@@ -41,6 +43,13 @@ def _edge_cases() -> list[tuple[str, pd.DataFrame, ProphetSettings]]:
             replace(BASE, seasonality_mode="multiplicative", yearly_seasonality=4, weekly_seasonality=2),
         ),
         ("range-and-scales", daily, replace(BASE, changepoint_range=0.33, changepoint_prior_scale=0.9)),
+        # Daily seasonality by day type (weekday/weekend conditions computed from ds), sub-daily data.
+        ("day-type-half-hourly", pd.date_range("2023-01-02", periods=48 * 20, freq="30min"), DAY_TYPE),
+        (
+            "day-type-multiplicative-order",
+            pd.date_range("2022-12-30 07:00", periods=24 * 30, freq="h"),
+            replace(DAY_TYPE, seasonality_mode="multiplicative", daily_seasonality=6, weekly_seasonality=2),
+        ),
     ]
     built = []
     for name, stamps, settings in cases:
@@ -90,7 +99,7 @@ CASES = (
 
 def _stock(history: pd.DataFrame, settings: ProphetSettings):
     model = prophet_model.new_prophet(settings)
-    inputs = model.preprocess(history)
+    inputs = model.preprocess(add_condition_columns(history, model.seasonalities))
     return model, FitProblem.from_model_inputs(inputs, model.calculate_initial_params(inputs.K))
 
 

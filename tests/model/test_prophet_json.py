@@ -22,6 +22,7 @@ from prophet.serialize import model_from_json
 from prophet.serialize import model_to_json as stock_model_to_json
 
 from fleetcast.data.generate import customer_series
+from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.fit import engine, prophet_json
 from fleetcast.model.fit.prophet_json import FittedState, NotExact, model_to_json, to_json
 from fleetcast.model.prophet_model import new_prophet
@@ -83,6 +84,15 @@ ENGINE_CASES: dict[str, tuple[Callable[[], pd.DataFrame], ProphetSettings]] = {
     "huge": (lambda: _scaled(1e9), BASE),
     "negative": (lambda: _scaled(1.0, offset=-700.0), BASE),
     "unsorted-duplicates": (_unsorted_with_duplicates, BASE),
+    # Daily seasonality by day type: history gains the boolean weekday/weekend columns after y.
+    "half-hourly-day-type": (
+        lambda: _generated("2023-01-01", 48 * 14, "30min", 48 * 14),
+        replace(BASE, daily_by_day_type=True),
+    ),
+    "hourly-day-type-multiplicative": (
+        lambda: _generated("2023-01-01", 24 * 21, "h", 24 * 21),
+        replace(BASE, daily_by_day_type=True, seasonality_mode="multiplicative", daily_seasonality=3),
+    ),
 }
 CORPUS_SIZE = 40
 
@@ -99,7 +109,7 @@ def _stock_fitted(history: pd.DataFrame, settings: ProphetSettings):
     if outcome.state is None:
         return outcome.stan_model, None
     model = new_prophet(settings)
-    model.preprocess(history.copy())
+    model.preprocess(add_condition_columns(history.copy(), model.seasonalities))
     model.params = outcome.state.params
     return model, outcome.state
 

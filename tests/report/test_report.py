@@ -51,6 +51,7 @@ def browser(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, timeout=120, check=True)
 
 
+@pytest.mark.slow  # a real browser
 def test_train_writes_a_report_that_a_browser_shows_with_every_plot_loaded(sm_root: Path, tmp_path: Path):
     page_path = train_fleet(sm_root, 14)
     assert page_path.is_file()  # written by train, in output/data: it lands in output.tar.gz
@@ -141,3 +142,37 @@ def test_a_thousand_customers_take_well_under_ten_seconds(sm_root: Path, tmp_pat
     assert len(embedded_svgs(page, "customer-plot")) == 10
     assert ">1,000</td>" in page
     assert seconds < 10, seconds
+
+
+def test_the_cli_draws_the_forecast_dataset_the_batch_job_wrote(sm_root: Path, tmp_path: Path):
+    train_fleet(sm_root, 12)
+    checkpoints = sm_root / "checkpoints"
+    forecasts = tmp_path / "forecasts"
+    args = ["forecast", "--models", str(checkpoints), "--out", str(forecasts), "--period", "9"]
+    assert main([*args, "--reports", str(tmp_path / "reports"), "--workers", "1"]) == 0
+    out = tmp_path / "report.html"
+    args = ["report", "--train-output", str(sm_root / "output"), "--models", str(checkpoints)]
+    assert main([*args, "--forecasts", str(forecasts), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert f"forecasts: {forecasts}" in page
+    plots = embedded_svgs(page, "customer-plot")
+    assert len(plots) == 10 and all("forecast (yhat)" in svg for svg in plots)
+    # Without --models the archives are looked for under --train-output (here, the /opt/ml root).
+    assert main(["report", "--train-output", str(sm_root), "--out", str(out)]) == 0
+    assert len(embedded_svgs(out.read_text(), "customer-plot")) == 10
+
+
+def test_a_seasonal_naive_customer_is_drawn_from_the_season_it_keeps(tmp_path: Path):
+    from fleetcast.model import archive
+    from fleetcast.report.customer_plots import customer_plot
+    from fleetcast.report.fleet_stats import Scored
+    from tests.serving.models import archive_baseline, daily_history
+
+    archive_baseline(tmp_path / "models", "10", daily_history(10))
+    assert (
+        archive.model_kind(archive.read_archive(tmp_path / "models" / "10.tar.gz")[1])
+        == archive.BASELINE_KIND
+    )
+    plot = customer_plot(Scored("10", 5.0, 4.0, "naive"), tmp_path / "models", holdout_days=0, period=7)
+    assert plot.svg is not None, plot.problem
+    assert "<polygon" in plot.svg and "history" in plot.svg

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ import pandas as pd
 from prophet.serialize import model_from_json
 
 from fleetcast.model import archive, baseline
+from fleetcast.model.compiled import NotCompilable, compile_model_json
 from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import fit_prophet, model_to_json
 from fleetcast.model.settings import ProphetSettings
@@ -47,12 +51,42 @@ def extract(archive: Path, model_dir: Path) -> Path:
     return model_dir
 
 
+# Wrong-typed model.json fields that JSON accepts and numpy chokes on (by id, for parametrize).
+WRONG_TYPED_FIELDS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "string-deltas": lambda data: data["params"].__setitem__("delta", [["a", "b"]]),
+    "seasonality-props": lambda data: data.__setitem__(
+        "seasonalities", [["weekly"], {"weekly": "not an object"}]
+    ),
+    "params-list": lambda data: data.__setitem__("params", [1, 2]),
+}
+
+
+def wrong_typed_model(source: Path, target: Path, mutate: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of a model whose model.json has a wrong-typed field, checksum made consistent again."""
+    shutil.copytree(source, target)
+    data = json.loads((target / "model.json").read_text())
+    mutate(data)
+    text = json.dumps(data)
+    (target / "model.json").write_text(text)
+    metadata = json.loads((target / "metadata.json").read_text())
+    metadata["model_sha256"] = archive.sha256_text(text)
+    (target / "metadata.json").write_text(json.dumps(metadata))
+    (target / "compiled.json").unlink(missing_ok=True)
+    return target
+
+
 def archive_model(
     directory: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
 ) -> Path:
-    """`<directory>/<customer>.tar.gz` of a stock Prophet fit, with the metadata serving reads."""
+    """`<directory>/<customer>.tar.gz` of a stock Prophet fit, with the metadata serving reads and, as
+    training ships it, compiled.json (when the compiled form covers the model)."""
     settings = settings or ProphetSettings()
     model = fit_prophet(history, settings)
+    model_json = model_to_json(model)
+    try:
+        compiled = compile_model_json(model_json).to_dict()
+    except NotCompilable:
+        compiled = None
     metadata = {
         "customer": customer,
         "rows": len(history),
@@ -60,9 +94,10 @@ def archive_model(
         "end": history["ds"].iloc[-1].isoformat(),
         "freq": infer_frequency(history["ds"]),
         "prophet": settings.prophet_kwargs(),
+        "regressors": list(settings.regressor_names),
         "metrics": None,
     }
-    return archive.write_archive(directory, customer, model_to_json(model), metadata)
+    return archive.write_archive(directory, customer, model_json, metadata, compiled=compiled)
 
 
 def archive_baseline(

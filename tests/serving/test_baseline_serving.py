@@ -22,8 +22,9 @@ from fleetcast.model.compiled import future_dates, iso_strings
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.baseline_predictor import BaselinePredictor
 from fleetcast.serving.environment import MULTI_MODEL_ENV
+from fleetcast.serving.errors import ServingError, http_status
 from fleetcast.serving.predictors import from_document, load_model, load_predictor
-from fleetcast.serving.protocol import ForecastError, ForecastRequest
+from fleetcast.serving.protocol import ForecastRequest
 from tests.helpers import require_java
 from tests.serving.models import BuiltModel, build_model, daily_history, extract
 from tests.support.servers import JSON_HEADERS, Server, start_server
@@ -78,19 +79,19 @@ def test_a_bad_baseline_is_a_clear_load_error(models: dict[str, BuiltModel], tmp
     (broken / "metadata.json").write_text(
         json.dumps({**metadata, "model_sha256": archive.sha256_text(bad_json)})
     )
-    with pytest.raises(ForecastError, match="not a seasonal-naive model: missing field 'values'") as caught:
+    with pytest.raises(ServingError, match="not a seasonal-naive model: missing field 'values'") as caught:
         load_model(broken)
-    assert caught.value.status == 400 and caught.value.code == "model_invalid"
+    assert http_status(caught.value) == 400 and caught.value.code == "model_invalid"
 
     newer = tmp_path / "newer"
     shutil.copytree(models["naive"].model_dir, newer)
     (newer / "metadata.json").write_text(json.dumps({**metadata, "kind": "neural-net"}))
-    with pytest.raises(ForecastError, match="model kind 'neural-net'") as caught:
+    with pytest.raises(ServingError, match="model kind 'neural-net'") as caught:
         load_predictor(newer)
-    assert caught.value.status == 500
-    with pytest.raises(ForecastError, match="model kind 'neural-net'") as caught:
+    assert http_status(caught.value) == 400
+    with pytest.raises(ServingError, match="model kind 'neural-net'") as caught:
         load_model(newer)
-    assert caught.value.status == 400
+    assert http_status(caught.value) == 400
 
 
 def test_the_mms_handler_loads_through_the_factory(models: dict[str, BuiltModel]):

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import http.client
 import json
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
-from fleetcast.model.archive import sha256_text
-from tests.support.servers import JSON_HEADERS, Server, start_lean
+from tests.helpers import require_java
+from tests.serving.models import WRONG_TYPED_FIELDS, wrong_typed_model
+from tests.support.servers import JSON_HEADERS, Server, start_lean, start_mms
 
 NESTED_DEPTH = 100_000
 
@@ -37,20 +36,6 @@ def lean(tmp_path_factory: pytest.TempPathFactory, models) -> Iterator[Server]:
     with start_lean(tmp_path_factory.mktemp("hostile"), workers=2) as server:
         assert server.load("daily", models["daily"].model_dir).status_code == 200
         yield server
-
-
-def wrong_typed_model(source: Path, target: Path, mutate) -> Path:
-    """A copy of a model whose model.json has a wrong-typed field, checksum made consistent again."""
-    shutil.copytree(source, target)
-    data = json.loads((target / "model.json").read_text())
-    mutate(data)
-    text = json.dumps(data)
-    (target / "model.json").write_text(text)
-    metadata = json.loads((target / "metadata.json").read_text())
-    metadata["model_sha256"] = sha256_text(text)
-    (target / "metadata.json").write_text(json.dumps(metadata))
-    (target / "compiled.json").unlink(missing_ok=True)
-    return target
 
 
 def test_a_300_character_path_component_is_400_before_the_filesystem(lean, tmp_path):
@@ -80,17 +65,11 @@ def test_deeply_nested_json_is_400(lean, route):
     assert_json_error(answer, 400)
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda data: data["params"].__setitem__("delta", [["a", "b"]]),
-        lambda data: data.__setitem__("seasonalities", [["weekly"], {"weekly": "not an object"}]),
-        lambda data: data.__setitem__("params", [1, 2]),
-    ],
-    ids=["string-deltas", "seasonality-props", "params-list"],
-)
-def test_wrong_typed_model_json_fields_are_400_at_load(lean, models, tmp_path, mutate):
-    model_dir = wrong_typed_model(models["daily"].model_dir, tmp_path / "wrong" / "model", mutate)
+@pytest.mark.parametrize("field", sorted(WRONG_TYPED_FIELDS))
+def test_wrong_typed_model_json_fields_are_400_at_load(lean, models, tmp_path, field):
+    model_dir = wrong_typed_model(
+        models["daily"].model_dir, tmp_path / "wrong" / "model", WRONG_TYPED_FIELDS[field]
+    )
     body = assert_json_error(lean.load("wrong-typed", model_dir), 400, "model_invalid")
     assert str(model_dir) in body["message"]
     assert requests.get(f"{lean.url}/models/wrong-typed", timeout=10).status_code == 404
@@ -171,3 +150,42 @@ def test_a_full_registry_is_a_json_507_so_the_platform_evicts(tmp_path, models):
         assert requests.delete(f"{server.url}/models/a", timeout=30).status_code == 200
         assert server.load("c", models["daily"].model_dir).status_code == 200  # room after the eviction
         assert server.invoke("c", b'{"period": 2}').status_code == 200
+
+
+@pytest.fixture(scope="module")
+def mms(tmp_path_factory: pytest.TempPathFactory, models) -> Iterator[Server]:
+    require_java()
+    with start_mms(tmp_path_factory.mktemp("hostile-mms")) as server:
+        assert server.load("daily", models["daily"].model_dir).status_code == 200
+        yield server
+
+
+@pytest.mark.mms
+@pytest.mark.slow
+def test_mms_answers_what_reaches_our_handler_in_json_and_nothing_in_html(mms, tmp_path):
+    """What reaches our handler (every invoke) gets our JSON 4xx. MMS's own Java management API answers
+    the rest in its own JSON ({"code", "type", "message"}) or, over its frame limit, an empty 413; the one
+    5xx left is its answer to a deeply nested `POST /models` body, which our code never sees."""
+    nested = "[" * NESTED_DEPTH + "]" * NESTED_DEPTH
+    for route in ("/models/daily/invoke", "/invocations?model_name=daily"):
+        answer = requests.post(f"{mms.url}{route}", data=nested, headers=JSON_HEADERS, timeout=30)
+        assert_json_error(answer, 400, "bad_json")
+    huge_url = "/" + "u" * (20 * 1024 * 1024)
+    management = [
+        mms.load("long-component", tmp_path / ("x" * 300) / "model"),
+        requests.post(f"{mms.url}/invocations", data=b'{"period": 3}', headers=JSON_HEADERS, timeout=10),
+        requests.post(
+            f"{mms.url}/models",
+            json={"model_name": "huge", "url": huge_url},
+            timeout=60,
+        ),
+        requests.get(f"{mms.url}/nothing/here", timeout=10),
+        requests.put(f"{mms.url}/models", timeout=10),
+    ]
+    for answer in management:
+        assert 400 <= answer.status_code < 500, answer.text[:300]
+        assert "<html" not in answer.text.lower() and "Traceback" not in answer.text
+    # MMS's Java front parses the load request itself: JSON (its own shape), but a 500.
+    nested_load = requests.post(f"{mms.url}/models", data=nested, headers=JSON_HEADERS, timeout=30)
+    assert nested_load.json()["code"] == nested_load.status_code
+    assert "Traceback" not in mms.log()

@@ -8,21 +8,16 @@ import time
 
 import pytest
 
-from fleetcast.serving.lean.budget import (
-    MemoryBudget,
-    OverBudget,
-    budget_bytes,
-    memory_limit_bytes,
-    server_rss_bytes,
-)
+from fleetcast.serving.errors import ServingError, http_status
+from fleetcast.serving.lean.budget import MemoryBudget, OverBudget, budget_bytes
 from fleetcast.serving.lean.registry import (
     PRUNE_EVERY,
     STORE_PREFIX,
-    RegistryError,
     SharedRegistry,
     check_name,
     remove_stale_stores,
 )
+from fleetcast.serving.memory import memory_limit_bytes, server_rss_bytes
 
 DOCUMENT = {"kind": "compiled", "customer": "7"}
 
@@ -42,9 +37,9 @@ def test_any_printable_model_name_is_stored_as_given(registry, name):
 
 @pytest.mark.parametrize("name", ["", "x" * 256, "ü" * 128, "tab\tname"])
 def test_unusable_names_are_400(name):
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(ServingError) as caught:
         check_name(name)
-    assert caught.value.status == 400 and caught.value.message
+    assert http_status(caught.value) == 400 and caught.value.message
 
 
 def test_add_read_list_remove(registry):
@@ -58,17 +53,17 @@ def test_add_read_list_remove(registry):
         entry.url == "/models/a/model" and entry.document["customer"] == "7" and entry.estimate_bytes == 500
     )
 
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(ServingError) as caught:
         registry.add("a", "/elsewhere", 1, DOCUMENT)
-    assert caught.value.status == 409
+    assert http_status(caught.value) == 409
     assert registry.estimate_total == 1500 and registry.generation == 2  # a refused add changes nothing
 
     removed, generation = registry.remove("a")
     assert removed.url == "/models/a/model" and generation == 3
     assert registry.read("a") is None and registry.names() == ["b"] and registry.estimate_total == 1000
-    with pytest.raises(RegistryError) as caught:
+    with pytest.raises(ServingError) as caught:
         registry.remove("a")
-    assert caught.value.status == 404
+    assert http_status(caught.value) == 404
     assert registry.removed_since(0) == ["a"] and registry.removed_since(generation) == []
 
 
@@ -153,17 +148,10 @@ def test_close_removes_the_store(tmp_path):
 # ---- budget ------------------------------------------------------------------------------------------
 
 
-def test_budget_defaults_to_half_the_memory_limit_and_reads_the_variable():
-    assert budget_bytes({}) == int(memory_limit_bytes() * 0.5)
-    assert budget_bytes({"FLEETCAST_MEMORY_MB": "512"}) == 512 * 1024 * 1024
-    for bad in ("0", "-3", "lots"):
-        with pytest.raises(ValueError, match="FLEETCAST_MEMORY_MB"):
-            budget_bytes({"FLEETCAST_MEMORY_MB": bad})
-
-
-def test_memory_limit_is_at_most_physical_memory():
-    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    assert 0 < memory_limit_bytes() <= physical
+def test_budget_defaults_to_half_the_memory_limit_and_follows_the_setting():
+    assert budget_bytes(None) == int(memory_limit_bytes() * 0.5)
+    assert budget_bytes(512) == 512 * 1024 * 1024
+    assert http_status(OverBudget("full")) == 507
 
 
 def test_budget_counts_a_copy_per_worker_and_the_measured_rss():
@@ -236,9 +224,9 @@ def test_a_full_store_is_a_507_and_changes_nothing(tmp_path):
     try:
         store.add("a", "/a", 1, DOCUMENT)
         store.add("b", "/b", 1, DOCUMENT)
-        with pytest.raises(RegistryError) as caught:
+        with pytest.raises(ServingError) as caught:
             store.add("c", "/c", 1, DOCUMENT)
-        assert caught.value.status == 507 and "FLEETCAST_MAX_MODELS" in caught.value.message
+        assert http_status(caught.value) == 507 and "FLEETCAST_MAX_MODELS" in caught.value.message
         assert store.names() == ["a", "b"] and store.count == 2 and store.generation == 2
         store.remove("a")
         store.add("c", "/c", 1, DOCUMENT)  # room again after an unload
@@ -251,10 +239,10 @@ def test_a_store_out_of_space_is_a_507(tmp_path):
     store = SharedRegistry(tmp_path / "tiny")
     try:
         store._connection().execute("PRAGMA max_page_count = 8")
-        with pytest.raises(RegistryError) as caught:
+        with pytest.raises(ServingError) as caught:
             for index in range(1000):
                 store.add(f"m{index}", "/u", 1, {**DOCUMENT, "payload": "x" * 2000})
-        assert caught.value.status == 507 and caught.value.code == "insufficient_storage"
+        assert http_status(caught.value) == 507 and caught.value.code == "insufficient_storage"
         assert store.count == len(store.names()) > 0
     finally:
         store.close()

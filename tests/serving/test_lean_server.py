@@ -26,10 +26,11 @@ import requests
 
 from fleetcast.model import archive
 from fleetcast.model.prophet_model import model_to_json
+from fleetcast.serving.environment import Limits
 from fleetcast.serving.lean.app import WORKER_HEADER, LeanServer, create_app
-from fleetcast.serving.lean.budget import MemoryBudget, server_rss_bytes
+from fleetcast.serving.lean.budget import MemoryBudget
 from fleetcast.serving.lean.registry import SharedRegistry
-from fleetcast.serving.protocol import Limits
+from fleetcast.serving.memory import server_rss_bytes
 from tests.serving.models import daily_history, extract, prophet_reference
 from tests.support.servers import JSON_HEADERS, Server, ServerStartError, start_lean
 
@@ -212,7 +213,7 @@ def test_model_the_compiled_predictor_refuses_is_served_by_prophet_loudly(lean, 
     _, client = lean
     with caplog.at_level(logging.WARNING, logger="fleetcast.serving"):
         assert load(client, "holiday", holiday_model).status_code == 200
-    assert "a custom holidays frame" in caplog.text and "Prophet" in caplog.text
+    assert "does not cover a custom holidays frame" in caplog.text and "Prophet" in caplog.text
     assert client.get("/models/holiday").get_json()["predictor"] == "prophet"
     answer = client.post("/models/holiday/invoke", json={"period": 4, "intervals": False})
     assert answer.status_code == 200, answer.get_data(as_text=True)

@@ -4,9 +4,10 @@ Each server is the real `fleetcast serve` subprocess (FLEETCAST_SERVER=mms|lean)
 tests/support/servers.py on a loopback port only it holds, with SAGEMAKER_BASE_DIR in a temp dir.
 Where the two servers legitimately differ, the test says how:
 
-- a corrupt model: MMS loads lazily, so `POST /models` answers 200 and every invoke answers a JSON 500
-  naming the problem; the lean server loads at `POST /models` and refuses it there with a JSON 400
-  (SageMaker surfaces either to the caller; failing at load time is the earlier, clearer signal);
+- a corrupt model: MMS swallows the handler's load error, so `POST /models` answers 200 and every
+  invoke answers the JSON 400 naming the problem; the lean server loads at `POST /models` and refuses it
+  there with the same JSON 400 (SageMaker surfaces either to the caller; failing at load time is the
+  earlier, clearer signal);
 - `GET /models/<name>`: MMS describes workers and batch settings, the lean server the predictor kind.
 """
 
@@ -17,6 +18,7 @@ import shutil
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import psutil
@@ -24,7 +26,7 @@ import pytest
 import requests
 
 from tests.helpers import require_java
-from tests.serving.models import BuiltModel, extract, prophet_reference
+from tests.serving.models import WRONG_TYPED_FIELDS, BuiltModel, prophet_reference, wrong_typed_model
 from tests.support.servers import Server, start_lean, start_mms
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
@@ -139,23 +141,41 @@ def test_hourly_model_without_intervals(server, models):
     np.testing.assert_allclose([row["yhat"] for row in rows], expected["yhat"], rtol=1e-9)
 
 
-def test_corrupt_model_is_a_clean_json_error(server, models, tmp_path):
-    model_dir = extract(models["daily"].archive, tmp_path / "corrupt" / "model")
+def truncated(source: Path, target: Path) -> Path:
+    model_dir = shutil.copytree(source, target)
     text = (model_dir / "model.json").read_text()
     (model_dir / "model.json").write_text(text[: len(text) // 3])  # a truncated download
-    loaded = server.load("corrupt", model_dir)
+    (model_dir / "compiled.json").unlink(missing_ok=True)
+    return model_dir
+
+
+CORRUPTIONS = {
+    "truncated": (truncated, "checksum"),
+    **{
+        f"wrong-typed-{field}": (lambda s, t, f=field: wrong_typed_model(s, t, WRONG_TYPED_FIELDS[f]), "type")
+        for field in WRONG_TYPED_FIELDS
+    },
+}
+
+
+@pytest.mark.parametrize("corruption", sorted(CORRUPTIONS))
+def test_corrupt_model_is_a_clean_json_400(server, models, tmp_path, corruption):
+    corrupt, named = CORRUPTIONS[corruption]
+    model_dir = corrupt(models["daily"].model_dir, tmp_path / "corrupt" / "model")
+    name = f"corrupt-{corruption}"
+    loaded = server.load(name, model_dir)
     if server.kind == "mms":
-        assert loaded.status_code == 200  # MMS defers loading, so the error comes with each invoke
-        answer = server.invoke("corrupt", b'{"period": 3}')
-        assert answer.status_code == 500
+        assert loaded.status_code == 200  # MMS swallows the load error, so it comes with each invoke
+        answer = server.invoke(name, b'{"period": 3}')
+        requests.delete(f"{server.url}/models/{name}", timeout=30)
     else:
         answer = loaded  # the lean server loads now and refuses it now
-        assert answer.status_code == 400
-        assert requests.get(f"{server.url}/models/corrupt", timeout=10).status_code == 404
+        assert requests.get(f"{server.url}/models/{name}", timeout=10).status_code == 404
+    assert answer.status_code == 400, answer.text[:500]
     assert answer.headers["Content-Type"].startswith("application/json")
     error = answer.json()
     assert error["error"] == "model_invalid"
-    assert str(model_dir) in error["message"] and "checksum" in error["message"]
+    assert str(model_dir) in error["message"] and named in error["message"]
     assert "Traceback" not in answer.text
 
 

@@ -69,7 +69,7 @@ def test_broken_model_loads_then_every_invoke_says_why(models, tmp_path):
     service = load_service(model_dir)  # MMS's load succeeds: it swallows initialize errors
     for _ in range(2):
         status, phrase, _, answer = invoke(service, b'{"period": 3}')
-        assert (status, phrase, answer["error"]) == (500, "model_invalid", "model_invalid")
+        assert (status, phrase, answer["error"]) == (400, "model_invalid", "model_invalid")
         assert str(model_dir) in answer["message"] and "Traceback" not in answer["message"]
 
 

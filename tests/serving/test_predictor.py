@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from fleetcast.model import archive
+from fleetcast.serving.errors import ServingError, http_status
 from fleetcast.serving.predictor import ProphetPredictor
-from fleetcast.serving.protocol import ForecastError, ForecastRequest
+from fleetcast.serving.protocol import ForecastRequest
 from tests.serving.models import prophet_reference
 
 
@@ -73,17 +74,17 @@ def test_model_without_uncertainty_samples_serves_points_and_refuses_intervals(m
     predictor = ProphetPredictor.load(models["no_intervals"].model_dir)
     assert not predictor.has_intervals
     assert list(frame_of(predictor.forecast(ForecastRequest(3))).columns) == ["ds", "yhat"]
-    with pytest.raises(ForecastError) as caught:
+    with pytest.raises(ServingError) as caught:
         predictor.forecast(ForecastRequest(3, intervals=True))
-    assert (caught.value.status, caught.value.code) == (400, "intervals_unavailable")
+    assert (http_status(caught.value), caught.value.code) == (400, "intervals_unavailable")
     assert '"intervals": false' in caught.value.message
 
 
 def test_horizon_beyond_pandas_dates_is_a_400(models):
     predictor = ProphetPredictor.load(models["daily"].model_dir)
-    with pytest.raises(ForecastError) as caught:
+    with pytest.raises(ServingError) as caught:
         predictor.forecast(ForecastRequest(366, freq="1000YS"))
-    assert (caught.value.status, caught.value.code) == (400, "bad_period")
+    assert (http_status(caught.value), caught.value.code) == (400, "bad_period")
     assert "run past the last date" in caught.value.message
 
 
@@ -104,10 +105,10 @@ def rewrite_metadata(model_dir: Path, **changes) -> None:
     path.write_text(json.dumps(metadata))
 
 
-def load_error(model_dir: Path) -> ForecastError:
-    with pytest.raises(ForecastError) as caught:
+def load_error(model_dir: Path) -> ServingError:
+    with pytest.raises(ServingError) as caught:
         ProphetPredictor.load(model_dir)
-    assert caught.value.status == 500
+    assert http_status(caught.value) in (400, 404)  # a broken model is the model's fault, never a 5xx
     assert str(model_dir) in caught.value.message
     assert "Traceback" not in caught.value.message
     return caught.value
@@ -116,6 +117,7 @@ def load_error(model_dir: Path) -> ForecastError:
 def test_missing_model_directory(tmp_path):
     error = load_error(tmp_path / "nowhere" / "model")
     assert error.code == "model_missing" and "does not exist" in error.message
+    assert http_status(error) == 404
 
 
 def test_missing_metadata_file(models, tmp_path):

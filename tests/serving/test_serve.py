@@ -13,6 +13,7 @@ import pytest
 
 from fleetcast.cli import main
 from fleetcast.serving import serve
+from fleetcast.serving.environment import ServingEnvironment
 from fleetcast.serving.mms import supervisor
 
 GIB = 1024**3
@@ -42,20 +43,29 @@ def test_lean_is_the_default_server_and_mms_one_variable_away(monkeypatch, caplo
     with caplog.at_level(logging.ERROR):
         assert main(["serve"]) == 2
     assert [r.name for r in caplog.records if "is not a TCP port" in r.getMessage()] == [
-        "fleetcast.serving.lean"
+        "fleetcast.serving.serve"
     ]
+    monkeypatch.setenv("SAGEMAKER_BIND_TO_PORT", "8080")
+    monkeypatch.setenv("FLEETCAST_MAX_PERIOD", "0")  # read once, before either server starts
     caplog.clear()
-    monkeypatch.setenv("FLEETCAST_SERVER", "mms")
     with caplog.at_level(logging.ERROR):
         assert main(["serve"]) == 2
-    assert caplog.records and not [r for r in caplog.records if r.name == "fleetcast.serving.lean"]
+    assert "FLEETCAST_MAX_PERIOD='0'" in caplog.text
+    # FLEETCAST_SERVER=mms picks MMS: with no Java it says so (the lean server needs none)
+    monkeypatch.delenv("FLEETCAST_MAX_PERIOD")
+    monkeypatch.setenv("FLEETCAST_SERVER", "mms")
+    monkeypatch.setenv("JAVA_HOME", "/nonexistent-jdk")
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert main(["serve"]) == 2
+    assert "Java was not found" in caplog.text
 
 
 def test_unknown_server_is_refused(monkeypatch, caplog):
     monkeypatch.setenv("FLEETCAST_SERVER", "tomcat")
     with caplog.at_level(logging.ERROR):
         assert serve.serve_main() == 2
-    assert "'tomcat' is not a server; choose mms" in caplog.text
+    assert "'tomcat' is not a server; choose lean or mms" in caplog.text
 
 
 def test_missing_java_fails_with_an_instruction(monkeypatch, tmp_path, caplog):
@@ -74,34 +84,22 @@ def test_default_jvm_heap_is_small_and_scaled(memory, heap):
     assert heap in supervisor.default_vmargs(memory).split()
 
 
-def test_environment_defaults_and_user_values(monkeypatch, tmp_path):
-    host, port = supervisor._configure_environment(None, None, tmp_path)
-    assert (host, port) == ("0.0.0.0", 8080)
+def test_what_mms_is_told_through_the_environment(monkeypatch, tmp_path):
+    supervisor._configure_environment(ServingEnvironment.read(), tmp_path)
     assert os.environ["SAGEMAKER_MULTI_MODEL"] == "false"  # unset: single-model, as sagemaker-inference
+    assert os.environ["SAGEMAKER_BIND_TO_PORT"] == "8080"
     assert os.environ["TMPDIR"] == os.environ["TEMP"] == str(tmp_path)
     assert "-Xmx" in os.environ["SAGEMAKER_MODEL_SERVER_VMARGS"]
 
     monkeypatch.setenv("SAGEMAKER_MODEL_SERVER_VMARGS", "-Xmx2g")
-    monkeypatch.setenv("FLEETCAST_BIND_HOST", "127.0.0.1")
-    assert supervisor._configure_environment(None, 9999, tmp_path) == ("127.0.0.1", 9999)
+    supervisor._configure_environment(ServingEnvironment.read(port=9999), tmp_path)
     assert os.environ["SAGEMAKER_MODEL_SERVER_VMARGS"] == "-Xmx2g"
     assert os.environ["SAGEMAKER_BIND_TO_PORT"] == "9999"
 
 
-@pytest.mark.parametrize(
-    ("name", "value", "fragment"),
-    [
-        ("SAGEMAKER_BIND_TO_PORT", "http", "is not a TCP port"),
-        ("SAGEMAKER_BIND_TO_PORT", "70000", "is not a TCP port"),
-        ("SAGEMAKER_BIND_TO_PORT", "40000", "only accepts ports up to 32767"),
-        ("FLEETCAST_MAX_PERIOD", "0", "FLEETCAST_MAX_PERIOD='0' must be a positive integer"),
-        ("SAGEMAKER_MAX_PAYLOAD_IN_MB", "lots", "must be a positive integer"),
-    ],
-)
-def test_bad_settings_fail_at_start(monkeypatch, tmp_path, name, value, fragment):
-    monkeypatch.setenv(name, value)
-    with pytest.raises(supervisor.ServeError, match=fragment):
-        supervisor._configure_environment(None, None, tmp_path)
+def test_a_port_mms_cannot_take_fails_at_start(tmp_path):
+    with pytest.raises(supervisor.ServeError, match="only accepts ports up to 32767"):
+        supervisor._configure_environment(ServingEnvironment.read(port=40000), tmp_path)
 
 
 def test_stale_run_dirs_of_killed_servers_are_removed(tmp_path):

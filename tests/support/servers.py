@@ -34,7 +34,14 @@ from typing import Protocol
 
 import psutil
 
-from fleetcast.serving.environment import BIND_HOST_ENV, MULTI_MODEL_ENV, PORT_ENV, WORKERS_ENV
+from fleetcast.serving.environment import (
+    BIND_HOST_ENV,
+    MULTI_MODEL_ENV,
+    PORT_ENV,
+    SERVER_ENV,
+    SETTING_NAMES,
+    WORKERS_ENV,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER_DIR = REPO / "container"
@@ -48,17 +55,7 @@ MMS_PORTS = range(20000, 32767)  # below the kernel's ephemeral range; MMS refus
 MMS_ATTEMPTS = 5
 PORT_IN_USE_MARKERS = ("Address already in use", "BindException")
 # Knobs a developer's shell may carry that would change what a test means; each test sets what it needs.
-CLEARED_ENV = (
-    PORT_ENV,
-    MULTI_MODEL_ENV,
-    WORKERS_ENV,
-    "SAGEMAKER_MODEL_SERVER_VMARGS",
-    "FLEETCAST_SERVER",
-    "FLEETCAST_MEMORY_MB",
-    "FLEETCAST_LEAN_THREADS",
-    "LISTEN_FDS",
-    "LISTEN_PID",
-)
+CLEARED_ENV = (*SETTING_NAMES, "LISTEN_FDS", "LISTEN_PID")
 
 
 class ServerStartError(RuntimeError):
@@ -262,7 +259,7 @@ def start_lean(
         listener.listen(128)
         port = listener.getsockname()[1]
         # The real port, so the server's own log lines say where it listens.
-        full_env = server_env(root, {"FLEETCAST_SERVER": "lean", PORT_ENV: str(port), **(env or {})})
+        full_env = server_env(root, {SERVER_ENV: "lean", PORT_ENV: str(port), **(env or {})})
         command = [sys.executable, str(ACTIVATION), str(listener.fileno()), *fleetcast_command("serve")]
         process = _spawn("lean", command, full_env, root / log_name, pass_fds=(listener.fileno(),))
     server = Server("lean", process, port, root / log_name)
@@ -299,7 +296,7 @@ def start_mms(
     lost: list[int] = []
     for _ in range(MMS_ATTEMPTS):
         port = _free_mms_port(rng)
-        full_env = server_env(root, {"FLEETCAST_SERVER": "mms", PORT_ENV: str(port), **(env or {})})
+        full_env = server_env(root, {SERVER_ENV: "mms", PORT_ENV: str(port), **(env or {})})
         log_path = root / log_name
         with contextlib.suppress(FileNotFoundError):
             log_path.unlink()  # a log of a lost attempt would mislead

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,7 +48,8 @@ def test_every_candidate_is_described():
 
 def test_candidates_follow_the_history_and_the_limits():
     year = seasonal(400)
-    assert [c.name for c in selection.candidate_set(year, BASE, CANDIDATE_NAMES, 10)] == list(CANDIDATE_NAMES)
+    daily_data = [name for name in CANDIDATE_NAMES if name != "daily-by-day-type"]  # that one: sub-daily
+    assert [c.name for c in selection.candidate_set(year, BASE, CANDIDATE_NAMES, 10)] == daily_data
     short = seasonal(200)  # too short for a yearly cycle
     names = [c.name for c in selection.candidate_set(short, BASE, CANDIDATE_NAMES, 10)]
     assert names == ["configured", "flexible-trend", "multiplicative", "naive"]
@@ -81,7 +83,7 @@ def test_a_year_of_seasons_chooses_the_low_order_yearly_seasonality():
     assert choice.candidate.name == "yearly-low"
     assert choice.scores[choice.candidate.name] < 0.7 * choice.scores["configured"]
     # Every candidate but the baseline is fitted once per fold; the baseline is scored on the same folds.
-    assert choice.folds == 3 and choice.fits == 3 * (len(CANDIDATE_NAMES) - 1)
+    assert choice.folds == 3 and choice.fits == 3 * (len(CANDIDATE_NAMES) - 2)  # no naive, no day types
     assert choice.scores["naive"] == choice.naive_score
 
 
@@ -147,7 +149,7 @@ def test_selection_off_ships_the_configured_model(sm_root: Path):
     values = seasonal(400, seed=3).y
     ((model_json, metadata),) = train(sm_root, {"c": values}, selection="off").values()
     assert metadata["model"] == "configured" and metadata["selection"]["folds"] == 0
-    assert metadata["prophet"] == BASE.prophet_kwargs()
+    assert metadata["prophet"] == json.loads(json.dumps(BASE.prophet_kwargs()))  # as metadata.json holds it
     frame = pd.DataFrame({"ds": pd.date_range("2022-01-01", periods=400, freq="D"), "y": np.round(values, 3)})
     future = pd.Series(pd.date_range("2023-02-05", periods=14, freq="D"))
     shipped = prophet_model.predict_values(prophet_model.model_from_json(model_json), future)
@@ -158,8 +160,9 @@ def test_selection_off_ships_the_configured_model(sm_root: Path):
 def test_the_shipped_model_is_the_chosen_candidate_refitted_on_everything(sm_root: Path):
     values = seasonal(400, seed=2).y
     ((model_json, metadata),) = train(sm_root, {"c": values}, max_candidates="3").values()
-    assert metadata["model"] in CANDIDATE_NAMES[:3]
-    assert set(metadata["selection"]["cv_smape"]) == {*CANDIDATE_NAMES[:3], "naive"}
+    first_three = ["configured", "yearly-low", "flexible-trend"]  # the three that apply to daily data
+    assert metadata["model"] in first_three
+    assert set(metadata["selection"]["cv_smape"]) == {*first_three, "naive"}
     assert metadata["kind"] == "prophet"
     model = prophet_model.model_from_json(model_json)
     assert len(model.history) == 400
@@ -212,3 +215,49 @@ def test_the_baseline_alone_can_be_asked_for(sm_root: Path):
     assert parse_hyperparameters({"selection": "naive"}).job.selection == "naive"
     ((_, metadata),) = train(sm_root, {"c": seasonal(120).y}, selection="naive").values()
     assert metadata["model"] == "naive" and metadata["selection"]["folds"] == 0
+
+
+def half_hourly_load(days: int = 56, seed: int = 8) -> History:
+    """Working days peak in the morning and afternoon; weekends have a low, late, flat curve."""
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2023-01-02", periods=48 * days, freq="30min")
+    hour = ds.hour.to_numpy() + ds.minute.to_numpy() / 60
+    weekend = ds.day_of_week.to_numpy() >= 5
+    working = 40 * np.exp(-((hour - 9) ** 2) / 4) + 30 * np.exp(-((hour - 15) ** 2) / 6)
+    resting = 12 * np.exp(-((hour - 13) ** 2) / 12)
+    values = 50 + np.where(weekend, resting, working) + rng.normal(0, 1.5, len(ds))
+    return History(ds=ds.to_numpy(dtype="datetime64[ns]"), y=values)
+
+
+def test_sub_daily_load_with_weekend_shapes_chooses_daily_by_day_type():
+    history = half_hourly_load()
+    names = [c.name for c in selection.candidate_set(history, BASE, CANDIDATE_NAMES, 10)]
+    assert names[:2] == ["configured", "daily-by-day-type"]
+    choice = choose(history, ("configured", "daily-by-day-type"))
+    assert choice.candidate.name == "daily-by-day-type"
+    assert choice.candidate.settings.daily_by_day_type
+    assert choice.scores["daily-by-day-type"] < 0.7 * choice.scores["configured"]
+    # Not offered where it cannot apply: daily data, under two weeks, daily seasonality switched off.
+    short = History(ds=history.ds[: 48 * 10], y=history.y[: 48 * 10])
+    no_daily = replace(BASE, daily_seasonality=False)
+    for data, base in ((seasonal(100), BASE), (short, BASE), (history, no_daily)):
+        assert "daily-by-day-type" not in [
+            c.name for c in selection.candidate_set(data, base, CANDIDATE_NAMES, 10)
+        ]
+
+
+def test_the_day_type_hyperparameter_is_parsed_and_shipped_in_stock_prophet_json():
+    settings = parse_hyperparameters({"daily_by_day_type": "True", "daily_seasonality": "6"}).prophet
+    assert settings.daily_by_day_type and settings.constructor_kwargs()["daily_seasonality"] is False
+    with pytest.raises(ConfigError, match="daily_by_day_type"):
+        parse_hyperparameters({"daily_by_day_type": "sometimes"})
+    history = half_hourly_load(days=21)
+    outcome = engine.fit_series(history.ds, history.y, settings)
+    assert outcome.engine_used == engine.EXACT
+    model = prophet_model.model_from_json(outcome.to_json())  # stock Prophet loads it unchanged
+    assert {name: props["fourier_order"] for name, props in model.seasonalities.items()} == {
+        "daily_weekday": 6,
+        "daily_weekend": 6,
+        "weekly": 3,
+    }
+    assert list(model.history.columns) == ["ds", "y", "weekday", "weekend", "floor", "t", "y_scaled"]

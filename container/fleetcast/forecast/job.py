@@ -5,10 +5,12 @@ worker into one gzip member of the dataset file (`dataset.py`). At most two chun
 flight and nothing per customer is kept, so memory does not grow with the number of customers. The
 dataset is written under a temporary name and renamed when complete: a reader never sees half of it.
 
-A bad archive fails only its customer: it is listed with its reason in `forecast-failures-<host>.csv`,
-and the counts, throughput and settings go to `forecast-summary-<host>.json` (both in the reports
-folder). The job fails (exit 1, the reason in the Processing ExitMessage) only when no customer could be
-forecast, and exits 2 for input to fix (no models folder, no archive on a single instance).
+Which customers: those the fleet manifest lists, else every archive under the folder (`sources.py`);
+on several instances, each its share. A bad archive fails only its customer: it is listed with its
+reason in `forecast-failures-<host>.csv`, and the counts, throughput and settings go to
+`forecast-summary-<host>.json` (both in the reports folder). The job fails (exit 1, the reason in the
+Processing ExitMessage) only when no customer could be forecast, and exits 2 for input to fix (no models
+folder, no archive on a single instance, an unreadable manifest).
 """
 
 from __future__ import annotations
@@ -27,9 +29,11 @@ from pathlib import Path
 
 from fleetcast.forecast import dataset
 from fleetcast.forecast.predict import PROPHET, CustomerFailed, forecast_archive
-from fleetcast.forecast.sources import count_archives, iter_archives, processing_cluster
+from fleetcast.forecast.sources import Cluster, count_work, iter_work, manifest_path, processing_cluster
 from fleetcast.model import archive
+from fleetcast.model.manifest import ManifestError
 from fleetcast.paths import SageMakerPaths, sagemaker_paths
+from fleetcast.processing import ProcessingConfigError, write_exit_message
 
 log = logging.getLogger("fleetcast.forecast")
 
@@ -48,28 +52,28 @@ class ChunkResult:
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (customer, archive, reason)
 
 
-def forecast_chunk(paths: list[str], period: int) -> ChunkResult:
-    """Forecast each archive; the rows of those that work, compressed, and the reasons of those that fail."""
+def forecast_chunk(work: list[tuple[str, str]], period: int) -> ChunkResult:
+    """Forecast each (customer, archive); the rows of those that work, compressed, and the reasons of those
+    that fail."""
     forecasts = []
     failures = []
     fallbacks = 0
-    for path in paths:
+    for customer, path in work:
         try:
             forecast = forecast_archive(Path(path), period)
         except CustomerFailed as exc:
-            failures.append((archive.customer_of(Path(path)) or path, path, str(exc)[:REASON_LIMIT]))
+            failures.append((customer, path, str(exc)[:REASON_LIMIT]))
             continue
         except Exception as exc:  # anything unforeseen is still this customer's alone
-            reason = f"{type(exc).__name__}: {exc}"[:REASON_LIMIT]
-            failures.append((archive.customer_of(Path(path)) or path, path, reason))
+            failures.append((customer, path, f"{type(exc).__name__}: {exc}"[:REASON_LIMIT]))
             continue
         fallbacks += forecast.predictor == PROPHET
         forecasts.append(forecast)
     return ChunkResult(dataset.compressed_chunk(forecasts), len(forecasts), fallbacks, failures)
 
 
-def _chunks(paths: Iterator[str], size: int) -> Iterator[list[str]]:
-    while chunk := list(islice(paths, size)):
+def _chunks(work: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
+    while chunk := list(islice(work, size)):
         yield chunk
 
 
@@ -144,21 +148,21 @@ def run_forecast(
     out: Path,
     reports: Path,
     *,
-    host: str,
+    cluster: Cluster,
     workers: int,
     progress_seconds: float = 5.0,
     chunk_customers: int = CHUNK_CUSTOMERS,
 ) -> ForecastOutcome:
-    """Forecast every archive under `models` into `out/forecasts-<host>.csv.gz`; the report into `reports`."""
-    total = count_archives(models)
+    """Forecast this instance's customers into `out/forecasts-<host>.csv.gz`; the report into `reports`."""
+    host = cluster.host
+    listed = manifest_path(models)
+    total = count_work(models, cluster)
+    source = f"the fleet manifest {listed}" if listed else f"every archive under {models}"
+    share = f" (this instance's share of {len(cluster.hosts)})" if len(cluster.hosts) > 1 else ""
     log.info(
-        "forecasting %d archives under %s, %d steps each, %d workers -> %s",
-        total,
-        models,
-        period,
-        workers,
-        out,
-    )
+        "forecasting %d customers%s from %s, %d steps each, %d workers -> %s",
+        total, share, source, period, workers, out,
+    )  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     reports.mkdir(parents=True, exist_ok=True)
     target = out / dataset.dataset_file_name(host)
@@ -171,7 +175,7 @@ def run_forecast(
             failure_writer = csv.writer(failure_file)
             failure_writer.writerow(FAILURE_FIELDS)
             data_file.write(dataset.header_member())
-            for result in _results(_chunks(iter_archives(models), chunk_customers), period, workers):
+            for result in _results(_chunks(iter_work(models, cluster), chunk_customers), period, workers):
                 data_file.write(result.payload)
                 failure_writer.writerows(result.failures)
                 for customer, path, reason in result.failures[:3]:
@@ -187,6 +191,7 @@ def run_forecast(
     summary = {
         "host": host,
         "models": str(models),
+        "manifest": str(listed) if listed else None,
         "period": period,
         "archives": total,
         "forecast": progress.forecast,
@@ -205,13 +210,7 @@ def run_forecast(
 
 def _fail(paths: SageMakerPaths, message: str, code: int) -> int:
     log.error("forecast failed: %s", message)
-    # In a Processing container, DescribeProcessingJob shows this file as the job's ExitMessage.
-    if paths.base.is_dir():
-        try:
-            paths.output_dir.mkdir(parents=True, exist_ok=True)
-            paths.processing_message_file.write_text(message[:1024], encoding="utf-8")
-        except OSError:
-            pass
+    write_exit_message(paths, message)  # DescribeProcessingJob shows it as the job's ExitMessage
     return code
 
 
@@ -222,15 +221,22 @@ def forecast_main(
     models = models or paths.forecast_models_dir
     out = out or paths.forecast_output_dir
     reports = reports or paths.forecast_reports_dir
-    if period < 1:
-        return _fail(paths, f"--period must be at least 1, got {period}", EXIT_INPUT)
-    if not models.is_dir():
-        return _fail(paths, f"no models folder at {models}", EXIT_INPUT)
-    host, hosts = processing_cluster(paths)
+    problem = f"--period must be at least 1, got {period}" if period < 1 else None
+    if problem is None and not models.is_dir():
+        problem = f"no models folder at {models}"
+    try:
+        cluster = processing_cluster(paths)
+    except ProcessingConfigError as exc:
+        problem = problem or str(exc)
+    if problem:
+        return _fail(paths, problem, EXIT_INPUT)
     workers = workers or os.cpu_count() or 1
-    outcome = run_forecast(models, period, out, reports, host=host, workers=workers)
+    try:
+        outcome = run_forecast(models, period, out, reports, cluster=cluster, workers=workers)
+    except ManifestError as exc:
+        return _fail(paths, str(exc), EXIT_INPUT)
     summary = outcome.summary
-    if summary["archives"] == 0 and hosts == 1:
+    if summary["archives"] == 0 and len(cluster.hosts) == 1:
         return _fail(paths, f"no <customer>{archive.ARCHIVE_SUFFIX} under {models}", EXIT_INPUT)
     if summary["archives"] and not summary["forecast"]:
         return _fail(

@@ -4,7 +4,8 @@ The archive is read and verified once (`model.archive.read_archive`), compiled w
 (`model.compiled`), and forecast `period` steps after the last observation with the interval draws the
 served path uses (`draws.ReplayedStream`), so a row here equals the endpoint's answer for the same
 customer and period. A model the compiled predictor does not cover goes through the serving factory
-(`serving.predictors.load_model`: Prophet's own predict, with its warning), never a different forecast.
+(`serving.predictors.load_model`: Prophet's own predict, with its warning), never a different forecast;
+a seasonal-naive model (the baseline kind) through the predictor the servers use for it.
 """
 
 from __future__ import annotations
@@ -18,15 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from fleetcast.forecast.draws import replayed_stream
 from fleetcast.model import archive
 from fleetcast.model.compiled import NotCompilable, compile_model_json
 from fleetcast.serving.compiled_predictor import CompiledPredictor
-from fleetcast.serving.protocol import ForecastError, ForecastRequest
+from fleetcast.serving.draws import replayed_stream
+from fleetcast.serving.errors import ServingError
+from fleetcast.serving.protocol import ForecastRequest
 
 log = logging.getLogger(__name__)
 
-COMPILED, PROPHET = "compiled", "prophet"
+COMPILED, PROPHET, BASELINE = "compiled", "prophet", "seasonal-naive"
 
 
 class CustomerFailed(Exception):  # noqa: N818 - a customer failed, not a program error
@@ -54,7 +56,13 @@ def forecast_archive(path: Path, period: int) -> CustomerForecast:
 
 
 def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where: Path) -> CustomerForecast:
-    """Forecast a verified model.json + metadata.json pair."""
+    """Forecast a verified model.json + metadata.json pair, of either model kind."""
+    try:
+        kind = archive.model_kind(metadata)
+    except archive.ArtifactError as exc:
+        raise CustomerFailed(f"{where}: {exc}") from None
+    if kind == archive.BASELINE_KIND:
+        return _baseline_forecast(model_json, metadata, period, where)
     for key in ("customer", "end", "freq"):
         if not metadata.get(key):
             raise CustomerFailed(f"{where}: metadata.json lacks {key}")
@@ -65,10 +73,13 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         return _prophet_forecast(model_json, metadata, period, where, exc.reason)
     except Exception as exc:  # a corrupt model is this customer's failure alone
         raise CustomerFailed(f"{where}: {type(exc).__name__}: {exc}") from None
+    if compiled.regressor_names:  # a forecast needs their future values, which this job is not given
+        names = ", ".join(compiled.regressor_names)
+        raise CustomerFailed(f"{where}: the model needs future values of its regressors ({names}); invoke it")
     try:
         predictor = CompiledPredictor(compiled, metadata, where, source=archive.MODEL_FILE)
         dates = predictor.future_dates(period, predictor.freq)
-    except ForecastError as exc:
+    except ServingError as exc:
         raise CustomerFailed(f"{where}: {exc.message}") from None
     except (ValueError, TypeError) as exc:
         raise CustomerFailed(f"{where}: metadata.json: {exc}") from None
@@ -83,6 +94,44 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         yhat_lower=predicted.yhat_lower,
         yhat_upper=predicted.yhat_upper,
         predictor=COMPILED,
+    )
+
+
+def _baseline_forecast(
+    model_json: str, metadata: dict[str, Any], period: int, where: Path
+) -> CustomerForecast:
+    """A seasonal-naive model's forecast, answered by the predictor the servers use for that kind."""
+    from fleetcast.model.baseline import BaselineError, SeasonalNaive
+    from fleetcast.serving.baseline_predictor import BaselinePredictor
+
+    if not metadata.get("customer"):
+        raise CustomerFailed(f"{where}: metadata.json lacks customer")
+    try:
+        predictor = BaselinePredictor(SeasonalNaive.from_json(model_json), metadata, where)
+        answer = predictor.forecast(ForecastRequest(period=period))
+    except BaselineError as exc:
+        raise CustomerFailed(f"{where}: model.json is not a seasonal-naive model: {exc}") from None
+    except ServingError as exc:
+        raise CustomerFailed(f"{where}: {exc.message}") from None
+    return _from_rows(answer, metadata, BASELINE)
+
+
+def _from_rows(answer: dict[str, Any], metadata: dict[str, Any], predictor: str) -> CustomerForecast:
+    """A served answer (`{"customer", "forecast": [rows]}`) as arrays."""
+    rows = answer["forecast"]
+    has_intervals = bool(rows) and "yhat_lower" in rows[0]
+
+    def column(name: str) -> np.ndarray:
+        return np.array([row[name] for row in rows], dtype=np.float64)
+
+    return CustomerForecast(
+        customer=str(answer["customer"]),
+        model=str(metadata.get("model") or ""),
+        ds=np.array([row["ds"] for row in rows], dtype="datetime64[ns]"),
+        yhat=column("yhat"),
+        yhat_lower=column("yhat_lower") if has_intervals else None,
+        yhat_upper=column("yhat_upper") if has_intervals else None,
+        predictor=predictor,
     )
 
 
@@ -102,20 +151,6 @@ def _prophet_forecast(
         try:
             predictor = load_model(model_dir).predictor
             answer = predictor.forecast(ForecastRequest(period=period))
-        except ForecastError as exc:
+        except ServingError as exc:
             raise CustomerFailed(f"{where}: {exc.message}") from None
-    rows = answer["forecast"]
-    has_intervals = bool(rows) and "yhat_lower" in rows[0]
-
-    def column(name: str) -> np.ndarray:
-        return np.array([row[name] for row in rows], dtype=np.float64)
-
-    return CustomerForecast(
-        customer=str(answer["customer"]),
-        model=str(metadata.get("model") or ""),
-        ds=np.array([row["ds"] for row in rows], dtype="datetime64[ns]"),
-        yhat=column("yhat"),
-        yhat_lower=column("yhat_lower") if has_intervals else None,
-        yhat_upper=column("yhat_upper") if has_intervals else None,
-        predictor=PROPHET,
-    )
+    return _from_rows(answer, metadata, PROPHET)

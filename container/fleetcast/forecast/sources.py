@@ -1,24 +1,54 @@
-"""Which archives this instance forecasts, and which instance it is.
+"""Which customers this instance forecasts, from which archive, and which instance it is.
 
-Every `<customer>.tar.gz` under the models folder, found by walking it (never listed into memory, so a
-million archives cost no more than a thousand). On SageMaker the launch command feeds the models prefix
-with `ShardedByS3Key`, so each Processing instance receives its own share and walks only that; the
-instance's name (from the Processing contract's resourceconfig.json) names its output file, so
-instances never write the same key.
+- **With a fleet manifest** (`<models>/manifest.csv.gz`, `model.manifest`): exactly the customers it
+  lists, each from the version that serves it (`<models>/<TargetModel>`), so an old run's archives in the
+  same prefix are never forecast. A listed archive that is missing fails its customer.
+- **Without one** (a checkpoint folder, an older layout): every `<customer>.tar.gz` under the folder.
+
+Both are streamed (the manifest row by row, the folder by walking it), never held in memory, so a million
+customers cost no more than a thousand. On several Processing instances every instance sees the whole
+input (FullyReplicated) and keeps the customers whose id hashes to it, with the same rule training
+uses to split a channel (`training.config.host_of_customer`): every customer on exactly one instance.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
-from fleetcast.model.archive import ARCHIVE_SUFFIX, TEMP_PREFIX
+from fleetcast.model import manifest
+from fleetcast.model.archive import ARCHIVE_SUFFIX, TEMP_PREFIX, customer_of
 from fleetcast.paths import SageMakerPaths
+from fleetcast.processing import read_processing_cluster
+from fleetcast.training.config import host_of_customer
 
 # Outside a Processing job (a laptop, a test) there is one instance.
 LOCAL_HOST = "local"
+
+
+@dataclass(frozen=True)
+class Cluster:
+    host: str
+    hosts: tuple[str, ...]
+
+    def owns(self, customer: str) -> bool:
+        return len(self.hosts) < 2 or host_of_customer(customer, self.hosts) == self.host
+
+
+def processing_cluster(paths: SageMakerPaths) -> Cluster:
+    """This Processing instance and its peers (`fleetcast.processing`); one LOCAL_HOST outside a job.
+    Raises ProcessingConfigError for a resourceconfig.json that cannot be read."""
+    cluster = read_processing_cluster(paths)
+    if cluster.host is None:
+        return Cluster(LOCAL_HOST, (LOCAL_HOST,))
+    return Cluster(cluster.host, cluster.hosts)
+
+
+def manifest_path(models: Path) -> Path | None:
+    path = models / manifest.MANIFEST_NAME
+    return path if path.is_file() else None
 
 
 def iter_archives(models: Path) -> Iterator[str]:
@@ -33,16 +63,19 @@ def iter_archives(models: Path) -> Iterator[str]:
                     yield entry.path
 
 
-def count_archives(models: Path) -> int:
-    return sum(1 for _ in iter_archives(models))
+def iter_work(models: Path, cluster: Cluster) -> Iterator[tuple[str, str]]:
+    """(customer, archive path) for every customer this instance forecasts."""
+    listed = manifest_path(models)
+    if listed is not None:
+        for entry in manifest.read_file(listed):
+            if cluster.owns(entry.customer):
+                yield entry.customer, os.path.join(models, entry.target_model)
+        return
+    for path in iter_archives(models):
+        customer = customer_of(Path(path)) or path
+        if cluster.owns(customer):
+            yield customer, path
 
 
-def processing_cluster(paths: SageMakerPaths) -> tuple[str, int]:
-    """This Processing instance's name (algo-1, ...) and the instance count; (LOCAL_HOST, 1) outside one."""
-    try:
-        config = json.loads(paths.processing_resource_config_file.read_text())
-    except (OSError, ValueError):
-        return LOCAL_HOST, 1
-    if not isinstance(config, dict) or not config.get("current_host"):
-        return LOCAL_HOST, 1
-    return str(config["current_host"]), max(len(config.get("hosts") or []), 1)
+def count_work(models: Path, cluster: Cluster) -> int:
+    return sum(1 for _ in iter_work(models, cluster))

@@ -38,6 +38,7 @@ from fleetcast.local.model_source import (
 )
 from fleetcast.model.manifest import MANIFEST_NAME, ManifestEntry, ManifestError
 from fleetcast.models_prefix import ModelsPrefix, resolve
+from fleetcast.serving import errors
 from fleetcast.serving.protocol import clip
 from fleetcast.serving.safe_tar import UnsafeArchiveError
 
@@ -54,44 +55,51 @@ FORWARDED_HEADERS = (
 MAX_ACQUIRE_ROUNDS = 5
 
 
-class EndpointError(Exception):
-    """An InvokeEndpoint error, named as boto3 knows it (`x-amzn-ErrorType`)."""
+class EndpointError(errors.ServingError):
+    """An InvokeEndpoint error, named as boto3 knows it (`x-amzn-ErrorType`).
+
+    Its HTTP status is `errors.http_status`'s for the serving error it also is (InternalFailure: 500).
+    """
 
     error_type = "InternalFailure"
-    status = 500
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
-        self.message = message
+
+    @property
+    def status(self) -> int:
+        return errors.http_status(self)
 
     def body(self) -> dict[str, object]:
         return {"Message": self.message, "message": self.message}
 
 
-class ValidationError(EndpointError):
+class ValidationError(EndpointError, errors.InvalidRequestError):
     error_type = "ValidationError"
-    status = 400
 
 
-class PayloadTooLargeError(ValidationError):
-    status = 413
+class CustomerNotFoundError(EndpointError, errors.ModelNotLoadedError):
+    """No version of the customer in the fleet manifest (our customer route only, not a SageMaker API)."""
+
+    error_type = "ValidationError"
 
 
-class ModelNotReadyError(EndpointError):
+class PayloadTooLargeError(EndpointError, errors.PayloadTooLargeError):
+    error_type = "ValidationError"
+
+
+class ModelNotReadyError(EndpointError, errors.ModelNotReadyError):
     error_type = "ModelNotReadyException"
-    status = 429
 
 
-class ServiceUnavailableError(EndpointError):
+class ServiceUnavailableError(EndpointError, errors.UnavailableError):
     error_type = "ServiceUnavailable"
-    status = 503
 
 
-class ModelError(EndpointError):
+class ModelError(EndpointError, errors.ModelFailedError):
     """The container answered 4xx/5xx; SageMaker relays it as 424 with the original status and body."""
 
     error_type = "ModelError"
-    status = 424
 
     def __init__(self, original_status: int, original_message: str, log_stream_arn: str, what: str) -> None:
         kind = "client" if original_status < 500 else "server"

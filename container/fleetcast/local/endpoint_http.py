@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from fleetcast.local.endpoint import (
+    CustomerNotFoundError,
     EndpointError,
     MultiModelEndpoint,
     PayloadTooLargeError,
@@ -57,9 +58,7 @@ def _add_customer_route(app: Flask, endpoint: MultiModelEndpoint) -> None:
         try:
             entry = endpoint.customer_version(customer)
         except LookupError as exc:
-            error = ValidationError(str(exc))
-            error.status = 404
-            return _error_response(error)
+            return _error_response(CustomerNotFoundError(str(exc)))
         return jsonify({"customer": entry.customer, "target_model": entry.target_model, "run": entry.run})
 
 
@@ -150,9 +149,9 @@ def create_app(
     @app.errorhandler(HTTPException)
     def _refused(error: HTTPException) -> Response:
         # Anything else werkzeug refuses: the status it chose, boto3's error shape, never HTML.
-        refusal = ValidationError(error.description or error.name or "request refused")
-        refusal.status = error.code or 400
-        return _error_response(refusal)
+        response = _error_response(ValidationError(error.description or error.name or "request refused"))
+        response.status_code = error.code or 400  # the status the HTTP layer chose
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

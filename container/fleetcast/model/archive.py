@@ -9,6 +9,12 @@ where the model came from and carries `model_sha256`, so a truncated or tampered
 trusted. Archives are written to a temporary name in a staging directory (by default beside the target)
 and renamed into place, so a reader never sees a partial file. The staging directory must be on the same
 mount as the target.
+
+A Prophet archive may also hold `compiled.json` (optional, additive): the compiled predictor's numbers
+for that model.json (`model/compiled.py`'s `to_dict()` plus the `model_sha256` it came from), written at
+training time so a server loads the model without parsing Prophet's JSON (~5x faster per load).
+`metadata.json` then carries `compiled_sha256`; a server trusts compiled.json only when both checksums
+agree (`read_compiled`), and compiles model.json itself otherwise, as for archives written without it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from typing import Any
 
 MODEL_FILE = "model.json"
 METADATA_FILE = "metadata.json"
+COMPILED_FILE = "compiled.json"
+COMPILED_SHA256_KEY = "compiled_sha256"
 ARCHIVE_SUFFIX = ".tar.gz"
 TEMP_PREFIX = ".tmp-"
 # metadata.json's `kind`: which model model.json holds. An archive without it holds Prophet.
@@ -79,10 +87,12 @@ def write_archive(
     metadata: dict[str, Any],
     staging: Path | None = None,
     kind: str = PROPHET_KIND,
+    compiled: dict[str, Any] | None = None,
 ) -> Path:
     """Atomically write `<directory>/<customer>.tar.gz`, staged in `staging`; returns its path.
 
     `kind` (one of MODEL_KINDS) is recorded in metadata.json: which model `model_json` holds.
+    `compiled` (a CompiledModel's `to_dict()` for this very model.json) adds the optional compiled.json.
 
     Pass a staging directory outside `directory` when `directory` is watched (SageMaker uploads the
     checkpoints folder continuously, so a temporary file there could reach S3).
@@ -98,15 +108,26 @@ def write_archive(
         "format_version": FORMAT_VERSION,
         "model_sha256": sha256_text(model_json),
     }
+    compiled_text = None
+    if compiled is not None:
+        compiled_text = compiled_json(compiled, metadata["model_sha256"])
+        metadata[COMPILED_SHA256_KEY] = sha256_text(compiled_text)
     target = directory / archive_name(customer)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         _add_member(tar, MODEL_FILE, model_json.encode())
+        if compiled_text is not None:
+            _add_member(tar, COMPILED_FILE, compiled_text.encode())
         # metadata last: an archive cut short loses it, and is then rejected as a whole.
         _add_member(tar, METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True).encode())
     # Level 1: 5x faster than the default for ~15% more bytes on Prophet's JSON.
     payload = gzip.compress(buffer.getvalue(), compresslevel=1, mtime=0)
     return write_atomically(target, payload, staging, temp_suffix=ARCHIVE_SUFFIX)
+
+
+def compiled_json(compiled: dict[str, Any], model_sha256: str) -> str:
+    """compiled.json's text: the compiled numbers and the checksum of the model.json they came from."""
+    return json.dumps({"model_sha256": model_sha256, **compiled}, separators=(",", ":"))
 
 
 def write_atomically(
@@ -140,13 +161,16 @@ def read_archive(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         with tarfile.open(path, mode="r:gz") as tar:
             for info in tar:
-                if not info.isfile() or info.name not in (MODEL_FILE, METADATA_FILE):
+                if not info.isfile() or info.name not in (MODEL_FILE, METADATA_FILE, COMPILED_FILE):
                     raise ArtifactError(f"{path}: unexpected member {info.name!r}")
                 extracted = tar.extractfile(info)
                 assert extracted is not None
                 members[info.name] = extracted.read()
         metadata = json.loads(members[METADATA_FILE])
         model_json = members[MODEL_FILE].decode()
+        compiled = members.get(COMPILED_FILE)
+        if compiled is not None and metadata.get(COMPILED_SHA256_KEY) != sha256_text(compiled.decode()):
+            raise ArtifactError(f"{path}: {COMPILED_FILE} does not match the checksum in metadata.json")
     except ArtifactError:
         raise
     except FileNotFoundError as exc:
@@ -178,6 +202,29 @@ def peek_kind(directory: Path) -> str:
     except (OSError, ValueError):
         return PROPHET_KIND
     return model_kind(metadata) if isinstance(metadata, dict) else PROPHET_KIND
+
+
+def read_compiled(directory: Path) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """(compiled.json's text, its document, metadata) of a model directory, when compiled.json can be trusted
+    without reading model.json: metadata.json names its checksum, and it names the model.json checksum
+    metadata.json holds. None otherwise (no compiled.json, an archive written before it, any mismatch):
+    the caller then reads and compiles model.json (`read_model_dir`)."""
+    try:
+        metadata = json.loads((directory / METADATA_FILE).read_bytes())
+        if not isinstance(metadata, dict) or COMPILED_SHA256_KEY not in metadata:
+            return None
+        text = (directory / COMPILED_FILE).read_text()
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if metadata[COMPILED_SHA256_KEY] != sha256_text(text):
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or document.get("model_sha256") != metadata.get("model_sha256"):
+        return None
+    return text, document, metadata
 
 
 def read_metadata_or_none(path: Path) -> dict[str, Any] | None:

@@ -15,10 +15,13 @@ reproduces, in the same floating-point order as Prophet 1.5:
   mean|delta|, observation noise sigma_obs; quantiles at `interval_width` over `uncertainty_samples`
   draws; multiplicative seasonality scales the sampled trend, the noise is added afterwards).
 
+Conditional seasonalities are covered when fleetcast computes their condition from the timestamp
+(model/conditions.py: weekday/weekend), zeroing their features where it is false as Prophet does.
+
 `compile_model` refuses, with `NotCompilable(reason)`, anything it does not reproduce exactly (logistic
-growth, a custom holidays frame, regressors with their own forecasting models, conditional seasonalities,
-MCMC fits, ...); callers then use Prophet's own `predict` and say so in the log. Dates are numpy
-`datetime64` arrays: no pandas on the predict path.
+growth, a custom holidays frame, regressors with their own forecasting models, seasonalities conditioned
+on an input column, MCMC fits, ...); callers then use Prophet's own `predict` and say so in the log. Dates
+are numpy `datetime64` arrays: no pandas on the predict path.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from fleetcast.model import country_holidays
+from fleetcast.model.archive import COMPILED_FILE  # noqa: F401 - re-exported; the archive spells it
+from fleetcast.model.conditions import CONDITIONS, condition_values
 
 if TYPE_CHECKING:
     from prophet import Prophet
@@ -46,7 +51,6 @@ FORMAT = "fleetcast-compiled-prophet"
 FORMAT_VERSION = 1
 DRIVERS_FORMAT_VERSION = 2
 READABLE_VERSIONS = (FORMAT_VERSION, DRIVERS_FORMAT_VERSION)
-COMPILED_FILE = "compiled.json"
 
 NS_PER_SECOND = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_SECOND
@@ -74,6 +78,7 @@ class Seasonality:
     period: float  # days
     fourier_order: int
     mode: str  # additive | multiplicative
+    condition: str | None = None  # active only where this timestamp condition holds (model/conditions.py)
 
 
 @dataclass(frozen=True)
@@ -248,10 +253,13 @@ class CompiledModel:
             phase = self._multipliers[None, :] * angles
             out[:, 0:fourier:2] = np.sin(phase)
             out[:, 1:fourier:2] = np.cos(phase)
+            for season in self.seasonalities:
+                if season.condition is not None:
+                    out[~condition_values(season.condition, ds_ns), self._columns[season.name]] = 0
         column = fourier
         if self.holidays is not None:
             out[:, column : column + self._holiday_width] = country_holidays.features(
-                self.holidays.country, list(self.holidays.names), ds_ns
+                self.holidays.country, self.holidays.names, ds_ns
             )
             column += self._holiday_width
         values = self._regressor_values(regressors or {}, len(ds_ns))
@@ -451,7 +459,13 @@ class CompiledModel:
             "deltas": self.deltas.tolist(),
             "changepoints_t": self.changepoints_t.tolist(),
             "seasonalities": [
-                {"name": s.name, "period": s.period, "fourier_order": s.fourier_order, "mode": s.mode}
+                {
+                    "name": s.name,
+                    "period": s.period,
+                    "fourier_order": s.fourier_order,
+                    "mode": s.mode,
+                    **({"condition": s.condition} if s.condition is not None else {}),
+                }
                 for s in self.seasonalities
             ],
             "beta": self.beta.tolist(),
@@ -477,6 +491,7 @@ class CompiledModel:
                     period=float(s["period"]),
                     fourier_order=int(s["fourier_order"]),
                     mode=_mode(s["mode"]),
+                    condition=_condition(s.get("condition")),
                 )
                 for s in data["seasonalities"]
             )
@@ -537,6 +552,12 @@ def percentile_rows(samples: np.ndarray, percentiles: tuple[float, ...]) -> list
         diff = high - low
         results.append(high - diff * (1 - gamma) if gamma >= 0.5 else low + diff * gamma)
     return results
+
+
+def _condition(value: Any) -> str | None:
+    if value is not None and value not in CONDITIONS:
+        raise ValueError(f"seasonality condition {value!r} is not one of {', '.join(CONDITIONS)}")
+    return value
 
 
 def _holiday_terms(data: dict[str, Any] | None) -> HolidayTerms | None:
@@ -673,7 +694,7 @@ def compile_state(state: FittedState) -> CompiledModel:
     `start` and `t_scale` go through the same float seconds as the JSON, so this predicts what a server
     loading the archive predicts.
     """
-    from fleetcast.model.fit.prophet_json import PROPHET_VERSION
+    from fleetcast.model.fit.prophet_json import PROPHET_VERSION, written_floats
 
     return _compile(
         _Facts(
@@ -699,7 +720,8 @@ def compile_state(state: FittedState) -> CompiledModel:
             changepoints_t=np.asarray(state.changepoints_t, dtype=np.float64),
             interval_width=float(state.interval_width),
             uncertainty_samples=int(state.uncertainty_samples or 0),
-            history_t=np.asarray(state.history["t"], dtype=np.float64),
+            # The history's t as model.json rounds it (10 significant digits), as a server reads it.
+            history_t=written_floats(state.history["t"]),
         )
     )
 
@@ -831,14 +853,15 @@ def _refuse_unsupported(facts: _Facts) -> None:
 def _seasonalities(facts: _Facts) -> list[Seasonality]:
     seasonalities = []
     for name, props in facts.seasonalities.items():
-        if props.get("condition_name") is not None:
-            raise NotCompilable(f"conditional seasonality {name!r} (condition {props['condition_name']!r})")
+        condition = props.get("condition_name")
+        if condition is not None and condition not in CONDITIONS:
+            raise NotCompilable(f"seasonality {name!r} conditioned on the input column {condition!r}")
         if props["mode"] not in MODES:
             raise NotCompilable(f"seasonality {name!r} has mode {props['mode']!r}")
         order = int(props["fourier_order"])
         if order < 1:
             raise NotCompilable(f"seasonality {name!r} has Fourier order {order}")
-        seasonalities.append(Seasonality(name, float(props["period"]), order, props["mode"]))
+        seasonalities.append(Seasonality(name, float(props["period"]), order, props["mode"], condition))
     return seasonalities
 
 

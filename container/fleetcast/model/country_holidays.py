@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import functools
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -34,7 +35,8 @@ def _holiday_class(country: str) -> Any:
     name = _SUBSTITUTIONS.get(country, country)
     if name not in _supported():
         raise UnknownCountryError(
-            f"the holidays package has no calendar for country {country!r} (use an ISO code like US, DE, GB)"
+            f"must be a country code the holidays package has a calendar for (like US, DE, GB); {country!r} "
+            "is not"
         )
     return getattr(holidays, name)  # what Prophet's get_country_holidays_class returns
 
@@ -67,6 +69,12 @@ def calendar(country: str, years: tuple[int, ...]) -> tuple[tuple[int, str], ...
     )
 
 
+def warm_up() -> None:
+    """Import `holidays` and build one calendar (~0.3 s the first time in a process): done before a
+    server forks its workers, no holiday model's first forecast pays it."""
+    calendar("US", (2024,))
+
+
 def days(ds_ns: np.ndarray) -> np.ndarray:
     """Each timestamp's calendar date, as days since the epoch (Prophet matches `ds.dt.date`)."""
     return np.floor_divide(np.asarray(ds_ns, dtype=np.int64), NS_PER_DAY)
@@ -82,7 +90,7 @@ def column_names(names: list[str]) -> list[str]:
     return sorted(names, key=lambda name: name + WINDOW_SUFFIX)
 
 
-def features(country: str, names: list[str], ds_ns: np.ndarray) -> np.ndarray:
+def features(country: str, names: Sequence[str], ds_ns: np.ndarray) -> np.ndarray:
     """(len(ds), len(names)) 0/1 columns, one per name in `names` (column order), for sorted `ds_ns`.
 
     Holidays of these dates' years that are not among `names` are left out, as Prophet's predict leaves
@@ -90,11 +98,20 @@ def features(country: str, names: list[str], ds_ns: np.ndarray) -> np.ndarray:
     """
     row_days = days(ds_ns)
     out = np.zeros((len(row_days), len(names)))
-    column = {name: j for j, name in enumerate(names)}
-    for day, name in calendar(country, year_list(ds_ns)):
-        j = column.get(name)
-        if j is None:
-            continue
-        low, high = np.searchsorted(row_days, day, side="left"), np.searchsorted(row_days, day, side="right")
-        out[low:high, j] = 1.0
+    holiday_days, columns = _entries(country, year_list(ds_ns), tuple(names))
+    first = np.searchsorted(row_days, holiday_days, side="left")
+    after = np.searchsorted(row_days, holiday_days, side="right")
+    for entry in np.flatnonzero(after > first):  # the holidays that fall on these dates
+        out[first[entry] : after[entry], columns[entry]] = 1.0
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _entries(country: str, years: tuple[int, ...], names: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The calendar's (day, column) pairs for the holidays among `names`, as two arrays."""
+    column = {name: j for j, name in enumerate(names)}
+    pairs = [(day, column[name]) for day, name in calendar(country, years) if name in column]
+    return (
+        np.array([day for day, _ in pairs], dtype=np.int64),
+        np.array([j for _, j in pairs], dtype=np.int64),
+    )

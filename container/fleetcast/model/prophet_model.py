@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.logs import quiet_third_party
+from fleetcast.model.conditions import add_condition_columns, conditional_seasonalities
 
 if TYPE_CHECKING:
     from prophet import Prophet
@@ -29,8 +30,11 @@ def _prophet_class() -> type[Prophet]:
 
 
 def new_prophet(settings: ProphetSettings) -> Prophet:
-    """An unfitted stock Prophet configured by `settings`: its holidays and regressors added."""
+    """An unfitted stock Prophet configured by `settings`: its conditional seasonalities, holidays and
+    regressors added."""
     model = _prophet_class()(**settings.constructor_kwargs())
+    for seasonality in conditional_seasonalities(settings):
+        model.add_seasonality(**seasonality)
     if settings.country_holidays is not None:
         model.add_country_holidays(settings.country_holidays)
     for regressor in settings.regressors:
@@ -41,9 +45,10 @@ def new_prophet(settings: ProphetSettings) -> Prophet:
 
 
 def fit_prophet(history: pd.DataFrame, settings: ProphetSettings) -> Prophet:
-    """Fit one model on a frame with columns `ds` (datetime64) and `y` (float)."""
+    """Fit one model on a frame with columns `ds` (datetime64) and `y` (float); condition columns the
+    settings need are computed from `ds` (model/conditions.py) and placed after `y`."""
     model = new_prophet(settings)
-    model.fit(history)
+    model.fit(add_condition_columns(history, model.seasonalities))
     return model
 
 
@@ -56,7 +61,7 @@ def predict_values(
     model.uncertainty_samples = 0
     frame = pd.DataFrame({"ds": pd.to_datetime(dates).to_numpy(), **(regressors or {})})
     try:
-        return model.predict(frame)["yhat"].to_numpy()
+        return model.predict(add_condition_columns(frame, model.seasonalities))["yhat"].to_numpy()
     finally:
         model.uncertainty_samples = samples
 

@@ -64,6 +64,13 @@ def one_of(*choices: str) -> Callable[[str], str]:
     return parse
 
 
+def boolean(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in ("true", "false"):
+        raise ValueError("must be true or false")
+    return value == "true"
+
+
 def _seasonality(text: str) -> str | bool | int:
     """Prophet's seasonality switch: auto, true, false, or a Fourier order."""
     value = text.strip().lower()
@@ -97,13 +104,13 @@ def regressor_list(text: str) -> tuple[Regressor, ...]:
             continue
         name, _, mode = (part.strip() for part in item.partition(":"))
         if not _REGRESSOR_NAME.match(name):
-            raise ValueError(f"regressor {name!r} must be a column name of letters, digits and _")
+            raise ValueError(f"regressor {name!r}: must be a column name of letters, digits and _")
         if name in RESERVED_NAMES:
-            raise ValueError(f"regressor {name!r} is a name Prophet reserves")
+            raise ValueError(f"regressor {name!r}: must not be a name Prophet reserves")
         if mode and mode.lower() not in MODES:
-            raise ValueError(f"regressor {name!r} has mode {mode!r}; use {' or '.join(MODES)}")
+            raise ValueError(f"regressor {name!r}: mode must be {' or '.join(MODES)}, not {mode!r}")
         if any(known.name == name for known in regressors):
-            raise ValueError(f"regressor {name!r} is listed twice")
+            raise ValueError(f"regressor {name!r}: must be listed once")
         regressors.append(Regressor(name, mode.lower() or None))
     return tuple(regressors)
 
@@ -139,16 +146,24 @@ class ProphetSettings:
     country_holidays: str | None = None
     regressors: tuple[Regressor, ...] = ()
     regressor_prior_scale: float = 10.0
+    # One daily seasonality for Monday-Friday and another for the weekend instead of one for every day
+    # (Prophet's conditional seasonality, the condition computed from the timestamp: model/conditions.py).
+    daily_by_day_type: bool = False
 
     def prophet_kwargs(self) -> dict[str, Any]:
-        """Every setting, JSON-able (metadata.json records them)."""
-        return asdict(self)
+        """Every setting, as JSON reads back (metadata.json records them)."""
+        kwargs = asdict(self)
+        kwargs["regressors"] = list(kwargs["regressors"])
+        return kwargs
 
     def constructor_kwargs(self) -> dict[str, Any]:
-        """What `Prophet(...)` takes; holidays and regressors are added by `add_*` calls."""
+        """What `Prophet(...)` takes; holidays, regressors and the day-type daily seasonalities are added
+        by `add_*` calls."""
         kwargs = asdict(self)
         for name in ("country_holidays", "regressors", "regressor_prior_scale"):
             del kwargs[name]
+        if kwargs.pop("daily_by_day_type"):
+            kwargs["daily_seasonality"] = False  # the two conditional daily seasonalities replace it
         return kwargs
 
     @property
@@ -175,4 +190,5 @@ PROPHET_PARSERS: dict[str, Callable[[str], Any]] = {
     "country_holidays": country_code,
     "regressors": regressor_list,
     "regressor_prior_scale": float_in(0.0, 1e6, low_open=True),
+    "daily_by_day_type": boolean,
 }

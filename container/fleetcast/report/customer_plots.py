@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from fleetcast.forecast.predict import CustomerFailed, CustomerForecast, forecast_model
-from fleetcast.model import archive
+from fleetcast.model import archive, manifest
+from fleetcast.model.baseline import SeasonalNaive
 from fleetcast.report.fleet_stats import Scored
 from fleetcast.report.svg_chart import Chart, Layer, render_svg
 from fleetcast.training.evaluate import split_holdout
@@ -35,7 +36,12 @@ class CustomerPlot:
 
 
 def find_archive(models: Path, customer: str) -> Path | None:
-    """`<models>/<customer>.tar.gz`, or the newest such archive anywhere under `models`."""
+    """The version the fleet manifest names for `customer`; without a manifest `<models>/<customer>.tar.gz`,
+    or the newest such archive anywhere under `models`."""
+    listed = models / manifest.MANIFEST_NAME
+    if listed.is_file():
+        entry = manifest.load(manifest.read_file(listed), {customer}).get(customer)
+        return models / entry.target_model if entry else None
     direct = models / archive.archive_name(customer)
     if direct.is_file():
         return direct
@@ -43,8 +49,14 @@ def find_archive(models: Path, customer: str) -> Path | None:
     return max(found, key=lambda p: p.stat().st_mtime) if found else None
 
 
-def trained_history(model_json: str) -> History:
-    """The rows Prophet kept in model.json (`history`, a pandas orient='table' document)."""
+def trained_history(model_json: str, metadata: dict) -> History:
+    """The rows Prophet kept in model.json (`history`, a pandas orient='table' document); for the
+    seasonal-naive kind, the last season it keeps."""
+    if archive.model_kind(metadata) == archive.BASELINE_KIND:
+        naive = SeasonalNaive.from_json(model_json)
+        return History(
+            ds=naive.stamps_ns.view("datetime64[ns]"), y=np.asarray(naive.values, dtype=np.float64)
+        )
     table = json.loads(json.loads(model_json)["history"])
     rows = table["data"]
     ds = np.array([row["ds"] for row in rows], dtype="datetime64[ns]")
@@ -76,18 +88,25 @@ def customer_plot(
 ) -> CustomerPlot:
     if models is None:
         return CustomerPlot(scored, None, "no models folder given: the history is in the archive")
-    path = find_archive(models, scored.customer)
-    if path is None:
-        return CustomerPlot(scored, None, f"no {archive.archive_name(scored.customer)} under {models}")
     try:
+        path = find_archive(models, scored.customer)
+        if path is None:
+            return CustomerPlot(scored, None, f"no archive for customer {scored.customer} under {models}")
         model_json, metadata = archive.read_archive(path)
-        history = trained_history(model_json)
+        history = trained_history(model_json, metadata)
         if dataset_rows:
             ds, yhat, lower, upper = forecast_from_rows(dataset_rows)
         else:
             computed: CustomerForecast = forecast_model(model_json, metadata, period, path)
             ds, yhat, lower, upper = computed.ds, computed.yhat, computed.yhat_lower, computed.yhat_upper
-    except (archive.ArtifactError, CustomerFailed, KeyError, TypeError, ValueError) as exc:
+    except (
+        archive.ArtifactError,
+        manifest.ManifestError,
+        CustomerFailed,
+        KeyError,
+        TypeError,
+        ValueError,
+    ) as exc:
         return CustomerPlot(scored, None, f"cannot draw it: {exc}")
     shown_from = history.ds[-1] - np.timedelta64(HISTORY_DAYS_SHOWN, "D")
     holdout_ds = holdout_y = None

@@ -15,13 +15,14 @@ from typing import Any
 from fleetcast.model.archive import ArtifactError, read_model_dir
 from fleetcast.model.baseline import BaselineError, SeasonalNaive
 from fleetcast.model.compiled import future_dates, iso_strings
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
+from fleetcast.serving.protocol import ForecastRequest, bad_request, resolve_intervals
 
 log = logging.getLogger(__name__)
 
 
-def _model_error(model_dir: Path, code: str, problem: str) -> ForecastError:
-    return ForecastError(500, code, f"cannot serve the model in {model_dir}: {problem}")
+def _model_error(model_dir: Path, problem: str) -> ModelInvalidError:
+    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
 
 
 class BaselinePredictor:
@@ -36,21 +37,21 @@ class BaselinePredictor:
 
     @classmethod
     def load(cls, model_dir: Path | str) -> BaselinePredictor:
-        """Read and verify the model directory; ForecastError (500) says what is wrong with a broken one."""
+        """Read and verify the model directory; ModelMissingError or ModelInvalidError says what is wrong."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
-            raise _model_error(model_dir, "model_missing", "the directory does not exist")
+            raise ModelMissingError(f"cannot serve the model in {model_dir}: the directory does not exist")
         try:
             model_json, metadata = read_model_dir(model_dir)
         except ArtifactError as exc:
-            raise ForecastError(500, "model_invalid", f"cannot serve this model: {exc}") from None
+            raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         if not metadata.get("customer"):
-            raise _model_error(model_dir, "model_invalid", "metadata.json lacks customer")
+            raise _model_error(model_dir, "metadata.json lacks customer")
         try:
             model = SeasonalNaive.from_json(model_json)
         except BaselineError as exc:
             problem = f"model.json is not a seasonal-naive model: {exc}"
-            raise _model_error(model_dir, "model_invalid", problem) from None
+            raise _model_error(model_dir, problem) from None
         predictor = cls(model, metadata, model_dir)
         log.info(
             "loaded seasonal-naive model for customer %s from %s (last observation %s, freq %s)",

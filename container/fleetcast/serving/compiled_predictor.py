@@ -27,29 +27,43 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from fleetcast.model.archive import ArtifactError, read_model_dir, sha256_text
+from fleetcast.model.archive import (
+    COMPILED_SHA256_KEY,
+    ArtifactError,
+    read_compiled,
+    read_model_dir,
+    sha256_text,
+)
 from fleetcast.model.compiled import (
     COMPILED_FILE,
     CompiledModel,
+    Forecast,
     NotCompilable,
     compile_model_json,
     future_dates,
     iso_strings,
 )
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.draws import INTERVAL_SEED, ReplayMismatch, replayed_stream
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
+from fleetcast.serving.protocol import (
+    ForecastRequest,
+    bad_request,
+    check_regressors,
+    resolve_intervals,
+)
 
 if TYPE_CHECKING:
     from fleetcast.serving.predictor import ProphetPredictor
 
 log = logging.getLogger(__name__)
 
-# fleetcast.serving.predictor.INTERVAL_SEED (a test holds them equal). Not imported from there: that
-# module imports pandas, which a process serving only compiled models never needs (~40 MB of RSS).
-INTERVAL_SEED = 0
+# Requests whose interval draws come from the per-shape cache (serving/draws.py): up to this many
+# (samples x dates), i.e. 2 MB of cached draws per shape; longer forecasts draw afresh.
+REPLAY_MAX_DRAWS = 64_000
 
 
-def model_error(model_dir: Path, code: str, problem: str) -> ForecastError:
-    return ForecastError(500, code, f"cannot serve the model in {model_dir}: {problem}")
+def model_error(model_dir: Path, problem: str) -> ModelInvalidError:
+    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
 
 
 def compiled_document(model_json: str) -> str:
@@ -95,6 +109,7 @@ class CompiledPredictor:
         self.metadata = metadata
         self.model_dir = model_dir
         self.source = source  # "compiled.json" or "model.json": how it was loaded
+        self.compiled_text: str | None = None  # compiled.json as shipped, when loaded from it
         self.prophet_identical = prophet_identical
         self.customer = str(metadata["customer"])
         self.freq = str(metadata["freq"])
@@ -102,34 +117,46 @@ class CompiledPredictor:
 
     @classmethod
     def load(cls, model_dir: Path | str, *, prophet_identical: bool = True) -> CompiledPredictor:
-        """Read and verify the model directory; ForecastError (500) for a broken one, NotCompilable for a
-        valid model the compiled form does not cover."""
+        """Read and verify the model directory; ModelMissingError or ModelInvalidError for a broken one,
+        NotCompilable for a valid model the compiled form does not cover."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
-            raise model_error(model_dir, "model_missing", "the directory does not exist")
-        try:
-            model_json, metadata = read_model_dir(model_dir)
-        except ArtifactError as exc:
-            raise ForecastError(500, "model_invalid", f"cannot serve this model: {exc}") from None
+            raise ModelMissingError(f"cannot serve the model in {model_dir}: the directory does not exist")
+        compiled, model_json = _shipped_compiled(model_dir), ""
+        if compiled is not None:
+            compiled_model, metadata, compiled_text = compiled
+        else:
+            try:
+                model_json, metadata = read_model_dir(model_dir)
+            except ArtifactError as exc:
+                raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         missing = [key for key in ("customer", "end", "freq") if not metadata.get(key)]
         if missing:
-            raise model_error(model_dir, "model_invalid", f"metadata.json lacks {', '.join(missing)}")
+            raise model_error(model_dir, f"metadata.json lacks {', '.join(missing)}")
         try:
             _timestamp(metadata["end"])
         except (ValueError, TypeError):
             raise model_error(
-                model_dir, "model_invalid", f"metadata.json end {metadata['end']!r} is not a timestamp"
+                model_dir, f"metadata.json end {metadata['end']!r} is not a timestamp"
             ) from None
-        compiled, source = _compiled_from_dir(model_dir, model_json, str(metadata.get("model_sha256")))
-        predictor = cls(compiled, metadata, model_dir, source=source, prophet_identical=prophet_identical)
-        log.info(
-            "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
-            predictor.customer,
-            model_dir,
-            source,
-            iso_strings(np.array([predictor.last_observation]))[0],
-            predictor.freq,
+        if compiled is not None:
+            source = COMPILED_FILE  # shipped by training and verified: model.json was never parsed
+        else:
+            compiled_text = None
+            compiled_model, source = _compiled_from_dir(model_dir, model_json, metadata)
+        predictor = cls(
+            compiled_model, metadata, model_dir, source=source, prophet_identical=prophet_identical
         )
+        predictor.compiled_text = compiled_text
+        if log.isEnabledFor(logging.INFO):  # (formatting the date costs more than the rest of a load)
+            log.info(
+                "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
+                predictor.customer,
+                model_dir,
+                source,
+                iso_strings(np.array([predictor.last_observation]))[0],
+                predictor.freq,
+            )
         return predictor
 
     @property
@@ -154,9 +181,9 @@ class CompiledPredictor:
     def forecast(self, request: ForecastRequest) -> dict[str, Any]:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
         intervals = resolve_intervals(request, self.has_intervals, self.customer)
+        regressors = check_regressors(request, self.compiled.regressor_names, self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
-        seed = _PROPHET_STREAM.fresh() if self.prophet_identical else INTERVAL_SEED
-        predicted = self.compiled.predict(dates, intervals=intervals, seed=seed)
+        predicted = self._predict(dates, intervals, regressors)
         ds = iso_strings(predicted.ds)
         yhat = predicted.yhat.tolist()
         if not intervals:
@@ -172,6 +199,25 @@ class CompiledPredictor:
             )
         ]
         return {"customer": self.customer, "forecast": rows}
+
+    def _predict(
+        self, dates: np.ndarray, intervals: bool, regressors: dict[str, np.ndarray] | None
+    ) -> Forecast:
+        if not (intervals and self.prophet_identical):
+            return self.compiled.predict(
+                dates, intervals=intervals, seed=INTERVAL_SEED, regressors=regressors
+            )
+        samples = self.compiled.uncertainty_samples
+        if samples * len(dates) <= REPLAY_MAX_DRAWS:
+            # Every request replays one seeded stream: its draws for this shape are made once per process
+            # and scaled per model, bit for bit what drawing them again gives (serving/draws.py).
+            try:
+                stream = replayed_stream(samples, len(dates)).fresh()
+                return self.compiled.predict(dates, intervals=True, seed=stream, regressors=regressors)
+            except ReplayMismatch as exc:
+                log.debug("drawing afresh: %s", exc)
+        stream = _PROPHET_STREAM.fresh()
+        return self.compiled.predict(dates, intervals=True, seed=stream, regressors=regressors)
 
 
 def load_predictor(
@@ -199,10 +245,31 @@ def load_predictor(
         return predictor
 
 
-def _compiled_from_dir(model_dir: Path, model_json: str, model_sha256: str) -> tuple[CompiledModel, str]:
-    """compiled.json when present and made from this model.json; otherwise compile model.json."""
+def _shipped_compiled(model_dir: Path) -> tuple[CompiledModel, dict[str, Any], str] | None:
+    """The archive's own compiled.json when its checksums vouch for it (`archive.read_compiled`): the
+    model loads without reading or parsing model.json. None: read and compile model.json instead."""
+    shipped = read_compiled(model_dir)
+    if shipped is None:
+        return None
+    text, document, metadata = shipped
+    try:
+        return CompiledModel.from_dict(document), metadata, text
+    except Exception as exc:  # a format this reader cannot take (a newer one): model.json still can
+        log.warning("%s: ignoring %s (%s); compiling model.json instead", model_dir, COMPILED_FILE, exc)
+        return None
+
+
+def _compiled_from_dir(
+    model_dir: Path, model_json: str, metadata: dict[str, Any]
+) -> tuple[CompiledModel, str]:
+    """A compiled.json placed beside an archive written without one (no checksum in metadata.json for
+    it) when made from this model.json; otherwise compile model.json."""
     path = model_dir / COMPILED_FILE
-    if path.is_file():
+    model_sha256 = str(metadata.get("model_sha256"))
+    if COMPILED_SHA256_KEY in metadata:  # shipped in the archive, and _shipped_compiled refused it
+        if path.exists():
+            log.warning("%s: %s does not match metadata.json; compiling model.json", model_dir, COMPILED_FILE)
+    elif path.is_file():
         try:
             document = json.loads(path.read_text())
             if document.get("model_sha256") != model_sha256:
@@ -215,11 +282,10 @@ def _compiled_from_dir(model_dir: Path, model_json: str, model_sha256: str) -> t
     except NotCompilable:
         raise
     except ValueError as exc:
-        raise model_error(model_dir, "model_invalid", str(exc)) from None
+        raise model_error(model_dir, str(exc)) from None
     except Exception as exc:  # wrong-typed fields fail deep in numpy (AssertionError, TypeError, ...)
         raise model_error(
             model_dir,
-            "model_invalid",
             f"model.json has fields of the wrong type ({type(exc).__name__}: {exc})",
         ) from None
 

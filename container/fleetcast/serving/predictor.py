@@ -16,9 +16,16 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.model.archive import ArtifactError, read_model_dir
+from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.dates import future_frame
 from fleetcast.model.prophet_model import model_from_json
-from fleetcast.serving.protocol import ForecastError, ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
+from fleetcast.serving.protocol import (
+    ForecastRequest,
+    bad_request,
+    check_regressors,
+    resolve_intervals,
+)
 
 if TYPE_CHECKING:
     from prophet import Prophet
@@ -33,8 +40,8 @@ INTERVAL_SEED = 0
 _PREDICT_LOCK = threading.Lock()
 
 
-def model_error(model_dir: Path, code: str, problem: str) -> ForecastError:
-    return ForecastError(500, code, f"cannot serve the model in {model_dir}: {problem}")
+def model_error(model_dir: Path, problem: str) -> ModelInvalidError:
+    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
 
 
 class ProphetPredictor:
@@ -50,31 +57,32 @@ class ProphetPredictor:
 
     @classmethod
     def load(cls, model_dir: Path | str) -> ProphetPredictor:
-        """Read and verify `model.json` + `metadata.json`; ForecastError (500) says what is wrong."""
+        """Read and verify `model.json` + `metadata.json`; ModelMissingError or ModelInvalidError says what
+        is wrong."""
         model_dir = Path(model_dir)
         if not model_dir.is_dir():
-            raise model_error(model_dir, "model_missing", "the directory does not exist")
+            raise ModelMissingError(f"cannot serve the model in {model_dir}: the directory does not exist")
         try:
             model_json, metadata = read_model_dir(model_dir)
         except ArtifactError as exc:
-            raise ForecastError(500, "model_invalid", f"cannot serve this model: {exc}") from None
+            raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         missing = [key for key in ("customer", "end", "freq") if not metadata.get(key)]
         if missing:
-            raise model_error(model_dir, "model_invalid", f"metadata.json lacks {', '.join(missing)}")
+            raise model_error(model_dir, f"metadata.json lacks {', '.join(missing)}")
         try:
             pd.Timestamp(metadata["end"])
         except (ValueError, TypeError):
             raise model_error(
-                model_dir, "model_invalid", f"metadata.json end {metadata['end']!r} is not a timestamp"
+                model_dir, f"metadata.json end {metadata['end']!r} is not a timestamp"
             ) from None
         try:
             model = model_from_json(model_json)
         except Exception as exc:  # Prophet raises bare ValueError/KeyError/TypeError for bad JSON
             raise model_error(
-                model_dir, "model_invalid", f"model.json is not a Prophet model ({type(exc).__name__}: {exc})"
+                model_dir, f"model.json is not a Prophet model ({type(exc).__name__}: {exc})"
             ) from None
         if model.history is None:
-            raise model_error(model_dir, "model_invalid", "model.json holds an unfitted Prophet model")
+            raise model_error(model_dir, "model.json holds an unfitted Prophet model")
         predictor = cls(model, metadata, model_dir)
         log.info(
             "loaded model for customer %s from %s (last observation %s, freq %s)",
@@ -105,7 +113,10 @@ class ProphetPredictor:
     def forecast(self, request: ForecastRequest) -> dict[str, Any]:
         """`{"customer": ..., "forecast": [{"ds", "yhat"[, "yhat_lower", "yhat_upper"]}, ...]}`."""
         intervals = resolve_intervals(request, self.has_intervals, self.customer)
+        regressors = check_regressors(request, list(self.model.extra_regressors), self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
+        for name, values in regressors.items():  # the dates are in order, as the values are
+            dates[name] = np.asarray(values, dtype=float)
         with _PREDICT_LOCK:
             predicted = self._predict(dates, intervals)
         ds = [stamp.isoformat() for stamp in predicted["ds"]]
@@ -115,6 +126,7 @@ class ProphetPredictor:
         return {"customer": self.customer, "forecast": rows}
 
     def _predict(self, dates: pd.DataFrame, intervals: bool) -> pd.DataFrame:
+        dates = add_condition_columns(dates, self.model.seasonalities)  # weekday/weekend, from ds
         if intervals:
             np.random.seed(INTERVAL_SEED)
             return self.model.predict(dates)

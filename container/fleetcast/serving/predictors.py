@@ -8,11 +8,14 @@ server and returns a `LoadedModel`: the predictor, a small JSON document from wh
 other process rebuilds the same predictor in microseconds (`from_document`, no file reads), and an
 estimate of its size for a memory budget.
 
-Errors at load time are the API's: 404 when the model directory is missing, 400 when it is corrupt.
+A model that cannot be loaded raises `errors.ModelMissingError` (no such directory) or
+`errors.ModelInvalidError` (anything wrong with its files, including fields of the wrong type), each naming
+the directory.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +26,8 @@ from fleetcast.model.compiled import CompiledModel
 from fleetcast.serving import compiled_predictor
 from fleetcast.serving.baseline_predictor import BaselinePredictor
 from fleetcast.serving.compiled_predictor import CompiledPredictor
-from fleetcast.serving.protocol import ForecastError, ForecastRequest
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
+from fleetcast.serving.protocol import ForecastRequest
 
 log = logging.getLogger(__name__)
 
@@ -58,28 +62,28 @@ def _compiled_size(model: CompiledModel) -> int:
 
 
 def load_predictor(model_dir: Path | str) -> Predictor:
-    """The predictor for the kind of model in `model_dir`; ForecastError (500) says what is wrong."""
+    """The predictor for the kind of model in `model_dir`; ModelMissingError or ModelInvalidError if not."""
     try:
         kind = peek_kind(Path(model_dir))
     except ArtifactError as exc:
-        raise ForecastError(500, "model_invalid", f"cannot serve the model in {model_dir}: {exc}") from None
+        raise ModelInvalidError(f"cannot serve the model in {model_dir}: {exc}") from None
     if kind == BASELINE_KIND:
         return BaselinePredictor.load(model_dir)
     return compiled_predictor.load_predictor(model_dir)
 
 
 def load_model(model_dir: Path | str) -> LoadedModel:
-    """Load one model directory; ForecastError 404 (missing) or 400 (corrupt) says what is wrong."""
+    """Load one model directory; ModelMissingError or ModelInvalidError (naming the directory) if not."""
     model_dir = Path(model_dir)
     try:
         predictor = load_predictor(model_dir)
-    except ForecastError as exc:
-        status = 404 if exc.code == "model_missing" else 400
-        message = exc.message if str(model_dir) in exc.message else f"{model_dir}: {exc.message}"
-        raise ForecastError(status, exc.code, message) from None
-    except Exception as exc:  # a model that breaks the loader is the model's fault: 400, never a 500
-        raise ForecastError(
-            400, "model_invalid", f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
+    except (ModelMissingError, ModelInvalidError) as exc:
+        if str(model_dir) in exc.message:
+            raise
+        raise type(exc)(f"{model_dir}: {exc.message}", code=exc.code) from None
+    except Exception as exc:  # a model that breaks the loader is the model's fault, never the server's
+        raise ModelInvalidError(
+            f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
         ) from None
     if isinstance(predictor, BaselinePredictor):
         document = {"kind": "baseline", **predictor.to_document()}
@@ -92,7 +96,8 @@ def load_model(model_dir: Path | str) -> LoadedModel:
             "model_dir": str(model_dir),
             "source": predictor.source,
             "metadata": {key: predictor.metadata.get(key) for key in METADATA_KEPT},
-            "compiled": predictor.compiled.to_dict(),
+            # The shipped compiled.json as is: encoding its numbers again cost more than the rest of a load.
+            "compiled_json": predictor.compiled_text or json.dumps(predictor.compiled.to_dict()),
         }
         return LoadedModel(predictor, document, _compiled_size(predictor.compiled), compiled=True)
     json_bytes = (model_dir / "model.json").stat().st_size
@@ -106,7 +111,7 @@ def from_document(document: dict[str, Any]) -> Predictor:
         return BaselinePredictor.from_document(document)
     if document.get("kind") == "compiled":
         return CompiledPredictor(
-            CompiledModel.from_dict(document["compiled"]),
+            CompiledModel.from_dict(json.loads(document["compiled_json"])),
             document["metadata"],
             Path(document["model_dir"]),
             source=document["source"],

@@ -1,9 +1,14 @@
-"""The inference wire protocol shared by every server (the MMS handler now, the lean server later).
+"""The inference wire protocol shared by every server (the lean server, the MMS handler).
 
 Request (`application/json`): `{"period": 7, "freq": "D", "intervals": true}`; only `period` is required.
+A model trained with regressors also needs their future values, one per forecast date:
+`{"period": 3, "regressors": {"temperature": [4.1, 3.8, 5.0]}}` (values for regressors the model does not
+use are ignored, so one request shape serves a mixed fleet).
 The blog sample sends the same object double-encoded (a JSON string holding the JSON text); it is
 accepted too. Response: `{"customer": "7", "forecast": [{"ds": ..., "yhat": ..., ...}, ...]}`.
-Every failure is a `ForecastError`: an HTTP status plus `{"error": "<code>", "message": "..."}`.
+A request that cannot be answered raises one of `errors.py`'s serving errors (`InvalidRequestError`,
+`PayloadTooLargeError`, `UnsupportedContentTypeError`), which the servers answer as
+`{"error": "<code>", "message": "..."}` with the status `errors.http_status` gives.
 
 Pure functions only: no server, no model, so the whole validation table is tested without Java.
 """
@@ -12,19 +17,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from fleetcast.serving.environment import MAX_PAYLOAD_ENV, MAX_PERIOD_ENV, Limits
+from fleetcast.serving.errors import InvalidRequestError, PayloadTooLargeError, UnsupportedContentTypeError
+
 JSON_CONTENT_TYPE = "application/json"
-MAX_PERIOD_ENV = "FLEETCAST_MAX_PERIOD"
-DEFAULT_MAX_PERIOD = 366
-MAX_PAYLOAD_ENV = "SAGEMAKER_MAX_PAYLOAD_IN_MB"
-# SageMaker real-time endpoints cap request payloads at 6 MB.
-DEFAULT_MAX_PAYLOAD_MB = 6
 OCTET_STREAM_CONTENT_TYPE = "application/octet-stream"  # the SageMaker Python SDK's default
-REQUEST_FIELDS = ("period", "freq", "intervals")
+REQUEST_FIELDS = ("period", "freq", "intervals", "regressors")
 EXAMPLE_REQUEST = '{"period": 7}'
 TARGET_MODEL_HEADER = "X-Amzn-SageMaker-Target-Model"
 # Request values that reach a log line are cut to this many characters (a 20 MB url must not).
@@ -36,27 +38,8 @@ MAX_PATH_COMPONENT_BYTES = 255
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 
-class ForecastError(Exception):
-    """A request that cannot be answered: HTTP status, a stable error code, and a readable message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-    def to_dict(self) -> dict[str, str]:
-        return {"error": self.code, "message": self.message}
-
-    def to_body(self) -> bytes:
-        return json.dumps(self.to_dict()).encode()
-
-    def __repr__(self) -> str:
-        return f"ForecastError({self.status}, {self.code!r}, {self.message!r})"
-
-
-def bad_request(code: str, message: str) -> ForecastError:
-    return ForecastError(400, code, message)
+def bad_request(code: str, message: str) -> InvalidRequestError:
+    return InvalidRequestError(message, code=code)
 
 
 def clip(value: object, limit: int = LOGGED_VALUE_CHARS) -> str:
@@ -104,8 +87,7 @@ def check_target_model(target_model: str | None, customer: str, model_name: str 
     if target_model == model_name or target_model_stem(target_model) == customer:
         return
     served = f"model {model_name!r} (customer {customer})" if model_name else f"customer {customer}'s model"
-    raise ForecastError(
-        400,
+    raise bad_request(
         "target_model_mismatch",
         f"{TARGET_MODEL_HEADER} names {clip(target_model, 100)!r}, but this route serves {served}; "
         "nothing was forecast",
@@ -113,46 +95,16 @@ def check_target_model(target_model: str | None, customer: str, model_name: str 
 
 
 @dataclass(frozen=True)
-class Limits:
-    max_period: int = DEFAULT_MAX_PERIOD
-    max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_MB * 1024 * 1024
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
-        environ = os.environ if environ is None else environ
-        return cls(
-            max_period=_positive_int_env(environ, MAX_PERIOD_ENV, DEFAULT_MAX_PERIOD),
-            max_payload_bytes=_positive_int_env(environ, MAX_PAYLOAD_ENV, DEFAULT_MAX_PAYLOAD_MB)
-            * 1024
-            * 1024,
-        )
-
-
-def _positive_int_env(environ: Mapping[str, str], name: str, default: int) -> int:
-    text = environ.get(name, "").strip()
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        # A misconfigured server should say so at start-up, not answer every request with a 500.
-        raise ValueError(f"{name}={text!r} must be a positive integer")
-    return value
-
-
-@dataclass(frozen=True)
 class ForecastRequest:
     period: int
     freq: str | None = None  # None: the frequency the model was trained on
     intervals: bool | None = None  # None: intervals when the model has uncertainty samples
+    # Each regressor's value at each forecast date (exactly `period` values), as sent; None: none sent.
+    regressors: Mapping[str, tuple[float, ...]] | None = None
 
 
-def _unsupported(content_type: str) -> ForecastError:
-    return ForecastError(
-        415,
-        "unsupported_content_type",
+def _unsupported(content_type: str) -> UnsupportedContentTypeError:
+    return UnsupportedContentTypeError(
         f"content type {clip(content_type.strip(), 100)!r} is not supported; send {JSON_CONTENT_TYPE} "
         f"with a body like {EXAMPLE_REQUEST}",
     )
@@ -174,9 +126,7 @@ def check_content_type(content_type: str | None) -> bool:
     for param in params:
         name, _, value = param.partition("=")
         if name.strip() == "charset" and value.strip().strip('"') not in ("utf-8", "utf8"):
-            raise ForecastError(
-                415,
-                "unsupported_content_type",
+            raise UnsupportedContentTypeError(
                 f"charset {clip(value.strip(), 40)!r} is not supported; send UTF-8 JSON",
             )
     return False
@@ -187,9 +137,7 @@ def _decode_body(body: bytes | bytearray | str | None, limits: Limits) -> str:
         body = b""
     size = len(body.encode() if isinstance(body, str) else body)
     if size > limits.max_payload_bytes:
-        raise ForecastError(
-            413,
-            "payload_too_large",
+        raise PayloadTooLargeError(
             f"request body is {size} bytes; the limit is {limits.max_payload_bytes} bytes "
             f"({MAX_PAYLOAD_ENV}={limits.max_payload_bytes // (1024 * 1024)})",
         )
@@ -206,9 +154,7 @@ def _decode_body_or_415(
 ) -> str:
     try:
         return _decode_body(body, limits)
-    except ForecastError as exc:
-        if exc.status == 413:
-            raise
+    except InvalidRequestError:
         raise _unsupported(content_type or "") from None
 
 
@@ -264,16 +210,57 @@ def _intervals(value: Any) -> bool:
     return value
 
 
+def _regressors(value: Any, period: int) -> dict[str, tuple[float, ...]]:
+    hint = (
+        "regressors must be an object of number lists, one value per forecast date, "
+        'like {"temperature": [4.1, 3.8]}'
+    )
+    if not isinstance(value, dict):
+        raise bad_request("bad_regressors", f"{hint}; got {clip(value, 80)}")
+    parsed = {}
+    for name, values in value.items():
+        if not isinstance(values, list) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+        ):
+            raise bad_request(
+                "bad_regressors", f"regressor {clip(name, 64)!r}: {hint}; got {clip(values, 80)}"
+            )
+        if len(values) != period:
+            raise bad_request(
+                "bad_regressors",
+                f"regressor {clip(name, 64)!r} has {len(values)} values; period {period} needs exactly "
+                f"{period} (one per forecast date)",
+            )
+        parsed[name] = tuple(float(v) for v in values)
+    return parsed
+
+
+def check_regressors(
+    request: ForecastRequest, needed: tuple[str, ...] | list[str], customer: str
+) -> dict[str, tuple[float, ...]]:
+    """The future values of every regressor the model needs; 400 naming the first one missing."""
+    given = request.regressors or {}
+    for name in needed:
+        if name not in given:
+            raise bad_request(
+                "missing_regressor",
+                f"the model for customer {customer} needs regressor {name!r}: send "
+                f'"regressors": {{"{name}": [...]}} with {request.period} values (one per forecast date)',
+            )
+    return {name: given[name] for name in needed}
+
+
 def parse_request(
     body: bytes | bytearray | str | None, content_type: str | None, limits: Limits | None = None
 ) -> ForecastRequest:
-    """Validate one request body; raises ForecastError (400/413/415) naming what to fix."""
-    limits = limits or Limits.from_env()
+    """Validate one request body; InvalidRequestError, PayloadTooLargeError or UnsupportedContentTypeError
+    name what to fix."""
+    limits = limits or Limits()
     provisional = check_content_type(content_type)
     text = _decode_body_or_415(body, limits, content_type) if provisional else _decode_body(body, limits)
     try:
         fields = _load_json(text)
-    except ForecastError:
+    except InvalidRequestError:
         if provisional:  # octet-stream that is not JSON: the content type is the problem
             raise _unsupported(content_type or "") from None
         raise
@@ -291,10 +278,12 @@ def parse_request(
         )
     if "period" not in fields:
         raise bad_request("bad_period", f"period is required, e.g. {EXAMPLE_REQUEST}")
+    period = _period(fields["period"], limits)
     return ForecastRequest(
-        period=_period(fields["period"], limits),
+        period=period,
         freq=None if fields.get("freq") is None else check_freq(fields["freq"]),
         intervals=None if fields.get("intervals") is None else _intervals(fields["intervals"]),
+        regressors=None if fields.get("regressors") is None else _regressors(fields["regressors"], period),
     )
 
 
@@ -310,10 +299,6 @@ def encode_response(response: Mapping[str, Any]) -> bytes:
         for row in response["forecast"]
     ]
     return json.dumps({"customer": response["customer"], "forecast": forecast}).encode()
-
-
-def internal_error(exc: BaseException) -> ForecastError:
-    return ForecastError(500, "internal_error", f"forecast failed: {type(exc).__name__}: {exc}")
 
 
 def resolve_intervals(request: ForecastRequest, has_intervals: bool, customer: str) -> bool:

@@ -81,6 +81,7 @@ def _channel(text: str) -> str:
 SELECT_ALL, SELECT_CONFIGURED = "auto", "off"
 CANDIDATE_NAMES = (
     "configured",
+    "daily-by-day-type",
     "yearly-low",
     "flexible-trend",
     "multiplicative",

@@ -110,22 +110,29 @@ def _score_holdout(
     settings = candidate.settings
     began = time.perf_counter()
     outcome = engine.fit_series(
-        split.train.ds, split.train.y, settings, config.job.fit_engine, label=f"{customer} (holdout)"
+        split.train.ds,
+        split.train.y,
+        settings,
+        config.job.fit_engine,
+        label=f"{customer} (holdout)",
+        regressors=split.train.regressors,
     )
     fit_seconds = time.perf_counter() - began
-    forecast = engine.forecast_values(outcome, split.holdout.ds)
+    # The holdout's real regressor values (e.g. the temperatures that happened), as a forecast gets them.
+    forecast = engine.forecast_values(outcome, split.holdout.ds, split.holdout.regressors)
     actual = split.holdout.y
     return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
 
 
 @dataclass(frozen=True)
 class _Shipped:
-    """The model to archive: its JSON, its kind, and what made it."""
+    """The model to archive: its JSON, its kind, what made it, and its compiled form (if covered)."""
 
     model_json: str
     kind: str
     engine_used: str
     fallback_reason: str = ""
+    compiled: dict[str, Any] | None = None
 
 
 def _fit_shipped(
@@ -143,9 +150,23 @@ def _fit_shipped(
         )
         return _Shipped(model.to_json(), archive.BASELINE_KIND, archive.BASELINE_KIND)
     outcome = engine.fit_series(
-        history.ds, history.y, settings, config.job.fit_engine, warm_start=holdout.outcome, label=customer
+        history.ds,
+        history.y,
+        settings,
+        config.job.fit_engine,
+        warm_start=holdout.outcome,
+        label=customer,
+        regressors=history.regressors,
     )
-    return _Shipped(outcome.to_json(), archive.PROPHET_KIND, outcome.engine_used, outcome.fallback_reason)
+    model_json = outcome.to_json()
+    return _Shipped(
+        model_json,
+        archive.PROPHET_KIND,
+        outcome.engine_used,
+        outcome.fallback_reason,
+        # Shipped beside model.json, so a server loads the model without parsing Prophet's JSON.
+        engine.compiled_form(outcome, model_json),
+    )
 
 
 def _rounded(value: float) -> float | None:
@@ -227,6 +248,8 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "data_sha256": fingerprint,
             "config_fingerprint": config_fingerprint,
             "prophet": settings.prophet_kwargs(),
+            # What a forecast request must carry: each regressor's values at the forecast dates.
+            "regressors": [] if choice.candidate.is_baseline else list(settings.regressor_names),
             "model": choice.candidate.name,
             "selection": {
                 "cv_smape": {name: _rounded(score) for name, score in choice.scores.items()},
@@ -253,6 +276,7 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             metadata,
             context.staging_dir,
             kind=shipped.kind,
+            compiled=shipped.compiled,
         )
         result.entry = manifest.entry_for(
             task.customer, context.run, fingerprint, config_fingerprint, result.model, result.metrics

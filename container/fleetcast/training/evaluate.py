@@ -26,10 +26,7 @@ def split_holdout(history: History, holdout_days: int) -> HoldoutSplit:
     """The last `holdout_days` days (after the cutoff, which is that long before the last row) held out."""
     cutoff = history.ds[-1] - holdout_days * DAY
     end = int(np.searchsorted(history.ds, cutoff, side="right"))  # rows are sorted
-    return HoldoutSplit(
-        train=History(ds=history.ds[:end], y=history.y[:end]),
-        holdout=History(ds=history.ds[end:], y=history.y[end:]),
-    )
+    return HoldoutSplit(train=history.window(0, end), holdout=history.window(end, len(history)))
 
 
 def mae(actual: np.ndarray, forecast: np.ndarray) -> float:

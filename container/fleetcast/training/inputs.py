@@ -2,6 +2,12 @@
 
 A task is what one worker fits: a customer and either the file to read or the rows themselves, and the
 most rows it may have (`max_rows_per_customer`): a bigger customer fails before it is read whole.
+
+Regressors (the `regressors` hyperparameter) are extra numeric columns: found by name in a file with a
+header (folder layout, buckets, flat files with a header), and in the configured order after the value
+in a flat file without one. A value that is missing or not a number makes its row a bad row, dropped and
+counted like a row without a valid timestamp or value. A configured regressor the input lacks is an
+error naming it.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import hashlib
 import itertools
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +28,16 @@ from fleetcast.data.layout import CUSTOMER_COLUMN, CUSTOMER_FILE, TIME_COLUMN, T
 
 class NoInputError(Exception):
     """The channel holds nothing to train on."""
+
+
+class MissingColumnError(ValueError):
+    """A regressor the configuration names is not a column of the input."""
+
+    def __init__(self, source: Path, missing: list[str], columns: list[str]) -> None:
+        super().__init__(
+            f"{source} has no column {', '.join(map(repr, missing))} (columns: {', '.join(columns)}); "
+            "the regressors hyperparameter names columns every input file must have"
+        )
 
 
 class TooManyRowsError(Exception):
@@ -41,6 +57,9 @@ class CustomerTask:
     timestamps: np.ndarray | None = None  # bucket layout: rows already read (datetime64[ns])
     values: np.ndarray | None = None
     max_rows: int = 0  # 0: no cap
+    regressors: tuple[str, ...] = ()  # the columns to read besides timestamp and value
+    # bucket layout: each regressor's values, row for row with `values`
+    regressor_values: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,6 +117,7 @@ class Rows:
 
     ds: np.ndarray  # datetime64[ns]
     y: np.ndarray  # float64
+    regressors: dict[str, np.ndarray] = field(default_factory=dict)  # float64, NaN where missing
 
     def __len__(self) -> int:
         return len(self.y)
@@ -111,16 +131,21 @@ class History(Rows):
     def ds_ns(self) -> np.ndarray:
         return self.ds.view(np.int64)
 
+    def window(self, start: int, end: int) -> History:
+        """Rows start..end-1, regressors included (a training prefix, a holdout, a CV fold)."""
+        regressors = {name: values[start:end] for name, values in self.regressors.items()}
+        return History(ds=self.ds[start:end], y=self.y[start:end], regressors=regressors)
+
     def frame(self) -> pd.DataFrame:
-        return pd.DataFrame({"ds": self.ds, "y": self.y})
+        return pd.DataFrame({"ds": self.ds, "y": self.y, **self.regressors})
 
 
-def read_customer_file(path: Path, max_rows: int = 0) -> Rows:
-    """Rows of a one-customer file, in whichever of the two layouts it is.
+def read_customer_file(path: Path, max_rows: int = 0, regressors: tuple[str, ...] = ()) -> Rows:
+    """Rows of a one-customer file, in whichever of the two layouts it is, with the `regressors` columns.
 
     With `max_rows`, at most `max_rows + 1` rows are ever parsed: one more means the customer is too big.
-    Plain files (ISO dates without time zones, plain numbers) take a fast numpy path; anything else is
-    read by pandas, and both give the same rows.
+    Plain files (ISO dates without time zones, plain numbers) without regressors take a fast numpy path;
+    anything else is read by pandas, and both give the same rows.
     """
     with open(path, encoding="utf-8", errors="replace", newline="") as handle:
         # Under a cap, never more than cap + 2 lines (a header and one row too many) are read.
@@ -138,8 +163,29 @@ def read_customer_file(path: Path, max_rows: int = 0) -> Rows:
         body.pop()
     if max_rows and len(body) > max_rows:
         raise TooManyRowsError(max_rows, f"more than {max_rows}")
+    if regressors:
+        header = [name.strip() for name in lines[0].rstrip("\r").split(",")] if has_header else None
+        return _pandas_rows(path, has_header, max_rows, _regressor_columns(path, header, regressors, body))
     rows = _plain_rows(body)
     return rows if rows is not None else _pandas_rows(path, has_header, max_rows)
+
+
+def _regressor_columns(
+    path: Path, header: list[str] | None, regressors: tuple[str, ...], body: list[str]
+) -> dict[str, int]:
+    """Each regressor's column position: by name under a header, else in the configured order after the
+    value (a headerless flat file)."""
+    if header is not None:
+        missing = [name for name in regressors if name not in header]
+        if missing:
+            raise MissingColumnError(path, missing, header)
+        return {name: header.index(name) for name in regressors}
+    width = len(body[0].split(",")) if body else 0
+    if width < 2 + len(regressors):
+        raise MissingColumnError(
+            path, list(regressors[max(width - 2, 0) :]), [f"{width} unnamed (no header)"]
+        )
+    return {name: 2 + position for position, name in enumerate(regressors)}
 
 
 # What the fast path reads: ISO 8601 local times (numpy parses exactly these as pandas does) and plain
@@ -172,22 +218,43 @@ def _plain_rows(lines: list[str]) -> Rows | None:
     return Rows(ds=ds, y=y)
 
 
-def _pandas_rows(path: Path, has_header: bool, max_rows: int) -> Rows:
-    frame = pd.read_csv(
-        path,
-        header=0 if has_header else None,
-        usecols=[0, 1],
-        names=["ds", "y"],
-        dtype={"ds": str},
-        engine="c",
-        nrows=max_rows + 1 if max_rows else None,
-    )
+def _pandas_rows(path: Path, has_header: bool, max_rows: int, extra: dict[str, int] | None = None) -> Rows:
+    extra = extra or {}
+    if extra:
+        positions = [0, 1, *extra.values()]
+        frame = pd.read_csv(
+            path,
+            header=None,
+            skiprows=1 if has_header else 0,
+            usecols=positions,
+            dtype={0: str},
+            engine="c",
+            nrows=max_rows + 1 if max_rows else None,
+        )
+        frame = frame[positions]  # pandas gives them in file order
+        frame.columns = ["ds", "y", *extra]
+    else:
+        frame = pd.read_csv(
+            path,
+            header=0 if has_header else None,
+            usecols=[0, 1],
+            names=["ds", "y"],
+            dtype={"ds": str},
+            engine="c",
+            nrows=max_rows + 1 if max_rows else None,
+        )
     if max_rows and len(frame) > max_rows:
         raise TooManyRowsError(max_rows, f"more than {max_rows}")
     return Rows(
         ds=parse_timestamps(frame["ds"]),
         y=pd.to_numeric(frame["y"], errors="coerce").to_numpy(dtype=np.float64),
+        regressors={name: _numbers(frame[name]) for name in extra},
     )
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A column as float64, NaN where a value is missing or not a number (those rows are dropped)."""
+    return pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
 
 
 def bucket_customer_count(bucket: Path) -> int:
@@ -195,43 +262,68 @@ def bucket_customer_count(bucket: Path) -> int:
     return int(ids.dropna().nunique())
 
 
-def iter_bucket_tasks(bucket: Path) -> Iterator[CustomerTask]:
+def iter_bucket_tasks(bucket: Path, regressors: tuple[str, ...] = ()) -> Iterator[CustomerTask]:
+    if regressors:
+        header = [name.strip() for name in _first_line_raw(bucket).split(",")]
+        missing = [name for name in regressors if name not in header]
+        if missing:
+            raise MissingColumnError(bucket, missing, header)
     frame = pd.read_csv(
         bucket,
-        usecols=[CUSTOMER_COLUMN, TIME_COLUMN, VALUE_COLUMN],
+        usecols=[CUSTOMER_COLUMN, TIME_COLUMN, VALUE_COLUMN, *regressors],
         dtype={CUSTOMER_COLUMN: str},
     )
     frame = frame.dropna(subset=[CUSTOMER_COLUMN])
     stamps = parse_timestamps(frame[TIME_COLUMN])
     values = pd.to_numeric(frame[VALUE_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
+    extra = {name: _numbers(frame[name]) for name in regressors}
     for raw_id, index in frame.groupby(CUSTOMER_COLUMN, sort=True).indices.items():
         yield CustomerTask(
-            customer=safe_customer_id(str(raw_id)), timestamps=stamps[index], values=values[index]
+            customer=safe_customer_id(str(raw_id)),
+            timestamps=stamps[index],
+            values=values[index],
+            regressors=regressors,
+            regressor_values={name: column[index] for name, column in extra.items()},
         )
+
+
+def _first_line_raw(path: Path) -> str:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.readline().rstrip("\r\n")
 
 
 def load_task_rows(task: CustomerTask) -> Rows:
     if task.path is not None:
-        return read_customer_file(task.path, task.max_rows)
+        return read_customer_file(task.path, task.max_rows, task.regressors)
     if task.max_rows and len(task.values) > task.max_rows:
         raise TooManyRowsError(task.max_rows, str(len(task.values)))
     return Rows(
-        ds=np.asarray(task.timestamps, dtype="datetime64[ns]"), y=np.asarray(task.values, dtype=float)
+        ds=np.asarray(task.timestamps, dtype="datetime64[ns]"),
+        y=np.asarray(task.values, dtype=float),
+        regressors={name: np.asarray(task.regressor_values[name], dtype=float) for name in task.regressors},
     )
 
 
 def clean_history(rows: Rows) -> tuple[History, int]:
-    """Sorted rows with a timestamp and a finite value; also how many rows were dropped."""
+    """Sorted rows with a timestamp, a finite value and every regressor's value; also how many rows were
+    dropped."""
     valid = ~np.isnat(rows.ds) & np.isfinite(rows.y)
+    for values in rows.regressors.values():
+        valid &= np.isfinite(values)
     ds, y = rows.ds[valid], rows.y[valid]
+    regressors = {name: values[valid] for name, values in rows.regressors.items()}
     if len(ds) > 1 and np.any(ds[1:] < ds[:-1]):
         order = np.argsort(ds, kind="stable")
         ds, y = ds[order], y[order]
-    return History(ds=ds, y=y), int(len(valid) - np.count_nonzero(valid))
+        regressors = {name: values[order] for name, values in regressors.items()}
+    return History(ds=ds, y=y, regressors=regressors), int(len(valid) - np.count_nonzero(valid))
 
 
 def data_fingerprint(history: History) -> str:
     digest = hashlib.sha256()
     digest.update(history.ds_ns.tobytes())
     digest.update(history.y.tobytes())
+    for name, values in history.regressors.items():  # none: the digest of the plain rows, as before
+        digest.update(name.encode())
+        digest.update(values.tobytes())
     return digest.hexdigest()

@@ -131,10 +131,12 @@ def iter_tasks(
     max_rows: int = 0,
     journal: DeathJournal | None = None,
     owns: Callable[[str], bool] | None = None,
+    regressors: tuple[str, ...] = (),
 ) -> Iterator[CustomerTask]:
-    """Every customer this host `owns` (default: all) once, capped at `max_rows`. A second source for the
-    same id, and a customer whose worker died in an earlier attempt (`journal`), are recorded as failures,
-    never trained. Another host's customer is left to that host, duplicates included."""
+    """Every customer this host `owns` (default: all) once, capped at `max_rows`, with the `regressors`
+    columns to read. A second source for the same id, and a customer whose worker died in an earlier
+    attempt (`journal`), are recorded as failures, never trained. Another host's customer is left to that
+    host, duplicates included."""
     seen: dict[str, str] = {}
 
     def first_time(customer: str, source: str) -> bool:
@@ -158,9 +160,9 @@ def iter_tasks(
     for path in inventory.files:
         customer = customer_of_file(path)
         if first_time(customer, str(path)):
-            yield CustomerTask(customer=customer, path=path, max_rows=max_rows)
+            yield CustomerTask(customer=customer, path=path, max_rows=max_rows, regressors=regressors)
     for bucket in inventory.buckets:
-        for task in iter_bucket_tasks(bucket):
+        for task in iter_bucket_tasks(bucket, regressors):
             if first_time(task.customer, str(bucket)):
                 yield dataclasses.replace(task, max_rows=max_rows)
 
@@ -571,7 +573,7 @@ def run_training(paths: SageMakerPaths) -> int:
     barrier.start()
     try:
         progress = run_fleet(
-            iter_tasks(inventory, refused, plan.max_rows, journal, plan.owns),
+            iter_tasks(inventory, refused, plan.max_rows, journal, plan.owns, config.prophet.regressor_names),
             plan.total,
             context,
             workers,

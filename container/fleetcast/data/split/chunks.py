@@ -26,10 +26,6 @@ DROP_REASONS = (
 )
 
 
-def _everyone(_customer_id: str) -> bool:
-    return True
-
-
 @dataclass
 class Counters:
     rows_read: int = 0
@@ -49,7 +45,7 @@ def read_chunks(
     header: Header,
     chunk_rows: int,
     counters: Counters,
-    owns: Callable[[str], bool] = _everyone,
+    owns: Callable[[str], bool] | None = None,
     extras: Sequence[str] = (),
 ) -> Iterator[pd.DataFrame]:
     """The file's rows, `chunk_rows` at a time, as our columns (the required ones, then `extras`), with
@@ -87,7 +83,9 @@ def read_chunks(
                 text = str(warning.message)
                 bad = text.count("Skipping line")
                 counters.rows_read += bad
-                if not owns(""):  # a malformed line names no customer: one instance counts it
+                if owns is not None and not owns(
+                    ""
+                ):  # a malformed line names no customer: one instance counts it
                     counters.rows_of_other_hosts += bad
                     continue
                 counters.dropped["malformed_line"] += bad
@@ -122,9 +120,9 @@ _SPAN = tuple(pd.Timestamp(bound, tz="UTC") for bound in TIMESTAMP_SPAN)
 
 
 def parse_chunk(
-    frame: pd.DataFrame, counters: Counters, owns: Callable[[str], bool] = _everyone
+    frame: pd.DataFrame, counters: Counters, owns: Callable[[str], bool] | None = None
 ) -> ParsedChunk:
-    """A chunk's valid rows, among those of customers this instance `owns`.
+    """A chunk's valid rows, among those of customers this instance `owns` (None: all of them).
 
     Drops are counted by reason; ids are stripped of surrounding blanks. Work on ids is done once per
     distinct id, not per row. Rows of customers another instance owns are set aside first and counted
@@ -133,9 +131,8 @@ def parse_chunk(
     counters.rows_read += len(frame)
     codes, distinct = pd.factorize(frame[CUSTOMER_COLUMN].to_numpy(dtype=object))
     distinct = np.array([str(d).strip() for d in distinct.tolist()], dtype=object)
-    mine = np.fromiter((owns(d) for d in distinct.tolist()), dtype=bool, count=len(distinct))
-    if not mine.all():
-        rows_mine = mine[codes]
+    if owns is not None and not all(mine := [owns(d) for d in distinct.tolist()]):
+        rows_mine = np.array(mine, dtype=bool)[codes]
         counters.rows_of_other_hosts += int((~rows_mine).sum())
         frame, codes = frame[rows_mine], codes[rows_mine]
     stamps = _parse_times(frame[TIME_COLUMN].astype(str))
@@ -145,15 +142,13 @@ def parse_chunk(
     for i, name in enumerate(names):
         extras[:, i] = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64)
     parsed = stamps.notna().to_numpy(dtype=bool)
+    inside = ((stamps >= _SPAN[0]) & (stamps < _SPAN[1])).to_numpy(dtype=bool)  # NaT: False
 
     keep = np.ones(len(frame), dtype=bool)
     problems = (
         ("empty_customer_id", (distinct == "")[codes]),
         ("bad_timestamp", ~parsed),
-        (
-            "timestamp_out_of_range",
-            parsed & ~((stamps >= _SPAN[0]) & (stamps < _SPAN[1])).to_numpy(dtype=bool),
-        ),
+        ("timestamp_out_of_range", parsed & ~inside),
         ("consumption_not_a_number", ~np.isfinite(values)),
         ("negative_consumption", np.nan_to_num(values, nan=0.0) < 0),
         ("kept_column_not_a_number", ~np.isfinite(extras).all(axis=1)),

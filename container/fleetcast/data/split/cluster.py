@@ -1,10 +1,8 @@
 """This instance's part of a Processing job that runs on several instances.
 
-SageMaker starts the same container on every instance of a Processing job and tells each one who it is in
-`/opt/ml/config/resourceconfig.json` (`current_host`, `hosts`), and how its inputs were distributed in
-`/opt/ml/config/processingjobconfig.json` (each ProcessingInput's `LocalPath` and
-`S3DataDistributionType`). Every instance uploads its own output folder to the same S3 prefix, so what two
-instances write must never share a key:
+SageMaker starts the same container on every instance of a Processing job and tells each one who it is,
+and how its inputs were distributed (`fleetcast.processing` reads both files). Every instance uploads its
+own output folder to the same S3 prefix, so what two instances write must never share a key:
 
 - `ShardedByS3Key` input: each instance sees only its own raw files and splits all of them. This is right
   only when every customer lives in exactly one raw file (`launch process --shard-input` says so).
@@ -21,15 +19,14 @@ Processing job) the run is a single instance that owns everything.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from fleetcast.data.split.errors import SplitError
 from fleetcast.paths import SageMakerPaths
+from fleetcast.processing import ProcessingConfigError, read_processing_cluster, read_processing_inputs
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +56,6 @@ class Instance:
         # Asked once per distinct id per chunk: a sha256 is cheaper to recompute than a million-entry cache.
         return not self.shares_input or owner_of(customer_id, self.hosts) == self.host
 
-    @property
-    def counts_unattributed(self) -> bool:
-        """Whether this instance counts rows that belong to no customer (one instance does)."""
-        return self.owns("")
-
 
 def owner_of(customer_id: str, hosts: Sequence[str]) -> str:
     """The host that splits a customer when every host sees every row: stable across runs and machines."""
@@ -74,50 +66,33 @@ def owner_of(customer_id: str, hosts: Sequence[str]) -> str:
     return ordered[int.from_bytes(digest[:8], "big") % len(ordered)]
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SplitError(f"cannot read the Processing job's {path}: {exc}") from None
-
-
 def read_instance(paths: SageMakerPaths, inputs: Sequence[Path]) -> Instance:
     """This instance, from the Processing job's config files; a lone instance when there are none."""
-    resource_file = paths.processing_resource_config_file
-    if not resource_file.is_file():
-        return Instance()
-    resources = _read_json(resource_file)
     try:
-        host = str(resources["current_host"])
-        hosts = tuple(sorted(str(h) for h in resources["hosts"]))
-    except (KeyError, TypeError) as exc:
-        raise SplitError(f"{resource_file} lacks current_host/hosts ({exc})") from None
-    if host not in hosts:
-        raise SplitError(f"{resource_file}: current_host {host!r} is not in hosts {list(hosts)}")
-    distributions = _input_distributions(paths, inputs)
+        cluster = read_processing_cluster(paths)
+        distributions = _input_distributions(paths, inputs)
+    except ProcessingConfigError as exc:
+        raise SplitError(str(exc)) from None
+    if cluster.host is None:
+        return Instance()
     sharded = SHARDED_BY_S3_KEY in distributions
-    if len(hosts) > 1 and not distributions:
+    if len(cluster.hosts) > 1 and not distributions:
         # Assuming replicated input would drop every customer another instance never sees; assuming
         # sharded input at worst splits a customer twice. Lose nothing.
         log.warning(
             "split: %d instances but no ProcessingInput in %s covers the input; treating it as %s",
-            len(hosts),
+            len(cluster.hosts),
             paths.processing_job_config_file,
             SHARDED_BY_S3_KEY,
         )
         sharded = True
-    return Instance(host=host, hosts=hosts, input_sharded=sharded)
+    return Instance(host=cluster.host, hosts=cluster.hosts, input_sharded=sharded)
 
 
 def _input_distributions(paths: SageMakerPaths, inputs: Sequence[Path]) -> set[str]:
     """The S3DataDistributionType of every ProcessingInput whose LocalPath holds or lies in an input."""
-    job_file = paths.processing_job_config_file
-    if not job_file.is_file():
-        return set()
-    job = _read_json(job_file)
-    specs = job.get("ProcessingInputs") if isinstance(job, dict) else None
     found: set[str] = set()
-    for spec in specs or []:
+    for spec in read_processing_inputs(paths):
         source = spec.get("S3Input") or spec.get("DatasetDefinition") or {}
         local = source.get("LocalPath")
         if not local:
@@ -126,9 +101,6 @@ def _input_distributions(paths: SageMakerPaths, inputs: Sequence[Path]) -> set[s
         for path in inputs:
             given = path.resolve()
             if given == where or where in given.parents or given in where.parents:
-                found.add(
-                    source.get("S3DataDistributionType")
-                    or source.get("DataDistributionType")
-                    or FULLY_REPLICATED
-                )
+                kind = source.get("S3DataDistributionType") or source.get("DataDistributionType")
+                found.add(kind or FULLY_REPLICATED)
     return found

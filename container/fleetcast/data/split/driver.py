@@ -6,17 +6,15 @@ import logging
 import math
 import os
 import shutil
-import signal
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from fleetcast.data.split import stopping
 from fleetcast.data.split.chunks import Counters, parse_chunk, read_chunks
 from fleetcast.data.split.cluster import Instance, read_instance
 from fleetcast.data.split.columns import choose_extra_columns, parse_keep_columns
@@ -28,12 +26,13 @@ from fleetcast.data.split.reports import summary, write_side_files
 from fleetcast.data.split.spool import MAX_SPOOLS, SPOOL_ROWS, Spooler, extra_field, record_dtype
 from fleetcast.data.split.writers import write_buckets, write_customers
 from fleetcast.paths import SageMakerPaths
+from fleetcast.processing import write_exit_message
 
 log = logging.getLogger(__name__)
 
-WORK_DIR = (
-    ".split-work"  # spools and the staged output live inside the output: same volume, removed at the end
-)
+# Spools and the staged output live inside the output folder: the same volume, so moving the output into
+# place is a rename; hidden, so no reader takes them for data. Removed at the end, whatever happens.
+WORK_DIR = ".split-work"
 STAGED_DIR = "staged"  # inside WORK_DIR: the output as it is written, moved into place once complete
 
 
@@ -91,7 +90,7 @@ def split(
         raise SplitError(f"--chunk-rows must be at least 1, not {chunk_rows}")
     instance = instance or Instance()
     reports = reports if reports is not None else default_reports_dir(out)
-    began = time.perf_counter()
+    began, cpu_began = time.perf_counter(), time.process_time()
     # A multi-instance job with sharded input may hand an instance no raw file at all: nothing to do.
     files = find_inputs(inputs, may_be_empty=instance.multi and instance.input_sharded)
     headers = [check_header(path) for path in files]
@@ -111,10 +110,13 @@ def split(
         chunk_rows,
         _instance_note(instance),
     )
-    created = not out.exists()
     work = out / WORK_DIR
     staged = work / STAGED_DIR
+    created: list[Path] = []  # folders this run made, removed again if it fails
     try:
+        # Both folders up front: one that cannot be written fails the run before any work is done.
+        _make_folder(out, "output folder", created)
+        _make_folder(reports, "reports folder", created)
         staged.mkdir(parents=True)
         spooler = Spooler(work, spool_count, record_dtype(len(extras)))
         _spool_inputs(files, headers, chunk_rows, table, spooler, counters, instance, extras)
@@ -124,20 +126,42 @@ def split(
         else:
             parts = 0
             write_customers(staged, table, spooler, counters, extras)
+        stopping.check()  # the last point at which a stop leaves the output as it was
         _publish(staged, out)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
-        if created:
-            shutil.rmtree(out, ignore_errors=True)
+        for folder in created:
+            shutil.rmtree(folder, ignore_errors=True)
         raise
     shutil.rmtree(work, ignore_errors=True)
 
-    seconds = time.perf_counter() - began
+    seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
     report = summary(
-        files, out, instance, table, counters, buckets, parts, spool_count, chunk_rows, seconds, extras
+        files=files,
+        out=out,
+        instance=instance,
+        table=table,
+        counters=counters,
+        buckets=buckets,
+        parts=parts,
+        spools=spool_count,
+        chunk_rows=chunk_rows,
+        times=(seconds, cpu_seconds),
+        extras=extras,
     )
     summary_file = write_side_files(reports, instance, table, report)
     return SplitResult(summary=report, customers=len(table.names), summary_file=summary_file)
+
+
+def _make_folder(folder: Path, what: str, created: list[Path]) -> None:
+    """Make `folder` (and missing parents) unless it exists; note the topmost folder made, for cleanup."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SplitError(f"cannot create the {what} {folder}: {exc.strerror or exc}") from None
+    if missing:
+        created.append(missing[-1])
 
 
 def _instance_note(instance: Instance) -> str:
@@ -179,9 +203,11 @@ def _spool_inputs(
     extras: Sequence[str],
 ) -> None:
     progress = Progress()
+    owns = instance.owns if instance.shares_input else None  # None: every customer, no per-id work
     for path, header in zip(files, headers, strict=True):
-        for frame in read_chunks(path, header, chunk_rows, counters, instance.owns, extras):
-            chunk = parse_chunk(frame, counters, instance.owns)
+        for frame in read_chunks(path, header, chunk_rows, counters, owns, extras):
+            stopping.check()
+            chunk = parse_chunk(frame, counters, owns)
             if len(chunk.codes) == 0:
                 continue
             numbers, spools = table.lookup(chunk.ids)
@@ -222,26 +248,7 @@ def _spool_inputs(
 def _report_failure(message: str, paths: SageMakerPaths) -> None:
     log.error("split failed: %s", message)
     print(f"fleetcast split: error: {message}", file=sys.stderr)
-    # In a Processing container (/opt/ml exists), DescribeProcessingJob shows this file as ExitMessage.
-    if paths.base.is_dir():
-        try:
-            paths.output_dir.mkdir(parents=True, exist_ok=True)
-            paths.processing_message_file.write_text(message[:1024], encoding="utf-8")
-        except OSError:
-            pass
-
-
-@contextmanager
-def _sigterm_as_exit() -> Iterator[None]:
-    """SageMaker stops a job with SIGTERM: exit through `finally` blocks so spools and temp files go."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    write_exit_message(paths, message)
 
 
 def split_main(
@@ -265,7 +272,7 @@ def split_main(
     try:
         keep = parse_keep_columns(keep_columns)
         instance = read_instance(paths, input_paths)
-        with _sigterm_as_exit():
+        with stopping.sigterm_stops_at_safe_points():
             result = split(
                 input_paths,
                 out,
@@ -278,6 +285,9 @@ def split_main(
     except SplitError as exc:
         _report_failure(str(exc), paths)
         return 2
+    except OSError as exc:  # the machine, not the input: a full disk, a folder that went away
+        _report_failure(f"cannot read or write {exc.filename or ''}: {exc.strerror or exc}", paths)
+        return 1
     s = result.summary
     log.info(
         "split done: %d customers, %d rows written, %d dropped of %d read in %.1fs (%.0f rows/s) -> %s",

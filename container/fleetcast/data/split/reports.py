@@ -38,6 +38,7 @@ def _with_host(name: str, host: str | None) -> str:
 
 
 def summary(
+    *,
     files: Sequence[Path],
     out: Path,
     instance: Instance,
@@ -47,9 +48,10 @@ def summary(
     parts: int,
     spools: int,
     chunk_rows: int,
-    seconds: float,
+    times: tuple[float, float],  # wall and CPU seconds
     extras: Sequence[str] = (),
 ) -> dict:
+    seconds, cpu_seconds = times
     renamed = len(table.raw_of_renamed)
     return {
         "format_version": 2,
@@ -75,6 +77,7 @@ def summary(
         "spool_files": spools,
         "chunk_rows": chunk_rows,
         "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu_seconds, 3),
         "rows_per_second": round(counters.rows_read / max(seconds, 1e-9), 1),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }

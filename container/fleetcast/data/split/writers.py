@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from fleetcast.data.layout import CUSTOMER_FILE, bucket_header, customer_header
+from fleetcast.data.split import stopping
 from fleetcast.data.split.progress import Progress
 from fleetcast.data.split.spool import RECORD
 
@@ -108,6 +109,7 @@ def write_customers(
         records = _sorted(records, identity)
         counters.duplicate_timestamps += _count_duplicates(records)
         for number, block in _customer_blocks(records, names=None):
+            stopping.check()
             folder = out / table.names[number]
             folder.mkdir()
             write_atomic(folder / CUSTOMER_FILE, header + block)
@@ -148,6 +150,7 @@ def write_buckets(
     for bucket in range(buckets):
         runs: list[tuple[Path, np.ndarray, np.ndarray, np.ndarray]] = []
         for sub in range(per_bucket):
+            stopping.check()
             records = spooler.load(bucket * per_bucket + sub)
             if len(records) == 0:
                 continue

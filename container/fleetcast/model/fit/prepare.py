@@ -13,6 +13,9 @@ boundaries) over 86,400. Country holidays (`model/country_holidays.py`) depend o
 belong to the grid; regressor columns are the one feature that depends on a series' own values, standardised
 as Prophet's `initialize_scales` does (pandas' mean and sample standard deviation, same sums). Only linear
 and flat growth are prepared here; anything else raises `NotCovered`, and the engine fits it with Prophet.
+Conditional seasonalities whose condition fleetcast computes from the timestamp (model/conditions.py) are
+covered: they come first, as `add_seasonality` puts them before `fit` adds the built-in ones, and their
+features are zero where the condition is false, as in `make_all_seasonality_features`.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from fleetcast.model import country_holidays
+from fleetcast.model.conditions import condition_values, conditional_seasonalities
 from fleetcast.model.fit.problem import FLAT, LINEAR, FitParams, FitProblem
 from fleetcast.model.fit.solver import NotCovered
 from fleetcast.model.settings import ProphetSettings
@@ -246,6 +250,7 @@ def grid_for(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
         settings.holidays_prior_scale,
         settings.regressors,
         settings.regressor_prior_scale,
+        settings.daily_by_day_type,
     )
     grid = _grids.get(key)
     if grid is None:
@@ -284,7 +289,7 @@ def build_grid(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
     blocks, names, sigmas = [], [], []
     modes: dict[str, list[str]] = {"additive": [], "multiplicative": []}
     for name, props in seasonalities.items():
-        blocks.append(fourier_features(days, props["period"], props["fourier_order"]))
+        blocks.append(_seasonal_block(ds_ns, days, props))
         names.extend(f"{name}_delim_{i + 1}" for i in range(2 * props["fourier_order"]))
         sigmas.extend([props["prior_scale"]] * (2 * props["fourier_order"]))
         modes[props["mode"]].append(name)
@@ -337,6 +342,14 @@ def build_grid(ds_ns: np.ndarray, settings: ProphetSettings) -> Grid:
         trend_indicator=trend_indicator,
         tau=float(settings.changepoint_prior_scale),
     )
+
+
+def _seasonal_block(ds_ns: np.ndarray, days: np.ndarray, props: dict[str, Any]) -> np.ndarray:
+    """One seasonality's Fourier columns; zero on rows where its condition (if any) is false."""
+    block = fourier_features(days, props["period"], props["fourier_order"])
+    if props["condition_name"] is not None:
+        block[~condition_values(props["condition_name"], ds_ns)] = 0
+    return block
 
 
 def _add_holidays(
@@ -405,7 +418,8 @@ def fourier_features(days: np.ndarray, period: float, order: int) -> np.ndarray:
 
 
 def _seasonalities(ds_ns: np.ndarray, settings: ProphetSettings) -> OrderedDict[str, dict[str, Any]]:
-    """Prophet's `set_auto_seasonalities` for the three built-in seasonalities."""
+    """The conditional seasonalities as `add_seasonality` stores them, then Prophet's
+    `set_auto_seasonalities` for the three built-in ones."""
     span = int(ds_ns[-1]) - int(ds_ns[0])
     steps = np.diff(ds_ns)
     steps = steps[steps != 0]
@@ -417,8 +431,17 @@ def _seasonalities(ds_ns: np.ndarray, settings: ProphetSettings) -> OrderedDict[
         "daily": span < DAILY_SPAN_NS or (min_step is not None and min_step >= NS_PER_DAY),
     }
     seasonalities: OrderedDict[str, dict[str, Any]] = OrderedDict()
+    for added in conditional_seasonalities(settings):
+        seasonalities[added["name"]] = {
+            "period": added["period"],
+            "fourier_order": added["fourier_order"],
+            "prior_scale": float(settings.seasonality_prior_scale),
+            "mode": settings.seasonality_mode,
+            "condition_name": added["condition_name"],
+        }
+    switches = settings.constructor_kwargs()  # the Prophet object's own (daily off when conditioned)
     for name, period, default_order in BUILT_IN:
-        order = _fourier_order(getattr(settings, f"{name}_seasonality"), disabled[name], default_order)
+        order = _fourier_order(switches[f"{name}_seasonality"], disabled[name], default_order)
         if order > 0:
             seasonalities[name] = {
                 "period": period,

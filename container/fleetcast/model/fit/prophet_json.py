@@ -335,6 +335,15 @@ def _grid_numbers(float64: bytes) -> list[str] | str:
     return _number_tokens(np.frombuffer(float64, dtype=np.float64))
 
 
+def written_floats(values: np.ndarray) -> np.ndarray:
+    """float64 values as model.json holds them (pandas' double_precision=10), i.e. as a reader gets them."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    tokens = _grid_numbers(values.tobytes())
+    if isinstance(tokens, str):  # one repeated value, written once
+        return np.full(len(values), float(tokens))
+    return np.array([float(token) for token in tokens], dtype=np.float64)
+
+
 def _civil(days: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(year, month, day) of days since 1970-01-01, proleptic Gregorian (Hinnant's civil_from_days)."""
     shifted = days + 719_468

@@ -2,7 +2,7 @@
 
 No Java and no process per model: a loaded model is a few kilobytes of compiled numbers (see
 ../predictors.py), so one worker process holds thousands. Endpoints (same request, response and error
-format as the MMS handler; errors are `{"error": code, "message": ...}`):
+format as the MMS handler; errors are `{"error": code, "message": ...}`, status from ../errors.py):
 
     GET    /ping                      200 {"status": "Healthy"}
     POST   /models                    {"model_name", "url"} -> 200; 409 loaded; 404 no dir; 400 corrupt,
@@ -47,26 +47,29 @@ from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
 from fleetcast.paths import sagemaker_paths
-from fleetcast.serving.lean.budget import MemoryBudget, OverBudget, server_rss_bytes
-from fleetcast.serving.lean.registry import RegistryError, SharedRegistry
-from fleetcast.serving.lean.worker_cache import (
-    DEFAULT_WORKER_CACHE_MODELS,
-    WorkerModels,
+from fleetcast.serving.environment import DEFAULT_WORKER_CACHE_MODELS, MULTI_MODEL_ENV, Limits
+from fleetcast.serving.errors import (
+    InvalidRequestError,
+    ModelAlreadyLoadedError,
+    ModelNotLoadedError,
+    RefusedError,
+    ServingError,
+    error_body,
+    http_status,
+    internal_error,
 )
-from fleetcast.serving.predictors import (
-    Predictor,
-    load_model,
-)
+from fleetcast.serving.lean.budget import MemoryBudget
+from fleetcast.serving.lean.registry import SharedRegistry
+from fleetcast.serving.lean.worker_cache import WorkerModels
+from fleetcast.serving.memory import server_rss_bytes
+from fleetcast.serving.predictors import Predictor, load_model
 from fleetcast.serving.protocol import (
     JSON_CONTENT_TYPE,
     TARGET_MODEL_HEADER,
-    ForecastError,
-    Limits,
     check_model_url,
     check_target_model,
     clip,
     encode_response,
-    internal_error,
     parse_request,
 )
 
@@ -76,6 +79,7 @@ WORKER_HEADER = "X-Fleetcast-Worker"
 EXAMPLE_LOAD = '{"model_name": "m1", "url": "/opt/ml/models/m1/model"}'
 # MMS's list API: at most 100 per page, `limit` and `next_page_token` (an offset) as query parameters.
 MAX_PAGE = 100
+RSS_SAMPLE_SECONDS = 0.05
 # How long DELETE waits for the other workers to confirm they dropped the model.
 DELETE_ACK_SECONDS = 5.0
 
@@ -84,8 +88,9 @@ def _json(status: int, body: Any) -> Response:
     return Response(json.dumps(body), status=status, mimetype=JSON_CONTENT_TYPE)
 
 
-def _error(status: int, code: str, message: str) -> Response:
-    return _json(status, {"error": code, "message": message})
+def _error(error: ServingError) -> Response:
+    """Every error answer: the status errors.http_status gives, the JSON error body."""
+    return Response(error_body(error), status=http_status(error), mimetype=JSON_CONTENT_TYPE)
 
 
 class LeanServer:
@@ -107,37 +112,44 @@ class LeanServer:
         self.root_pid = os.getpid()  # the gunicorn master (the app is built before it forks)
         self.single_model: Predictor | None = None
         self.warm_model: Path | None = None  # a tiny model each new worker rehearses on
-        self.single_model_error: ForecastError | None = None
+        self.single_model_error: ServingError | None = None
         self.multi_model = True  # SAGEMAKER_MULTI_MODEL: which model /invocations serves
         self._single_lock = threading.Lock()
+        self._rss, self._rss_sampled_at = 0, float("-inf")
+
+    def measured_rss(self) -> int:
+        """The server's RSS (all its processes), measured at most every RSS_SAMPLE_SECONDS: reading /proc
+        for every process on each load cost more than the rest of the budget check, and RSS moves by
+        well under a megabyte in that time."""
+        now = time.monotonic()
+        if now - self._rss_sampled_at > RSS_SAMPLE_SECONDS:
+            self._rss, self._rss_sampled_at = server_rss_bytes(self.root_pid), now
+        return self._rss
 
     # ---- management ------------------------------------------------------------------------------
 
     def load(self, name: str, url: str) -> Response:
         check_model_url(url)
         if self.registry.contains(name):
-            return _error(409, "model_already_loaded", f"model {name!r} is already loaded")
+            raise ModelAlreadyLoadedError(f"model {name!r} is already loaded")
         started = time.perf_counter()
         loaded = load_model(url)
 
         def admit(estimate_total: int) -> None:
-            # (The store in /dev/shm is bounded by its own size: when it fills, the add is a 507 too.)
-            self.budget.admit(loaded.estimate_bytes, estimate_total, server_rss_bytes(self.root_pid))
+            # (The store in /dev/shm is bounded by its own size: when it fills, the add fails alike.)
+            self.budget.admit(loaded.estimate_bytes, estimate_total, self.measured_rss())
 
-        try:
-            generation = self.registry.add(name, url, loaded.estimate_bytes, loaded.document, admit=admit)
-        except OverBudget as exc:
-            log.warning("model %s not loaded: %s", clip(name), exc)
-            return _error(507, "insufficient_memory", str(exc))
+        generation = self.registry.add(name, url, loaded.estimate_bytes, loaded.document, admit=admit)
         self.models.keep(name, loaded, generation)
-        log.info(
-            "loaded model %s (customer %s) from %s in %.1f ms%s",
-            clip(name),
-            clip(loaded.predictor.customer),
-            clip(url),
-            (time.perf_counter() - started) * 1000,
-            "" if loaded.compiled else " [Prophet fallback]",
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "loaded model %s (customer %s) from %s in %.1f ms%s",
+                clip(name),
+                clip(loaded.predictor.customer),
+                clip(url),
+                (time.perf_counter() - started) * 1000,
+                "" if loaded.compiled else " [Prophet fallback]",
+            )
         return _json(200, {"status": f'Model "{clip(name)}" loaded'})
 
     def unload(self, name: str) -> Response:
@@ -158,7 +170,7 @@ class LeanServer:
     def describe(self, name: str) -> Response:
         entry = self.registry.read(name)
         if entry is None:
-            return _error(404, "model_not_found", f"model {name!r} is not loaded")
+            raise ModelNotLoadedError(f"model {name!r} is not loaded")
         document = entry.document
         return _json(
             200,
@@ -178,8 +190,8 @@ class LeanServer:
         limit = _int_or(limit_text, MAX_PAGE)
         if limit <= 0 and limit_text is not None:
             # An empty page with a token would send a client that follows tokens round forever.
-            return _error(
-                400, "bad_limit", f"limit must be between 1 and {MAX_PAGE}, got {clip(limit_text, 40)}"
+            raise InvalidRequestError(
+                f"limit must be between 1 and {MAX_PAGE}, got {clip(limit_text, 40)}", code="bad_limit"
             )
         limit = min(limit, MAX_PAGE)
         offset = max(0, _int_or(token_text, 0))
@@ -199,22 +211,19 @@ class LeanServer:
                 check_target(predictor)
             forecast_request = parse_request(request.get_data(cache=False), request.content_type, self.limits)
             body = encode_response(predictor.forecast(forecast_request))
-        except ForecastError as exc:
-            if exc.status >= 500:
-                log.warning("%d %s: %s", exc.status, exc.code, exc.message)
-            return _error(exc.status, exc.code, exc.message)
+        except ServingError as exc:
+            if http_status(exc) >= 500:
+                log.warning("%d %s: %s", http_status(exc), exc.code, exc.message)
+            return _error(exc)
         except Exception as exc:
             log.exception("forecast failed")
-            error = internal_error(exc)
-            return _error(error.status, error.code, error.message)
+            return _error(internal_error(exc))
         return Response(body, status=200, mimetype=JSON_CONTENT_TYPE)
 
     def loaded_predictor(self, name: str) -> Predictor:
         predictor = self.models.get(name)
         if predictor is None:
-            raise ForecastError(
-                404, "model_not_found", f"model {clip(name, 100)!r} is not loaded; POST /models first"
-            )
+            raise ModelNotLoadedError(f"model {clip(name, 100)!r} is not loaded; POST /models first")
         return predictor
 
     def invocations_predictor(self, model_name: str | None) -> Predictor:
@@ -222,11 +231,10 @@ class LeanServer:
         if not self.multi_model:
             return self.single_predictor()
         if not model_name:
-            raise ForecastError(
-                400,
-                "model_name_required",
-                "this server runs in multi-model mode (SAGEMAKER_MULTI_MODEL=true): invoke a loaded model "
+            raise InvalidRequestError(
+                f"this server runs in multi-model mode ({MULTI_MODEL_ENV}=true): invoke a loaded model "
                 "with POST /models/<name>/invoke, or POST /invocations?model_name=<name>",
+                code="model_name_required",
             )
         return self.loaded_predictor(model_name)
 
@@ -237,8 +245,9 @@ class LeanServer:
                 if self.single_model is None and self.single_model_error is None:
                     try:
                         self.single_model = load_model(sagemaker_paths().model_dir).predictor
-                    except ForecastError as exc:
-                        self.single_model_error = ForecastError(500, exc.code, exc.message)
+                    except ServingError as exc:
+                        # The endpoint's own model, not the caller's: the server is broken (a 500).
+                        self.single_model_error = ServingError(exc.message, code=exc.code)
         if self.single_model_error is not None:
             raise self.single_model_error
         assert self.single_model is not None
@@ -268,26 +277,18 @@ def create_app(server: LeanServer) -> Flask:
             try:
                 body = json.loads(request.get_data())
             except (ValueError, RecursionError):
-                return _error(
-                    400,
-                    "bad_request",
-                    f"body must be JSON like {EXAMPLE_LOAD}",
-                )
+                raise InvalidRequestError(f"body must be JSON like {EXAMPLE_LOAD}") from None
             if not isinstance(body, dict):
-                return _error(400, "bad_request", "body must be a JSON object with model_name and url")
+                raise InvalidRequestError("body must be a JSON object with model_name and url")
             fields.update(body)
         name, url = fields.get("model_name"), fields.get("url")
         if not isinstance(name, str) or not name or not isinstance(url, str) or not url:
-            return _error(
-                400,
-                "bad_request",
-                f"model_name and url are required, e.g. {EXAMPLE_LOAD}",
-            )
+            raise InvalidRequestError(f"model_name and url are required, e.g. {EXAMPLE_LOAD}")
         try:
             return server.load(name, url)
-        except (ForecastError, RegistryError) as exc:
-            log.warning("model %s not loaded: %d %s", clip(name), exc.status, clip(exc.message, 500))
-            return _error(exc.status, exc.code, exc.message)
+        except ServingError as exc:
+            log.warning("model %s not loaded: %d %s", clip(name), http_status(exc), clip(exc.message, 500))
+            raise
 
     @app.get("/models")
     def list_models() -> Response:
@@ -327,29 +328,29 @@ def create_app(server: LeanServer) -> Flask:
         response.headers[WORKER_HEADER] = str(os.getpid())
         return response
 
+    @app.errorhandler(ServingError)
+    def serving_error(exc: ServingError) -> Response:
+        # The management views' errors (400 bad name, 404 unknown model, 409, 507 full or over budget).
+        return _error(exc)
+
     @app.errorhandler(404)
     def not_found(exc: Exception) -> Response:
-        return _error(404, "not_found", f"no such resource: {request.method} {clip(request.path)}")
+        return _error(RefusedError(404, f"no such resource: {request.method} {clip(request.path)}"))
 
     @app.errorhandler(405)
     def not_allowed(exc: Exception) -> Response:
-        return _error(405, "method_not_allowed", f"{request.method} is not allowed on {clip(request.path)}")
-
-    @app.errorhandler(RegistryError)
-    def registry_error(exc: RegistryError) -> Response:
-        # 404 for an unknown model, 507 for a full registry: the registry's own status and message.
-        return _error(exc.status, exc.code, exc.message)
+        return _error(RefusedError(405, f"{request.method} is not allowed on {clip(request.path)}"))
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         # Whatever werkzeug refuses (413 from a huge header, 400 from a broken request line): never HTML.
-        code = (exc.name or "error").lower().replace(" ", "_")
-        return _error(exc.code or 500, code, exc.description or exc.name or "request refused")
+        return _error(RefusedError(exc.code or 400, exc.description or exc.name or "request refused"))
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:
         log.exception("unexpected failure in %s %s", request.method, clip(request.path))
         error = internal_error(exc)
-        return _error(error.status, error.code, clip(error.message, 500))
+        error.message = clip(error.message, 500)
+        return _error(error)
 
     return app

@@ -43,6 +43,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetcast.serving.environment import MAX_MODELS_ENV
+from fleetcast.serving.errors import (
+    InvalidRequestError,
+    ModelAlreadyLoadedError,
+    ModelNotLoadedError,
+    OutOfResourcesError,
+)
+
 MAX_NAME_BYTES = 255  # model names become folder names on the platform's disk: NAME_MAX
 MAX_WORKER_SLOTS = 128
 ACK_POLL_SECONDS = 0.005
@@ -56,19 +64,9 @@ PRUNE_EVERY = 256  # removals between prunes of the removal log
 DOCUMENT_COMPRESSION = 1
 
 
-class RegistryError(Exception):
-    """A model name or registry state that makes a management call fail (carries an HTTP status)."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def store_full(detail: str) -> RegistryError:
-    return RegistryError(
-        507, "insufficient_storage", f"the model registry is full ({detail}); unload models first"
+def store_full(detail: str) -> OutOfResourcesError:
+    return OutOfResourcesError(
+        f"the model registry is full ({detail}); unload models first", code="insufficient_storage"
     )
 
 
@@ -82,15 +80,15 @@ class Entry:
 
 
 def check_name(name: str) -> str:
-    """A usable model name (non-empty, printable, at most MAX_NAME_BYTES); 400 otherwise."""
+    """A usable model name (non-empty, printable, at most MAX_NAME_BYTES); InvalidRequestError otherwise."""
     if not name:
-        raise RegistryError(400, "bad_model_name", "model_name must be a non-empty string")
+        raise InvalidRequestError("model_name must be a non-empty string", code="bad_model_name")
     if any(ord(ch) < 32 for ch in name):
-        raise RegistryError(400, "bad_model_name", "model_name contains control characters")
+        raise InvalidRequestError("model_name contains control characters", code="bad_model_name")
     size = len(name.encode("utf-8", "surrogatepass"))
     if size > MAX_NAME_BYTES:
-        raise RegistryError(
-            400, "bad_model_name", f"model_name is too long ({size} bytes; limit {MAX_NAME_BYTES})"
+        raise InvalidRequestError(
+            f"model_name is too long ({size} bytes; limit {MAX_NAME_BYTES})", code="bad_model_name"
         )
     return name
 
@@ -198,7 +196,7 @@ class SharedRegistry:
 
     @contextlib.contextmanager
     def _writing(self) -> Iterator[tuple[sqlite3.Connection, list[Any]]]:
-        """One write transaction under the flock; SQLITE_FULL / ENOSPC become a 507.
+        """One write transaction under the flock; SQLITE_FULL / ENOSPC become OutOfResourcesError.
 
         The callables put in the yielded list run after the commit, still under the flock: the shared
         counters move only once the rows they announce are visible, and never out of order.
@@ -278,18 +276,19 @@ class SharedRegistry:
     def add(
         self, name: str, url: str, estimate_bytes: int, document: dict[str, Any], admit: Any = None
     ) -> int:
-        """Publish a loaded model; 409 if the name is taken, 507 if the store is full.
+        """Publish a loaded model; ModelAlreadyLoadedError if the name is taken, OutOfResourcesError if the
+        store is full.
 
-        `admit(estimate_total)` runs under the lock and may raise (the memory budget's 507).
+        `admit(estimate_total)` runs under the lock and may raise (the memory budget's OverBudget).
         Returns the new generation.
         """
         check_name(name)
         body = zlib.compress(json.dumps(document, separators=(",", ":")).encode(), DOCUMENT_COMPRESSION)
         with self._writing() as (db, after_commit):
             if db.execute("SELECT 1 FROM models WHERE name = ?", (name,)).fetchone() is not None:
-                raise RegistryError(409, "model_already_loaded", f"model {name!r} is already loaded")
+                raise ModelAlreadyLoadedError(f"model {name!r} is already loaded")
             if self.max_models is not None and self._count.value >= self.max_models:
-                raise store_full(f"{self._count.value} models, FLEETCAST_MAX_MODELS={self.max_models}")
+                raise store_full(f"{self._count.value} models, {MAX_MODELS_ENV}={self.max_models}")
             if admit is not None:
                 admit(self._estimate_total.value)
             generation = self._generation.value + 1
@@ -306,14 +305,14 @@ class SharedRegistry:
         self._generation.value = generation  # last: a reader seeing it finds every row it announces
 
     def remove(self, name: str) -> tuple[Entry, int]:
-        """Unpublish a model; 404 if it is not loaded. Returns (the entry, the new generation)."""
+        """Unpublish a model (ModelNotLoadedError if it is not loaded); returns (entry, new generation)."""
         check_name(name)
         with self._writing() as (db, after_commit):
             row = db.execute(
                 "DELETE FROM models WHERE name = ? RETURNING url, estimate, generation, document", (name,)
             ).fetchone()
             if row is None:
-                raise RegistryError(404, "model_not_found", f"model {name!r} is not loaded")
+                raise ModelNotLoadedError(f"model {name!r} is not loaded")
             generation = self._generation.value + 1
             db.execute("INSERT INTO removals (generation, name) VALUES (?, ?)", (generation, name))
             if generation % PRUNE_EVERY == 0:

@@ -13,66 +13,27 @@ from typing import Any
 
 from flask import Flask
 
-from fleetcast.serving.environment import (
-    BIND_HOST_ENV,
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    PORT_ENV,
-    WORKERS_ENV,
-    multi_model_enabled,
-)
+from fleetcast.serving.environment import Limits, ServingEnvironment
+from fleetcast.serving.errors import ServingError
 from fleetcast.serving.lean.app import LeanServer, create_app
-from fleetcast.serving.lean.budget import MemoryBudget, budget_bytes, rss_bytes
+from fleetcast.serving.lean.budget import MemoryBudget, budget_bytes
 from fleetcast.serving.lean.registry import SharedRegistry, remove_stale_stores
 from fleetcast.serving.lean.warm_up import rehearse, warm_up
-from fleetcast.serving.lean.worker_cache import (
-    DEFAULT_WORKER_CACHE_MODELS,
-    limit_malloc_arenas,
-    release_memory,
-)
-from fleetcast.serving.predictors import (
-    COMPILED_COPY_BYTES,
-)
-from fleetcast.serving.protocol import (
-    JSON_CONTENT_TYPE,
-    ForecastError,
-    Limits,
-    clip,
-)
+from fleetcast.serving.lean.worker_cache import limit_malloc_arenas, release_memory
+from fleetcast.serving.memory import rss_bytes
+from fleetcast.serving.predictors import COMPILED_COPY_BYTES
+from fleetcast.serving.protocol import JSON_CONTENT_TYPE, clip
 
 log = logging.getLogger("fleetcast.serving.lean")
 
-THREADS_ENV = "FLEETCAST_LEAN_THREADS"
-TIMEOUT_ENV = "SAGEMAKER_MODEL_SERVER_TIMEOUT"
-DEFAULT_THREADS = 4
 # Gunicorn stops workers gracefully within this, well inside the 30 s SageMaker allows before SIGKILL.
 GRACEFUL_SECONDS = 10
-# Built predictors each worker keeps (LRU); the rest are rebuilt from the registry on use (~0.1 ms).
-WORKER_CACHE_ENV = "FLEETCAST_WORKER_CACHE_MODELS"
-MAX_MODELS_ENV = "FLEETCAST_MAX_MODELS"
-
-
-def worker_count(environ: dict[str, str] | os._Environ[str] | None = None) -> int:
-    environ = os.environ if environ is None else environ
-    text = (environ.get(WORKERS_ENV) or "").strip()
-    if not text:
-        return max(1, len(os.sched_getaffinity(0)))
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{WORKERS_ENV}={text!r} must be a positive integer")
-    return int(text)
-
-
-def _positive_env(name: str, default: int) -> int:
-    text = os.environ.get(name, "").strip()
-    if not text:
-        return default
-    if not text.isdigit() or int(text) < 1:
-        raise ValueError(f"{name}={text!r} must be a positive integer")
-    return int(text)
 
 
 @dataclass(frozen=True)
 class LeanSettings:
+    """How the lean server runs, from the serving environment (read once, in the master)."""
+
     host: str
     port: int
     workers: int
@@ -85,22 +46,18 @@ class LeanSettings:
     max_models: int | None
 
     @classmethod
-    def from_env(cls, host: str | None, port: int | None) -> LeanSettings:
-        """Everything the environment configures; ValueError names a bad variable."""
-        port_text = str(port) if port is not None else os.environ.get(PORT_ENV, str(DEFAULT_PORT))
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise ValueError(f"{PORT_ENV}={port_text!r} is not a TCP port")
+    def from_environment(cls, env: ServingEnvironment) -> LeanSettings:
         return cls(
-            host=host or os.environ.get(BIND_HOST_ENV) or DEFAULT_HOST,
-            port=int(port_text),
-            workers=worker_count(),
-            threads=_positive_env(THREADS_ENV, DEFAULT_THREADS),
-            timeout=_positive_env(TIMEOUT_ENV, 60),
-            limits=Limits.from_env(),
-            memory_budget_bytes=budget_bytes(),
-            multi_model=multi_model_enabled(),
-            cache_models=_positive_env(WORKER_CACHE_ENV, DEFAULT_WORKER_CACHE_MODELS),
-            max_models=_positive_env(MAX_MODELS_ENV, 0) or None,
+            host=env.host,
+            port=env.port,
+            workers=env.workers or max(1, len(os.sched_getaffinity(0))),  # default: one per core
+            threads=env.lean_threads,
+            timeout=env.timeout_seconds,
+            limits=env.limits,
+            memory_budget_bytes=budget_bytes(env.memory_mb),
+            multi_model=env.multi_model,
+            cache_models=env.worker_cache_models,
+            max_models=env.max_models,
         )
 
 
@@ -169,15 +126,11 @@ def _gunicorn_options(settings: LeanSettings, server: LeanServer) -> dict[str, A
     return options
 
 
-def run_lean(host: str | None = None, port: int | None = None) -> int:
+def run_lean(environment: ServingEnvironment) -> int:
     """Run the lean server until SIGTERM/SIGINT (gunicorn's graceful stop); returns the exit code."""
     from gunicorn.app.base import BaseApplication
 
-    try:
-        settings = LeanSettings.from_env(host, port)
-    except ValueError as exc:
-        log.error("%s", exc)
-        return 2
+    settings = LeanSettings.from_environment(environment)
     limit_malloc_arenas()
     answer_parse_errors_in_json()
     for stale in remove_stale_stores():
@@ -200,7 +153,7 @@ def run_lean(host: str | None = None, port: int | None = None) -> int:
     if not settings.multi_model:
         try:
             server.single_predictor()
-        except ForecastError as exc:
+        except ServingError as exc:
             log.error("single-model mode: %s", exc.message)
             registry.close()
             return 1

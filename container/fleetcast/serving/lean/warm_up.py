@@ -52,6 +52,9 @@ def warm_up(work_dir: Path) -> Path | None:
         shutil.rmtree(model_dir, ignore_errors=True)
         safe_extract(archive, model_dir)  # no extractall(filter=...): Python 3.11.2 lacks it
         rehearse(model_dir)
+        from fleetcast.model import country_holidays
+
+        country_holidays.warm_up()  # a holiday model's first forecast would import the calendars
     except Exception as exc:  # a server that starts colder beats one that does not start
         log.warning("warm-up failed (%s: %s); the first model load will be slower", type(exc).__name__, exc)
         return None

@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from fleetcast.serving.environment import DEFAULT_WORKER_CACHE_MODELS
 from fleetcast.serving.lean.registry import SharedRegistry
 from fleetcast.serving.predictors import (
     LoadedModel,
@@ -27,8 +28,6 @@ log = logging.getLogger("fleetcast.serving.lean")
 WATCH_SECONDS = 0.01
 # Unloads come in bursts (the platform evicts many models under pressure): trim once the burst is over.
 TRIM_AFTER_SECONDS = 0.2
-# Built predictors each worker keeps (LRU); the rest are rebuilt from the registry on use (~0.1 ms).
-DEFAULT_WORKER_CACHE_MODELS = 20_000
 M_ARENA_MAX = -8  # glibc mallopt parameter
 MALLOC_ARENAS = 2
 

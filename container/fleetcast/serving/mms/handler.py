@@ -4,7 +4,8 @@ MMS imports this module in a fresh worker, instantiates its single class (MMS re
 here), calls `initialize(context)` when `POST /models` loads the model, then `handle(data, context)` for
 each batch of invocations. MMS swallows exceptions from `initialize`, so `POST /models` answers 200 even
 for a broken model directory; the failure is kept and returned on every invoke as a JSON error naming the
-directory and the problem, never as a traceback.
+directory and the problem (a 4xx: `errors.http_status` of the loader's ModelInvalidError or
+ModelMissingError), never as a traceback or a 500.
 
 The class is instantiated before `initialize`, outside MMS's exception guard: a MemoryError raised there
 is what makes MMS answer `POST /models` with 507, the multi-model contract's "out of memory" (the
@@ -19,17 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleetcast.serving.mms.resources import memory_shortfall
-from fleetcast.serving.predictors import Predictor, load_predictor
+from fleetcast.serving.environment import ServingEnvironment
+from fleetcast.serving.errors import ModelInvalidError, ServingError, error_body, http_status, internal_error
+from fleetcast.serving.memory import memory_shortfall
+from fleetcast.serving.predictors import Predictor, load_model
 from fleetcast.serving.protocol import (
     JSON_CONTENT_TYPE,
     TARGET_MODEL_HEADER,
-    ForecastError,
-    Limits,
     check_target_model,
     clip,
     encode_response,
-    internal_error,
     parse_request,
 )
 
@@ -59,13 +59,14 @@ class ForecastHandlerService:
     """Loads one customer's model at `initialize`, answers forecast requests in `handle`."""
 
     def __init__(self) -> None:
-        shortfall = memory_shortfall()
+        # Read once per MMS worker process (each model's worker is a process of its own).
+        self.environment = ServingEnvironment.read()
+        shortfall = memory_shortfall(self.environment.min_free_bytes)
         if shortfall:
             log.error("refusing to load another model (507): %s", shortfall)
             raise MemoryError(shortfall)
         self.predictor: Predictor | None = None
-        self.load_error: ForecastError | None = None
-        self.limits = Limits()
+        self.load_error: ServingError | None = None
         # The handler cannot tell /invocations from /models/<name>/invoke, so a TargetModel header is
         # checked on both: the platform's own header names the archive training wrote for this very
         # customer (`<customer>.tar.gz`), so it always matches there, and a request for another model gets
@@ -75,16 +76,15 @@ class ForecastHandlerService:
         model_dir = Path(str(context.system_properties.get("model_dir")))
         started = time.perf_counter()
         try:
-            self.limits = Limits.from_env()
-            # The factory picks by model kind; for Prophet models the compiled predictor answers in well
-            # under a millisecond, and Prophet's own is the loud fallback.
-            self.predictor = load_predictor(model_dir)
-        except ForecastError as exc:
+            # The same loader as the lean server's: it validates the whole model now (fields of the wrong
+            # type included), so a broken model is a ModelInvalidError here, not a crash at invoke time.
+            self.predictor = load_model(model_dir).predictor
+        except ServingError as exc:
             self.load_error = exc
         except Exception as exc:  # anything else must still become a readable answer, not a dead worker
             log.exception("unexpected failure loading %s", model_dir)
-            self.load_error = ForecastError(
-                500, "model_invalid", f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
+            self.load_error = ModelInvalidError(
+                f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
             )
         if self.load_error is not None:
             log.error("model %s not servable: %s", context.model_name, self.load_error.message)
@@ -103,18 +103,17 @@ class ForecastHandlerService:
             body = item.get("body", item.get("data")) if isinstance(item, dict) else item
             if self.predictor is not None:
                 check_target_model(_header(headers, TARGET_MODEL_HEADER), self.predictor.customer)
-            request = parse_request(body, _content_type(headers), self.limits)
+            request = parse_request(body, _content_type(headers), self.environment.limits)
             if self.predictor is not None:
                 return encode_response(self.predictor.forecast(request))
             # (not re-raised: raising one exception object on every request would grow its traceback)
-            error = self.load_error or ForecastError(500, "model_invalid", "the model was never initialized")
-        except ForecastError as exc:
+            error = self.load_error or ModelInvalidError("the model was never initialized")
+        except ServingError as exc:
             error = exc
         except Exception as exc:
             log.exception("forecast failed for model %s", context.model_name)
             error = internal_error(exc)
-        log.warning(
-            "model %s: %d %s: %s", context.model_name, error.status, error.code, clip(error.message, 500)
-        )
-        context.set_response_status(code=error.status, phrase=error.code, idx=index)
-        return error.to_body()
+        status = http_status(error)
+        log.warning("model %s: %d %s: %s", context.model_name, status, error.code, clip(error.message, 500))
+        context.set_response_status(code=status, phrase=error.code, idx=index)
+        return error_body(error)

@@ -35,22 +35,12 @@ from typing import Any
 
 import psutil
 
-from fleetcast.serving.environment import (
-    BIND_HOST_ENV,
-    DEFAULT_HOST,
-    DEFAULT_PORT,
-    MULTI_MODEL_ENV,
-    PORT_ENV,
-    WORKERS_ENV,
-    multi_model_enabled,
-)
-from fleetcast.serving.mms.resources import memory_limit_bytes, min_free_bytes
-from fleetcast.serving.protocol import Limits
+from fleetcast.serving.environment import MULTI_MODEL_ENV, PORT_ENV, VMARGS_ENV, ServingEnvironment
+from fleetcast.serving.memory import memory_limit_bytes
 
 log = logging.getLogger(__name__)
 
 HANDLER_SERVICE = "fleetcast.serving.mms.handler"
-VMARGS_ENV = "SAGEMAKER_MODEL_SERVER_VMARGS"
 MAX_MMS_PORT = 32767  # MMS parses the port as a Java short
 MMS_JAVA_CLASS = "com.amazonaws.ml.mms.ModelServer"
 # After SIGTERM: Java gets this long to stop its workers, the survivors this long after SIGTERM.
@@ -162,22 +152,16 @@ def _become_subreaper() -> bool:
         return False
 
 
-def _configure_environment(host: str | None, port: int | None, run_dir: Path) -> tuple[str, int]:
-    """Set the knobs sagemaker-inference and MMS read from the environment; returns (host, port)."""
-    env = os.environ
-    env[MULTI_MODEL_ENV] = "true" if multi_model_enabled() else "false"  # sagemaker-inference reads it
-    if port is not None:
-        env[PORT_ENV] = str(port)
-    port_text = env.setdefault(PORT_ENV, str(DEFAULT_PORT))
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ServeError(f"{PORT_ENV}={port_text!r} is not a TCP port")
-    if int(port_text) > MAX_MMS_PORT:
+def _configure_environment(settings: ServingEnvironment, run_dir: Path) -> None:
+    """Set what sagemaker-inference and MMS read from the environment (they read it themselves)."""
+    if settings.port > MAX_MMS_PORT:
         raise ServeError(
-            f"{PORT_ENV}={port_text}: Multi Model Server only accepts ports up to {MAX_MMS_PORT}"
+            f"{PORT_ENV}={settings.port}: Multi Model Server only accepts ports up to {MAX_MMS_PORT}"
         )
-    host = host or env.get(BIND_HOST_ENV) or DEFAULT_HOST
-    if VMARGS_ENV not in env:
-        env[VMARGS_ENV] = default_vmargs(memory_limit_bytes())
+    env = os.environ
+    env[MULTI_MODEL_ENV] = "true" if settings.multi_model else "false"
+    env[PORT_ENV] = str(settings.port)
+    env[VMARGS_ENV] = settings.vmargs or default_vmargs(memory_limit_bytes())
     # The MMS launcher keeps its pid file in $TMPDIR, Java its worker sockets in $TEMP.
     env["TMPDIR"] = env["TEMP"] = str(run_dir)
     # The `multi-model-server` launcher is installed beside this interpreter (a venv may not be on PATH).
@@ -186,12 +170,6 @@ def _configure_environment(host: str | None, port: int | None, run_dir: Path) ->
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
     if not shutil.which("multi-model-server"):
         raise ServeError("the multi-model-server launcher is not installed (pip install multi-model-server)")
-    try:
-        Limits.from_env()  # a bad limit in the environment fails now, not on every request
-        min_free_bytes()
-    except ValueError as exc:
-        raise ServeError(str(exc)) from None
-    return host, int(port_text)
 
 
 class MmsSupervisor:
@@ -316,9 +294,11 @@ class MmsSupervisor:
         return stopped
 
 
-def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: Path, host: str) -> None:
+def _patch_model_server(
+    model_server: Any, supervisor: MmsSupervisor, run_dir: Path, settings: ServingEnvironment
+) -> None:
     """Point sagemaker-inference's start_model_server at our run dir, logging, process lookup, signals."""
-    model_server.ENABLE_MULTI_MODEL = os.environ[MULTI_MODEL_ENV] == "true"
+    model_server.ENABLE_MULTI_MODEL = settings.multi_model
     model_server.MMS_CONFIG_FILE = str(run_dir / "sagemaker-mms.properties")
     log_config = run_dir / "log4j2.xml"
     log_config.write_text(LOG4J2_XML)
@@ -328,10 +308,10 @@ def _patch_model_server(model_server: Any, supervisor: MmsSupervisor, run_dir: P
 
     def generate_with_overrides(env: Any, handler_service: Any = None) -> str:
         # Properties files keep the last value of a key: these lines override sagemaker-inference's.
-        address = f"http://{host}:{env.inference_http_port}"
+        address = f"http://{settings.host}:{env.inference_http_port}"
         # MMS answers an over-long body with an empty 413; with its own limit above ours, the handler
         # answers instead, with a JSON error that names the limit.
-        frame_limit = 2 * Limits.from_env().max_payload_bytes
+        frame_limit = 2 * settings.limits.max_payload_bytes
         overrides = (
             f"inference_address={address}\nmanagement_address={address}\nmax_request_size={frame_limit}\n"
         )
@@ -364,29 +344,30 @@ def _reap_children(signum: int, frame: Any) -> None:
         pass
 
 
-def run_mms(host: str | None = None, port: int | None = None) -> int:
+def run_mms(settings: ServingEnvironment) -> int:
+    """Run Multi Model Server until SIGTERM; returns the exit code (ServeError: it cannot start)."""
     find_java()
     run_dir = _make_run_dir()
     supervisor = MmsSupervisor()
     try:
-        host, port = _configure_environment(host, port, run_dir)
+        _configure_environment(settings, run_dir)
         _become_subreaper()
         # sagemaker-inference reads SAGEMAKER_MULTI_MODEL when imported: import after the defaults are set.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "pkg_resources is deprecated", not ours to fix
             from sagemaker_inference import model_server
 
-        _patch_model_server(model_server, supervisor, run_dir, host)
+        _patch_model_server(model_server, supervisor, run_dir, settings)
         # Before start_model_server installs its handlers, a SIGTERM still has to stop what it started.
         signal.signal(signal.SIGTERM, supervisor.on_signal)
         log.info(
             "starting Multi Model Server (multi-model=%s) on %s:%d, handler %s, %s workers per model, JVM %s",
-            os.environ[MULTI_MODEL_ENV],
-            host,
-            port,
+            settings.multi_model,
+            settings.host,
+            settings.port,
             HANDLER_SERVICE,
-            os.environ.get(WORKERS_ENV) or "1",
-            os.environ[VMARGS_ENV],
+            settings.workers or 1,
+            os.environ[VMARGS_ENV],  # ours by default (see _configure_environment)
         )
         model_server.start_model_server(handler_service=HANDLER_SERVICE)  # blocks until Java exits
     except ServeError:

@@ -1,15 +1,17 @@
-"""Memory as the container sees it, and the 507 guard MMS turns into `POST /models` -> 507."""
+"""Memory as the container sees it (one module for both servers), and the MMS handler's 507 guard."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psutil
 import pytest
 from mms.model_service_worker import MXNetModelServiceWorker
 
-from fleetcast.serving.mms import resources
-from fleetcast.serving.mms.resources import MB
+from fleetcast.serving import memory
+from fleetcast.serving.lean.budget import budget_bytes
+from fleetcast.serving.memory import MB
 
 HUGE = str(10**9)  # MB: more than any machine has
 
@@ -33,19 +35,19 @@ def cgroup_v1(root: Path, limit: int, usage: int, inactive_file: int) -> Path:
 
 def test_cgroup_v2_limit_minus_usage_without_page_cache(tmp_path):
     root = cgroup_v2(tmp_path, str(1024 * MB), 900 * MB, 100 * MB)
-    assert resources.cgroup_memory(root) == (1024 * MB, 800 * MB)
-    assert resources.available_memory_bytes(root) == 224 * MB
-    assert resources.memory_limit_bytes(root) == 1024 * MB
-    shortfall = resources.memory_shortfall({"FLEETCAST_MIN_FREE_MB": "256"}, root)
+    assert memory.cgroup_memory(root) == (1024 * MB, 800 * MB)
+    assert memory.available_memory_bytes(root) == 224 * MB
+    assert memory.memory_limit_bytes(root) == 1024 * MB
+    shortfall = memory.memory_shortfall(256 * MB, root)
     assert shortfall and "only 224 MB of memory available" in shortfall and "256 MB free" in shortfall
-    assert resources.memory_shortfall({"FLEETCAST_MIN_FREE_MB": "200"}, root) is None
-    assert resources.memory_shortfall({"FLEETCAST_MIN_FREE_MB": "0"}, root) is None
+    assert memory.memory_shortfall(200 * MB, root) is None
+    assert memory.memory_shortfall(0, root) is None
 
 
 def test_cgroup_v1_limit(tmp_path):
     root = cgroup_v1(tmp_path, 2048 * MB, 1800 * MB, 0)
-    assert resources.available_memory_bytes(root) == 248 * MB
-    assert resources.memory_shortfall({}, root)  # default reserve: 256 MB
+    assert memory.available_memory_bytes(root) == 248 * MB
+    assert memory.memory_shortfall(256 * MB, root)
 
 
 @pytest.mark.parametrize(
@@ -58,16 +60,23 @@ def test_cgroup_v1_limit(tmp_path):
 )
 def test_no_cgroup_limit_means_the_host_memory(tmp_path, make):
     root = make(tmp_path)
-    assert resources.cgroup_memory(root) is None
-    assert resources.memory_limit_bytes(root) == psutil.virtual_memory().total
-    assert 0 < resources.available_memory_bytes(root) <= psutil.virtual_memory().total
+    assert memory.cgroup_memory(root) is None
+    assert memory.memory_limit_bytes(root) == psutil.virtual_memory().total
+    assert 0 < memory.available_memory_bytes(root) <= psutil.virtual_memory().total
 
 
-def test_reserve_setting():
-    assert resources.min_free_bytes({}) == resources.DEFAULT_MIN_FREE_MB * MB
-    assert resources.min_free_bytes({"FLEETCAST_MIN_FREE_MB": " 64 "}) == 64 * MB
-    with pytest.raises(ValueError, match="FLEETCAST_MIN_FREE_MB='lots' must be a whole number"):
-        resources.min_free_bytes({"FLEETCAST_MIN_FREE_MB": "lots"})
+def test_the_lean_budget_and_mms_see_the_same_limit(tmp_path, monkeypatch):
+    """One computation: the lean server's default budget is half of what the MMS side calls the limit."""
+    root = cgroup_v2(tmp_path, str(1024 * MB), 10, 0)
+    monkeypatch.setattr(memory, "CGROUP_ROOT", root)
+    monkeypatch.setattr(memory.memory_limit_bytes, "__defaults__", (root,))
+    assert memory.memory_limit_bytes() == 1024 * MB
+    assert budget_bytes(None) == 512 * MB
+
+
+def test_memory_limit_is_at_most_physical_memory():
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 0 < memory.memory_limit_bytes() <= physical
 
 
 def test_mms_worker_answers_507_when_memory_is_short(models, tmp_path, monkeypatch):

@@ -1,23 +1,24 @@
-"""Memory as the container sees it: the host's, or the cgroup's limit when one is set (v1 or v2).
+"""The memory a serving container has, measured in one place for both servers.
 
-The multi-model contract asks a container to answer `POST /models` with 507 when it lacks the memory for
-another model, so the platform unloads idle models and retries, instead of the kernel's OOM killer
-picking a process.
+The container's limit is the host's physical memory, or its cgroup's limit (v2 `memory.max`, v1
+`memory.limit_in_bytes`) when that is smaller. The lean server sizes its memory budget from it
+(`lean/budget.py`); the MMS handler refuses another model when too little of it is available
+(`mms/handler.py`). Both answer `POST /models` with 507 rather than let the kernel's OOM killer pick a
+process, and the platform then unloads idle models and retries.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import psutil
 
+from fleetcast.serving.environment import MIN_FREE_ENV
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-MIN_FREE_ENV = "FLEETCAST_MIN_FREE_MB"
-# A loaded model costs ~140 MB (its own MMS worker process); keep room for one more plus some slack.
-DEFAULT_MIN_FREE_MB = 256
 MB = 1024 * 1024
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 def _read_int(path: Path) -> int | None:
@@ -50,16 +51,18 @@ def cgroup_memory(root: Path = CGROUP_ROOT) -> tuple[int, int] | None:
             "total_inactive_file",
         ),
     )
+    total = psutil.virtual_memory().total
     for limit_file, usage_file, stat_file, inactive_key in candidates:
         limit, usage = _read_int(limit_file), _read_int(usage_file)
         # cgroup v1 spells "no limit" as a number near 2**63; v2 as "max" (not a number).
-        if limit is None or usage is None or limit >= psutil.virtual_memory().total:
+        if limit is None or usage is None or limit >= total:
             continue
         return limit, max(0, usage - _stat_value(stat_file, inactive_key))
     return None
 
 
 def memory_limit_bytes(root: Path = CGROUP_ROOT) -> int:
+    """The container's memory: physical memory, or the cgroup's limit when that is smaller."""
     cgroup = cgroup_memory(root)
     total = psutil.virtual_memory().total
     return min(total, cgroup[0]) if cgroup else total
@@ -74,25 +77,36 @@ def available_memory_bytes(root: Path = CGROUP_ROOT) -> int:
     return available
 
 
-def min_free_bytes(environ: Mapping[str, str] | None = None) -> int:
-    environ = os.environ if environ is None else environ
-    text = environ.get(MIN_FREE_ENV, "").strip()
-    if not text:
-        return DEFAULT_MIN_FREE_MB * MB
-    if not text.isdigit():
-        raise ValueError(f"{MIN_FREE_ENV}={text!r} must be a whole number of MB (0 turns the check off)")
-    return int(text) * MB
-
-
-def memory_shortfall(environ: Mapping[str, str] | None = None, root: Path = CGROUP_ROOT) -> str | None:
-    """Why another model must not be loaded now, or None when there is room."""
-    reserve = min_free_bytes(environ)
-    if reserve == 0:
+def memory_shortfall(reserve_bytes: int, root: Path = CGROUP_ROOT) -> str | None:
+    """Why another model must not be loaded now (less than `reserve_bytes` available), or None."""
+    if reserve_bytes == 0:
         return None
     available = available_memory_bytes(root)
-    if available >= reserve:
+    if available >= reserve_bytes:
         return None
     return (
-        f"only {available // MB} MB of memory available, {MIN_FREE_ENV} keeps {reserve // MB} MB free; "
-        "unload a model and retry"
+        f"only {available // MB} MB of memory available, {MIN_FREE_ENV} keeps {reserve_bytes // MB} MB "
+        "free; unload a model and retry"
     )
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident set size of one process (0 if it is gone), from /proc without psutil's overhead."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as handle:
+            return int(handle.read().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def children_of(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
+def server_rss_bytes(root_pid: int) -> int:
+    """RSS of a server: the root process and its direct children (gunicorn's master and workers)."""
+    return rss_bytes(root_pid) + sum(rss_bytes(child) for child in children_of(root_pid))

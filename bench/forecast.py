@@ -1,0 +1,266 @@
+"""The batch forecast's throughput against the ways a customer's forecast is made one at a time, and its
+memory against the number of customers.
+
+    python -m bench.forecast [--customers 2000] [--period 7] [--baseline-sample 40]
+    python -m bench.forecast --memory 10000,100000 [--distinct 200]
+
+Throughput: fits `--customers` daily models (365 days, one year of generated readings) with the in-process
+engine and writes their archives as `train` does; then, in one run, for `--period` steps with intervals
+(1,000 samples, the default uncertainty_samples):
+  (a) stock Prophet: `model_from_json` + `predict` on the future dates, np.random seeded as the server
+      does (on a sample: it is slow);
+  (b) the per-request path an endpoint takes for a cold model: extract the archive, load it through the
+      serving factory (`serving.predictors.load_model`), answer one request (on a sample);
+  (c) `fleetcast forecast`'s job on every archive with one worker process: customers per second per core;
+  (d) the same with one worker per CPU;
+and prints (c)/(a) and (c)/(b).
+
+Memory: `--memory` runs the job (`python -m fleetcast.cli forecast`, one worker per CPU) on fleets of the
+given sizes, made of `--distinct` short models (60 days) hard-linked under as many names as needed, and
+samples the peak RSS of the job's process tree: a bounded job's peak does not grow with the count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from bench.training import MemoryPeak, _memory_of, _tree
+from fleetcast.data.generate import customer_series
+from fleetcast.forecast.job import run_forecast
+from fleetcast.forecast.sources import Cluster
+from fleetcast.logs import setup_logging
+from fleetcast.model import archive, dates
+from fleetcast.model.fit import engine
+from fleetcast.model.settings import ProphetSettings
+
+log = logging.getLogger("bench.forecast")
+
+
+def write_fleet(folder: Path, customers: int, days: int) -> list[Path]:
+    """`customers` archives of daily models fitted on `days` of generated readings, as train writes them."""
+    import pandas as pd
+
+    grid = pd.date_range("2022-01-01", periods=days, freq="D")
+    settings = ProphetSettings()
+    paths = []
+    for customer in range(customers):
+        stamps, values = customer_series(customer, 42, grid, days)
+        ds = np.asarray(stamps, dtype="datetime64[ns]")
+        outcome = engine.fit_series(ds, np.asarray(values, dtype=float), settings, label=str(customer))
+        metadata = {
+            "customer": str(customer),
+            "rows": days,
+            "start": dates.isoformat(ds[0]),
+            "end": dates.isoformat(ds[-1]),
+            "freq": "D",
+            "prophet": settings.prophet_kwargs(),
+            "model": "configured",
+        }
+        paths.append(archive.write_archive(folder, str(customer), outcome.to_json(), metadata))
+    return paths
+
+
+def prophet_rate(paths: list[Path], period: int) -> float:
+    """(a): customers/s of stock Prophet, loading each model and predicting its future with intervals."""
+    import pandas as pd
+
+    from fleetcast.model.prophet_model import model_from_json
+    from fleetcast.serving.predictor import INTERVAL_SEED
+
+    paths = [paths[0], *paths]  # the first call imports Prophet: not timed
+    began = 0.0
+    for index, path in enumerate(paths):
+        if index == 1:
+            began = time.perf_counter()
+        model_json, metadata = archive.read_archive(path)
+        model = model_from_json(model_json)
+        future = dates.future_frame(pd.Timestamp(metadata["end"]), period, metadata["freq"])
+        np.random.seed(INTERVAL_SEED)
+        model.predict(future)
+    return (len(paths) - 1) / (time.perf_counter() - began)
+
+
+def per_request_rate(paths: list[Path], period: int, scratch: Path) -> float:
+    """(b): customers/s of the endpoint's cold path: extract, load through the serving factory, answer."""
+    from fleetcast.serving.predictors import load_model
+    from fleetcast.serving.protocol import ForecastRequest
+
+    paths = [paths[0], *paths]  # the first load imports the serving modules: not timed
+    began = 0.0
+    for index, path in enumerate(paths):
+        if index == 1:
+            began = time.perf_counter()
+        model_dir = scratch / f"m{index}" / "model"
+        model_dir.mkdir(parents=True)
+        with tarfile.open(path) as tar:
+            for member in tar:
+                target = model_dir / member.name
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                target.write_bytes(extracted.read())
+        load_model(model_dir).predictor.forecast(ForecastRequest(period=period))
+    return (len(paths) - 1) / (time.perf_counter() - began)
+
+
+def stage_costs(paths: list[Path], period: int) -> dict[str, float]:
+    """Microseconds per customer of each stage of (c), measured one stage at a time over `paths`."""
+    from fleetcast.forecast.dataset import csv_lines
+    from fleetcast.forecast.predict import forecast_model
+    from fleetcast.model.compiled import compile_model_json
+
+    costs = {}
+    began = time.perf_counter()
+    read = [archive.read_archive(path) for path in paths]
+    costs["read + verify the archive (gunzip, tar, sha256)"] = time.perf_counter() - began
+    began = time.perf_counter()
+    for model_json, _ in read:
+        compile_model_json(model_json, history_step=False)
+    costs["parse + compile model.json"] = time.perf_counter() - began
+    began = time.perf_counter()
+    forecasts = [
+        forecast_model(model_json, metadata, period, path)
+        for (model_json, metadata), path in zip(read, paths, strict=True)
+    ]
+    costs["compile + forecast with intervals"] = time.perf_counter() - began
+    began = time.perf_counter()
+    for forecast in forecasts:
+        csv_lines(forecast)
+    costs["format CSV rows"] = time.perf_counter() - began
+    return {stage: seconds / len(paths) * 1e6 for stage, seconds in costs.items()}
+
+
+def job_rate(models: Path, period: int, workers: int, out: Path) -> float:
+    """(c)/(d): customers/s of the batch job over every archive under `models`."""
+    outcome = run_forecast(
+        models, period, out / "data", out / "reports", cluster=Cluster("bench", ("bench",)), workers=workers
+    )
+    summary = outcome.summary
+    if summary["failed"]:
+        raise SystemExit(f"{summary['failed']} customers failed: {outcome.failures}")
+    return summary["customers_per_second"]
+
+
+def throughput(args: argparse.Namespace) -> None:
+    cores = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory(prefix="bench-forecast-") as work:
+        root = Path(work)
+        began = time.perf_counter()
+        paths = write_fleet(root / "models", args.customers, 365)
+        print(f"fitted and archived {len(paths)} daily models in {time.perf_counter() - began:.1f} s")
+        print(f"load average before: {os.getloadavg()[0]:.2f} ({cores} CPUs)")
+        sample = paths[: args.baseline_sample]
+        rate_a = prophet_rate(sample, args.period)
+        rate_b = per_request_rate(paths[: args.request_sample], args.period, root / "extracted")
+        rates_c = [job_rate(root / "models", args.period, 1, root / f"c{i}") for i in range(args.repeats)]
+        rate_c = statistics.median(rates_c)
+        rate_d = job_rate(root / "models", args.period, cores, root / "d")
+        stages = stage_costs(paths[:500], args.period)
+        print(f"load average after: {os.getloadavg()[0]:.2f}")
+    print(f"period {args.period} with intervals (1,000 samples), customers/s:")
+    print(f"  (a) stock Prophet load + predict, {len(sample)} customers:        {rate_a:10.1f}")
+    print(f"  (b) per-request path (extract, load, answer), {args.request_sample}:  {rate_b:10.1f}")
+    print(f"  (c) fleetcast forecast, 1 worker, {len(paths)} customers:      {rate_c:10.1f} per core")
+    print(f"      (runs: {', '.join(f'{r:.0f}' for r in rates_c)})")
+    per_core = f"({rate_d / cores:.1f} per core)"
+    print(f"  (d) fleetcast forecast, {cores} workers:                       {rate_d:10.1f} {per_core}")
+    print(f"  (c)/(a) = {rate_c / rate_a:.1f}x   (c)/(b) = {rate_c / rate_b:.2f}x")
+    print("where a customer's time goes in (c), one stage at a time over 500 customers:")
+    for stage, micros in stages.items():
+        print(f"  {stage:<52} {micros:7.0f} us")
+
+
+def peak_of_job(models: Path, out: Path, period: int) -> tuple[MemoryPeak, float]:
+    command = [
+        sys.executable,
+        "-m",
+        "fleetcast.cli",
+        "forecast",
+        "--models",
+        str(models),
+        "--period",
+        str(period),
+    ]
+    command += ["--out", str(out / "data"), "--reports", str(out / "reports")]
+    began = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peak = MemoryPeak()
+    while process.poll() is None:
+        sizes = {pid: _memory_of(pid) for pid in _tree(process.pid)}
+        peak.rss = max(peak.rss, sum(rss for rss, _ in sizes.values()))
+        for pid, (rss, _) in sizes.items():
+            peak.by_process[pid] = max(peak.by_process.get(pid, 0), rss)
+        time.sleep(0.05)
+    stderr = process.stderr.read().decode() if process.stderr else ""
+    if process.returncode != 0:
+        raise SystemExit(f"forecast failed ({process.returncode}): {stderr[-2000:]}")
+    return peak, time.perf_counter() - began
+
+
+def memory(args: argparse.Namespace) -> None:
+    sizes = [int(size) for size in args.memory.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-forecast-memory-", dir=args.scratch) as work:
+        root = Path(work)
+        distinct = write_fleet(root / "distinct", args.distinct, 60)
+        peaks: dict[int, MemoryPeak] = {}
+        for size in sizes:
+            models = root / f"fleet-{size}"
+            began = time.perf_counter()
+            for index in range(size):  # sub-folders of 10,000 keep directories a reasonable size
+                folder = models / f"{index // 10_000:04d}"
+                if index % 10_000 == 0:
+                    folder.mkdir(parents=True)
+                os.link(distinct[index % len(distinct)], folder / archive.archive_name(f"c{index}"))
+            laid_out = time.perf_counter() - began
+            print(f"{size:,} laid out (links to {len(distinct)} short models) in {laid_out:.1f} s")
+            peak, seconds = peak_of_job(models, root / f"out-{size}", args.period)
+            rows = json.loads((root / f"out-{size}" / "reports" / "forecast-summary-local.json").read_text())
+            peaks[size] = peak
+            print(
+                f"  {size:>9,} customers: peak RSS of the process tree {peak.rss / 2**20:7.1f} MiB, largest "
+                f"process {max(peak.by_process.values()) / 2**20:6.1f} MiB, {seconds:6.1f} s, "
+                f"{rows['customers_per_second']:.0f} customers/s, {rows['failed']} failed, "
+                f"load average {os.getloadavg()[0]:.2f}"
+            )
+            for stale in models.iterdir():  # free the directory entries before the next size
+                for link in stale.iterdir():
+                    link.unlink()
+        smallest, largest = min(sizes), max(sizes)
+        print(
+            f"peak RSS {largest:,} / {smallest:,} customers: {peaks[largest].rss / peaks[smallest].rss:.3f}x"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--customers", type=int, default=2000)
+    parser.add_argument("--period", type=int, default=7)
+    parser.add_argument("--baseline-sample", type=int, default=40, help="customers stock Prophet forecasts")
+    parser.add_argument(
+        "--request-sample", type=int, default=300, help="customers the per-request path serves"
+    )
+    parser.add_argument("--repeats", type=int, default=3, help="runs of (c); the median is reported")
+    parser.add_argument("--memory", default=None, help="fleet sizes for the memory run, e.g. 10000,100000")
+    parser.add_argument("--distinct", type=int, default=200, help="distinct short models in the memory run")
+    parser.add_argument("--scratch", default=None, help="folder for the memory run's fleets (default: tmp)")
+    args = parser.parse_args()
+    setup_logging("WARNING")
+    if args.memory:
+        memory(args)
+    else:
+        throughput(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,142 @@
+"""Forecast quality on half-hourly demand: the shipped model and every Prophet candidate against naive.
+
+    python -m bench.quality [--weeks 12] [--seeds 0,1,2] [--holdout-days 7]
+
+For each seed, `fleetcast.data.demand` simulates `--weeks` of half-hourly regional demand (day-type load
+shapes, weather-driven level drift, moving sunset, noise). Then, in one process:
+- `fleetcast train` with its defaults (selection by rolling-origin CV, a `--holdout-days` holdout: 336
+  steps for 7 days) ships one model; its holdout sMAPE is compared with seasonal-naive's on the same
+  steps (the ratio must be <= 1: the shipped model is never worse than naive);
+- each Prophet candidate `train` would consider is fitted on the same rows before the holdout and scored
+  on it; the best of them must be within 1.3x of naive.
+The targets are issue 9's; every number is a ratio to naive measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from fleetcast.data.demand import half_hourly_demand
+from fleetcast.logs import quiet_third_party
+
+SHIPPED_TARGET = 1.0  # the shipped model is never worse than naive
+PROPHET_TARGET = 1.3  # Prophet's best candidate is within 1.3x of naive
+
+
+@dataclass(frozen=True)
+class Quality:
+    shipped: str  # the candidate train chose
+    shipped_smape: float
+    naive_smape: float
+    candidates: dict[str, float]  # Prophet candidate -> holdout sMAPE
+    seconds: float  # train's wall time
+
+    @property
+    def shipped_ratio(self) -> float:
+        return self.shipped_smape / self.naive_smape
+
+    @property
+    def best_prophet(self) -> tuple[str, float]:
+        name = min(self.candidates, key=self.candidates.__getitem__)
+        return name, self.candidates[name] / self.naive_smape
+
+
+def measure(ds: np.ndarray, y: np.ndarray, workdir: Path, holdout_days: int = 7) -> Quality:
+    """`fleetcast train` on one series (in this process), plus every Prophet candidate on its holdout."""
+    from fleetcast.cli import main
+    from fleetcast.model import archive
+    from fleetcast.model.fit import engine
+    from fleetcast.model.settings import ProphetSettings
+    from fleetcast.training import evaluate, selection
+    from fleetcast.training.config import CANDIDATE_NAMES
+    from fleetcast.training.inputs import History
+
+    config = workdir / "input" / "config"
+    config.mkdir(parents=True)
+    (config / "hyperparameters.json").write_text(f'{{"holdout_days": "{holdout_days}", "workers": "1"}}')
+    channel = workdir / "input" / "data" / "train" / "demand"
+    channel.mkdir(parents=True)
+    stamps = pd.DatetimeIndex(ds).strftime("%Y-%m-%d %H:%M:%S")
+    pd.DataFrame({"timestamp": stamps, "consumption": np.round(y, 3)}).to_csv(
+        channel / "data.csv", index=False
+    )
+    previous = os.environ.get("SAGEMAKER_BASE_DIR")
+    os.environ["SAGEMAKER_BASE_DIR"] = str(workdir)
+    began = time.perf_counter()
+    try:
+        if main(["train"]) != 0:
+            raise RuntimeError("fleetcast train failed")
+    finally:
+        if previous is None:
+            os.environ.pop("SAGEMAKER_BASE_DIR")
+        else:
+            os.environ["SAGEMAKER_BASE_DIR"] = previous
+    seconds = time.perf_counter() - began
+    _, metadata = archive.read_archive(workdir / "checkpoints" / archive.archive_name("demand"))
+
+    # The CSV's rounding, as train read it.
+    history = History(ds=np.asarray(ds, dtype="datetime64[ns]"), y=np.round(y, 3))
+    split = evaluate.split_holdout(history, holdout_days)
+    scores = {}
+    for candidate in selection.candidate_set(
+        split.train, ProphetSettings(), CANDIDATE_NAMES, len(CANDIDATE_NAMES)
+    ):
+        if candidate.is_baseline:
+            continue
+        outcome = engine.fit_series(split.train.ds, split.train.y, candidate.settings, label=candidate.name)
+        forecast = engine.forecast_values(outcome, split.holdout.ds)
+        scores[candidate.name] = evaluate.smape(split.holdout.y, forecast)
+    metrics = metadata["metrics"]
+    return Quality(
+        shipped=metadata["model"],
+        shipped_smape=metrics["smape"],
+        naive_smape=metrics["naive_smape"],
+        candidates=scores,
+        seconds=seconds,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weeks", type=int, default=12)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--holdout-days", type=int, default=7)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    quiet_third_party()
+    logging.getLogger("fleetcast").setLevel(logging.WARNING)
+    print(
+        f"load average {os.getloadavg()[0]:.2f}; {args.weeks} weeks half-hourly, "
+        f"{args.holdout_days}-day holdout"
+    )
+    failures = 0
+    for seed in (int(s) for s in args.seeds.split(",")):
+        ds, y = half_hourly_demand(args.weeks, seed)
+        with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+            quality = measure(ds, y, Path(tmp), args.holdout_days)
+        best, best_ratio = quality.best_prophet
+        ok = quality.shipped_ratio <= SHIPPED_TARGET and best_ratio <= PROPHET_TARGET
+        failures += not ok
+        print(
+            f"seed {seed}: naive sMAPE {quality.naive_smape:.3f}%; shipped {quality.shipped} "
+            f"{quality.shipped_smape:.3f}% ({quality.shipped_ratio:.2f}x naive, "
+            f"target <= {SHIPPED_TARGET:g}); best Prophet {best} {quality.candidates[best]:.3f}% "
+            f"({best_ratio:.2f}x, target <= {PROPHET_TARGET:g}); "
+            f"train {quality.seconds:.1f} s {'ok' if ok else 'MISSED'}"
+        )
+        for name, score in sorted(quality.candidates.items(), key=lambda item: item[1]):
+            print(f"    {name:20s} {score:7.3f}%  {score / quality.naive_smape:5.2f}x naive")
+    print(f"{failures} of {len(args.seeds.split(','))} series missed a target")
+
+
+if __name__ == "__main__":
+    main()

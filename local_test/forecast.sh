@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Run the image's batch forecast exactly as a SageMaker Processing job would:
+#   docker run -v MODELS:/opt/ml/processing/input/models -v OUT:/opt/ml/processing/output IMAGE fleetcast forecast
+#
+#   local_test/forecast.sh IMAGE [MODELS_DIR] [PERIOD] [INSTANCES]
+#
+# MODELS_DIR (default test_dir/checkpoints, what train_local.sh writes) holds the archives, and the fleet
+# manifest when there is one. Every instance gets the whole folder (FullyReplicated, as `launch forecast`
+# feeds it) and its own /opt/ml/config/resourceconfig.json, as Processing instances do; each forecasts the
+# customers whose id hashes to it. The dataset lands in test_dir/forecast/forecasts/forecasts-<instance>
+# .csv.gz, failures and summaries in test_dir/forecast/forecast-reports/ (FLEETCAST_FORECAST_OUT moves
+# test_dir/forecast elsewhere).
+set -euo pipefail
+
+image=${1:?usage: $0 IMAGE [MODELS_DIR] [PERIOD] [INSTANCES]}
+test_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/test_dir
+models=$(cd "${2:-$test_dir/checkpoints}" && pwd)
+period=${3:-7}
+instances=${4:-1}
+out=${FLEETCAST_FORECAST_OUT:-$test_dir/forecast}
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+rm -rf "$out"
+mkdir -p "$out"
+hosts=$(seq -f '"algo-%g"' -s, 1 "$instances")
+echo "== forecast $models, $period steps, $instances instance(s)"
+pids=()
+for index in $(seq 1 "$instances"); do
+    mkdir -p "$work/algo-$index"
+    printf '{"current_host": "algo-%s", "hosts": [%s]}\n' "$index" "$hosts" >"$work/algo-$index/resourceconfig.json"
+    docker run --rm --user "$(id -u):$(id -g)" \
+        -v "$models:/opt/ml/processing/input/models:ro" \
+        -v "$work/algo-$index:/opt/ml/config:ro" \
+        -v "$out:/opt/ml/processing/output" \
+        "$image" fleetcast forecast --period "$period" &
+    pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do
+    wait "$pid" || status=$?
+done
+echo "dataset: $(find "$out/forecasts" -name '*.csv.gz' | sort | tr '\n' ' ')"
+exit "$status"
