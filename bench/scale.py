@@ -486,8 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     if TARGETS_AT in results:
         at = results[TARGETS_AT]
         resume, load = at["resume"], at["load"]
-        print(f"at {TARGETS_AT:,}: resume planning {resume['seconds']:.1f} s ({resume['cpu_seconds']:.1f} s CPU), "
-              f"manifest load {load['seconds']:.1f} s ({load['cpu_seconds']:.1f} s CPU)")  # fmt: skip
+        print(f"at {TARGETS_AT:,}: resume planning {resume['seconds']:.1f} s ({resume['cpu_seconds']:.1f} s "
+              f"CPU), manifest load {load['seconds']:.1f} s ({load['cpu_seconds']:.1f} s CPU)")  # fmt: skip
         checks = [
             ("resume planning <= 60 s", at["resume"]["seconds"] <= 60),
             ("resume planning <= 2 GB RSS", at["resume"]["peak_rss_mb"] <= 2048),
