@@ -6,8 +6,8 @@ For each fleet size N, every step runs in its own child process (so each peak RS
 
 - `write`: the fleet manifest of N customers, written by model/manifest.py (time, size on disk);
 - `formats` (at the largest N only): the same rows as sorted CSV.gz at gzip levels 6 (the chosen format)
-  and 1, as JSON lines gzipped (the baseline), and as Parquet when pyarrow is importable (it is not a
-  dependency): size, write and full-load time, each as a ratio to JSON lines;
+  and 1, and as JSON lines gzipped (the baseline): size, write and full-load time, each as a ratio to
+  JSON lines;
 - `load`: the whole manifest into a dict (what the local endpoint and a whole-fleet resume hold);
 - `shard`: the sharding plan over the hosts: ShardedByS3Key's round robin over N object keys
   (local/sharding.py) and the self-sharding hash of every id (training/config.py);
@@ -216,22 +216,6 @@ def step_formats(work: Path, count: int, hosts: int, share: float) -> dict[str, 
     measure("jsonl.gz (baseline)", jsonl_write, jsonl_read, ".jsonl.gz")
     measure("csv.gz level 6 (chosen)", csv_at(6), csv_read, ".csv.gz")
     measure("csv.gz level 1", csv_at(1), csv_read, ".csv.gz")
-    try:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-    except ImportError:
-        results["parquet"] = "pyarrow is not installed (not a dependency): not measured"
-    else:
-
-        def parquet_write(path: Path) -> None:
-            table = pa.table({name: [getattr(r, name) for r in rows] for name in manifest.COLUMNS})
-            pq.write_table(table, path, compression="zstd")
-
-        def parquet_read(path: Path) -> int:
-            table = pq.read_table(path).to_pylist()
-            return len({r["customer"]: ManifestEntry(**r) for r in table})
-
-        measure("parquet zstd", parquet_write, parquet_read, ".parquet")
     return {"seconds": 0.0, "formats": results}
 
 
