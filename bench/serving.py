@@ -9,9 +9,11 @@ Store mode (`--store N`) times the registry alone, in-process, with a real compi
 per operation (timed up to 10,000 entries: it is quadratic).
 
 Scale mode (`--scale`) measures the lean server alone, at fleet size: one server (2 workers) under a
-memory budget loads distinct model names (over a pool of real trained archives) up to each size in turn,
-and at each size prints RSS and /dev/shm per model, the load rate and the warm invoke p50/p99 (keep-alive
-client, period 7 with intervals).
+memory budget loads distinct model names (over a pool of real trained archives, which ship compiled.json
+as training writes them) up to each size in turn, and at each size prints RSS and /dev/shm per model, the
+load rate and the warm invoke p50/p99 (keep-alive client, period 7 with intervals). First, its baseline:
+one fresh server loads the same pool as archives without compiled.json (model.json compiled at each
+load, as before) and with it, in alternating rounds, and prints both rates and their ratio.
 
 In one run: cold invoke (a never-loaded model: download + `POST /models` + first predict), warm invoke
 p50/p99 (`period=7` with intervals), requests/s with N concurrent clients over all models once they are
@@ -43,7 +45,9 @@ import urllib3
 from fleetcast.data.generate import customer_series
 from fleetcast.local.model_cache import model_id
 from fleetcast.logs import quiet_third_party
+from fleetcast.model import archive
 from fleetcast.model.settings import ProphetSettings
+from fleetcast.serving.environment import MEMORY_ENV
 from fleetcast.serving.safe_tar import safe_extract
 from tests.support.servers import Server, start_lean, start_local_endpoint, start_mms
 
@@ -176,6 +180,7 @@ def concurrent_pass(url: str, customers: list[int], clients: int) -> tuple[float
 SCALE_LOAD_CLIENTS = 4  # keep both workers busy while one client thread waits on its answer
 SCALE_WARM_MODELS = 1000
 SCALE_WARM_REQUESTS = 5000
+BASELINE_ROUNDS = 4  # alternating rounds, so a burst of load elsewhere hits both sides alike
 SCALE_CHUNK = 10_000  # load rate is reported per chunk: the first and the last must stay within 2x
 
 
@@ -260,6 +265,39 @@ def warm_latencies(port: int, names: list[str], requests: int) -> list[float]:
         client.close()
 
 
+def compiled_json_baseline(
+    work: Path, pool_dirs: list[str], env: dict[str, str], loads: int
+) -> tuple[float, float]:
+    """Load rates (with compiled.json, without it) of one fresh server, in alternating rounds.
+
+    The baseline is the same pool as archives written before compiled.json existed: model.json is
+    parsed and compiled at every load.
+    """
+    legacy_dirs = []
+    for index, source in enumerate(pool_dirs):
+        target = work / "models" / f"legacy-{index}" / "model"
+        shutil.copytree(source, target)
+        (target / archive.COMPILED_FILE).unlink()
+        metadata = json.loads((target / archive.METADATA_FILE).read_text())
+        metadata.pop(archive.COMPILED_SHA256_KEY)
+        (target / archive.METADATA_FILE).write_text(json.dumps(metadata))
+        legacy_dirs.append(str(target))
+    seconds = {"shipped": 0.0, "legacy": 0.0}
+    per_round = max(1, loads // BASELINE_ROUNDS)
+    with start_lean(work / "baseline", env, workers=2) as server:
+        time.sleep(1.0)
+        for round_ in range(BASELINE_ROUNDS):
+            for label, dirs in (("legacy", legacy_dirs), ("shipped", pool_dirs)):
+                names = [f"{label}-{round_}-{index}" for index in range(per_round)]
+                urls = [dirs[index % len(dirs)] for index in range(per_round)]
+                took, failures = load_range(server.port, names, urls, SCALE_LOAD_CLIENTS)
+                if failures:
+                    raise RuntimeError(f"{failures} baseline loads failed")
+                seconds[label] += took
+    total = per_round * BASELINE_ROUNDS
+    return total / seconds["shipped"], total / seconds["legacy"]
+
+
 def scale_main(args: argparse.Namespace) -> int:
     sizes = sorted({int(text) for text in args.scale.split(",") if text.strip()})
     work = Path(tempfile.mkdtemp(prefix="fleetcast-bench-scale-"))
@@ -272,7 +310,15 @@ def scale_main(args: argparse.Namespace) -> int:
             model_dir.parent.mkdir(parents=True)
             safe_extract(work / "archives" / f"{customer}.tar.gz", model_dir)
             pool_dirs.append(str(model_dir))
-        env = {"FLEETCAST_MEMORY_MB": str(args.memory_mb), "FLEETCAST_LOG_LEVEL": "WARNING"}
+        env = {MEMORY_ENV: str(args.memory_mb), "FLEETCAST_LOG_LEVEL": "WARNING"}
+        if args.baseline_loads:
+            shipped_rate, legacy_rate = compiled_json_baseline(work, pool_dirs, env, args.baseline_loads)
+            print(
+                f"load rate baseline ({args.baseline_loads} loads each, one server, alternating rounds): "
+                f"archives without compiled.json {legacy_rate:.0f} loads/s, with it {shipped_rate:.0f} "
+                f"loads/s ({shipped_rate / legacy_rate:.2f}x)",
+                flush=True,
+            )
         with start_lean(work, env, workers=2) as server:
             time.sleep(1.0)  # let the fresh workers settle before the empty-server measurement
             pids = [process.pid for process in server.family()]
@@ -453,6 +499,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", default=None, help="lean scale mode: sizes, e.g. 1000,10000,100000")
     parser.add_argument("--pool", type=int, default=20, help="scale mode: distinct trained archives")
     parser.add_argument("--memory-mb", type=int, default=4096, help="scale mode: FLEETCAST_MEMORY_MB")
+    parser.add_argument(
+        "--baseline-loads",
+        type=int,
+        default=4000,
+        help="scale mode: loads per side of the compiled.json baseline (0: skip it)",
+    )
     parser.add_argument("--store", type=int, default=None, help="store mode: time the registry alone")
     args = parser.parse_args(argv)
     if args.store:

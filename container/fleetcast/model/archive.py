@@ -204,8 +204,8 @@ def peek_kind(directory: Path) -> str:
     return model_kind(metadata) if isinstance(metadata, dict) else PROPHET_KIND
 
 
-def read_compiled(directory: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(compiled.json's document, metadata) of a model directory, when compiled.json can be trusted
+def read_compiled(directory: Path) -> tuple[str, dict[str, Any], dict[str, Any]] | None:
+    """(compiled.json's text, its document, metadata) of a model directory, when compiled.json can be trusted
     without reading model.json: metadata.json names its checksum, and it names the model.json checksum
     metadata.json holds. None otherwise (no compiled.json, an archive written before it, any mismatch):
     the caller then reads and compiles model.json (`read_model_dir`)."""
@@ -224,7 +224,7 @@ def read_compiled(directory: Path) -> tuple[dict[str, Any], dict[str, Any]] | No
         return None
     if not isinstance(document, dict) or document.get("model_sha256") != metadata.get("model_sha256"):
         return None
-    return document, metadata
+    return text, document, metadata
 
 
 def read_metadata_or_none(path: Path) -> dict[str, Any] | None:

@@ -37,11 +37,13 @@ from fleetcast.model.archive import (
 from fleetcast.model.compiled import (
     COMPILED_FILE,
     CompiledModel,
+    Forecast,
     NotCompilable,
     compile_model_json,
     future_dates,
     iso_strings,
 )
+from fleetcast.serving.draws import INTERVAL_SEED, ReplayMismatch, replayed_stream
 from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
 from fleetcast.serving.protocol import (
     ForecastRequest,
@@ -55,9 +57,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# fleetcast.serving.predictor.INTERVAL_SEED (a test holds them equal). Not imported from there: that
-# module imports pandas, which a process serving only compiled models never needs (~40 MB of RSS).
-INTERVAL_SEED = 0
+# Requests whose interval draws come from the per-shape cache (serving/draws.py): up to this many
+# (samples x dates), i.e. 2 MB of cached draws per shape; longer forecasts draw afresh.
+REPLAY_MAX_DRAWS = 64_000
 
 
 def model_error(model_dir: Path, problem: str) -> ModelInvalidError:
@@ -107,6 +109,7 @@ class CompiledPredictor:
         self.metadata = metadata
         self.model_dir = model_dir
         self.source = source  # "compiled.json" or "model.json": how it was loaded
+        self.compiled_text: str | None = None  # compiled.json as shipped, when loaded from it
         self.prophet_identical = prophet_identical
         self.customer = str(metadata["customer"])
         self.freq = str(metadata["freq"])
@@ -121,7 +124,7 @@ class CompiledPredictor:
             raise ModelMissingError(f"cannot serve the model in {model_dir}: the directory does not exist")
         compiled, model_json = _shipped_compiled(model_dir), ""
         if compiled is not None:
-            compiled_model, metadata = compiled
+            compiled_model, metadata, compiled_text = compiled
         else:
             try:
                 model_json, metadata = read_model_dir(model_dir)
@@ -139,18 +142,21 @@ class CompiledPredictor:
         if compiled is not None:
             source = COMPILED_FILE  # shipped by training and verified: model.json was never parsed
         else:
+            compiled_text = None
             compiled_model, source = _compiled_from_dir(model_dir, model_json, metadata)
         predictor = cls(
             compiled_model, metadata, model_dir, source=source, prophet_identical=prophet_identical
         )
-        log.info(
-            "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
-            predictor.customer,
-            model_dir,
-            source,
-            iso_strings(np.array([predictor.last_observation]))[0],
-            predictor.freq,
-        )
+        predictor.compiled_text = compiled_text
+        if log.isEnabledFor(logging.INFO):  # (formatting the date costs more than the rest of a load)
+            log.info(
+                "loaded compiled model for customer %s from %s/%s (last observation %s, freq %s)",
+                predictor.customer,
+                model_dir,
+                source,
+                iso_strings(np.array([predictor.last_observation]))[0],
+                predictor.freq,
+            )
         return predictor
 
     @property
@@ -177,8 +183,7 @@ class CompiledPredictor:
         intervals = resolve_intervals(request, self.has_intervals, self.customer)
         regressors = check_regressors(request, self.compiled.regressor_names, self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
-        seed = _PROPHET_STREAM.fresh() if self.prophet_identical else INTERVAL_SEED
-        predicted = self.compiled.predict(dates, intervals=intervals, seed=seed, regressors=regressors)
+        predicted = self._predict(dates, intervals, regressors)
         ds = iso_strings(predicted.ds)
         yhat = predicted.yhat.tolist()
         if not intervals:
@@ -194,6 +199,25 @@ class CompiledPredictor:
             )
         ]
         return {"customer": self.customer, "forecast": rows}
+
+    def _predict(
+        self, dates: np.ndarray, intervals: bool, regressors: dict[str, np.ndarray] | None
+    ) -> Forecast:
+        if not (intervals and self.prophet_identical):
+            return self.compiled.predict(
+                dates, intervals=intervals, seed=INTERVAL_SEED, regressors=regressors
+            )
+        samples = self.compiled.uncertainty_samples
+        if samples * len(dates) <= REPLAY_MAX_DRAWS:
+            # Every request replays one seeded stream: its draws for this shape are made once per process
+            # and scaled per model, bit for bit what drawing them again gives (serving/draws.py).
+            try:
+                stream = replayed_stream(samples, len(dates)).fresh()
+                return self.compiled.predict(dates, intervals=True, seed=stream, regressors=regressors)
+            except ReplayMismatch as exc:
+                log.debug("drawing afresh: %s", exc)
+        stream = _PROPHET_STREAM.fresh()
+        return self.compiled.predict(dates, intervals=True, seed=stream, regressors=regressors)
 
 
 def load_predictor(
@@ -221,15 +245,15 @@ def load_predictor(
         return predictor
 
 
-def _shipped_compiled(model_dir: Path) -> tuple[CompiledModel, dict[str, Any]] | None:
+def _shipped_compiled(model_dir: Path) -> tuple[CompiledModel, dict[str, Any], str] | None:
     """The archive's own compiled.json when its checksums vouch for it (`archive.read_compiled`): the
     model loads without reading or parsing model.json. None: read and compile model.json instead."""
     shipped = read_compiled(model_dir)
     if shipped is None:
         return None
-    document, metadata = shipped
+    text, document, metadata = shipped
     try:
-        return CompiledModel.from_dict(document), metadata
+        return CompiledModel.from_dict(document), metadata, text
     except Exception as exc:  # a format this reader cannot take (a newer one): model.json still can
         log.warning("%s: ignoring %s (%s); compiling model.json instead", model_dir, COMPILED_FILE, exc)
         return None

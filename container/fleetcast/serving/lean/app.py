@@ -79,6 +79,7 @@ WORKER_HEADER = "X-Fleetcast-Worker"
 EXAMPLE_LOAD = '{"model_name": "m1", "url": "/opt/ml/models/m1/model"}'
 # MMS's list API: at most 100 per page, `limit` and `next_page_token` (an offset) as query parameters.
 MAX_PAGE = 100
+RSS_SAMPLE_SECONDS = 0.05
 # How long DELETE waits for the other workers to confirm they dropped the model.
 DELETE_ACK_SECONDS = 5.0
 
@@ -114,6 +115,16 @@ class LeanServer:
         self.single_model_error: ServingError | None = None
         self.multi_model = True  # SAGEMAKER_MULTI_MODEL: which model /invocations serves
         self._single_lock = threading.Lock()
+        self._rss, self._rss_sampled_at = 0, float("-inf")
+
+    def measured_rss(self) -> int:
+        """The server's RSS (all its processes), measured at most every RSS_SAMPLE_SECONDS: reading /proc
+        for every process on each load cost more than the rest of the budget check, and RSS moves by
+        well under a megabyte in that time."""
+        now = time.monotonic()
+        if now - self._rss_sampled_at > RSS_SAMPLE_SECONDS:
+            self._rss, self._rss_sampled_at = server_rss_bytes(self.root_pid), now
+        return self._rss
 
     # ---- management ------------------------------------------------------------------------------
 
@@ -126,18 +137,19 @@ class LeanServer:
 
         def admit(estimate_total: int) -> None:
             # (The store in /dev/shm is bounded by its own size: when it fills, the add fails alike.)
-            self.budget.admit(loaded.estimate_bytes, estimate_total, server_rss_bytes(self.root_pid))
+            self.budget.admit(loaded.estimate_bytes, estimate_total, self.measured_rss())
 
         generation = self.registry.add(name, url, loaded.estimate_bytes, loaded.document, admit=admit)
         self.models.keep(name, loaded, generation)
-        log.info(
-            "loaded model %s (customer %s) from %s in %.1f ms%s",
-            clip(name),
-            clip(loaded.predictor.customer),
-            clip(url),
-            (time.perf_counter() - started) * 1000,
-            "" if loaded.compiled else " [Prophet fallback]",
-        )
+        if log.isEnabledFor(logging.INFO):
+            log.info(
+                "loaded model %s (customer %s) from %s in %.1f ms%s",
+                clip(name),
+                clip(loaded.predictor.customer),
+                clip(url),
+                (time.perf_counter() - started) * 1000,
+                "" if loaded.compiled else " [Prophet fallback]",
+            )
         return _json(200, {"status": f'Model "{clip(name)}" loaded'})
 
     def unload(self, name: str) -> Response:

@@ -1,4 +1,4 @@
-"""Prophet's interval draws, made once per forecast shape and replayed for every customer.
+"""Prophet's interval draws, made once per forecast shape and replayed for every customer and request.
 
 A served forecast seeds numpy's legacy generator with the same seed for every request
 (`compiled_predictor.INTERVAL_SEED`), so every customer with the same number of samples and future dates
@@ -8,15 +8,21 @@ normals for the noise. Only the scales differ per model, and numpy applies them 
 compiled predictor these cached draws, scaled as numpy would, instead of drawing them again: the same
 numbers as the served forecast, without the cost of generating ~20,000 random values per customer.
 Anything it was not built for (other shapes, other calls) raises, and the caller draws afresh.
+
+Used by the servers' compiled predictor (every request) and the batch forecast job (every customer).
+A stream keeps per-forecast state, so each thread has its own (`replayed_stream`); the cached draws
+themselves are read-only and shared.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 
 import numpy as np
 
-from fleetcast.serving.compiled_predictor import INTERVAL_SEED
+# fleetcast.serving.predictor.INTERVAL_SEED (a test holds them equal; that module imports pandas).
+INTERVAL_SEED = 0
 
 
 class ReplayMismatch(Exception):  # noqa: N818 - says what happened
@@ -82,7 +88,21 @@ class ReplayedStream(np.random.RandomState):
         return scale * (self._fresh_normals if len(self._calls) == 1 else self._normals)
 
 
-@functools.lru_cache(maxsize=16)
+class _ThreadStreams(threading.local):
+    def __init__(self) -> None:
+        self.streams: dict[tuple[int, int], ReplayedStream] = {}
+
+
+_THREAD_STREAMS = _ThreadStreams()
+STREAMS_PER_THREAD = 16
+
+
 def replayed_stream(samples: int, steps: int) -> ReplayedStream:
-    """This process's stream for (samples, steps); call `.fresh()` on it before each forecast."""
-    return ReplayedStream(samples, steps)
+    """This thread's stream for (samples, steps); call `.fresh()` on it before each forecast."""
+    streams = _THREAD_STREAMS.streams
+    stream = streams.get((samples, steps))
+    if stream is None:
+        if len(streams) >= STREAMS_PER_THREAD:
+            streams.pop(next(iter(streams)))  # the oldest shape: periods vary little in practice
+        stream = streams[(samples, steps)] = ReplayedStream(samples, steps)
+    return stream
