@@ -21,13 +21,13 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from fleetcast.local.endpoint import (
+    CustomerNotFoundError,
     EndpointError,
     MultiModelEndpoint,
     PayloadTooLargeError,
     RequestTimings,
     ValidationError,
 )
-from fleetcast.serving import errors
 from fleetcast.serving.protocol import clip
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,6 @@ def _error_response(error: EndpointError) -> Response:
     return response
 
 
-class UnknownCustomerError(EndpointError, errors.ModelMissingError):
-    """A customer the fleet manifest has no model for (404, through `errors.http_status`)."""
-
-    error_type = "ValidationError"
-
-
 def _add_customer_route(app: Flask, endpoint: MultiModelEndpoint) -> None:
     @app.get("/fleetcast/customers/<customer>")
     def customer_version(customer: str) -> Response:
@@ -64,7 +58,7 @@ def _add_customer_route(app: Flask, endpoint: MultiModelEndpoint) -> None:
         try:
             entry = endpoint.customer_version(customer)
         except LookupError as exc:
-            return _error_response(UnknownCustomerError(str(exc)))
+            return _error_response(CustomerNotFoundError(str(exc)))
         return jsonify({"customer": entry.customer, "target_model": entry.target_model, "run": entry.run})
 
 
