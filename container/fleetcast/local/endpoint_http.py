@@ -57,9 +57,9 @@ def _add_customer_route(app: Flask, endpoint: MultiModelEndpoint) -> None:
         try:
             entry = endpoint.customer_version(customer)
         except LookupError as exc:
-            error = ValidationError(str(exc))
-            error.status = 404
-            return _error_response(error)
+            response = _error_response(ValidationError(str(exc)))
+            response.status_code = 404  # not a SageMaker API: an unknown customer is simply not found
+            return response
         return jsonify({"customer": entry.customer, "target_model": entry.target_model, "run": entry.run})
 
 
