@@ -1,7 +1,8 @@
-"""The execution role's policy in launch/README.md covers every S3 key the jobs write.
+"""launch/README.md against what launch really sends.
 
-A user copies that policy; a job output it does not cover fails only on AWS, at the end of a job. So the
-write locations are taken from the requests `launch` really sends (its dry runs), not from a list here.
+The execution role's policy covers every S3 key the jobs write: a user copies that policy, and an output it
+does not cover fails only on AWS, at the end of a job. So the write locations are taken from the requests
+`launch` sends (its dry runs), not from a list here. The metrics it lists are the job's.
 """
 
 from __future__ import annotations
@@ -58,3 +59,11 @@ def test_the_documented_role_may_write_every_job_output(cli, names, json_documen
                 assert allowed, f"{command} writes {uri}, which the policy does not allow: {patterns}"
                 checked.append(uri)
     assert len(checked) >= 6  # split: 2 outputs; train: checkpoints and output; forecast: 2 outputs
+
+
+def test_every_training_metric_is_listed() -> None:
+    from fleetcast.training.log_metrics import METRIC_DEFINITIONS
+
+    text = README.read_text()
+    missing = [m["Name"] for m in METRIC_DEFINITIONS if f"`{m['Name']}`" not in text]
+    assert not missing, f"launch/README.md does not list {missing}"
