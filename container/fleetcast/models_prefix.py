@@ -204,12 +204,27 @@ def merge_run(store: ModelsPrefix, run: str) -> MergeResult:
         )
     counts: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="fleetcast-merge-") as work, ExitStack() as streams:
+        checked_runs: set[str] = set()
+
+        def check_other_run(entry: ManifestEntry) -> None:
+            # A new row naming another run: the host manifests were copied under the wrong name (model.tar.gz
+            # of job J extracted as models/K/), so its archives are not where the row says. One look per run.
+            if entry.run == run or entry.run in checked_runs:
+                return
+            if not store.exists(entry.target_model):
+                raise ManifestError(
+                    f"the host manifests under {store.uri(run + '/')} name run {entry.run}, whose archive "
+                    f"{store.uri(entry.target_model)} does not exist: publish a run from the folder named "
+                    f"after it ({store.uri(entry.run + '/')}, --run {entry.run}); nothing was published"
+                )
+            checked_runs.add(entry.run)
+
         updates = [
             manifest.iter_entries(streams.enter_context(store.open(n)), store.uri(n)) for n in host_files
         ]
         previous: Iterable[ManifestEntry] = read_entries(store) if store.exists(MANIFEST_NAME) else ()
         merged, rows = manifest.write_manifest(
-            Path(work) / MANIFEST_NAME, manifest.merge(previous, updates, counts)
+            Path(work) / MANIFEST_NAME, manifest.merge(previous, updates, counts, check_other_run)
         )
         store.put(f"{run}/{MANIFEST_NAME}", merged)
         store.put(MANIFEST_NAME, merged)

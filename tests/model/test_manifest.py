@@ -100,3 +100,31 @@ def test_fleetcast_manifest_merge_publishes_a_run_or_says_why_not(tmp_path: Path
     assert [e.target_model for e in manifest.read_file(tmp_path / manifest.MANIFEST_NAME)] == ["r1/1.tar.gz"]
     assert main(["manifest", "merge", "--models", str(tmp_path), "--run", "r2"]) == 1
     assert "run r2 has no host manifests" in caplog.text
+
+
+def test_a_run_published_from_a_folder_not_named_after_it_is_refused(tmp_path: Path):
+    """model.tar.gz of job `job-a` extracted as models/renamed/: its rows name job-a/<customer>.tar.gz,
+    which does not exist, so publishing it would point every customer at a missing archive."""
+    store = FolderPrefix(tmp_path)
+    host_manifest = tmp_path / "renamed" / manifest.host_manifest_name("algo-1")
+    manifest.write_manifest(host_manifest, [entry("1", "job-a")])
+    missing = r"name run job-a, whose archive .*job-a/1\.tar\.gz does not exist"
+    with pytest.raises(ManifestError, match=missing):
+        merge_run(store, "renamed")
+    assert not (tmp_path / manifest.MANIFEST_NAME).exists()
+    assert not (tmp_path / "renamed" / manifest.MANIFEST_NAME).exists()
+
+
+def test_rows_of_other_runs_are_checked_only_when_they_change_the_manifest(tmp_path: Path):
+    store = FolderPrefix(tmp_path)
+    manifest.write_manifest(tmp_path / "r1" / manifest.host_manifest_name("algo-1"), [entry("1", "r1")])
+    merge_run(store, "r1")
+    # A host of r2 kept customer 1 as the manifest has it: no archive is looked for (none exists here).
+    rows = [entry("1", "r1"), entry("2", "r2")]
+    manifest.write_manifest(tmp_path / "r2" / manifest.host_manifest_name("algo-1"), rows)
+    assert merge_run(store, "r2").counts == {"kept": 1, "updated": 0, "added": 1, "conflicts": 0}
+    # A row of another run that changes the manifest is published when its archive is there.
+    (tmp_path / "r0").mkdir()
+    (tmp_path / "r0" / archive.archive_name("3")).write_bytes(b"an archive")
+    manifest.write_manifest(tmp_path / "r3" / manifest.host_manifest_name("algo-1"), [entry("3", "r0")])
+    assert merge_run(store, "r3").counts["added"] == 1

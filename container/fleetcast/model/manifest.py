@@ -32,7 +32,7 @@ import heapq
 import io
 import itertools
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
@@ -210,12 +210,16 @@ def load(entries: Iterable[ManifestEntry], wanted: set[str] | None = None) -> di
 
 # ------------------------------------------------------------------------------------------------ merging
 def merge(
-    previous: Iterable[ManifestEntry], updates: Iterable[Iterable[ManifestEntry]], counts: dict[str, int]
+    previous: Iterable[ManifestEntry],
+    updates: Iterable[Iterable[ManifestEntry]],
+    counts: dict[str, int],
+    on_change: Callable[[ManifestEntry], None] | None = None,
 ) -> Iterator[ManifestEntry]:
     """The previous manifest with every customer in `updates` (each sorted) taking its updated row.
 
     A stream: memory does not grow with the number of customers. `counts` receives `kept` (rows equal to
     the previous ones), `updated`, `added` and `conflicts` (a customer in two updates: the first one wins).
+    `on_change` sees every added or updated row before it is yielded (it may raise to stop the merge).
     """
     for key in ("kept", "updated", "added", "conflicts"):
         counts.setdefault(key, 0)
@@ -238,4 +242,6 @@ def merge(
             counts["kept"] += 1
         else:
             counts["added" if before is None else "updated"] += 1
+            if on_change is not None:
+                on_change(entry)
         yield entry
