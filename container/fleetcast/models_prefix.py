@@ -10,7 +10,8 @@ writes them on either kind of store, for the three things done with a whole pref
 - `open_prefix`: a folder or an S3 location, as the command line spells it.
 
 S3 requests are few and counted by bench/scale.py: a merge is one LIST of the run's host manifests, one
-GET per host manifest, one GET of the previous manifest and two PUTs; a resolve is one GET.
+GET per host manifest, one GET of the previous manifest and two PUTs (and one LIST per other run whose
+rows would change the manifest, normally none); a resolve is one GET.
 """
 
 from __future__ import annotations
