@@ -320,7 +320,11 @@ def _plot(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("plot", help="write a PNG of a customer's history and forecast with intervals")
     p.add_argument(
-        "--models", type=Path, default=None, help="folder of <customer>.tar.gz (history from the model)"
+        "--models",
+        type=Path,
+        default=None,
+        help="the models folder: the version its fleet manifest names, or <customer>.tar.gz "
+        "(history from the model)",
     )
     p.add_argument("--data", type=Path, default=None, help="split data folder or CSV (history from the data)")
     p.add_argument("--customer", required=True, help="customer id")
@@ -360,7 +364,9 @@ def _forecast(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "forecast",
         help="forecast every customer's archive into one dataset (the batch forecast Processing job)",
-        description="Reads every <customer>.tar.gz under --models, forecasts --period steps after each "
+        description="Reads the customers the fleet manifest (<models>/manifest.csv.gz) names, each from the "
+        "version that serves it, or every <customer>.tar.gz under --models when there is no manifest; "
+        "forecasts --period steps after each "
         "customer's last observation with the compiled predictor (the numbers the endpoint answers) and "
         "writes customer,ds,yhat,yhat_lower,yhat_upper,model rows to <out>/forecasts-<host>.csv.gz. A bad "
         "archive fails only its customer, listed in <reports>/forecast-failures-<host>.csv.",
@@ -369,7 +375,8 @@ def _forecast(sub: argparse._SubParsersAction) -> None:
         "--models",
         type=Path,
         default=None,
-        help="folder of archives (default: /opt/ml/processing/input/models, under SAGEMAKER_BASE_DIR)",
+        help="the models folder: its fleet manifest, or the archives under it (default: "
+        "/opt/ml/processing/input/models, under SAGEMAKER_BASE_DIR)",
     )
     p.add_argument("--period", type=int, default=7, help="steps to forecast per customer")
     p.add_argument(
