@@ -176,3 +176,13 @@ def test_a_seasonal_naive_customer_is_drawn_from_the_season_it_keeps(tmp_path: P
     plot = customer_plot(Scored("10", 5.0, 4.0, "naive"), tmp_path / "models", holdout_days=0, period=7)
     assert plot.svg is not None, plot.problem
     assert "<polygon" in plot.svg and "history" in plot.svg
+
+
+def test_the_histogram_of_a_small_fleet_counts_in_whole_customers():
+    """Six customers: the y axis must not read "0.5 customers" or "1.5 customers"."""
+    from fleetcast.report.histogram import ratio_histogram_svg
+
+    svg = ratio_histogram_svg([0.62, 0.71, 0.73, 0.85, 0.93, 1.04])
+    ticks = re.findall(r'<text x="[0-9.]+" y="[0-9.]+" text-anchor="end"[^>]*>([^<]+)</text>', svg)
+    assert ticks, "no y tick labels found"
+    assert all(float(t.replace(",", "")).is_integer() for t in ticks), ticks

@@ -35,5 +35,6 @@ def ratio_histogram_svg(ratios: list[float]) -> str:
         y_label="customers",
         marker_x=1.0,
         legend_right=True,
+        y_counts=True,
     )
     return render_svg(chart)

@@ -45,6 +45,7 @@ class Chart:
     y_label: str = ""
     marker_x: float | None = None  # a dashed vertical line (e.g. ratio 1 on the histogram)
     legend_right: bool = False  # the legend in the top right corner instead of the top left
+    y_counts: bool = False  # the y values are counts: ticks at whole numbers only (no "0.5 customers")
 
 
 def nice_step(span: float, ticks: int = 6) -> float:
@@ -83,8 +84,8 @@ def _date_ticks(low: float, high: float) -> list[tuple[float, str]]:
     return ticks
 
 
-def _number_ticks(low: float, high: float) -> list[tuple[float, str]]:
-    step = nice_step(high - low)
+def _number_ticks(low: float, high: float, min_step: float = 0.0) -> list[tuple[float, str]]:
+    step = max(nice_step(high - low), min_step)
     first = math.ceil(low / step) * step
     count = math.floor((high - first) / step + 1e-9) + 1
     decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
@@ -130,7 +131,7 @@ def render_svg(chart: Chart, width: int = WIDTH, height: int = HEIGHT) -> str:
     ]
     x_ticks = _date_ticks(x_low, x_high) if chart.x_is_date else _number_ticks(x_low, x_high)
     right, bottom = width - MARGIN_RIGHT, height - MARGIN_BOTTOM
-    for value, label in _number_ticks(y_low, y_high):
+    for value, label in _number_ticks(y_low, y_high, min_step=1.0 if chart.y_counts else 0.0):
         y = f"{float(sy(value)):.1f}"
         parts.append(_element("line", x1=MARGIN_LEFT, x2=right, y1=y, y2=y, stroke="#e3e3e3"))
         parts.append(
