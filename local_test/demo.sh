@@ -3,6 +3,8 @@
 # generate 1,000 customers -> split (the Processing step) -> 2-host sharded training -> the batch forecast of
 # every customer -> the fleet report (demo/report.html) -> serving through the lean server
 # (FLEETCAST_DEMO_SERVER=mms for Multi Model Server).
+# Environment: FLEETCAST_DEMO_DIR (where everything goes, default demo/; emptied first),
+# FLEETCAST_DEMO_CUSTOMERS (default 1000), and demo_serve.sh's ports and limits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fleetcast=.venv/bin/fleetcast
