@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import sys
 import tarfile
 import time
 from collections.abc import Iterator
@@ -257,7 +258,8 @@ def test_predict_script_against_the_serve_container(serving, trained_root):
     root, _ = trained_root
     script = Path(__file__).resolve().parents[2] / "local_test" / "predict.sh"
     archive_path = root / "checkpoints" / archive.archive_name("5")
-    base = {**os.environ, "FLEETCAST_CONTAINER_URL": serving["url"]}
+    # The table is printed by this repository's client, with this interpreter (as tests/test_client.py does).
+    base = {**os.environ, "FLEETCAST_CONTAINER_URL": serving["url"], "FLEETCAST_PYTHON": sys.executable}
 
     def predict(**extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
