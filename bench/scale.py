@@ -6,8 +6,8 @@ For each fleet size N, every step runs in its own child process (so each peak RS
 
 - `write`: the fleet manifest of N customers, written by model/manifest.py (time, size on disk);
 - `formats` (at the largest N only): the same rows as sorted CSV.gz at gzip levels 6 (the chosen format)
-  and 1, as JSON lines gzipped (the baseline), and as Parquet when pyarrow is importable (it is not a
-  dependency): size, write and full-load time, each as a ratio to JSON lines;
+  and 1, and as JSON lines gzipped (the baseline): size, write and full-load time, each as a ratio to
+  JSON lines;
 - `load`: the whole manifest into a dict (what the local endpoint and a whole-fleet resume hold);
 - `shard`: the sharding plan over the hosts: ShardedByS3Key's round robin over N object keys
   (local/sharding.py) and the self-sharding hash of every id (training/config.py);

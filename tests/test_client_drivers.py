@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,13 +13,11 @@ from pathlib import Path
 import pytest
 
 from fleetcast.client import invoke_request, regressor_option, regressor_values
-from fleetcast.model import manifest
-from fleetcast.model.manifest import MANIFEST_NAME
 from fleetcast.model.settings import ProphetSettings, Regressor
 from tests.serving.models import BuiltModel, build_model
 from tests.serving.test_drivers_serving import drivers_history
 from tests.support.servers import start_lean, start_local_endpoint
-from tests.test_client import no_aws_environment
+from tests.test_client import no_aws_environment, unversioned_manifest
 
 DRIVERS = ProphetSettings(
     uncertainty_samples=100, country_holidays="US", regressors=(Regressor("temperature"),)
@@ -77,14 +74,8 @@ def test_invoke_and_plot_send_the_regressors(endpoint, tmp_path: Path):
     wrong = _run(tmp_path, *invoke, "--regressor", "temperature=4.1")
     assert wrong.returncode == 2 and "--period 3 needs 3" in wrong.stderr
 
-    # launch invoke names each customer's version from a fleet manifest: publish the model as run r1.
-    entry = manifest.entry_for("21", "r1", "d", "s", "configured", None)
-    versioned = model.archive.parent / entry.target_model
-    versioned.parent.mkdir(exist_ok=True)
-    shutil.copyfile(model.archive, versioned)
-    manifest.write_manifest(tmp_path / MANIFEST_NAME, [entry])
     launch = ["launch", "invoke", "--endpoint-url", url, "--endpoint-name", "fleetcast", "--customer", "21"]
-    launch += ["--manifest", str(tmp_path)]
+    launch += ["--manifest", unversioned_manifest(tmp_path, ["21"])]
     done = _run(tmp_path, *launch, "--period", "2", "--regressor", "temperature=1,2", "--region", "us-east-1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("customer 21: 2 steps")

@@ -46,3 +46,6 @@ def test_warm_up_works_without_tarfile_filter(tmp_path):
     assert "warm-up failed" not in output, output[-3000:]
     assert done.returncode == 0, output[-3000:]
     assert (tmp_path / "warm" / "model" / "model.json").is_file()
+    # It rehearses the path real loads take: the compiled form training ships.
+    assert (tmp_path / "warm" / "model" / "compiled.json").is_file()
+    assert "model/compiled.json (last observation" in output  # the predictor's load line names its source

@@ -91,13 +91,15 @@ def load_model(model_dir: Path | str) -> LoadedModel:
         estimate = COMPILED_OVERHEAD_BYTES + 3 * sum(int(array.nbytes) for array in arrays)
         return LoadedModel(predictor, document, estimate, compiled=True)
     if isinstance(predictor, CompiledPredictor):
+        # The shipped text is needed only here: a worker's cached predictor must not keep 1.4 KB more.
+        shipped_text, predictor.compiled_text = predictor.compiled_text, None
         document = {
             "kind": "compiled",
             "model_dir": str(model_dir),
             "source": predictor.source,
             "metadata": {key: predictor.metadata.get(key) for key in METADATA_KEPT},
             # The shipped compiled.json as is: encoding its numbers again cost more than the rest of a load.
-            "compiled_json": predictor.compiled_text or json.dumps(predictor.compiled.to_dict()),
+            "compiled_json": shipped_text or json.dumps(predictor.compiled.to_dict()),
         }
         return LoadedModel(predictor, document, _compiled_size(predictor.compiled), compiled=True)
     json_bytes = (model_dir / "model.json").stat().st_size

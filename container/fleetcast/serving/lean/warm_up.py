@@ -35,6 +35,7 @@ def warm_up(work_dir: Path) -> Path | None:
         import pandas as pd
 
         from fleetcast.model.archive import write_archive
+        from fleetcast.model.compiled import compile_model_json
         from fleetcast.model.prophet_model import model_to_json
 
         with warnings.catch_warnings():
@@ -47,7 +48,10 @@ def warm_up(work_dir: Path) -> Path | None:
             model = Prophet(uncertainty_samples=50).fit(history)
         metadata = {"customer": "warm-up", "end": days[-1].isoformat(), "freq": "D"}
         work_dir.mkdir(parents=True, exist_ok=True)
-        archive = write_archive(work_dir, "warm-up", model_to_json(model), metadata)
+        model_json = model_to_json(model)
+        # Shipped with compiled.json, as training writes archives: the path real loads take.
+        compiled = compile_model_json(model_json).to_dict()
+        archive = write_archive(work_dir, "warm-up", model_json, metadata, compiled=compiled)
         model_dir = work_dir / "model"
         shutil.rmtree(model_dir, ignore_errors=True)
         safe_extract(archive, model_dir)  # no extractall(filter=...): Python 3.11.2 lacks it
