@@ -20,8 +20,10 @@ echo "== 3/6 train: 2 emulated instances, ShardedByS3Key, checkpoints collected 
 echo "== 4/6 forecast: every customer, 7 days ahead, one dataset (what the batch Processing job runs)"
 "$fleetcast" forecast --models "$out/models" --period 7 --out "$out/forecasts" --reports "$out/forecast-reports"
 echo "== 5/6 report: one HTML page of the fleet"
-report=$("$fleetcast" report --train-output "$out/train" --models "$out/models" --forecasts "$out/forecasts" \
-  --out "$out/report.html" | tail -n 1)
+# Run in the open: its progress line goes to stdout too, and capturing the command hid it.
+"$fleetcast" report --train-output "$out/train" --models "$out/models" --forecasts "$out/forecasts" \
+  --out "$out/report.html"
+report=$(realpath "$out/report.html")
 if [ -f local_test/demo_serve.sh ]; then
   echo "== 6/6 serve: the ${FLEETCAST_DEMO_SERVER:-lean} server behind a local multi-model endpoint, called with boto3"
   bash local_test/demo_serve.sh "$out/models"

@@ -83,7 +83,16 @@ echo
 case $status in
   2*) loaded=$name ;;
   409) echo "(already loaded; leaving it loaded)" ;;
-  *) echo "load failed with HTTP $status" >&2; exit 1 ;;
+  *)
+    echo "load failed with HTTP $status" >&2
+    if [ "$status" = 404 ] && [ -n "$cleanup_dir" ]; then
+      # The usual cause: a docker container cannot see the temporary folder the archive went to.
+      echo "the server could not see $model_path. A container sees only what is mounted: with" \
+        "serve_local.sh set FLEETCAST_MODELS_DIR=local_test/test_dir/models" \
+        "FLEETCAST_CONTAINER_MODELS_DIR=/opt/ml/models" >&2
+    fi
+    exit 1
+    ;;
 esac
 
 # No "intervals" field: the model's own choice, as `fleetcast invoke` does (uncertainty_samples=0 models

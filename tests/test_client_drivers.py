@@ -17,7 +17,7 @@ from fleetcast.model.settings import ProphetSettings, Regressor
 from tests.serving.models import BuiltModel, build_model
 from tests.serving.test_drivers_serving import drivers_history
 from tests.support.servers import start_lean, start_local_endpoint
-from tests.test_client import no_aws_environment
+from tests.test_client import no_aws_environment, unversioned_manifest
 
 DRIVERS = ProphetSettings(
     uncertainty_samples=100, country_holidays="US", regressors=(Regressor("temperature"),)
@@ -75,6 +75,7 @@ def test_invoke_and_plot_send_the_regressors(endpoint, tmp_path: Path):
     assert wrong.returncode == 2 and "--period 3 needs 3" in wrong.stderr
 
     launch = ["launch", "invoke", "--endpoint-url", url, "--endpoint-name", "fleetcast", "--customer", "21"]
+    launch += ["--manifest", unversioned_manifest(tmp_path, ["21"])]
     done = _run(tmp_path, *launch, "--period", "2", "--regressor", "temperature=1,2", "--region", "us-east-1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[0].startswith("customer 21: 2 steps")

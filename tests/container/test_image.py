@@ -213,7 +213,7 @@ def serving(docker, image, trained_root, tmp_path_factory) -> Iterator[dict]:
     )  # fmt: skip
     print(f"\nserve start -> /ping 200: {time.monotonic() - started:.1f}s")
     with server:
-        yield {"url": server.url, "name": server.name, "server": server}
+        yield {"url": server.url, "name": server.name, "server": server, "models": models}
 
 
 def test_serve_multi_model_api(serving):
@@ -245,6 +245,37 @@ def test_serve_multi_model_api(serving):
     assert gone.status_code == 404
     # The image's Python may predate tarfile's filter= (Debian 12: 3.11.2); the warm-up must not care.
     assert "warm-up failed" not in serving["server"].log()
+
+
+def test_predict_script_against_the_serve_container(serving, trained_root):
+    """local_test/predict.sh against a container, as serve_local.sh's header says to call it: with the
+    mounted models folder it loads, forecasts and unloads; without it the container cannot see the
+    temporary folder the archive went to, and the script says which variables fix that."""
+    import os
+    import subprocess
+
+    root, _ = trained_root
+    script = Path(__file__).resolve().parents[2] / "local_test" / "predict.sh"
+    archive_path = root / "checkpoints" / archive.archive_name("5")
+    base = {**os.environ, "FLEETCAST_CONTAINER_URL": serving["url"]}
+
+    def predict(**extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(script), str(archive_path), "3"], env={**base, **extra},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    unseen = predict()
+    assert unseen.returncode == 1
+    assert "FLEETCAST_CONTAINER_MODELS_DIR=/opt/ml/models" in unseen.stderr, unseen.stderr
+    # The fixture mounts its models folder at /opt/ml/models, as serve_local.sh mounts test_dir/models.
+    mounted = {
+        "FLEETCAST_MODELS_DIR": str(serving["models"]),
+        "FLEETCAST_CONTAINER_MODELS_DIR": "/opt/ml/models",
+    }
+    seen = predict(**mounted)
+    assert seen.returncode == 0, seen.stdout + seen.stderr
+    assert "customer 5: 3 steps" in seen.stdout
 
 
 def test_serve_stops_on_sigterm_within_the_grace_period(docker, serving):

@@ -135,3 +135,30 @@ def test_train_still_reads_consumption_from_files_with_extra_columns(tmp_path: P
         "a": [1.0, 2.5],
         "b": [7.0],
     }
+
+
+@pytest.mark.parametrize("buckets", [0, 2])
+def test_generated_drivers_reach_trains_readers_unchanged(tmp_path: Path, buckets: int) -> None:
+    """`generate --drivers` -> split -> the channel train reads: every customer's temperature, row for row."""
+    from fleetcast.data.generate import generate_csv
+    from fleetcast.training.inputs import iter_bucket_tasks, load_task_rows, read_customer_file
+
+    raw = tmp_path / "raw.csv"
+    generate_csv(out=raw, customers=5, seed=4, rows_per_customer=60, drivers=True)
+    source = pd.read_csv(raw, dtype={"customer_id": str}).sort_values(["customer_id", "timestamp"])
+    out = tmp_path / "out"
+    assert split_main([raw], out, buckets=buckets) == 0
+    assert summary_of(out)["extra_columns"] == ["temperature"]
+    if buckets:
+        tasks = [
+            t for part in sorted(out.glob("part-*.csv")) for t in iter_bucket_tasks(part, ("temperature",))
+        ]
+        rows = {t.customer: load_task_rows(t) for t in tasks}
+    else:
+        rows = {
+            p.name: read_customer_file(p / "data.csv", regressors=("temperature",)) for p in out.iterdir()
+        }
+    assert sorted(rows) == sorted(source["customer_id"].unique())
+    for customer, group in source.groupby("customer_id"):
+        assert list(rows[customer].y) == pytest.approx(list(group["consumption"]))
+        assert list(rows[customer].regressors["temperature"]) == pytest.approx(list(group["temperature"]))

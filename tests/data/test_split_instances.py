@@ -172,3 +172,23 @@ def test_a_lone_instance_keeps_todays_names(tmp_path: Path, monkeypatch) -> None
     uploads = run_job(tmp_path, raws, request_for(1, shard_input=False, buckets=2), monkeypatch)
     assert sorted(p.name for p in uploads["customers"].iterdir()) <= ["part-00000.csv", "part-00001.csv"]
     assert sorted(p.name for p in uploads["reports"].iterdir())[-1] == SUMMARY_FILE
+
+
+def test_a_sharded_instance_given_no_input_folder_at_all_has_nothing_to_do(
+    tmp_path: Path, monkeypatch
+) -> None:
+    request = request_for(2, shard_input=True, buckets=2)
+    paths = SageMakerPaths(tmp_path / "algo-2")
+    paths.processing_config_dir.mkdir(parents=True)
+    paths.processing_resource_config_file.write_text(
+        json.dumps({"current_host": "algo-2", "hosts": host_names(2)})
+    )
+    paths.processing_job_config_file.write_text(json.dumps(request))
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(paths.base))
+    assert cli_main(["split", "--buckets", "2"]) == 0  # /opt/ml/processing/input was never made
+    summary = json.loads((paths.processing_reports_dir / "split_summary-algo-2.json").read_text())
+    assert (summary["inputs"], summary["rows_read"], summary["customers"]) == ([], 0, 0)
+    assert list(paths.processing_output_dir.iterdir()) == []
+    # Alone, or with replicated input, a missing input is still the error it always was.
+    paths.processing_job_config_file.write_text(json.dumps(request_for(2, shard_input=False, buckets=2)))
+    assert cli_main(["split", "--buckets", "2"]) == 2

@@ -263,3 +263,13 @@ def test_a_model_compiled_without_its_history_refuses_a_single_date_interval(bui
     with pytest.raises(ValueError, match="history step"):
         compiled.predict(one_date, seed=0)
     assert compiled.predict(one_date, intervals=False).yhat.shape == (1,)
+
+
+def test_an_unreadable_resourceconfig_is_named(sm_root: Path, built: dict):
+    models = sm_root / "processing" / "input" / "models"
+    models.mkdir(parents=True)
+    (models / built["daily"].archive.name).write_bytes(built["daily"].archive.read_bytes())
+    (sm_root / "config").mkdir()
+    (sm_root / "config" / "resourceconfig.json").write_text("{not json")
+    assert main(["forecast", "--workers", "1"]) == 2
+    assert "resourceconfig.json" in (sm_root / "output" / "message").read_text()

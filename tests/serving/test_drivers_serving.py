@@ -23,7 +23,7 @@ from fleetcast.data.generate import customer_series
 from fleetcast.model.settings import ProphetSettings, Regressor
 from fleetcast.serving.compiled_predictor import CompiledPredictor
 from fleetcast.serving.environment import MULTI_MODEL_ENV
-from fleetcast.serving.errors import ServingError, http_status
+from fleetcast.serving.errors import InvalidRequestError, http_status
 from fleetcast.serving.predictor import INTERVAL_SEED, ProphetPredictor
 from fleetcast.serving.predictors import load_model
 from fleetcast.serving.protocol import parse_request
@@ -85,18 +85,18 @@ def test_compiled_and_prophet_predictors_answer_as_stock_predict(driver_model):
 
 def test_a_missing_or_wrong_length_regressor_is_a_400_naming_it(driver_model):
     predictor = load_model(driver_model.model_dir).predictor
-    with pytest.raises(ServingError) as missing:
+    with pytest.raises(InvalidRequestError) as missing:
         predictor.forecast(_request({"period": 3}))
     assert http_status(missing.value) == 400 and missing.value.code == "missing_regressor"
     assert "'temperature'" in missing.value.message and "3 values" in missing.value.message
-    with pytest.raises(ServingError) as short:
+    with pytest.raises(InvalidRequestError) as short:
         _request({"period": 3, "regressors": {"temperature": [4.1, 3.8]}})
     assert http_status(short.value) == 400 and short.value.code == "bad_regressors"
     assert "'temperature' has 2 values" in short.value.message and "exactly 3" in short.value.message
     for bad in ({"temperature": [1, "x", 2]}, {"temperature": [1, None, 2]}, [1, 2, 3], {"temperature": 4}):
-        with pytest.raises(ServingError, match="regressors must be"):
+        with pytest.raises(InvalidRequestError, match="regressors must be"):
             _request({"period": 3, "regressors": bad})
-    with pytest.raises(ServingError, match="regressors must be"):  # Python's json reads NaN: refused
+    with pytest.raises(InvalidRequestError, match="regressors must be"):  # Python's json reads NaN: refused
         parse_request(b'{"period": 3, "regressors": {"temperature": [1, NaN, 2]}}', "application/json")
 
 

@@ -33,6 +33,7 @@ from fleetcast.forecast.sources import Cluster, count_work, iter_work, manifest_
 from fleetcast.model import archive
 from fleetcast.model.manifest import ManifestError
 from fleetcast.paths import SageMakerPaths, sagemaker_paths
+from fleetcast.processing import ProcessingConfigError, write_exit_message
 
 log = logging.getLogger("fleetcast.forecast")
 
@@ -209,13 +210,7 @@ def run_forecast(
 
 def _fail(paths: SageMakerPaths, message: str, code: int) -> int:
     log.error("forecast failed: %s", message)
-    # In a Processing container, DescribeProcessingJob shows this file as the job's ExitMessage.
-    if paths.base.is_dir():
-        try:
-            paths.output_dir.mkdir(parents=True, exist_ok=True)
-            paths.processing_message_file.write_text(message[:1024], encoding="utf-8")
-        except OSError:
-            pass
+    write_exit_message(paths, message)  # DescribeProcessingJob shows it as the job's ExitMessage
     return code
 
 
@@ -226,11 +221,15 @@ def forecast_main(
     models = models or paths.forecast_models_dir
     out = out or paths.forecast_output_dir
     reports = reports or paths.forecast_reports_dir
-    if period < 1:
-        return _fail(paths, f"--period must be at least 1, got {period}", EXIT_INPUT)
-    if not models.is_dir():
-        return _fail(paths, f"no models folder at {models}", EXIT_INPUT)
-    cluster = processing_cluster(paths)
+    problem = f"--period must be at least 1, got {period}" if period < 1 else None
+    if problem is None and not models.is_dir():
+        problem = f"no models folder at {models}"
+    try:
+        cluster = processing_cluster(paths)
+    except ProcessingConfigError as exc:
+        problem = problem or str(exc)
+    if problem:
+        return _fail(paths, problem, EXIT_INPUT)
     workers = workers or os.cpu_count() or 1
     try:
         outcome = run_forecast(models, period, out, reports, cluster=cluster, workers=workers)

@@ -73,6 +73,9 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         return _prophet_forecast(model_json, metadata, period, where, exc.reason)
     except Exception as exc:  # a corrupt model is this customer's failure alone
         raise CustomerFailed(f"{where}: {type(exc).__name__}: {exc}") from None
+    if compiled.regressor_names:  # a forecast needs their future values, which this job is not given
+        names = ", ".join(compiled.regressor_names)
+        raise CustomerFailed(f"{where}: the model needs future values of its regressors ({names}); invoke it")
     try:
         predictor = CompiledPredictor(compiled, metadata, where, source=archive.MODEL_FILE)
         dates = predictor.future_dates(period, predictor.freq)

@@ -13,7 +13,6 @@ uses to split a channel (`training.config.host_of_customer`): every customer on 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from fleetcast.model import manifest
 from fleetcast.model.archive import ARCHIVE_SUFFIX, TEMP_PREFIX, customer_of
 from fleetcast.paths import SageMakerPaths
+from fleetcast.processing import read_processing_cluster
 from fleetcast.training.config import host_of_customer
 
 # Outside a Processing job (a laptop, a test) there is one instance.
@@ -38,15 +38,12 @@ class Cluster:
 
 
 def processing_cluster(paths: SageMakerPaths) -> Cluster:
-    """This Processing instance and its peers (resourceconfig.json); one LOCAL_HOST outside a job."""
-    try:
-        config = json.loads(paths.processing_resource_config_file.read_text())
-    except (OSError, ValueError):
+    """This Processing instance and its peers (`fleetcast.processing`); one LOCAL_HOST outside a job.
+    Raises ProcessingConfigError for a resourceconfig.json that cannot be read."""
+    cluster = read_processing_cluster(paths)
+    if cluster.host is None:
         return Cluster(LOCAL_HOST, (LOCAL_HOST,))
-    if not isinstance(config, dict) or not config.get("current_host"):
-        return Cluster(LOCAL_HOST, (LOCAL_HOST,))
-    host = str(config["current_host"])
-    return Cluster(host, tuple(str(h) for h in config.get("hosts") or [host]))
+    return Cluster(cluster.host, cluster.hosts)
 
 
 def manifest_path(models: Path) -> Path | None:

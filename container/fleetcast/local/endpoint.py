@@ -78,6 +78,12 @@ class ValidationError(EndpointError, errors.InvalidRequestError):
     error_type = "ValidationError"
 
 
+class CustomerNotFoundError(EndpointError, errors.ModelNotLoadedError):
+    """No version of the customer in the fleet manifest (our customer route only, not a SageMaker API)."""
+
+    error_type = "ValidationError"
+
+
 class PayloadTooLargeError(EndpointError, errors.PayloadTooLargeError):
     error_type = "ValidationError"
 

@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from fleetcast.local.endpoint import (
+    CustomerNotFoundError,
     EndpointError,
     MultiModelEndpoint,
     PayloadTooLargeError,
@@ -57,9 +58,7 @@ def _add_customer_route(app: Flask, endpoint: MultiModelEndpoint) -> None:
         try:
             entry = endpoint.customer_version(customer)
         except LookupError as exc:
-            response = _error_response(ValidationError(str(exc)))
-            response.status_code = 404  # not a SageMaker API: an unknown customer is simply not found
-            return response
+            return _error_response(CustomerNotFoundError(str(exc)))
         return jsonify({"customer": entry.customer, "target_model": entry.target_model, "run": entry.run})
 
 

@@ -19,9 +19,9 @@ means the split finished), and `split_renamed_ids.jsonl`.
 
 Two passes keep memory bounded whatever the input size:
 1. Read each input in chunks of `chunk_rows` rows, parse and validate them, and append the valid rows as
-   20-byte binary records (customer number, time, value) to one of S spool files chosen by a stable hash
-   of the customer, so all of a customer's rows land in the same spool. S grows with the input size
-   (about `spool_rows` rows per spool).
+   20-byte binary records (customer number, time, value; 8 bytes more per kept extra column) to one of S
+   spool files chosen by a stable hash of the customer, so all of a customer's rows land in the same
+   spool. S grows with the input size (about `spool_rows` rows per spool).
 2. Load one spool at a time, sort it by (customer, time) and write each customer's file atomically.
 
 Memory: pass 1 holds one chunk; pass 2 holds one spool, i.e. about `spool_rows` rows, or more when a

@@ -22,8 +22,8 @@ GZIP_LINE_BYTES = 32.0
 def find_inputs(paths: Sequence[Path], may_be_empty: bool = False) -> list[Path]:
     """Input files: files as given, folders searched recursively (hidden names skipped), in sorted order.
 
-    `may_be_empty`: a folder without a CSV is nothing to do rather than an error (an instance of a job
-    whose sharded input gave it no file)."""
+    `may_be_empty`: a folder without a CSV, or none at all, is nothing to do rather than an error (an
+    instance of a job whose sharded input gave it no file)."""
     files: list[Path] = []
     for path in paths:
         if path.is_file():
@@ -39,7 +39,7 @@ def find_inputs(paths: Sequence[Path], may_be_empty: bool = False) -> list[Path]
             if not found and not may_be_empty:
                 raise SplitError(f"no *.csv or *.csv.gz files under {path}")
             files.extend(found)
-        else:
+        elif not may_be_empty:
             raise SplitError(f"input {path} does not exist")
     if not files and not may_be_empty:
         raise SplitError("no input files given")
