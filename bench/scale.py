@@ -5,9 +5,9 @@
 For each fleet size N, every step runs in its own child process (so each peak RSS is that step's alone):
 
 - `write`: the fleet manifest of N customers, written by model/manifest.py (time, size on disk);
-- `formats` (at the largest N only): the same rows as sorted CSV.gz at gzip levels 6 (the chosen format)
-  and 1, and as JSON lines gzipped (the baseline): size, write and full-load time, each as a ratio to
-  JSON lines;
+- `formats` (at the largest N only): the same rows as sorted CSV.gz at gzip levels 1 (the chosen format)
+  and 6, as JSON lines gzipped (the baseline) and as Parquet (pyarrow, a development dependency only):
+  size, write and full-load time, each as a ratio to JSON lines;
 - `load`: the whole manifest into a dict (what the local endpoint and a whole-fleet resume hold);
 - `shard`: the sharding plan over the hosts: ShardedByS3Key's round robin over N object keys
   (local/sharding.py) and the self-sharding hash of every id (training/config.py);
@@ -251,7 +251,7 @@ def step_formats(work: Path, count: int, hosts: int, share: float) -> dict[str, 
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
-        results["parquet"] = "pyarrow is not installed (not a dependency): not measured"
+        results["parquet"] = "pyarrow is not installed (requirements/dev.txt has it): not measured"
     else:
 
         def parquet_write(path: Path) -> None:

@@ -16,11 +16,11 @@ Where the files live, under the models prefix (the endpoint's ModelDataUrl):
 merges them over the previous fleet manifest: a customer the run handled takes the run's row, every other
 customer keeps its row.
 
-Why sorted CSV.gz at gzip level 1, measured by bench/scale.py at 1,000,000 customers (rows as varied as real
-ones): 68.0 MB, against 70.2 MB as gzipped JSON lines and 52.1 MB as Parquet (zstd, pyarrow 26 in a scratch
-folder); loaded into rows in 9.5 s, against 14.1 s from Parquet and 23.2 s from JSON lines (the cost is
-making a million Python rows, not parsing); level 1 wrote in half the time of level 6 for 6 % more bytes.
-Parquet's 16 MB less does not pay for pyarrow in the image, and a CSV can be read with zcat.
+Why sorted CSV.gz at gzip level 1, measured by bench/scale.py at 1,000,000 customers (rows as varied as
+real ones): 68.0 MB, against 70.2 MB as gzipped JSON lines and 52.1 MB as Parquet (zstd, pyarrow 26, a
+development dependency only); loaded into rows in 9.5 s, against 14.1 s from Parquet and 23.2 s from JSON
+lines (the cost is making a million Python rows, not parsing); level 1 wrote in half the time of level 6
+for 6 % more bytes. Parquet's 16 MB less does not pay for pyarrow in the image, and a CSV reads with zcat.
 """
 
 from __future__ import annotations
