@@ -49,7 +49,8 @@ log = logging.getLogger("bench.forecast")
 
 
 def write_fleet(folder: Path, customers: int, days: int) -> list[Path]:
-    """`customers` archives of daily models fitted on `days` of generated readings, as train writes them."""
+    """`customers` archives of daily models fitted on `days` of generated readings, as train writes them
+    (model.json, compiled.json beside it, metadata.json)."""
     import pandas as pd
 
     grid = pd.date_range("2022-01-01", periods=days, freq="D")
@@ -68,7 +69,9 @@ def write_fleet(folder: Path, customers: int, days: int) -> list[Path]:
             "prophet": settings.prophet_kwargs(),
             "model": "configured",
         }
-        paths.append(archive.write_archive(folder, str(customer), outcome.to_json(), metadata))
+        model_json = outcome.to_json()
+        compiled = engine.compiled_form(outcome, model_json)  # shipped beside model.json, as train does
+        paths.append(archive.write_archive(folder, str(customer), model_json, metadata, compiled=compiled))
     return paths
 
 
