@@ -134,8 +134,6 @@ def stage_costs(paths: list[Path], period: int) -> dict[str, float]:
     """Microseconds per customer of each stage of (c), measured one stage at a time over `paths` (the steps
     `archive.read_archive_contents` and `forecast_archive` take, timed apart), and for comparison what an
     archive without compiled.json costs instead (verify and compile model.json)."""
-    import gzip
-    import io
     import json
 
     from fleetcast.forecast.dataset import compressed_chunk
@@ -151,8 +149,7 @@ def stage_costs(paths: list[Path], period: int) -> dict[str, float]:
         return out
 
     def members(raw: bytes) -> dict[str, bytes]:
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
-            return {info.name: tar.extractfile(info).read() for info in tar}  # type: ignore[union-attr]
+        return {name: payload for name, _, payload in archive._tar_members(raw)}
 
     def checked(found: dict[str, bytes]) -> tuple[dict, dict]:
         metadata = json.loads(found[archive.METADATA_FILE])
@@ -160,7 +157,7 @@ def stage_costs(paths: list[Path], period: int) -> dict[str, float]:
         assert metadata[archive.COMPILED_SHA256_KEY] == archive.sha256_text(text)
         return metadata, json.loads(text)
 
-    raw = timed("read the file + gunzip", lambda path: gzip.decompress(path.read_bytes()), paths)
+    raw = timed("read the file + gunzip", lambda path: archive._gunzipped(path.read_bytes()), paths)
     found = timed("tar members from memory", members, raw)
     parsed = timed("sha256 compiled.json + parse it and metadata.json", checked, found)
     models = timed("CompiledModel.from_dict", lambda pair: CompiledModel.from_dict(pair[1]), parsed)
