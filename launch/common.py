@@ -265,6 +265,13 @@ def processing_job_request(
     }
 
 
+def processing_flow(request: Mapping[str, Any]) -> str:
+    """`<first input> -> <first output>` of a Processing request, for the line that says it started."""
+    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    target = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    return f"{source} -> {target}"
+
+
 def wait_if_asked(aws: Aws, args: argparse.Namespace, kind: str, name: str) -> int:
     """With --wait, follow the job to its end (exit non-zero if it fails); else return at once."""
     if not args.wait or aws.dry_run:

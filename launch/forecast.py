@@ -20,6 +20,7 @@ from launch.common import (
     add_job_arguments,
     aws_from_args,
     job_from_args,
+    processing_flow,
     processing_input,
     processing_job_request,
     processing_output,
@@ -72,12 +73,9 @@ def forecast_request(job: JobSpec, *, period: int, models_uri: str | None = None
 
 
 def start_forecast(aws: Aws, request: dict[str, Any]) -> str:
-    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"]
-    target = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
     count = request["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
-    return start_job(
-        aws, "forecast", "CreateProcessingJob", request, f"{source} -> {target} ({count} instances)"
-    )
+    summary = f"{processing_flow(request)} ({count} instances)"
+    return start_job(aws, "forecast", "CreateProcessingJob", request, summary)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

@@ -17,6 +17,7 @@ from launch.common import (
     add_job_arguments,
     aws_from_args,
     job_from_args,
+    processing_flow,
     processing_input,
     processing_job_request,
     processing_output,
@@ -49,9 +50,7 @@ def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict
 
 
 def start_processing(aws: Aws, request: dict) -> str:
-    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"]
-    target = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
-    return start_job(aws, "processing", "CreateProcessingJob", request, f"{source} -> {target}")
+    return start_job(aws, "processing", "CreateProcessingJob", request, processing_flow(request))
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
