@@ -12,6 +12,8 @@ engine and writes their archives as `train` does; then, in one run, for `--perio
   (b) the per-request path an endpoint takes for a cold model: extract the archive, load it through the
       serving factory (`serving.predictors.load_model`), answer one request (on a sample);
   (c) `fleetcast forecast`'s job on every archive with one worker process: customers per second per core;
+  (c0) the same on the same models written without compiled.json (archives from before training shipped
+      it), interleaved with (c);
   (d) the same with one worker per CPU;
 and prints (c)/(a) and (c)/(b).
 
@@ -32,7 +34,9 @@ import sys
 import tarfile
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +53,8 @@ log = logging.getLogger("bench.forecast")
 
 
 def write_fleet(folder: Path, customers: int, days: int) -> list[Path]:
-    """`customers` archives of daily models fitted on `days` of generated readings, as train writes them."""
+    """`customers` archives of daily models fitted on `days` of generated readings, as train writes them
+    (model.json, compiled.json beside it, metadata.json)."""
     import pandas as pd
 
     grid = pd.date_range("2022-01-01", periods=days, freq="D")
@@ -68,8 +73,19 @@ def write_fleet(folder: Path, customers: int, days: int) -> list[Path]:
             "prophet": settings.prophet_kwargs(),
             "model": "configured",
         }
-        paths.append(archive.write_archive(folder, str(customer), outcome.to_json(), metadata))
+        model_json = outcome.to_json()
+        compiled = engine.compiled_form(outcome, model_json)  # shipped beside model.json, as train does
+        paths.append(archive.write_archive(folder, str(customer), model_json, metadata, compiled=compiled))
     return paths
+
+
+def without_compiled(paths: list[Path], folder: Path) -> Path:
+    """The same archives written again without compiled.json, as archives from before it existed."""
+    for path in paths:
+        model_json, metadata = archive.read_archive(path)
+        metadata = {key: value for key, value in metadata.items() if key != archive.COMPILED_SHA256_KEY}
+        archive.write_archive(folder, metadata["customer"], model_json, metadata)
+    return folder
 
 
 def prophet_rate(paths: list[Path], period: int) -> float:
@@ -115,29 +131,52 @@ def per_request_rate(paths: list[Path], period: int, scratch: Path) -> float:
 
 
 def stage_costs(paths: list[Path], period: int) -> dict[str, float]:
-    """Microseconds per customer of each stage of (c), measured one stage at a time over `paths`."""
-    from fleetcast.forecast.dataset import csv_lines
-    from fleetcast.forecast.predict import forecast_model
-    from fleetcast.model.compiled import compile_model_json
+    """Microseconds per customer of each stage of (c), measured one stage at a time over `paths` (the steps
+    `archive.read_archive_contents` and `forecast_archive` take, timed apart), and for comparison what an
+    archive without compiled.json costs instead (verify and compile model.json)."""
+    import json
+
+    from fleetcast.forecast.dataset import compressed_chunk
+    from fleetcast.forecast.predict import _compiled_forecast
+    from fleetcast.model.compiled import CompiledModel, compile_model_json
 
     costs = {}
+
+    def timed(stage: str, step: Callable[[Any], Any], inputs: list) -> list:
+        began = time.perf_counter()
+        out = [step(item) for item in inputs]
+        costs[stage] = time.perf_counter() - began
+        return out
+
+    def members(raw: bytes) -> dict[str, bytes]:
+        return {name: payload for name, _, payload in archive._tar_members(raw)}
+
+    def checked(found: dict[str, bytes]) -> tuple[dict, dict]:
+        metadata = json.loads(found[archive.METADATA_FILE])
+        text = found[archive.COMPILED_FILE].decode()
+        assert metadata[archive.COMPILED_SHA256_KEY] == archive.sha256_text(text)
+        return metadata, json.loads(text)
+
+    raw = timed("read the file + gunzip", lambda path: archive._gunzipped(path.read_bytes()), paths)
+    found = timed("tar members from memory", members, raw)
+    parsed = timed("sha256 compiled.json + parse it and metadata.json", checked, found)
+    models = timed("CompiledModel.from_dict", lambda pair: CompiledModel.from_dict(pair[1]), parsed)
+    forecasts = timed(
+        "future dates + forecast with intervals",
+        lambda item: _compiled_forecast(item[0], item[1][0], period, item[2], archive.COMPILED_FILE),
+        list(zip(models, parsed, paths, strict=True)),
+    )
     began = time.perf_counter()
-    read = [archive.read_archive(path) for path in paths]
-    costs["read + verify the archive (gunzip, tar, sha256)"] = time.perf_counter() - began
-    began = time.perf_counter()
-    for model_json, _ in read:
-        compile_model_json(model_json, history_step=False)
-    costs["parse + compile model.json"] = time.perf_counter() - began
-    began = time.perf_counter()
-    forecasts = [
-        forecast_model(model_json, metadata, period, path)
-        for (model_json, metadata), path in zip(read, paths, strict=True)
-    ]
-    costs["compile + forecast with intervals"] = time.perf_counter() - began
-    began = time.perf_counter()
-    for forecast in forecasts:
-        csv_lines(forecast)
-    costs["format CSV rows"] = time.perf_counter() - began
+    compressed_chunk(forecasts)
+    costs["CSV rows + gzip (one chunk)"] = time.perf_counter() - began
+    timed(
+        "instead, without compiled.json: sha256 + compile model.json",
+        lambda pair: compile_model_json(
+            archive._verified(pair[0][archive.MODEL_FILE].decode(), pair[1][0], pair[2])[0],
+            history_step=period == 1,
+        ),
+        list(zip(found, parsed, paths, strict=True)),
+    )
     return {stage: seconds / len(paths) * 1e6 for stage, seconds in costs.items()}
 
 
@@ -163,8 +202,12 @@ def throughput(args: argparse.Namespace) -> None:
         sample = paths[: args.baseline_sample]
         rate_a = prophet_rate(sample, args.period)
         rate_b = per_request_rate(paths[: args.request_sample], args.period, root / "extracted")
-        rates_c = [job_rate(root / "models", args.period, 1, root / f"c{i}") for i in range(args.repeats)]
-        rate_c = statistics.median(rates_c)
+        older = without_compiled(paths, root / "older")
+        rates_c, rates_older = [], []
+        for run in range(args.repeats):  # interleaved, so a change in the machine's load hits both alike
+            rates_c.append(job_rate(root / "models", args.period, 1, root / f"c{run}"))
+            rates_older.append(job_rate(older, args.period, 1, root / f"o{run}"))
+        rate_c, rate_older = statistics.median(rates_c), statistics.median(rates_older)
         rate_d = job_rate(root / "models", args.period, cores, root / "d")
         stages = stage_costs(paths[:500], args.period)
         print(f"load average after: {os.getloadavg()[0]:.2f}")
@@ -173,9 +216,14 @@ def throughput(args: argparse.Namespace) -> None:
     print(f"  (b) per-request path (extract, load, answer), {args.request_sample}:  {rate_b:10.1f}")
     print(f"  (c) fleetcast forecast, 1 worker, {len(paths)} customers:      {rate_c:10.1f} per core")
     print(f"      (runs: {', '.join(f'{r:.0f}' for r in rates_c)})")
+    print(f"  (c0) the same on archives without compiled.json (older ones): {rate_older:8.1f} per core")
+    print(f"      (runs: {', '.join(f'{r:.0f}' for r in rates_older)})")
     per_core = f"({rate_d / cores:.1f} per core)"
     print(f"  (d) fleetcast forecast, {cores} workers:                       {rate_d:10.1f} {per_core}")
-    print(f"  (c)/(a) = {rate_c / rate_a:.1f}x   (c)/(b) = {rate_c / rate_b:.2f}x")
+    print(
+        f"  (c)/(a) = {rate_c / rate_a:.1f}x   (c)/(b) = {rate_c / rate_b:.2f}x   "
+        f"(c)/(c0) = {rate_c / rate_older:.2f}x"
+    )
     print("where a customer's time goes in (c), one stage at a time over 500 customers:")
     for stage, micros in stages.items():
         print(f"  {stage:<52} {micros:7.0f} us")

@@ -147,7 +147,7 @@ def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Jobs (`process`, `train`): what their requests share
+# Jobs (`process`, `forecast`, `train`): what their requests share
 
 # Inside the job's container the platform's own /opt/ml, whatever SAGEMAKER_BASE_DIR this machine has.
 JOB_PATHS = SageMakerPaths(Path(DEFAULT_BASE_DIR))
@@ -210,6 +210,66 @@ def start_job(aws: Aws, kind: str, operation: str, request: Mapping[str, Any], s
     if not aws.dry_run:
         note(f"started {kind} job {name}: {summary}")
     return name
+
+
+def processing_input(name: str, uri: Any, local_path: str, distribution: str) -> dict[str, Any]:
+    """One S3 prefix a Processing job reads into `local_path`; `uri` may be a pipeline expression."""
+    return {
+        "InputName": name,
+        "S3Input": {
+            "S3Uri": uri,
+            "LocalPath": local_path,
+            "S3DataType": "S3Prefix",
+            "S3InputMode": "File",
+            "S3DataDistributionType": distribution,
+        },
+    }
+
+
+def processing_output(name: str, uri: Any, local_path: str) -> dict[str, Any]:
+    """One folder a Processing job uploads to S3 when it ends; `uri` may be a pipeline expression."""
+    return {
+        "OutputName": name,
+        "S3Output": {"S3Uri": uri, "LocalPath": local_path, "S3UploadMode": "EndOfJob"},
+    }
+
+
+def processing_job_request(
+    job: JobSpec,
+    *,
+    command: str,
+    arguments: list[str],
+    inputs: list[dict[str, Any]],
+    outputs: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A CreateProcessingJob request running `fleetcast <command> <arguments>` on the job's cluster
+    (`process` and `forecast` differ only in the command and its inputs and outputs)."""
+    return {
+        "ProcessingJobName": job.name,
+        "RoleArn": job.role,
+        "AppSpecification": {
+            "ImageUri": job.image,
+            "ContainerEntrypoint": ["fleetcast", command],
+            "ContainerArguments": arguments,
+        },
+        "ProcessingInputs": inputs,
+        "ProcessingOutputConfig": {"Outputs": outputs},
+        "ProcessingResources": {
+            "ClusterConfig": {
+                "InstanceCount": job.instance_count,
+                "InstanceType": job.instance_type,
+                "VolumeSizeInGB": job.volume_gb,
+            }
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
+    }
+
+
+def processing_flow(request: Mapping[str, Any]) -> str:
+    """`<first input> -> <first output>` of a Processing request, for the line that says it started."""
+    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"]
+    target = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
+    return f"{source} -> {target}"
 
 
 def wait_if_asked(aws: Aws, args: argparse.Namespace, kind: str, name: str) -> int:

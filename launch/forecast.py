@@ -20,6 +20,10 @@ from launch.common import (
     add_job_arguments,
     aws_from_args,
     job_from_args,
+    processing_flow,
+    processing_input,
+    processing_job_request,
+    processing_output,
     start_job,
     wait_if_asked,
 )
@@ -43,70 +47,35 @@ def forecast_arguments(period: int) -> list[str]:
     ]
 
 
-def forecast_outputs(forecasts_uri: Any, reports_uri: Any) -> dict[str, Any]:
+def forecast_outputs(forecasts_uri: Any, reports_uri: Any) -> list[dict[str, Any]]:
     """The job's two outputs; a URI may be a pipeline expression (`{"Std:Join": ...}`) as well as a string."""
-    return {
-        "Outputs": [
-            {
-                "OutputName": "forecasts",
-                "S3Output": {"S3Uri": forecasts_uri, "LocalPath": FORECASTS_PATH, "S3UploadMode": "EndOfJob"},
-            },
-            {
-                "OutputName": "reports",
-                "S3Output": {"S3Uri": reports_uri, "LocalPath": REPORTS_PATH, "S3UploadMode": "EndOfJob"},
-            },
-        ]
-    }
-
-
-def models_input(models_uri: Any) -> dict[str, Any]:
-    return {
-        "InputName": "models",
-        "S3Input": {
-            "S3Uri": models_uri,
-            "LocalPath": MODELS_PATH,
-            "S3DataType": "S3Prefix",
-            "S3InputMode": "File",
-            # Every instance needs the manifest and the versions it names; the job splits the customers.
-            "S3DataDistributionType": "FullyReplicated",
-        },
-    }
+    return [
+        processing_output("forecasts", forecasts_uri, FORECASTS_PATH),
+        processing_output("reports", reports_uri, REPORTS_PATH),
+    ]
 
 
 def forecast_request(job: JobSpec, *, period: int, models_uri: str | None = None) -> dict[str, Any]:
     if period < 1:
         raise LaunchError(f"--period must be at least 1, got {period}")
     layout: Layout = job.layout
-    return {
-        "ProcessingJobName": job.name,
-        "RoleArn": job.role,
-        "AppSpecification": {
-            "ImageUri": job.image,
-            "ContainerEntrypoint": ["fleetcast", "forecast"],
-            "ContainerArguments": forecast_arguments(period),
-        },
-        "ProcessingInputs": [models_input(models_uri or layout.models)],
-        "ProcessingOutputConfig": forecast_outputs(
+    # Every instance needs the manifest and the versions it names; the job splits the customers.
+    models = processing_input("models", models_uri or layout.models, MODELS_PATH, "FullyReplicated")
+    return processing_job_request(
+        job,
+        command="forecast",
+        arguments=forecast_arguments(period),
+        inputs=[models],
+        outputs=forecast_outputs(
             layout.uri(FORECASTS_AREA, f"{job.name}/"), layout.uri(REPORTS_AREA, f"{job.name}/")
         ),
-        "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": job.instance_count,
-                "InstanceType": job.instance_type,
-                "VolumeSizeInGB": job.volume_gb,
-            }
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
-    }
+    )
 
 
 def start_forecast(aws: Aws, request: dict[str, Any]) -> str:
-    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"]
-    target = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
     count = request["ProcessingResources"]["ClusterConfig"]["InstanceCount"]
-    return start_job(
-        aws, "forecast", "CreateProcessingJob", request, f"{source} -> {target} ({count} instances)"
-    )
+    summary = f"{processing_flow(request)} ({count} instances)"
+    return start_job(aws, "forecast", "CreateProcessingJob", request, summary)
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

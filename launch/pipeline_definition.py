@@ -128,13 +128,19 @@ def definition_problems(definition: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _parameter_problems(where: str, declared: dict[str, Any], seen: dict[str, Any]) -> list[str]:
-    name, kind = declared.get("Name"), declared.get("Type")
+def _name_problems(where: str, name: Any, taken: dict[str, Any], reused: str) -> list[str]:
+    """A parameter's or a step's name: well formed, and not one an earlier parameter or step took."""
     problems = []
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         problems.append(f"{where}: a name is 1-64 of A-Z a-z 0-9 - _")
-    if name in seen:
-        problems.append(f"{where}: declared twice")
+    if name in taken:
+        problems.append(f"{where}: {reused}")
+    return problems
+
+
+def _parameter_problems(where: str, declared: dict[str, Any], seen: dict[str, Any]) -> list[str]:
+    name, kind = declared.get("Name"), declared.get("Type")
+    problems = _name_problems(where, name, seen, "declared twice")
     if kind not in PARAMETER_TYPES:
         problems.append(f"{where}: Type {kind!r} is not one of {', '.join(PARAMETER_TYPES)}")
     elif "DefaultValue" in declared:
@@ -148,11 +154,7 @@ def _step_problems(
     where: str, step: dict[str, Any], parameters: dict[str, Any], earlier: dict[str, StepKind]
 ) -> list[str]:
     name, kind = step.get("Name"), step.get("Type")
-    problems = []
-    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
-        problems.append(f"{where}: a name is 1-64 of A-Z a-z 0-9 - _")
-    if name in earlier:
-        problems.append(f"{where}: the name is used twice")
+    problems = _name_problems(where, name, earlier, "the name is used twice")
     if kind not in STEP_KINDS:
         return [*problems, f"{where}: Type {kind!r} is not one of {', '.join(STEP_KINDS)}"]
     arguments = step.get("Arguments")

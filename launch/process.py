@@ -8,6 +8,7 @@ prefixes, so split names what each instance writes apart (fleetcast.data.split.c
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from launch.common import (
     JOB_PATHS,
@@ -16,6 +17,10 @@ from launch.common import (
     add_job_arguments,
     aws_from_args,
     job_from_args,
+    processing_flow,
+    processing_input,
+    processing_job_request,
+    processing_output,
     start_job,
     wait_if_asked,
 )
@@ -25,68 +30,27 @@ OUTPUT_PATH = JOB_PATHS.processing_output_dir.as_posix()
 REPORTS_PATH = JOB_PATHS.processing_reports_dir.as_posix()
 
 
-def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict:
+def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict[str, Any]:
     arguments = ["--input", INPUT_PATH, "--out", OUTPUT_PATH, "--reports", REPORTS_PATH]
     if buckets:
         arguments += ["--buckets", str(buckets)]
-    return {
-        "ProcessingJobName": job.name,
-        "RoleArn": job.role,
-        "AppSpecification": {
-            "ImageUri": job.image,
-            "ContainerEntrypoint": ["fleetcast", "split"],
-            "ContainerArguments": arguments,
-        },
-        "ProcessingInputs": [
-            {
-                "InputName": "raw",
-                "S3Input": {
-                    "S3Uri": job.layout.raw,
-                    "LocalPath": INPUT_PATH,
-                    "S3DataType": "S3Prefix",
-                    "S3InputMode": "File",
-                    # Replicated: every instance reads every raw file and splits the customers it owns.
-                    # Sharded: each splits its own raw files, right only when every customer lives in
-                    # exactly one raw file.
-                    "S3DataDistributionType": "ShardedByS3Key" if shard_input else "FullyReplicated",
-                },
-            }
+    # Replicated: every instance reads every raw file and splits the customers it owns.
+    # Sharded: each splits its own raw files, right only when every customer lives in exactly one raw file.
+    distribution = "ShardedByS3Key" if shard_input else "FullyReplicated"
+    return processing_job_request(
+        job,
+        command="split",
+        arguments=arguments,
+        inputs=[processing_input("raw", job.layout.raw, INPUT_PATH, distribution)],
+        outputs=[
+            processing_output("customers", job.layout.customers, OUTPUT_PATH),
+            processing_output("reports", job.layout.split_reports, REPORTS_PATH),
         ],
-        "ProcessingOutputConfig": {
-            "Outputs": [
-                {
-                    "OutputName": "customers",
-                    "S3Output": {
-                        "S3Uri": job.layout.customers,
-                        "LocalPath": OUTPUT_PATH,
-                        "S3UploadMode": "EndOfJob",
-                    },
-                },
-                {
-                    "OutputName": "reports",
-                    "S3Output": {
-                        "S3Uri": job.layout.split_reports,
-                        "LocalPath": REPORTS_PATH,
-                        "S3UploadMode": "EndOfJob",
-                    },
-                },
-            ]
-        },
-        "ProcessingResources": {
-            "ClusterConfig": {
-                "InstanceCount": job.instance_count,
-                "InstanceType": job.instance_type,
-                "VolumeSizeInGB": job.volume_gb,
-            }
-        },
-        "StoppingCondition": {"MaxRuntimeInSeconds": job.max_runtime_seconds},
-    }
+    )
 
 
 def start_processing(aws: Aws, request: dict) -> str:
-    source = request["ProcessingInputs"][0]["S3Input"]["S3Uri"]
-    target = request["ProcessingOutputConfig"]["Outputs"][0]["S3Output"]["S3Uri"]
-    return start_job(aws, "processing", "CreateProcessingJob", request, f"{source} -> {target}")
+    return start_job(aws, "processing", "CreateProcessingJob", request, processing_flow(request))
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:

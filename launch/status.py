@@ -44,9 +44,10 @@ class Kind:
     step: str | None = None  # the job name part launch uses: fleetcast-<prefix>-<step>-<timestamp>
 
 
-KINDS = {
-    "processing": Kind(
-        "processing",
+def processing_kind(name: str, step: str) -> Kind:
+    """A Processing job's kind: `process` (the split) and `forecast` are described, listed, judged alike."""
+    return Kind(
+        name,
         "DescribeProcessingJob",
         "ProcessingJobName",
         "ProcessingJobStatus",
@@ -54,8 +55,12 @@ KINDS = {
         frozenset({"Failed", "Stopped"}),
         "ListProcessingJobs",
         "ProcessingJobSummaries",
-        "split",
-    ),
+        step,
+    )
+
+
+KINDS = {
+    "processing": processing_kind("processing", "split"),
     "training": Kind(
         "training",
         "DescribeTrainingJob",
@@ -67,17 +72,7 @@ KINDS = {
         "TrainingJobSummaries",
         "train",
     ),
-    "forecast": Kind(
-        "forecast",
-        "DescribeProcessingJob",
-        "ProcessingJobName",
-        "ProcessingJobStatus",
-        frozenset({"Completed"}),
-        frozenset({"Failed", "Stopped"}),
-        "ListProcessingJobs",
-        "ProcessingJobSummaries",
-        "forecast",
-    ),
+    "forecast": processing_kind("forecast", "forecast"),
     "pipeline": Kind(
         "pipeline",
         "DescribePipelineExecution",

@@ -80,6 +80,19 @@ def no_aws_environment(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def run_python(tmp_path: Path, *arguments: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """`python ARGUMENTS` run from the repository as a user with no AWS set-up at all runs it."""
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=REPO,
+        env=no_aws_environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=check,
+    )
+
+
 @pytest.fixture
 def no_aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for key in AWS_SETTINGS:
@@ -186,16 +199,9 @@ def test_an_unknown_customer_is_a_clear_error_and_not_retried(
 def test_fleetcast_invoke_prints_one_table_per_customer(real_endpoint: RealEndpoint, tmp_path: Path) -> None:
     """The command as a user runs it, with no AWS set-up at all: loopback placeholder credentials."""
     daily, point_only = (real_endpoint.models[kind].customer for kind in ("daily", "no_intervals"))
-    command = [sys.executable, "-m", "fleetcast.cli", "invoke", "--endpoint-url", real_endpoint.url]
+    command = ["-m", "fleetcast.cli", "invoke", "--endpoint-url", real_endpoint.url]
     customers = ["--customer", daily, "--customer", "nobody", "--customer", point_only]
-    done = subprocess.run(
-        [*command, *customers, "--period", "2"],
-        env=no_aws_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_python(tmp_path, *command, *customers, "--period", "2")
     assert done.returncode == 1, done.stderr  # one customer failed; the others still printed
     assert "error: customer nobody: nobody.tar.gz: ValidationError" in done.stderr
     tables = done.stdout.split("\n\n")
@@ -206,14 +212,7 @@ def test_fleetcast_invoke_prints_one_table_per_customer(real_endpoint: RealEndpo
     assert second[0].startswith(f"customer {point_only}: 2 steps")
     assert second[1].split() == ["ds", "yhat"] and len(second) == 3 + 2
 
-    as_json = subprocess.run(
-        [*command, "--customer", daily, "--period", "2", "--json"],
-        env=no_aws_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
+    as_json = run_python(tmp_path, *command, "--customer", daily, "--period", "2", "--json", check=True)
     answer = json.loads(as_json.stdout)
     assert answer["customer"] == daily and len(answer["forecast"]) == 2
 
@@ -226,15 +225,7 @@ def test_launch_invoke_retries_prints_tables_and_reports_failures(
     command = ["invoke", "--endpoint-url", real_endpoint.impatient_url, "--endpoint-name", "fleetcast"]
     command += ["--manifest", unversioned_manifest(tmp_path, [daily, point_only])]
     customers = ["--customer", daily, "--customer", "nobody", "--customer", point_only]
-    done = subprocess.run(
-        [sys.executable, "-m", "launch", *command, *customers, "--period", "3", "--max-attempts", "2"],
-        cwd=REPO,
-        env=no_aws_environment(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_python(tmp_path, "-m", "launch", *command, *customers, "--period", "3", "--max-attempts", "2")
     assert done.returncode == 1, done.stderr  # the unknown customer; the other two still printed
     assert f"{target_model(daily)}: ModelNotReadyException (attempt 1/2); retrying in 1 s" in done.stderr
     assert "error: customer nobody: customer nobody has no model in the fleet manifest" in done.stderr
@@ -261,23 +252,8 @@ def test_a_seasonal_naive_customer_is_invoked_like_any_other(
         ["-m", "fleetcast.cli", "invoke", "--manifest", listed],
         ["-m", "launch", "invoke", "--endpoint-name", "fleetcast", "--manifest", listed],
     ):
-        done = subprocess.run(
-            [
-                sys.executable,
-                *command,
-                "--endpoint-url",
-                real_endpoint.url,
-                "--customer",
-                naive,
-                "--period",
-                "3",
-            ],
-            cwd=REPO,
-            env=no_aws_environment(tmp_path),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
+        done = run_python(
+            tmp_path, *command, "--endpoint-url", real_endpoint.url, "--customer", naive, "--period", "3"
         )
         assert done.returncode == 0, done.stderr
         table = done.stdout.strip().splitlines()

@@ -17,7 +17,7 @@ from prophet import Prophet
 
 from fleetcast.cli import main
 from fleetcast.forecast import dataset
-from fleetcast.forecast.predict import PROPHET, forecast_archive
+from fleetcast.forecast.predict import PROPHET, CustomerFailed, forecast_archive
 from fleetcast.model import archive
 from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import model_to_json
@@ -164,6 +164,62 @@ def test_the_prophet_fallback_gives_prophets_answer(tmp_path: Path):
     served = load_model(model_dir).predictor.forecast(ForecastRequest(period=7))["forecast"]
     assert batch.yhat.tolist() == [row["yhat"] for row in served]
     assert batch.yhat_lower.tolist() == [row["yhat_lower"] for row in served]
+
+
+def _rewritten(source: Path, target: Path, compiled: dict | None) -> Path:
+    """The archive at `source` written again under `target` with `compiled` as its compiled.json (or none)."""
+    contents = archive.read_archive_contents(source)
+    metadata = {k: v for k, v in contents.metadata.items() if k != archive.COMPILED_SHA256_KEY}
+    return archive.write_archive(
+        target, metadata["customer"], contents.model_json(), metadata, compiled=compiled
+    )
+
+
+@pytest.mark.parametrize("period", [1, 7])
+def test_the_shipped_compiled_json_is_used_and_gives_what_model_json_gives(
+    built: dict, tmp_path: Path, period: int
+):
+    shipped = built["daily"].archive
+    assert archive.read_archive_contents(shipped).compiled is not None  # as training writes it
+    with_compiled = forecast_archive(shipped, period)
+    assert with_compiled.source == archive.COMPILED_FILE
+    older = forecast_archive(
+        _rewritten(shipped, tmp_path, None), period
+    )  # an archive from before compiled.json
+    assert older.source == archive.MODEL_FILE
+    for column in ("ds", "yhat", "yhat_lower", "yhat_upper"):
+        assert getattr(with_compiled, column).tolist() == getattr(older, column).tolist()
+
+
+def test_a_compiled_json_this_code_cannot_read_falls_back_to_model_json_loudly(
+    built: dict, tmp_path: Path, caplog: pytest.LogCaptureFixture
+):
+    shipped = built["daily"].archive
+    newer = {**archive.read_archive_contents(shipped).compiled, "format_version": 999}
+    newer.pop("model_sha256")
+    batch = forecast_archive(_rewritten(shipped, tmp_path, newer), 7)
+    assert batch.source == archive.MODEL_FILE
+    assert batch.yhat.tolist() == forecast_archive(shipped, 7).yhat.tolist()
+    assert any("ignoring compiled.json" in message for message in caplog.messages)
+
+
+def test_a_tampered_compiled_json_fails_its_customer(built: dict, tmp_path: Path):
+    import tarfile
+
+    shipped = built["daily"].archive
+    members = {}
+    with tarfile.open(shipped) as tar:
+        for info in tar:
+            members[info.name] = tar.extractfile(info).read()
+    members[archive.COMPILED_FILE] = members[archive.COMPILED_FILE].replace(b'"k":', b'"k": ')
+    tampered = tmp_path / shipped.name
+    with tarfile.open(tampered, "w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    with pytest.raises(CustomerFailed, match=r"compiled\.json does not match the checksum"):
+        forecast_archive(tampered, 7)
 
 
 def test_the_job_fails_clearly_without_input(sm_root: Path, tmp_path: Path):

@@ -76,3 +76,70 @@ def test_archives_are_staged_in_the_staging_directory_and_renamed_in(tmp_path: P
     assert path == target / "7.tar.gz" and archive.read_archive(path)[0] == '{"model": 1}'
     assert len(staged) == 1 and Path(staged[0]).parent == staging
     assert [p.name for p in target.iterdir()] == ["7.tar.gz"] and not list(staging.iterdir())
+
+
+def _tar(members: list[tuple[tarfile.TarInfo, bytes]], tar_format: int = tarfile.PAX_FORMAT) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tar_format) as tar:
+        for info, payload in members:
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload) if info.isfile() else None)
+    return buffer.getvalue()
+
+
+def _file(name: str, payload: bytes) -> tuple[tarfile.TarInfo, bytes]:
+    return tarfile.TarInfo(name), payload
+
+
+def _by_tarfile(raw: bytes) -> list[tuple[str, bool, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        return [(m.name, m.isfile(), tar.extractfile(m).read() if m.isfile() else b"") for m in tar]
+
+
+@pytest.mark.parametrize(
+    "members",
+    [
+        [_file("model.json", b"x" * 1000), _file("compiled.json", b"{}"), _file("metadata.json", b"{}")],
+        [_file("empty.json", b""), _file("exactly-one-block", b"y" * 512)],
+        [_file("a" * 120, b"a long name: a pax header"), _file("metadata.json", b"{}")],
+        [_file("é-non-ascii.json", b"pax too"), _file("b", b"1")],
+        [(tarfile.TarInfo("folder"), b""), _file("folder/inner.json", b"{}")],
+    ],
+)
+@pytest.mark.parametrize("tar_format", [tarfile.PAX_FORMAT, tarfile.GNU_FORMAT])
+def test_the_in_memory_tar_reader_reads_what_tarfile_reads(members: list, tar_format: int):
+    for info, _ in members:
+        info.type = tarfile.DIRTYPE if info.name == "folder" else tarfile.REGTYPE
+    raw = _tar(members, tar_format)
+    assert archive._tar_members(raw) == _by_tarfile(raw)
+
+
+def test_the_in_memory_tar_reader_refuses_a_corrupt_or_cut_tar_as_tarfile_does():
+    raw = _tar([_file("model.json", b"x" * 2000), _file("metadata.json", b"{}")])
+    corrupt = raw[:10] + b"!" + raw[11:]  # the first header's checksum no longer matches
+    with pytest.raises(tarfile.TarError):
+        archive._tar_members(corrupt)
+    cut = raw[:1500]  # inside model.json's payload
+    with pytest.raises(tarfile.TarError):
+        archive._tar_members(cut)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [
+        gzip.compress(b"one member", mtime=0),
+        gzip.compress(b"two ", mtime=0) + gzip.compress(b"members", mtime=0),
+        gzip.compress(b"a cut member" * 100, mtime=0)[:-9],
+        b"not gzip at all",
+    ],
+)
+def test_gunzipping_reads_or_refuses_what_gzip_does(stream: bytes):
+    try:
+        expected: object = gzip.decompress(stream)
+    except (OSError, EOFError) as exc:
+        expected = type(exc)
+    try:
+        got: object = archive._gunzipped(stream)
+    except (OSError, EOFError) as exc:
+        got = type(exc)
+    assert got == expected

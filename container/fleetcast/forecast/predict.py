@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from fleetcast.model import archive
-from fleetcast.model.compiled import NotCompilable, compile_model_json
+from fleetcast.model.compiled import CompiledModel, NotCompilable, compile_model_json
 from fleetcast.serving.compiled_predictor import CompiledPredictor
 from fleetcast.serving.draws import replayed_stream
 from fleetcast.serving.errors import ServingError
@@ -44,15 +44,41 @@ class CustomerForecast:
     yhat_lower: np.ndarray | None  # None for a model trained without intervals
     yhat_upper: np.ndarray | None
     predictor: str  # COMPILED or PROPHET
+    source: str = (
+        archive.MODEL_FILE
+    )  # the archive member the model was read from (compiled.json or model.json)
 
 
 def forecast_archive(path: Path, period: int) -> CustomerForecast:
-    """Read, verify and forecast one `<customer>.tar.gz`; CustomerFailed says why it cannot be."""
+    """Read, verify and forecast one `<customer>.tar.gz`; CustomerFailed says why it cannot be.
+
+    An archive carrying compiled.json (training writes one beside every Prophet model.json it covers) is
+    forecast from it, as a server loads it, without verifying or parsing model.json; one without it (older
+    archives, or a compiled.json this reader cannot take) from model.json.
+    """
     try:
-        model_json, metadata = archive.read_archive(path)
+        contents = archive.read_archive_contents(path)
+        shipped = _shipped_compiled(contents)
+        if shipped is not None:
+            return _compiled_forecast(shipped, contents.metadata, period, path, archive.COMPILED_FILE)
+        model_json = contents.model_json()
     except archive.ArtifactError as exc:
         raise CustomerFailed(str(exc)) from None
-    return forecast_model(model_json, metadata, period, path)
+    return forecast_model(model_json, contents.metadata, period, path)
+
+
+def _shipped_compiled(contents: archive.ArchiveContents) -> CompiledModel | None:
+    """The archive's compiled.json as a model, for a Prophet archive that carries one this code can read."""
+    kind = contents.metadata.get(archive.KIND_KEY, archive.PROPHET_KIND)
+    if contents.compiled is None or kind != archive.PROPHET_KIND:  # forecast_model names a bad kind
+        return None
+    try:
+        return CompiledModel.from_dict(contents.compiled)
+    except Exception as exc:  # a format this reader cannot take (a newer one): model.json still can
+        log.warning(
+            "%s: ignoring %s (%s); compiling model.json instead", contents.path, archive.COMPILED_FILE, exc
+        )
+        return None
 
 
 def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where: Path) -> CustomerForecast:
@@ -63,9 +89,7 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         raise CustomerFailed(f"{where}: {exc}") from None
     if kind == archive.BASELINE_KIND:
         return _baseline_forecast(model_json, metadata, period, where)
-    for key in ("customer", "end", "freq"):
-        if not metadata.get(key):
-            raise CustomerFailed(f"{where}: metadata.json lacks {key}")
+    _require_metadata(metadata, where)
     try:
         # More than one step never needs the training history's step (only a single future date does).
         compiled = compile_model_json(model_json, history_step=period == 1)
@@ -73,11 +97,25 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         return _prophet_forecast(model_json, metadata, period, where, exc.reason)
     except Exception as exc:  # a corrupt model is this customer's failure alone
         raise CustomerFailed(f"{where}: {type(exc).__name__}: {exc}") from None
+    return _compiled_forecast(compiled, metadata, period, where, archive.MODEL_FILE)
+
+
+def _require_metadata(metadata: dict[str, Any], where: Path) -> None:
+    for key in ("customer", "end", "freq"):
+        if not metadata.get(key):
+            raise CustomerFailed(f"{where}: metadata.json lacks {key}")
+
+
+def _compiled_forecast(
+    compiled: CompiledModel, metadata: dict[str, Any], period: int, where: Path, source: str
+) -> CustomerForecast:
+    """The compiled predictor's forecast, with the interval draws the served path replays."""
+    _require_metadata(metadata, where)
     if compiled.regressor_names:  # a forecast needs their future values, which this job is not given
         names = ", ".join(compiled.regressor_names)
         raise CustomerFailed(f"{where}: the model needs future values of its regressors ({names}); invoke it")
     try:
-        predictor = CompiledPredictor(compiled, metadata, where, source=archive.MODEL_FILE)
+        predictor = CompiledPredictor(compiled, metadata, where, source=source)
         dates = predictor.future_dates(period, predictor.freq)
     except ServingError as exc:
         raise CustomerFailed(f"{where}: {exc.message}") from None
@@ -94,6 +132,7 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         yhat_lower=predicted.yhat_lower,
         yhat_upper=predicted.yhat_upper,
         predictor=COMPILED,
+        source=source,
     )
 
 
