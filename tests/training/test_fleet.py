@@ -243,3 +243,26 @@ def test_workers_exit_when_the_parent_is_killed(sm_root: Path):
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_each_worker_fits_with_one_blas_thread(
+    sm_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    # The parent's pool has one thread per core; a worker's must have one (see fleetcast/blas.py).
+    from threadpoolctl import threadpool_info
+
+    seen = tmp_path / "threads"
+    seen.mkdir()
+
+    def wrapper(task, context):
+        pools = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+        (seen / task.customer).write_text(json.dumps(pools))
+        return real_train_customer(task, context)
+
+    monkeypatch.setattr(customer, "train_customer", wrapper)
+    write_folder_layout(channel(sm_root), range(4))
+    write_hyperparameters(sm_root, workers="2", holdout_days="0", uncertainty_samples="0")
+    assert main(["train"]) == 0
+    per_customer = {path.name: json.loads(path.read_text()) for path in seen.iterdir()}
+    assert len(per_customer) == 4
+    assert all(pools and set(pools) == {1} for pools in per_customer.values()), per_customer

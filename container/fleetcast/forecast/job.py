@@ -78,9 +78,11 @@ def _chunks(work: Iterator[tuple[str, str]], size: int) -> Iterator[list[tuple[s
 
 
 def _quiet_worker() -> None:
+    from fleetcast.blas import one_blas_thread
     from fleetcast.logs import quiet_third_party
 
     quiet_third_party()
+    one_blas_thread()
 
 
 @dataclass

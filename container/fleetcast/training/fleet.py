@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection, wait
 from multiprocessing.sharedctypes import RawArray, RawValue
 
+from fleetcast.blas import one_blas_thread
 from fleetcast.logs import quiet_third_party
 from fleetcast.training import customer
 from fleetcast.training.customer import FAILED, SKIPPED, TRAINED, CustomerResult, FitContext
@@ -161,6 +162,7 @@ def _worker_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda _signum, _frame: stop.set())
     quiet_third_party()
+    one_blas_thread()
     while True:
         try:
             chunk = conn.recv()
