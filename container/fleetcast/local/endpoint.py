@@ -156,6 +156,10 @@ class LoadReport:
 class _Transition:
     kind: str  # load | unload
     future: Future = field(default_factory=Future)
+    # A load's waiting requests: the loader pins the model once for each the moment it is loaded, so no
+    # other load can evict it before they are served (each then releases its pin as usual).
+    waiters: int = 0
+    loaded: bool = False  # the model is in the loaded set and its waiters are pinned
 
 
 def _ms_since(start: float) -> float:
@@ -278,7 +282,8 @@ class MultiModelEndpoint:
         for _ in range(MAX_ACQUIRE_ROUNDS):
             with self._lock:
                 busy = self._transitions.get(name)
-                if busy is None and name in self._loaded:
+                loaded_now = busy is None or (busy.kind == "load" and busy.loaded)
+                if loaded_now and name in self._loaded:
                     self._loaded.touch(name)
                     self._loaded.pin(name)
                     if arrived_loaded is None:
@@ -292,9 +297,16 @@ class MultiModelEndpoint:
                     self._transitions[name] = busy
                     self._targets[name] = target
                     self._loader.submit(self._bring_in, target, name, busy)
+                if busy.kind == "load":
+                    busy.waiters += 1
             try:
                 report = busy.future.result(timeout=max(0.0, deadline - time.perf_counter()))
             except FutureTimeout as exc:
+                with self._lock:  # this request leaves: the pin it was given, or would be, is not wanted
+                    if busy.loaded:
+                        self._loaded.unpin(name)
+                    elif busy.kind == "load":
+                        busy.waiters -= 1
                 raise ModelNotReadyError(
                     f"model {target!r} is still being downloaded or loaded after "
                     f"{self.model_ready_timeout_s:g} s; loading continues, retry the request"
@@ -305,6 +317,8 @@ class MultiModelEndpoint:
                     report.download_ms,
                     report.load_ms,
                 )
+            if busy.kind == "load":  # loaded, and pinned for this request by the loader
+                break
         else:
             raise ServiceUnavailableError(f"model {target!r} was evicted again before it could be invoked")
         timings.cache = "hit" if arrived_loaded else "miss"
@@ -380,6 +394,11 @@ class MultiModelEndpoint:
                 with self._lock:
                     self._loaded.add(name)
                     self.stats["loads"] += 1
+                    transition = self._transitions.get(name)
+                    if transition is not None and transition.kind == "load":
+                        for _ in range(transition.waiters):
+                            self._loaded.pin(name)
+                        transition.loaded = True
                 if response.status == 409:
                     log.info("container already had %s (%s) loaded; adopting it", name, target)
                 return
