@@ -307,6 +307,7 @@ def _solve_multiplicative(problem: FitProblem, start: FitParams | None) -> FitPa
     The objective is biconvex in the trend and the multiplicative β; the loop stops when a full round
     changes neither block nor sigma, and the joint KKT conditions are checked at the returned point.
     """
+    rows = len(problem.y)
     y = problem.y
     n_trend = 2 + len(problem.t_change)
     trend_cols = trend_columns(problem)
@@ -335,13 +336,8 @@ def _solve_multiplicative(problem: FitProblem, start: FitParams | None) -> FitPa
         precision = zm.T @ zm + np.diag(sigma**2 * beta_w[is_m])
         new_m = np.zeros_like(beta_m)
         new_m[is_m] = np.linalg.solve(precision, zm.T @ target)
-        # The block ascent converges linearly, slowly where the multiplicative β and the trend are strongly
-        # coupled (holidays and regressors); a joint Newton step at this sigma jumps to the optimum of the
-        # current active set. It is only taken when it lowers the objective and keeps every δ's sign, and
-        # the stopping rule and the KKT check below are unchanged.
-        x1, new_m = _joint_newton(problem, trend_cols, xa, xm, is_m, pen, weights_1, beta_w, sigma, x1, new_m)
-        yhat = (trend_cols @ x1[:n_trend]) * (1.0 + xm @ new_m) + xa @ x1[n_trend:]
-        updated = sigma_given_rss(float(np.sum((y - yhat) ** 2)), len(y))
+        yhat = trend * (1.0 + xm @ new_m) + xa @ x1[n_trend:]
+        updated = sigma_given_rss(float(np.sum((y - yhat) ** 2)), rows)
         moved = float(np.max(np.abs(new_m - beta_m), initial=0.0))
         beta_m = new_m
         steady = abs(updated - sigma) <= SIGMA_RTOL * sigma and moved <= 1e-12 * (1 + np.max(np.abs(beta_m)))
@@ -364,60 +360,3 @@ def _solve_multiplicative(problem: FitProblem, start: FitParams | None) -> FitPa
         raise NotConverged("KKT conditions not met for the multiplicative coefficients")
     beta = x1[n_trend:] + beta_m
     return _params(problem, x1[:n_trend], beta, sigma)
-
-
-def _joint_newton(problem, trend_cols, xa, xm, is_m, pen, weights_1, beta_w, sigma, x1, beta_m):
-    """(x1, β_m) after one Newton step on ½RSS + ridge + λ|δ| at fixed sigma and δ signs, or unchanged.
-
-    The model is yhat = (C t)(1 + Xm β_m) + Xa a with x1 = (t, a); with the zero δ held at zero the
-    objective is smooth, and its exact Hessian couples the blocks through J_tᵀJ_m minus the residual
-    times C and Xm (the second derivative of the product).
-    """
-    y = problem.y
-    n_trend = trend_cols.shape[1]
-    lam = sigma**2 / problem.tau
-
-    def objective(x, bm):
-        yhat = (trend_cols @ x[:n_trend]) * (1.0 + xm @ bm) + xa @ x[n_trend:]
-        ridge = float(np.sum(weights_1 * x**2) + np.sum(beta_w[is_m] * bm[is_m] ** 2))
-        return (
-            0.5 * float(np.sum((y - yhat) ** 2))
-            + 0.5 * sigma**2 * ridge
-            + lam * float(np.sum(np.abs(x[pen])))
-        )
-
-    free = np.flatnonzero(~pen | (x1 != 0))
-    scale = 1.0 + xm @ beta_m
-    trend = trend_cols @ x1[:n_trend]
-    residual = y - (trend * scale + xa @ x1[n_trend:])
-    design = np.hstack([trend_cols * scale[:, None], xa])[:, free]
-    zm = (trend[:, None] * xm)[:, is_m]
-    cross = design.T @ zm
-    trend_free = free < n_trend
-    cross[trend_free] -= (trend_cols[:, free[trend_free]] * residual[:, None]).T @ xm[:, is_m]
-    hessian = np.block(
-        [
-            [design.T @ design + np.diag(sigma**2 * weights_1[free]), cross],
-            [cross.T, zm.T @ zm + np.diag(sigma**2 * beta_w[is_m])],
-        ]
-    )
-    gradient = np.concatenate(
-        [
-            -(design.T @ residual)
-            + sigma**2 * weights_1[free] * x1[free]
-            + lam * pen[free] * np.sign(x1[free]),
-            -(zm.T @ residual) + sigma**2 * beta_w[is_m] * beta_m[is_m],
-        ]
-    )
-    try:
-        step = np.linalg.solve(hessian, -gradient)
-    except np.linalg.LinAlgError:
-        return x1, beta_m
-    new_x1, new_m = x1.copy(), beta_m.copy()
-    new_x1[free] += step[: len(free)]
-    new_m[is_m] += step[len(free) :]
-    if np.any(np.sign(new_x1[pen]) != np.sign(x1[pen])) or not np.all(np.isfinite(step)):
-        return x1, beta_m
-    if objective(new_x1, new_m) > objective(x1, beta_m):
-        return x1, beta_m
-    return new_x1, new_m
