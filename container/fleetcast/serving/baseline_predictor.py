@@ -15,14 +15,10 @@ from typing import Any
 from fleetcast.model.archive import ArtifactError, read_model_dir
 from fleetcast.model.baseline import BaselineError, SeasonalNaive
 from fleetcast.model.compiled import future_dates, iso_strings
-from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError, invalid_model
 from fleetcast.serving.protocol import ForecastRequest, bad_request, resolve_intervals
 
 log = logging.getLogger(__name__)
-
-
-def _model_error(model_dir: Path, problem: str) -> ModelInvalidError:
-    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
 
 
 class BaselinePredictor:
@@ -46,12 +42,12 @@ class BaselinePredictor:
         except ArtifactError as exc:
             raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         if not metadata.get("customer"):
-            raise _model_error(model_dir, "metadata.json lacks customer")
+            raise invalid_model(model_dir, "metadata.json lacks customer")
         try:
             model = SeasonalNaive.from_json(model_json)
         except BaselineError as exc:
             problem = f"model.json is not a seasonal-naive model: {exc}"
-            raise _model_error(model_dir, problem) from None
+            raise invalid_model(model_dir, problem) from None
         predictor = cls(model, metadata, model_dir)
         log.info(
             "loaded seasonal-naive model for customer %s from %s (last observation %s, freq %s)",

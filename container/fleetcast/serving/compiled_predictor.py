@@ -44,7 +44,7 @@ from fleetcast.model.compiled import (
     iso_strings,
 )
 from fleetcast.serving.draws import INTERVAL_SEED, ReplayMismatch, replayed_stream
-from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError, invalid_model
 from fleetcast.serving.protocol import (
     ForecastRequest,
     bad_request,
@@ -60,10 +60,6 @@ log = logging.getLogger(__name__)
 # Requests whose interval draws come from the per-shape cache (serving/draws.py): up to this many
 # (samples x dates), i.e. 2 MB of cached draws per shape; longer forecasts draw afresh.
 REPLAY_MAX_DRAWS = 64_000
-
-
-def model_error(model_dir: Path, problem: str) -> ModelInvalidError:
-    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
 
 
 def compiled_document(model_json: str) -> str:
@@ -132,11 +128,11 @@ class CompiledPredictor:
                 raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         missing = [key for key in ("customer", "end", "freq") if not metadata.get(key)]
         if missing:
-            raise model_error(model_dir, f"metadata.json lacks {', '.join(missing)}")
+            raise invalid_model(model_dir, f"metadata.json lacks {', '.join(missing)}")
         try:
             _timestamp(metadata["end"])
         except (ValueError, TypeError):
-            raise model_error(
+            raise invalid_model(
                 model_dir, f"metadata.json end {metadata['end']!r} is not a timestamp"
             ) from None
         if compiled is not None:
@@ -282,9 +278,9 @@ def _compiled_from_dir(
     except NotCompilable:
         raise
     except ValueError as exc:
-        raise model_error(model_dir, str(exc)) from None
+        raise invalid_model(model_dir, str(exc)) from None
     except Exception as exc:  # wrong-typed fields fail deep in numpy (AssertionError, TypeError, ...)
-        raise model_error(
+        raise invalid_model(
             model_dir,
             f"model.json has fields of the wrong type ({type(exc).__name__}: {exc})",
         ) from None

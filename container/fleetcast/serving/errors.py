@@ -66,6 +66,11 @@ class ModelInvalidError(ServingError):
     code = "model_invalid"
 
 
+def invalid_model(model_dir: object, problem: str) -> ModelInvalidError:
+    """The error every predictor raises for a model directory it cannot serve."""
+    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
+
+
 class OutOfResourcesError(ServingError):
     """No memory or store space for another model: the multi-model platform then evicts and retries."""
 

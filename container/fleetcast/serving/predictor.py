@@ -19,7 +19,7 @@ from fleetcast.model.archive import ArtifactError, read_model_dir
 from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.dates import future_frame
 from fleetcast.model.prophet_model import model_from_json
-from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
+from fleetcast.serving.errors import ModelInvalidError, ModelMissingError, invalid_model
 from fleetcast.serving.protocol import (
     ForecastRequest,
     bad_request,
@@ -38,10 +38,6 @@ INTERVAL_SEED = 0
 # That generator is process-wide, and the point-only path flips model state: one predict at a time
 # per process (an MMS worker is single-threaded anyway; a threaded server stays correct).
 _PREDICT_LOCK = threading.Lock()
-
-
-def model_error(model_dir: Path, problem: str) -> ModelInvalidError:
-    return ModelInvalidError(f"cannot serve the model in {model_dir}: {problem}")
 
 
 class ProphetPredictor:
@@ -68,21 +64,21 @@ class ProphetPredictor:
             raise ModelInvalidError(f"cannot serve this model: {exc}") from None
         missing = [key for key in ("customer", "end", "freq") if not metadata.get(key)]
         if missing:
-            raise model_error(model_dir, f"metadata.json lacks {', '.join(missing)}")
+            raise invalid_model(model_dir, f"metadata.json lacks {', '.join(missing)}")
         try:
             pd.Timestamp(metadata["end"])
         except (ValueError, TypeError):
-            raise model_error(
+            raise invalid_model(
                 model_dir, f"metadata.json end {metadata['end']!r} is not a timestamp"
             ) from None
         try:
             model = model_from_json(model_json)
         except Exception as exc:  # Prophet raises bare ValueError/KeyError/TypeError for bad JSON
-            raise model_error(
+            raise invalid_model(
                 model_dir, f"model.json is not a Prophet model ({type(exc).__name__}: {exc})"
             ) from None
         if model.history is None:
-            raise model_error(model_dir, "model.json holds an unfitted Prophet model")
+            raise invalid_model(model_dir, "model.json holds an unfitted Prophet model")
         predictor = cls(model, metadata, model_dir)
         log.info(
             "loaded model for customer %s from %s (last observation %s, freq %s)",
