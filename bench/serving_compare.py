@@ -85,9 +85,17 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+# The run local-train writes the cached models as: its archives are <cache>/models/<run>/<customer>.tar.gz.
+MODELS_RUN = "bench"
+
+
+def run_folder(cache: Path) -> Path:
+    return cache / "models" / MODELS_RUN
+
+
 def trained_models(cache: Path, count: int) -> list[Path]:
     """`count` model archives, trained once by `fleetcast local-train` on generated data, then cached."""
-    archives = sorted(cache.glob("models/*.tar.gz"))
+    archives = sorted(run_folder(cache).glob("*.tar.gz"))
     if len(archives) >= count:
         return archives[:count]
     print(f"training {count} models into {cache} (once; cached for later runs) ...", flush=True)
@@ -118,6 +126,8 @@ def trained_models(cache: Path, count: int) -> list[Path]:
             str(cache / "models"),
             "--work-dir",
             str(cache / "work"),
+            "--run-id",
+            MODELS_RUN,
         ),
         env=child_env(),
         check=True,
@@ -125,7 +135,7 @@ def trained_models(cache: Path, count: int) -> list[Path]:
     )
     shutil.rmtree(cache / "work", ignore_errors=True)
     print(f"  trained in {time.perf_counter() - began:.0f} s", flush=True)
-    archives = sorted(cache.glob("models/*.tar.gz"))
+    archives = sorted(run_folder(cache).glob("*.tar.gz"))
     if len(archives) < count:
         raise SystemExit(f"training produced {len(archives)} models, wanted {count}")
     return archives[:count]
@@ -451,7 +461,7 @@ def measure_endpoint(
     archives.mkdir(parents=True)
     chosen = spare[: args.endpoint_cold]
     for name, _ in chosen:
-        shutil.copy(Path(args.model_cache) / "models" / f"{name.removeprefix('m-')}.tar.gz", archives)
+        shutil.copy(run_folder(Path(args.model_cache)) / f"{name.removeprefix('m-')}.tar.gz", archives)
     endpoint = start_local_endpoint(
         work / f"endpoint_{result.kind}",
         models=archives,
