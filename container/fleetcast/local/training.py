@@ -53,6 +53,7 @@ from fleetcast.training.config import (
     parse_hyperparameters,
     run_id,
 )
+from fleetcast.training.job import host_report_name
 from fleetcast.training.peers import PEER_PORT_ENV
 
 log = logging.getLogger("fleetcast.local_train")
@@ -218,7 +219,7 @@ def merge_reports(roots: dict[str, SageMakerPaths], out: Path) -> list[dict[str,
     out.unlink(missing_ok=True)
     rows: list[dict[str, str]] = []
     for host, paths in roots.items():
-        report = paths.output_data_dir / f"report-{host}.csv"
+        report = paths.output_data_dir / host_report_name(host)
         if report.exists():
             with open(report, newline="") as handle:
                 for row in csv.DictReader(handle):
