@@ -23,11 +23,11 @@ def execution_role_policy() -> dict[str, Any]:
     return json.loads(blocks[-1])  # the first block is the trust policy, the second the permissions
 
 
-def allowed_puts(policy: dict[str, Any], bucket: str, prefix: str) -> list[str]:
+def allowed_puts(policy: dict[str, Any], bucket: str, prefix: str, action: str = "s3:PutObject") -> list[str]:
     patterns = []
     for statement in policy["Statement"]:
         actions = statement["Action"]
-        if "s3:PutObject" in ([actions] if isinstance(actions, str) else actions):
+        if action in ([actions] if isinstance(actions, str) else actions):
             resources = statement["Resource"]
             for resource in [resources] if isinstance(resources, str) else resources:
                 bucket_path = resource.removeprefix("arn:aws:s3:::")
@@ -59,6 +59,28 @@ def test_the_documented_role_may_write_every_job_output(cli, names, json_documen
                 assert allowed, f"{command} writes {uri}, which the policy does not allow: {patterns}"
                 checked.append(uri)
     assert len(checked) >= 6  # split: 2 outputs; train: checkpoints and output; forecast: 2 outputs
+
+
+def read_uris(document: dict[str, Any]) -> list[str]:
+    request = document["request"]
+    uris = [i["S3Input"]["S3Uri"] for i in request.get("ProcessingInputs", [])]
+    return uris + [c["DataSource"]["S3DataSource"]["S3Uri"] for c in request.get("InputDataConfig", [])]
+
+
+def test_the_documented_role_may_read_every_job_input(cli, names, json_documents) -> None:
+    patterns = allowed_puts(execution_role_policy(), names.bucket, names.prefix, "s3:GetObject")
+    checked = []
+    for command in ("process", "train", "forecast"):
+        code, out, err = cli(command, *names.common, "--dry-run")
+        assert code == 0, err
+        for document in json_documents(out):
+            for uri in read_uris(document):
+                path = uri.removeprefix("s3://")
+                key = path if not path.endswith("/") else path + "some-object"
+                allowed = any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
+                assert allowed, f"{command} reads {uri}, which the policy does not allow: {patterns}"
+                checked.append(uri)
+    assert len(checked) >= 4  # split: raw; train: customers and the manifest; forecast: its manifest file
 
 
 def test_every_training_metric_is_listed() -> None:

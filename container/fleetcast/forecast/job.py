@@ -32,7 +32,7 @@ from fleetcast.forecast.predict import PROPHET, CustomerFailed, forecast_archive
 from fleetcast.forecast.sources import Cluster, count_work, iter_work, manifest_path, processing_cluster
 from fleetcast.model import archive
 from fleetcast.model.manifest import ManifestError
-from fleetcast.paths import SageMakerPaths, sagemaker_paths
+from fleetcast.paths import SHARDED_BY_S3_KEY, SageMakerPaths, sagemaker_paths
 from fleetcast.processing import ProcessingConfigError, write_exit_message
 
 log = logging.getLogger("fleetcast.forecast")
@@ -157,10 +157,20 @@ def run_forecast(
 ) -> ForecastOutcome:
     """Forecast this instance's customers into `out/forecasts-<host>.csv.gz`; the report into `reports`."""
     host = cluster.host
-    listed = manifest_path(models)
+    listed = None if cluster.models_sharded else manifest_path(models)
+    if cluster.models_sharded and manifest_path(models):
+        log.warning(
+            "ignoring %s: the models input is %s, so the archives it names are spread over the instances",
+            manifest_path(models), SHARDED_BY_S3_KEY,
+        )  # fmt: skip
     total = count_work(models, cluster)
     source = f"the fleet manifest {listed}" if listed else f"every archive under {models}"
-    share = f" (this instance's share of {len(cluster.hosts)})" if len(cluster.hosts) > 1 else ""
+    share = ""
+    if len(cluster.hosts) > 1:
+        dealt = "this instance's share"
+        if cluster.models_sharded:
+            dealt = f"SageMaker's share ({SHARDED_BY_S3_KEY})"
+        share = f" ({dealt} of {len(cluster.hosts)} instances)"
     log.info(
         "forecasting %d customers%s from %s, %d steps each, %d workers -> %s",
         total, share, source, period, workers, out,
@@ -227,7 +237,7 @@ def forecast_main(
     if problem is None and not models.is_dir():
         problem = f"no models folder at {models}"
     try:
-        cluster = processing_cluster(paths)
+        cluster = processing_cluster(paths, models)
     except ProcessingConfigError as exc:
         problem = problem or str(exc)
     if problem:
