@@ -42,23 +42,20 @@ from launch.common import (
 )
 
 MODELS_PATH = JOB_PATHS.forecast_models_dir.as_posix()
+REGRESSORS_PATH = JOB_PATHS.forecast_regressors_dir.as_posix()
 FORECASTS_PATH = JOB_PATHS.forecast_output_dir.as_posix()
 REPORTS_PATH = JOB_PATHS.forecast_reports_dir.as_posix()
 FORECASTS_AREA, REPORTS_AREA, INPUTS_AREA = "forecasts", "forecast-reports", "forecast-inputs"
 INPUT_MANIFEST_NAME = "models.manifest"
 
 
-def forecast_arguments(period: int) -> list[str]:
-    return [
-        "--models",
-        MODELS_PATH,
-        "--period",
-        str(period),
-        "--out",
-        FORECASTS_PATH,
-        "--reports",
-        REPORTS_PATH,
-    ]
+def forecast_arguments(period: int, regressors_uri: str | None = None) -> list[str]:
+    arguments = ["--models", MODELS_PATH, "--period", str(period), "--out", FORECASTS_PATH]
+    arguments += ["--reports", REPORTS_PATH]
+    if regressors_uri:  # a file arrives inside the input's folder under its own name; a prefix is the folder
+        name = "" if regressors_uri.endswith("/") else regressors_uri.rsplit("/", 1)[-1]
+        arguments += ["--regressors", f"{REGRESSORS_PATH}/{name}".rstrip("/")]
+    return arguments
 
 
 def forecast_outputs(forecasts_uri: Any, reports_uri: Any) -> list[dict[str, Any]]:
@@ -115,22 +112,33 @@ def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
 
 
 def forecast_request(
-    job: JobSpec, *, period: int, models_uri: str | None = None, input_manifest: str | None = None
+    job: JobSpec,
+    *,
+    period: int,
+    models_uri: str | None = None,
+    input_manifest: str | None = None,
+    regressors_uri: str | None = None,
 ) -> dict[str, Any]:
     """The CreateProcessingJob request: over `input_manifest` (a SageMaker manifest of the archives to
-    forecast, sharded) when given, else over the `models_uri` prefix (default models/), replicated."""
+    forecast, sharded) when given, else over the `models_uri` prefix (default models/), replicated; with
+    `regressors_uri` (a CSV for every customer, or a prefix of `<customer>.csv`), replicated beside it."""
     if period < 1:
         raise LaunchError(f"--period must be at least 1, got {period}")
+    if regressors_uri is not None and not regressors_uri.startswith("s3://"):
+        raise LaunchError(f"--regressors-uri must be an s3:// URI, got {regressors_uri!r}")
     layout: Layout = job.layout
     if input_manifest is not None:
         models = processing_input("models", input_manifest, MODELS_PATH, SHARDED_BY_S3_KEY, MANIFEST_FILE)
     else:  # every instance needs the fleet manifest and the versions it names; the job splits the customers
         models = processing_input("models", models_uri or layout.models, MODELS_PATH, FULLY_REPLICATED)
+    inputs = [models]
+    if regressors_uri:
+        inputs.append(processing_input("regressors", regressors_uri, REGRESSORS_PATH, FULLY_REPLICATED))
     return processing_job_request(
         job,
         command="forecast",
-        arguments=forecast_arguments(period),
-        inputs=[models],
+        arguments=forecast_arguments(period, regressors_uri),
+        inputs=inputs,
         outputs=forecast_outputs(
             layout.uri(FORECASTS_AREA, f"{job.name}/"), layout.uri(REPORTS_AREA, f"{job.name}/")
         ),
@@ -152,14 +160,27 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="S3 prefix of the archives, every instance receiving all of it (default: the archives the "
         "fleet manifest in <prefix>/models/ names, dealt out to the instances)",
     )
+    p.add_argument(
+        "--regressors-uri",
+        default=None,
+        help="future values for models trained with regressors: an s3:// CSV of timestamp,<regressor>,... "
+        "for every customer, or an s3:// prefix (ending in /) of <customer>.csv files",
+    )
     add_job_arguments(p, kind="forecast", instance_count=1, max_runtime_seconds=3600)
 
     def run(args: argparse.Namespace) -> int:
         aws = aws_from_args(args)
         job = job_from_args(args, "forecast")
-        forecast_request(job, period=args.period)  # refuse bad values before writing anything
+        regressors = args.regressors_uri
+        forecast_request(job, period=args.period, regressors_uri=regressors)  # refuse bad values first
         listed = None if args.models_uri else write_input_manifest(aws, job.layout, job.name)
-        request = forecast_request(job, period=args.period, models_uri=args.models_uri, input_manifest=listed)
+        request = forecast_request(
+            job,
+            period=args.period,
+            models_uri=args.models_uri,
+            input_manifest=listed,
+            regressors_uri=regressors,
+        )
         return wait_if_asked(aws, args, "forecast", start_forecast(aws, request))
 
     p.set_defaults(run=run)

@@ -143,6 +143,10 @@ class SageMakerPaths:
         return self.processing_input_dir / "models"
 
     @property
+    def forecast_regressors_dir(self) -> Path:
+        return self.processing_input_dir / "regressors"
+
+    @property
     def forecast_output_dir(self) -> Path:
         return self.processing_output_dir / "forecasts"
 

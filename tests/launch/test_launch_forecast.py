@@ -170,3 +170,28 @@ def test_bad_values_are_refused_before_anything_is_sent(cli, names) -> None:
     assert code == 2 and "--period must be at least 1" in err
     code, _, err = cli("forecast", *names.common, "--instance-type", "ml.bogus", "--dry-run")
     assert code == 2 and "InstanceType" in err
+
+
+@pytest.mark.parametrize(
+    ("uri", "local"),
+    [
+        ("s3://weather/nightly/forecast.csv.gz", "/opt/ml/processing/input/regressors/forecast.csv.gz"),
+        ("s3://weather/per-customer/", "/opt/ml/processing/input/regressors"),
+    ],
+)
+def test_future_regressor_values_reach_the_job_as_a_file_or_a_folder(
+    cli, names, json_documents, uri: str, local: str
+) -> None:
+    code, out, err = cli("forecast", *names.common, "--regressors-uri", uri, "--dry-run")
+    assert code == 0, err
+    (document,) = json_documents(out)
+    request = document["request"]
+    validate_request("sagemaker", "CreateProcessingJob", request)
+    regressors = next(i for i in request["ProcessingInputs"] if i["InputName"] == "regressors")
+    assert regressors["S3Input"]["S3Uri"] == uri
+    assert regressors["S3Input"]["LocalPath"] == JOB_PATHS.forecast_regressors_dir.as_posix()
+    assert regressors["S3Input"]["S3DataDistributionType"] == "FullyReplicated"
+    arguments = request["AppSpecification"]["ContainerArguments"]
+    assert arguments[arguments.index("--regressors") + 1] == local
+    code, _, err = cli("forecast", *names.common, "--regressors-uri", "weather.csv", "--dry-run")
+    assert code == 2 and "must be an s3:// URI" in err

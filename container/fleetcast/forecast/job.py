@@ -52,15 +52,15 @@ class ChunkResult:
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (customer, archive, reason)
 
 
-def forecast_chunk(work: list[tuple[str, str]], period: int) -> ChunkResult:
+def forecast_chunk(work: list[tuple[str, str]], period: int, regressors: Path | None = None) -> ChunkResult:
     """Forecast each (customer, archive); the rows of those that work, compressed, and the reasons of those
-    that fail."""
+    that fail. `regressors`: where models trained with regressors find their future values."""
     forecasts = []
     failures = []
     fallbacks = 0
     for customer, path in work:
         try:
-            forecast = forecast_archive(Path(path), period)
+            forecast = forecast_archive(Path(path), period, regressors)
         except CustomerFailed as exc:
             failures.append((customer, path, str(exc)[:REASON_LIMIT]))
             continue
@@ -119,17 +119,19 @@ class Progress:
             self._last_line = now
 
 
-def _results(chunks: Iterator[list[str]], period: int, workers: int) -> Iterator[ChunkResult]:
+def _results(
+    chunks: Iterator[list[str]], period: int, workers: int, regressors: Path | None
+) -> Iterator[ChunkResult]:
     """Each chunk's result as it completes; at most IN_FLIGHT_PER_WORKER chunks per worker at a time."""
     if workers == 1:
         for chunk in chunks:
-            yield forecast_chunk(chunk, period)
+            yield forecast_chunk(chunk, period, regressors)
         return
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
         pending: set[Future[ChunkResult]] = set()
         for chunk in chunks:
-            pending.add(pool.submit(forecast_chunk, chunk, period))
+            pending.add(pool.submit(forecast_chunk, chunk, period, regressors))
             if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in finished)
@@ -154,6 +156,7 @@ def run_forecast(
     workers: int,
     progress_seconds: float = 5.0,
     chunk_customers: int = CHUNK_CUSTOMERS,
+    regressors: Path | None = None,
 ) -> ForecastOutcome:
     """Forecast this instance's customers into `out/forecasts-<host>.csv.gz`; the report into `reports`."""
     host = cluster.host
@@ -187,7 +190,8 @@ def run_forecast(
             failure_writer = csv.writer(failure_file)
             failure_writer.writerow(FAILURE_FIELDS)
             data_file.write(dataset.header_member())
-            for result in _results(_chunks(iter_work(models, cluster), chunk_customers), period, workers):
+            chunks = _chunks(iter_work(models, cluster), chunk_customers)
+            for result in _results(chunks, period, workers, regressors):
                 data_file.write(result.payload)
                 failure_writer.writerows(result.failures)
                 for customer, path, reason in result.failures[:3]:
@@ -205,6 +209,7 @@ def run_forecast(
         "models": str(models),
         "manifest": str(listed) if listed else None,
         "period": period,
+        "regressors": str(regressors) if regressors else None,
         "archives": total,
         "forecast": progress.forecast,
         "failed": progress.failed,
@@ -227,7 +232,13 @@ def _fail(paths: SageMakerPaths, message: str, code: int) -> int:
 
 
 def forecast_main(
-    *, models: Path | None, period: int, out: Path | None, reports: Path | None, workers: int
+    *,
+    models: Path | None,
+    period: int,
+    out: Path | None,
+    reports: Path | None,
+    workers: int,
+    regressors: Path | None = None,
 ) -> int:
     paths = sagemaker_paths()
     models = models or paths.forecast_models_dir
@@ -236,6 +247,8 @@ def forecast_main(
     problem = f"--period must be at least 1, got {period}" if period < 1 else None
     if problem is None and not models.is_dir():
         problem = f"no models folder at {models}"
+    if problem is None and regressors is not None and not regressors.exists():
+        problem = f"no regressors file or folder at {regressors}"
     try:
         cluster = processing_cluster(paths, models)
     except ProcessingConfigError as exc:
@@ -244,7 +257,9 @@ def forecast_main(
         return _fail(paths, problem, EXIT_INPUT)
     workers = workers or os.cpu_count() or 1
     try:
-        outcome = run_forecast(models, period, out, reports, cluster=cluster, workers=workers)
+        outcome = run_forecast(
+            models, period, out, reports, cluster=cluster, workers=workers, regressors=regressors
+        )
     except ManifestError as exc:
         return _fail(paths, str(exc), EXIT_INPUT)
     summary = outcome.summary
