@@ -10,16 +10,22 @@ writes them on either kind of store, for the three things done with a whole pref
 - `open_prefix`: a folder or an S3 location, as the command line spells it.
 
 S3 requests are few and counted by bench/scale.py: a merge is one LIST of the run's host manifests, one
-GET per host manifest, one GET of the previous manifest and two PUTs (and one LIST per other run whose
-rows would change the manifest, normally none); a resolve is one GET.
+HEAD and one GET of the previous manifest, one GET per host manifest and two PUTs (and one LIST per other
+run whose rows would change the manifest, normally none); a resolve is one GET.
+
+Two runs may publish at once (a pipeline execution and a manual run): each merges over the manifest it
+read, and replaces it only if it is still that one (S3: a conditional PUT on its ETag; a folder: a lock
+and the file's identity), else merges again over the newer one, so neither run's rows are lost.
 """
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -52,6 +58,23 @@ class ModelsPrefix(Protocol):
     def put(self, name: str, source: Path) -> None:
         """Store the file `source` as `name`, replacing it whole (a reader never sees a partial object)."""
         ...
+
+    def version(self, name: str) -> str | None:
+        """A token that changes whenever `name` is replaced; None when it does not exist."""
+        ...
+
+    def put_if(self, name: str, source: Path, expected: str | None) -> None:
+        """`put`, only if `name` is still at version `expected` (None: still absent); else
+        ManifestReplacedError."""
+        ...
+
+
+PUBLISH_LOCK = ".publish.lock"  # a folder prefix's publishers take turns on this file
+PUBLISH_ATTEMPTS = 5
+
+
+class ManifestReplacedError(ManifestError):
+    """Another publish replaced the fleet manifest between this one's read and its write."""
 
 
 @dataclass
@@ -93,6 +116,21 @@ class FolderPrefix:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
+
+    def version(self, name: str) -> str | None:
+        try:
+            stat = os.stat(self.root / name)
+        except FileNotFoundError:
+            return None
+        return f"{stat.st_ino}:{stat.st_mtime_ns}:{stat.st_size}"  # `put` renames a new file in
+
+    def put_if(self, name: str, source: Path, expected: str | None) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / PUBLISH_LOCK, "a") as lock:  # publishers on this file system, one at a time
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.version(name) != expected:
+                raise ManifestReplacedError(f"{self.uri(name)} was replaced while this run merged")
+            self.put(name, source)
 
 
 def _hidden(name: str) -> bool:
@@ -141,6 +179,32 @@ class S3Prefix:
 
     def put(self, name: str, source: Path) -> None:
         self.client.upload_file(str(source), self.bucket, self.key(name))
+
+    def version(self, name: str) -> str | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self.key(name))["ETag"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
+                return None
+            raise
+
+    def put_if(self, name: str, source: Path, expected: str | None) -> None:
+        from botocore.exceptions import ClientError
+
+        # S3's conditional writes: the PUT fails unless the object is still the one read (or still absent).
+        condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self.key(name), Body=source.read_bytes(), **condition
+            )
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = exc.response.get("Error", {}).get("Code")
+            if status in (409, 412) or code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                raise ManifestReplacedError(f"{self.uri(name)} was replaced while this run merged") from None
+            raise
 
 
 def open_prefix(location: str, s3_client: Any = None) -> ModelsPrefix:
@@ -203,7 +267,35 @@ def merge_run(store: ModelsPrefix, run: str) -> MergeResult:
         raise ManifestError(
             f"run {run} has no host manifests under {store.uri(run + '/')} (did its training job finish?)"
         )
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            counts, rows = _merge_once(store, run, host_files)
+            break
+        except ManifestReplacedError as exc:
+            if attempt == PUBLISH_ATTEMPTS:
+                raise ManifestError(f"{exc}, {attempt} times; the fleet manifest is not updated") from None
+            log.warning("%s: merging run %s again over the newer manifest", exc, run)
+            time.sleep(0.05 * attempt)
+    if counts.get("conflicts"):
+        log.warning("%d customers appear in two host manifests of run %s; the first host's row won",
+                    counts["conflicts"], run)  # fmt: skip
+    log.info(
+        "published run %s: %d host manifests merged into %s (%d customers: %d new, %d updated, %d kept)",
+        run,
+        len(host_files),
+        store.uri(MANIFEST_NAME),
+        rows,
+        counts.get("added", 0),
+        counts.get("updated", 0),
+        counts.get("kept", 0),
+    )
+    return MergeResult(run, len(host_files), rows, counts, store.uri(MANIFEST_NAME))
+
+
+def _merge_once(store: ModelsPrefix, run: str, host_files: list[str]) -> tuple[dict[str, int], int]:
+    """One merge over the fleet manifest as it is now; ManifestReplacedError if another replaced it since."""
     counts: dict[str, int] = {}
+    expected = store.version(MANIFEST_NAME)
     with tempfile.TemporaryDirectory(prefix="fleetcast-merge-") as work, ExitStack() as streams:
         checked_runs: set[str] = set()
 
@@ -223,26 +315,13 @@ def merge_run(store: ModelsPrefix, run: str) -> MergeResult:
         updates = [
             manifest.iter_entries(streams.enter_context(store.open(n)), store.uri(n)) for n in host_files
         ]
-        previous: Iterable[ManifestEntry] = read_entries(store) if store.exists(MANIFEST_NAME) else ()
+        previous: Iterable[ManifestEntry] = read_entries(store) if expected is not None else ()
         merged, rows = manifest.write_manifest(
             Path(work) / MANIFEST_NAME, manifest.merge(previous, updates, counts, check_other_run)
         )
-        store.put(f"{run}/{MANIFEST_NAME}", merged)
-        store.put(MANIFEST_NAME, merged)
-    if counts.get("conflicts"):
-        log.warning("%d customers appear in two host manifests of run %s; the first host's row won",
-                    counts["conflicts"], run)  # fmt: skip
-    log.info(
-        "published run %s: %d host manifests merged into %s (%d customers: %d new, %d updated, %d kept)",
-        run,
-        len(host_files),
-        store.uri(MANIFEST_NAME),
-        rows,
-        counts.get("added", 0),
-        counts.get("updated", 0),
-        counts.get("kept", 0),
-    )
-    return MergeResult(run, len(host_files), rows, counts, store.uri(MANIFEST_NAME))
+        store.put(f"{run}/{MANIFEST_NAME}", merged)  # this run's own copy: no other run writes it
+        store.put_if(MANIFEST_NAME, merged, expected)
+    return counts, rows
 
 
 def merge_main(models: str, run: str, s3_endpoint_url: str | None = None, region: str | None = None) -> int:

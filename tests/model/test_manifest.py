@@ -128,3 +128,52 @@ def test_rows_of_other_runs_are_checked_only_when_they_change_the_manifest(tmp_p
     (tmp_path / "r0" / archive.archive_name("3")).write_bytes(b"an archive")
     manifest.write_manifest(tmp_path / "r3" / manifest.host_manifest_name("algo-1"), [entry("3", "r0")])
     assert merge_run(store, "r3").counts["added"] == 1
+
+
+class _Interleaved(FolderPrefix):
+    """The prefix as one publisher sees it, with another run's whole publish landing between this one's read
+    of the fleet manifest and its write (the moment two concurrent publishes race)."""
+
+    def __init__(self, root: Path, other_run: str) -> None:
+        super().__init__(root)
+        self.other_run = other_run
+
+    def put_if(self, name: str, source: Path, expected: str | None) -> None:
+        if self.other_run:
+            merge_run(FolderPrefix(self.root), self.other_run)
+            self.other_run = ""
+        super().put_if(name, source, expected)
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["over-a-manifest", "first-publish"])
+def test_two_runs_publishing_at_once_both_land(tmp_path: Path, first: bool, caplog):
+    if not first:
+        manifest.write_manifest(tmp_path / "r0" / manifest.host_manifest_name("a"), [entry("0", "r0")])
+        merge_run(FolderPrefix(tmp_path), "r0")
+    manifest.write_manifest(tmp_path / "r1" / manifest.host_manifest_name("a"), [entry("1", "r1")])
+    manifest.write_manifest(tmp_path / "r2" / manifest.host_manifest_name("a"), [entry("2", "r2")])
+    result = merge_run(_Interleaved(tmp_path, "r2"), "r1")
+    published = {e.customer: e.run for e in manifest.read_file(tmp_path / manifest.MANIFEST_NAME)}
+    assert published == {**({} if first else {"0": "r0"}), "1": "r1", "2": "r2"}  # r2's row survived
+    assert result.rows == len(published)
+    assert "merging run r1 again over the newer manifest" in caplog.text
+
+
+class _AlwaysOvertaken(FolderPrefix):
+    """A prefix where another publisher replaces the fleet manifest before every write of this one."""
+
+    def put_if(self, name: str, source: Path, expected: str | None) -> None:
+        rival = self.root / "rival.csv.gz"
+        manifest.write_manifest(rival, [entry("9", "r9")])
+        FolderPrefix(self.root).put(name, rival)
+        super().put_if(name, source, expected)
+
+
+def test_a_publish_that_keeps_losing_the_race_gives_up_and_overwrites_nothing(tmp_path: Path, monkeypatch):
+    from fleetcast import models_prefix
+
+    manifest.write_manifest(tmp_path / "r1" / manifest.host_manifest_name("a"), [entry("1", "r1")])
+    monkeypatch.setattr(models_prefix, "PUBLISH_ATTEMPTS", 3)
+    with pytest.raises(ManifestError, match="was replaced while this run merged, 3 times"):
+        merge_run(_AlwaysOvertaken(tmp_path), "r1")
+    assert [e.run for e in manifest.read_file(tmp_path / manifest.MANIFEST_NAME)] == ["r9"]  # the rival's
