@@ -90,14 +90,17 @@ def measure(ds: np.ndarray, y: np.ndarray, workdir: Path, holdout_days: int = 7)
     for candidate in selection.candidate_set(
         split.train, ProphetSettings(), CANDIDATE_NAMES, len(CANDIDATE_NAMES)
     ):
-        if candidate.is_baseline:
+        if not candidate.needs_fit:  # the baseline, and the blend (the shipped one is scored by train)
             continue
         outcome = engine.fit_series(split.train.ds, split.train.y, candidate.settings, label=candidate.name)
         forecast = engine.forecast_values(outcome, split.holdout.ds)
         scores[candidate.name] = evaluate.smape(split.holdout.y, forecast)
     metrics = metadata["metrics"]
+    shipped = metadata["model"]
+    if archive.model_kind(metadata) == archive.BLEND_KIND:
+        shipped += f" ({metadata['selection']['blend_of']}, {metadata['blend']['name']})"
     return Quality(
-        shipped=metadata["model"],
+        shipped=shipped,
         shipped_smape=metrics["smape"],
         naive_smape=metrics["naive_smape"],
         candidates=scores,

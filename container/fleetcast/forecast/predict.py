@@ -89,6 +89,8 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         raise CustomerFailed(f"{where}: {exc}") from None
     if kind == archive.BASELINE_KIND:
         return _baseline_forecast(model_json, metadata, period, where)
+    if kind == archive.BLEND_KIND:
+        return _blend_forecast(model_json, metadata, period, where)
     _require_metadata(metadata, where)
     try:
         # More than one step never needs the training history's step (only a single future date does).
@@ -153,6 +155,22 @@ def _baseline_forecast(
     except ServingError as exc:
         raise CustomerFailed(f"{where}: {exc.message}") from None
     return _from_rows(answer, metadata, BASELINE)
+
+
+def _blend_forecast(model_json: str, metadata: dict[str, Any], period: int, where: Path) -> CustomerForecast:
+    """A blend's forecast: its Prophet part (model.json) forecast as a Prophet archive's, then blended with
+    the seasonal part metadata.json carries, exactly as the servers' blend predictor does."""
+    from dataclasses import replace
+
+    from fleetcast.model.blend import BlendError, from_metadata
+
+    try:
+        model = from_metadata(metadata)
+    except BlendError as exc:
+        raise CustomerFailed(f"{where}: not a blend model: {exc}") from None
+    part = forecast_model(model_json, {**metadata, archive.KIND_KEY: archive.PROPHET_KIND}, period, where)
+    blended = model.combine(part.ds, part.yhat, part.yhat_lower, part.yhat_upper)
+    return replace(part, yhat=blended.yhat, yhat_lower=blended.yhat_lower, yhat_upper=blended.yhat_upper)
 
 
 def _from_rows(answer: dict[str, Any], metadata: dict[str, Any], predictor: str) -> CustomerForecast:
