@@ -17,7 +17,7 @@ def test_round_trip_and_checksum(tmp_path: Path):
     assert metadata["customer"] == "7"
     assert metadata["model_sha256"] == archive.sha256_text(model_json)
     with tarfile.open(path) as tar:
-        assert [m.name for m in tar.getmembers()] == ["model.json", "metadata.json"]
+        assert [m.name for m in tar.getmembers()] == ["metadata.json", "model.json"]
         assert all(m.isfile() for m in tar.getmembers())
     assert not list(tmp_path.glob(".tmp-*"))
 
@@ -143,3 +143,82 @@ def test_gunzipping_reads_or_refuses_what_gzip_does(stream: bytes):
     except (OSError, EOFError) as exc:
         got = type(exc)
     assert got == expected
+
+
+# ---- reading only metadata.json and compiled.json (the batch forecast) ----------------------------------
+
+COMPILED = {"format": "any document: the archive only checks its checksums", "values": list(range(300))}
+
+
+def _with_compiled(tmp_path: Path, model_json: str = '{"model": "' + "m" * 60_000 + '"}') -> Path:
+    return archive.write_archive(tmp_path, "7", model_json, {"customer": "7"}, compiled=COMPILED)
+
+
+def test_compiled_json_and_metadata_are_written_before_model_json(tmp_path: Path):
+    with tarfile.open(_with_compiled(tmp_path)) as tar:
+        assert tar.getnames() == ["metadata.json", "compiled.json", "model.json"]
+
+
+def test_a_head_read_stops_before_model_json_and_agrees_with_a_full_read(tmp_path: Path):
+    path = _with_compiled(tmp_path)
+    assert archive._head_members(path.read_bytes()) is not None  # the fast path is taken
+    full = archive.read_archive_contents(path)
+    head = archive.read_archive_contents(path, model=False)
+    assert head.model_bytes is None and full.model_bytes is not None
+    assert (head.metadata, head.compiled) == (full.metadata, full.compiled)
+    assert head.compiled["values"] == COMPILED["values"]
+    assert head.model_json() == full.model_json()  # read (and verified) on demand
+
+
+@pytest.mark.parametrize("keep", [-1, -4, -8, -9, -2000, 0.5, 0.1])
+def test_a_head_read_refuses_an_archive_cut_short_anywhere(tmp_path: Path, keep: float):
+    path = _with_compiled(tmp_path)
+    data = path.read_bytes()
+    # Cut after compiled.json (the trailer's last bytes) and inside or before model.json's payload.
+    path.write_bytes(data[: int(len(data) * keep)] if isinstance(keep, float) else data[:keep])
+    with pytest.raises(archive.ArtifactError, match="unreadable archive"):
+        archive.read_archive_contents(path, model=False)
+
+
+def _rewritten(path: Path, members: list[tuple[str, bytes]]) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, payload in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    path.write_bytes(gzip.compress(buffer.getvalue(), mtime=0))
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as tar:
+        return {info.name: tar.extractfile(info).read() for info in tar}
+
+
+def test_an_archive_in_the_older_order_is_read_whole_with_the_same_result(tmp_path: Path):
+    path = _with_compiled(tmp_path)
+    expected = archive.read_archive_contents(path)
+    members = _members(path)
+    _rewritten(path, [(name, members[name]) for name in ("model.json", "compiled.json", "metadata.json")])
+    assert archive._head_members(path.read_bytes()) is None
+    got = archive.read_archive_contents(path, model=False)
+    assert (got.metadata, got.compiled, got.model_bytes) == (
+        expected.metadata,
+        expected.compiled,
+        expected.model_bytes,
+    )
+
+
+def test_a_head_read_refuses_a_tampered_compiled_json_and_never_looks_past_model_json(tmp_path: Path):
+    path = _with_compiled(tmp_path)
+    members = _members(path)
+    _rewritten(path, [*members.items(), ("extra.json", b"{}")])
+    with pytest.raises(archive.ArtifactError, match=r"unexpected member 'extra\.json'"):
+        archive.read_archive_contents(path)
+    # What follows model.json is not inflated (as a server that trusts compiled.json never reads it).
+    assert archive.read_archive_contents(path, model=False).compiled["values"] == COMPILED["values"]
+    tampered = {**members, "compiled.json": members["compiled.json"].replace(b"299", b"298")}
+    _rewritten(path, list(tampered.items()))
+    assert archive._head_members(path.read_bytes()) is not None
+    with pytest.raises(archive.ArtifactError, match=r"compiled\.json does not match the checksum"):
+        archive.read_archive_contents(path, model=False)

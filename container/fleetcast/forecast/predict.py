@@ -57,7 +57,7 @@ def forecast_archive(path: Path, period: int) -> CustomerForecast:
     archives, or a compiled.json this reader cannot take) from model.json.
     """
     try:
-        contents = archive.read_archive_contents(path)
+        contents = archive.read_archive_contents(path, model=False)
         shipped = _shipped_compiled(contents)
         if shipped is not None:
             return _compiled_forecast(shipped, contents.metadata, period, path, archive.COMPILED_FILE)

@@ -72,7 +72,7 @@ def iter_work(models: Path, cluster: Cluster) -> Iterator[tuple[str, str]]:
                 yield entry.customer, os.path.join(models, entry.target_model)
         return
     for path in iter_archives(models):
-        customer = customer_of(Path(path)) or path
+        customer = customer_of(path) or path
         if cluster.owns(customer):
             yield customer, path
 

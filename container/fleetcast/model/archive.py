@@ -15,6 +15,10 @@ for that model.json (`model/compiled.py`'s `to_dict()` plus the `model_sha256` i
 training time so a server loads the model without parsing Prophet's JSON (~5x faster per load).
 `metadata.json` then carries `compiled_sha256`; a server trusts compiled.json only when both checksums
 agree (`read_compiled`), and compiles model.json itself otherwise, as for archives written without it.
+
+Members are written metadata.json, compiled.json, model.json, so a reader that needs only the first two
+(the batch forecast) stops inflating before model.json, which is ~30x larger (`read_archive_contents` with
+`model=False`). Readers take the members in any order: archives written before that put model.json first.
 """
 
 from __future__ import annotations
@@ -66,8 +70,9 @@ def versioned_name(run: str, customer: str) -> str:
     return f"{run}/{archive_name(customer)}"
 
 
-def customer_of(archive: Path) -> str | None:
-    name = archive.name
+def customer_of(archive: Path | str) -> str | None:
+    """The customer an archive's file name names; None for a temporary file or another name."""
+    name = os.path.basename(archive)
     if name.startswith(TEMP_PREFIX) or not name.endswith(ARCHIVE_SUFFIX):
         return None
     return name[: -len(ARCHIVE_SUFFIX)]
@@ -119,11 +124,13 @@ def write_archive(
     target = directory / archive_name(customer)
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        _add_member(tar, MODEL_FILE, model_json.encode())
+        # model.json last, so it is never inflated by a reader of the other two (see the module docs). An
+        # archive cut short anywhere is still refused: by gzip's CRC and length in a full read, by the
+        # length alone in a head read.
+        _add_member(tar, METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True).encode())
         if compiled_text is not None:
             _add_member(tar, COMPILED_FILE, compiled_text.encode())
-        # metadata last: an archive cut short loses it, and is then rejected as a whole.
-        _add_member(tar, METADATA_FILE, json.dumps(metadata, indent=1, sort_keys=True).encode())
+        _add_member(tar, MODEL_FILE, model_json.encode())
     # Level 1: 5x faster than the default for ~15% more bytes on Prophet's JSON.
     payload = gzip.compress(buffer.getvalue(), compresslevel=1, mtime=0)
     return write_atomically(target, payload, staging, temp_suffix=ARCHIVE_SUFFIX)
@@ -167,10 +174,12 @@ class ArchiveContents:
     path: Path
     metadata: dict[str, Any]
     compiled: dict[str, Any] | None  # compiled.json's document; None when the archive has none
-    model_bytes: bytes
+    model_bytes: bytes | None  # None when read with model=False: model_json() then reads the archive again
 
     def model_json(self) -> str:
         """model.json's text, verified against metadata.json's checksum (ArtifactError otherwise)."""
+        if self.model_bytes is None:
+            return read_archive_contents(self.path).model_json()
         try:
             text = self.model_bytes.decode()
         except UnicodeDecodeError as exc:
@@ -178,32 +187,32 @@ class ArchiveContents:
         return _verified(text, self.metadata, self.path)[0]
 
 
-def read_archive_contents(path: Path) -> ArchiveContents:
+def read_archive_contents(path: Path, *, model: bool = True) -> ArchiveContents:
     """Read an archive in one pass and verify metadata.json and compiled.json (when present) against each
     other; model.json is checked by `ArchiveContents.model_json`. ArtifactError for a missing, truncated or
-    inconsistent archive (compiled.json that does not match metadata.json's checksums included)."""
+    inconsistent archive (compiled.json that does not match metadata.json's checksums included).
+
+    `model=False` is for a reader of compiled.json alone: an archive that stores metadata.json and
+    compiled.json before model.json (write_archive's order) is inflated only up to model.json, and vouched
+    for by those two members' checksums and the gzip trailer's length, as a server that trusts compiled.json
+    never reads model.json either (its bytes, and so gzip's CRC over them, are not checked). Any other
+    archive is read whole, as with `model=True`.
+    """
     members: dict[str, bytes] = {}
     try:
         # The whole (small) file read and gunzipped at once, the tar then parsed in memory: faster than r:gz.
         with open(path, "rb") as handle:
-            raw = _gunzipped(handle.read())
-        for name, is_file, payload in _tar_members(raw):
+            data = handle.read()
+        head = None if model else _head_members(data)
+        if head is not None:
+            metadata, compiled = _checked_members(head[METADATA_FILE], head[COMPILED_FILE], path)
+            return ArchiveContents(path, metadata, compiled, None)
+        for name, is_file, payload in _tar_members(_gunzipped(data)):
             if not is_file or name not in (MODEL_FILE, METADATA_FILE, COMPILED_FILE):
                 raise ArtifactError(f"{path}: unexpected member {name!r}")
             members[name] = payload
-        metadata = json.loads(members[METADATA_FILE])
-        if not isinstance(metadata, dict):
-            raise ValueError("metadata.json is not an object")
+        metadata, compiled = _checked_members(members[METADATA_FILE], members.get(COMPILED_FILE), path)
         model_bytes = members[MODEL_FILE]
-        compiled_bytes = members.get(COMPILED_FILE)
-        compiled = None
-        if compiled_bytes is not None:
-            compiled_text = compiled_bytes.decode()
-            if metadata.get(COMPILED_SHA256_KEY) != sha256_text(compiled_text):
-                raise ArtifactError(f"{path}: {COMPILED_FILE} does not match the checksum in metadata.json")
-            compiled = json.loads(compiled_text)
-            if not isinstance(compiled, dict) or compiled.get("model_sha256") != metadata.get("model_sha256"):
-                raise ArtifactError(f"{path}: {COMPILED_FILE} was not made from this archive's model.json")
     except ArtifactError:
         raise
     except FileNotFoundError as exc:
@@ -211,6 +220,80 @@ def read_archive_contents(path: Path) -> ArchiveContents:
     except (OSError, EOFError, zlib.error, tarfile.TarError, KeyError, ValueError, UnicodeDecodeError) as exc:
         raise ArtifactError(f"{path}: unreadable archive ({type(exc).__name__}: {exc})") from exc
     return ArchiveContents(path, metadata, compiled, model_bytes)
+
+
+def _checked_members(
+    metadata_bytes: bytes, compiled_bytes: bytes | None, path: Path
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """metadata.json's and compiled.json's documents, compiled.json verified against metadata.json."""
+    metadata = json.loads(metadata_bytes)
+    if not isinstance(metadata, dict):
+        raise ValueError("metadata.json is not an object")
+    if compiled_bytes is None:
+        return metadata, None
+    compiled_text = compiled_bytes.decode()
+    if metadata.get(COMPILED_SHA256_KEY) != sha256_text(compiled_text):
+        raise ArtifactError(f"{path}: {COMPILED_FILE} does not match the checksum in metadata.json")
+    compiled = json.loads(compiled_text)
+    if not isinstance(compiled, dict) or compiled.get("model_sha256") != metadata.get("model_sha256"):
+        raise ArtifactError(f"{path}: {COMPILED_FILE} was not made from this archive's model.json")
+    return metadata, compiled
+
+
+# Inflated per step while looking for model.json's header: ~2 steps hold metadata.json and compiled.json
+# (a larger step inflates more of model.json than it saves in calls).
+_HEAD_STEP = 4096
+
+
+def _head_members(data: bytes) -> dict[str, bytes] | None:
+    """metadata.json and compiled.json of a gzip'd tar that holds exactly those two and then model.json as
+    its last member, inflated only up to model.json's header; None for any other archive (another order,
+    no compiled.json, a header tarfile must read, a cut or corrupt stream), which the caller reads whole.
+
+    Not inflating model.json leaves gzip's CRC unchecked, so the stream's length in the gzip trailer is
+    checked against the tar's length instead: a cut-short file fails that. Nothing after model.json's
+    header is looked at (a member that a full read refuses may follow it, within the tar's padding).
+    """
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    raw, pending = b"", data
+    found: dict[str, bytes] = {}
+    offset = 0
+    try:
+        while True:
+            while offset + _TAR_BLOCK <= len(raw):
+                header = _plain_header(raw[offset : offset + _TAR_BLOCK])
+                if header is None or header == _END_OF_ARCHIVE:
+                    return None
+                name, size = header
+                start = offset + _TAR_BLOCK
+                if name == MODEL_FILE:
+                    if len(found) < 2 or _stored_length(data) != _tar_length(start + _padded(size)):
+                        return None
+                    return found
+                if name not in (METADATA_FILE, COMPILED_FILE) or name in found:
+                    return None
+                if start + size > len(raw):
+                    break  # inflate more
+                found[name] = raw[start : start + size]
+                offset = start + _padded(size)
+            inflated = decompressor.decompress(pending, _HEAD_STEP)
+            if not inflated:
+                return None  # the stream ended (or stalled) before model.json
+            raw += inflated
+            pending = decompressor.unconsumed_tail
+    except zlib.error:
+        return None
+
+
+def _stored_length(gzipped: bytes) -> int:
+    """The uncompressed length a gzip member's trailer records (ISIZE: modulo 2**32)."""
+    return int.from_bytes(gzipped[-4:], "little") if len(gzipped) >= 18 else -1
+
+
+def _tar_length(members_end: int) -> int:
+    """A tar's length as tarfile (and GNU tar) write it, modulo 2**32: the members, two zero blocks, padded
+    to whole 10,240-byte records."""
+    return (-(-(members_end + 2 * _TAR_BLOCK) // tarfile.RECORDSIZE) * tarfile.RECORDSIZE) % 2**32
 
 
 def _gunzipped(data: bytes) -> bytes:
@@ -228,37 +311,52 @@ def _gunzipped(data: bytes) -> bytes:
 
 _TAR_BLOCK = 512
 _REGULAR_FILE_TYPES = (b"0", b"\0")
+_END_OF_ARCHIVE = ("", -1)
+
+
+def _padded(size: int) -> int:
+    return -(-size // _TAR_BLOCK) * _TAR_BLOCK
+
+
+def _plain_header(header: bytes) -> tuple[str, int] | None:
+    """(name, size) of a plain regular-file header block (what write_archive writes: a short name, no
+    extended header, a good checksum), _END_OF_ARCHIVE for the zero block ending the archive, None for
+    anything else (an extended or long-name header, a directory, a bad checksum): tarfile's to read."""
+    if not any(header):
+        return _END_OF_ARCHIVE
+    kind = header[156:157]
+    size_field = header[124:136].strip(b"\0 ")
+    checksum_field = header[148:156].strip(b"\0 ")
+    # A regular file named without the ustar prefix field.
+    plain = kind in _REGULAR_FILE_TYPES and not (header[257:262] == b"ustar" and any(header[345:500]))
+    if not plain or not size_field.isdigit() or not checksum_field.isdigit():
+        return None
+    if int(checksum_field, 8) != 256 + sum(header[:148]) + sum(header[156:]):  # 8 spaces stand for it
+        return None
+    return header[:100].split(b"\0", 1)[0].decode(), int(size_field, 8)
 
 
 def _tar_members(raw: bytes) -> list[tuple[str, bool, bytes]]:
     """(name, is a regular file, payload) of each member of an uncompressed tar held in memory.
 
-    Plain file headers (what write_archive writes: short names, no extended headers) are read directly, ~5x
-    cheaper than tarfile's per-member objects; anything else (an extended or long-name header, a bad header
-    checksum, a truncated member) is left to tarfile, which reads it or raises TarError.
+    Plain file headers (`_plain_header`) are read directly, ~5x cheaper than tarfile's per-member objects;
+    anything else (an extended or long-name header, a bad header checksum, a truncated member) is left to
+    tarfile, which reads it or raises TarError.
     """
     members = []
     offset = 0
     while offset + _TAR_BLOCK <= len(raw):
-        header = raw[offset : offset + _TAR_BLOCK]
-        if not any(header):
-            return members  # the end-of-archive marker
-        kind = header[156:157]
-        size_field = header[124:136].strip(b"\0 ")
-        checksum_field = header[148:156].strip(b"\0 ")
-        # A regular file named without the ustar prefix field; anything else (a directory too) is tarfile's.
-        plain = kind in _REGULAR_FILE_TYPES and not (header[257:262] == b"ustar" and any(header[345:500]))
-        if not plain or not size_field.isdigit() or not checksum_field.isdigit():
+        header = _plain_header(raw[offset : offset + _TAR_BLOCK])
+        if header == _END_OF_ARCHIVE:
+            return members
+        if header is None:
             break
-        if int(checksum_field, 8) != 256 + sum(header[:148]) + sum(header[156:]):  # 8 spaces stand for it
-            break
-        size = int(size_field, 8)
+        name, size = header
         start = offset + _TAR_BLOCK
         if start + size > len(raw):
             break
-        name = header[:100].split(b"\0", 1)[0].decode()
         members.append((name, True, raw[start : start + size]))
-        offset = start + -(-size // _TAR_BLOCK) * _TAR_BLOCK
+        offset = start + _padded(size)
     return _tarfile_members(raw)
 
 

@@ -55,6 +55,7 @@ READABLE_VERSIONS = (FORMAT_VERSION, DRIVERS_FORMAT_VERSION)
 NS_PER_SECOND = 1_000_000_000
 NS_PER_DAY = 86_400 * NS_PER_SECOND
 LAST_NS = int(np.iinfo(np.int64).max)
+NAT_NS = int(np.iinfo(np.int64).min)  # NaT as int64 nanoseconds
 # 1970-01-01 was a Thursday; numpy weekday numbering follows pandas (Monday = 0).
 EPOCH_WEEKDAY = 3
 SUPPORTED_GROWTH = ("linear", "flat")
@@ -315,10 +316,10 @@ class CompiledModel:
         ds_ns = _as_ns(ds)
         if len(ds_ns) == 0:
             raise ValueError("no dates to forecast")
-        if np.any(ds_ns == np.iinfo(np.int64).min):
+        if (ds_ns == NAT_NS).any():
             raise ValueError("dates include NaT")
         values = self._regressor_values(regressors or {}, len(ds_ns))
-        if len(ds_ns) > 1 and np.any(ds_ns[1:] < ds_ns[:-1]):
+        if len(ds_ns) > 1 and (ds_ns[1:] < ds_ns[:-1]).any():
             order = np.argsort(ds_ns, kind="mergesort")
             ds_ns = ds_ns[order]
             values = {name: column[order] for name, column in values.items()}
@@ -382,8 +383,8 @@ class CompiledModel:
         noise *= self.y_scale
         if self._multiplicative:
             yhat_samples = trend_samples * (1 + xb_multiplicative[:, None])
-        else:
-            yhat_samples = trend_samples.copy()  # trend * (1 + 0) is the trend exactly
+        else:  # trend * (1 + 0) is the trend exactly; copied only when its own bounds are still to come
+            yhat_samples = trend_samples.copy() if trend_bounds else trend_samples
         yhat_samples += xb_additive[:, None]
         yhat_samples += noise
         percentiles = (self._lower_p, self._upper_p)
@@ -401,16 +402,17 @@ class CompiledModel:
         n_future = int(future.sum())
         if n_future == 0 or self.growth == "flat":
             return np.zeros((len(t), n_samples))
-        step = np.diff(t[future]).mean() if n_future > 1 else self.history_step_t
+        # np.mean's own arithmetic (a pairwise sum, then one division), without its wrapper's overhead.
+        step = np.add.reduce(np.diff(t[future])) / (n_future - 1) if n_future > 1 else self.history_step_t
         if math.isnan(step):
             raise ValueError("one future date needs the history step, which this model was compiled without")
         likelihood = len(self.changepoints_t) * step
         if isinstance(rng, np.random.RandomState):
             # _make_trend_shift_matrix's draws in its order and shape: reproduces np.random-seeded Prophet.
             changes = rng.uniform(size=(n_samples, n_future)) < likelihood
-            slope = np.ascontiguousarray(
-                (rng.laplace(0, self._mean_abs_delta, size=changes.shape) * changes).T
-            )
+            slope = rng.laplace(0, self._mean_abs_delta, size=changes.shape)
+            slope *= changes  # in place: the same products as `slope * changes`
+            slope = np.ascontiguousarray(slope.T)
         else:
             # Same distribution; only the slope changes that happen need a Laplace size.
             changes = rng.uniform(size=(n_future, n_samples)) < likelihood
@@ -593,7 +595,7 @@ def _days_since_epoch(ds_ns: np.ndarray) -> np.ndarray:
     """
     whole, residual = np.divmod(ds_ns, NS_PER_SECOND)
     seconds = whole + residual / NS_PER_SECOND
-    if np.any(residual != 0):
+    if residual.any():
         whole_f = whole.astype(np.float64)
         fixable = (residual != 0) & (np.abs(whole) < 2**52)
         on_floor = fixable & (seconds == whole_f)

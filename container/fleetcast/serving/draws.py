@@ -31,15 +31,18 @@ class ReplayMismatch(Exception):  # noqa: N818 - says what happened
 
 @functools.lru_cache(maxsize=16)
 def _cached_draws(samples: int, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(uniforms, standard Laplace, normals after those, normals of a fresh stream), read-only."""
+    """(uniforms, standard Laplace, normals after those, normals of a fresh stream), read-only, each of
+    shape (samples, steps) but laid out column-major: the compiled predictor transposes every draw to
+    (steps, samples), which is then a view instead of a copy (element values are the same either way)."""
     stream = np.random.RandomState(INTERVAL_SEED)
     uniforms = stream.uniform(size=(samples, steps))
     laplace = stream.laplace(0, 1.0, size=(samples, steps))
     normals = stream.normal(0, 1.0, size=(samples, steps))
     fresh_normals = np.random.RandomState(INTERVAL_SEED).normal(0, 1.0, size=(samples, steps))
-    for array in (uniforms, laplace, normals, fresh_normals):
+    draws = tuple(np.asfortranarray(array) for array in (uniforms, laplace, normals, fresh_normals))
+    for array in draws:
         array.flags.writeable = False
-    return uniforms, laplace, normals, fresh_normals
+    return draws
 
 
 class ReplayedStream(np.random.RandomState):
@@ -63,7 +66,7 @@ class ReplayedStream(np.random.RandomState):
         return self
 
     def _expect(self, call: str, size: object, allowed_after: tuple[tuple[str, ...], ...]) -> None:
-        if tuple(np.atleast_1d(size)) != self._shape:
+        if (tuple(size) if isinstance(size, tuple | list) else (size,)) != self._shape:
             raise ReplayMismatch(f"{call} of shape {size}, cached {self._shape}")
         if tuple(self._calls) not in allowed_after:
             raise ReplayMismatch(f"{call} after {self._calls}")
