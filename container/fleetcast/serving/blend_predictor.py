@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from fleetcast.model.archive import METADATA_FILE
 from fleetcast.model.blend import Blend, BlendError, from_metadata
 from fleetcast.model.compiled import iso_strings
 from fleetcast.serving.errors import invalid_model
@@ -26,6 +27,9 @@ log = logging.getLogger(__name__)
 
 class _Part(Protocol):
     customer: str
+
+    @property
+    def has_intervals(self) -> bool: ...
 
     def forecast(self, request: ForecastRequest) -> dict[str, Any]: ...
 
@@ -70,10 +74,12 @@ class BlendPredictor:
         model_dir = Path(model_dir)
         prophet = compiled_predictor.load_predictor(model_dir)  # verifies the directory and model.json
         try:
-            metadata = json.loads((model_dir / "metadata.json").read_text())
+            metadata = json.loads((model_dir / METADATA_FILE).read_text())
             model = from_metadata(metadata)
         except (OSError, ValueError) as exc:  # BlendError is a ValueError
             raise invalid_model(model_dir, f"not a blend model: {exc}") from None
+        if prophet.has_intervals and not model.seasonal.intervals:  # training makes both parts alike
+            raise invalid_model(model_dir, "not a blend model: its seasonal part has no intervals")
         log.info(
             "loaded blend %s for customer %s from %s (Prophet weight %.2f, %d season(s))",
             model.name,

@@ -20,6 +20,7 @@ the chosen model stay an honest out-of-sample number.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -289,5 +290,5 @@ def _best_blend(
     return replace(placeholder, settings=part.settings, weights=best, prophet_part=part.name), best_score
 
 
-def _mean_smape(pairs) -> float:
+def _mean_smape(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
     return float(np.mean([evaluate.smape(actual, forecast) for actual, forecast in pairs]))
