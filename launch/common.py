@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fleetcast.model.manifest import MANIFEST_NAME
 from fleetcast.paths import DEFAULT_BASE_DIR, SageMakerPaths
 
 # boto3 is imported lazily: `python -m launch --help` and --dry-run stay fast.
@@ -151,6 +152,8 @@ def parse_key_values(pairs: Iterable[str], flag: str) -> dict[str, str]:
 
 # Inside the job's container the platform's own /opt/ml, whatever SAGEMAKER_BASE_DIR this machine has.
 JOB_PATHS = SageMakerPaths(Path(DEFAULT_BASE_DIR))
+# A ProcessingInput's S3DataType: every object under a prefix, or the objects a SageMaker manifest lists.
+S3_PREFIX, MANIFEST_FILE = "S3Prefix", "ManifestFile"
 
 
 @dataclass(frozen=True)
@@ -212,14 +215,27 @@ def start_job(aws: Aws, kind: str, operation: str, request: Mapping[str, Any], s
     return name
 
 
-def processing_input(name: str, uri: Any, local_path: str, distribution: str) -> dict[str, Any]:
-    """One S3 prefix a Processing job reads into `local_path`; `uri` may be a pipeline expression."""
+def has_manifest(aws: Aws, layout: Layout) -> bool:
+    """Whether models/manifest.csv.gz exists (a dry run assumes it does, and says so)."""
+    if aws.dry_run:
+        note(f"would look for {layout.models}{MANIFEST_NAME} (the previous fleet manifest); assumed present")
+        return True
+    key = layout.key("models", MANIFEST_NAME)
+    listing = aws.send("s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": key, "MaxKeys": 1})
+    return any(item["Key"] == key for item in listing.get("Contents", []))
+
+
+def processing_input(
+    name: str, uri: Any, local_path: str, distribution: str, data_type: str = S3_PREFIX
+) -> dict[str, Any]:
+    """What a Processing job reads into `local_path`: the objects under an S3 prefix, or (MANIFEST_FILE)
+    the objects a SageMaker manifest file lists. `uri` may be a pipeline expression."""
     return {
         "InputName": name,
         "S3Input": {
             "S3Uri": uri,
             "LocalPath": local_path,
-            "S3DataType": "S3Prefix",
+            "S3DataType": data_type,
             "S3InputMode": "File",
             "S3DataDistributionType": distribution,
         },

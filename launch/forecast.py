@@ -1,25 +1,38 @@
 """`forecast`: a Processing job that runs the image's batch forecast, models/ -> forecasts/<job>/.
 
-Every instance receives the models prefix (FullyReplicated): the fleet manifest there names the version
-that serves each customer, and each instance forecasts the customers whose id hashes to it (the job's
-own rule, `fleetcast.forecast.sources`), writing `forecasts-<instance>.csv.gz`. Instances never write
-the same key, and each run writes under its own job name, so last night's forecasts stay where they were.
+The models input is a SageMaker manifest file, `forecast-inputs/<job>/models.manifest`, written before
+the job from the fleet manifest: it lists only the archive that serves each customer, and SageMaker deals
+those archives out to the instances (ShardedByS3Key), so an instance downloads its share of the current
+versions, not every version ever trained. Without a fleet manifest (or with `--models-uri`) every
+instance receives the whole prefix (FullyReplicated) and forecasts the customers whose id hashes to it
+(the job's own rule, `fleetcast.forecast.sources`). Either way each writes `forecasts-<instance>.csv.gz`:
+instances never write the same key, and each run writes under its own job name, so last night's forecasts
+stay where they were. (The pipeline's Forecast step takes the prefix: its manifest does not exist yet
+when the pipeline is defined.)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Iterable
 from typing import Any
 
+from fleetcast.model.manifest import MANIFEST_NAME, ManifestError
+from fleetcast.models_prefix import S3Prefix, read_entries
+from fleetcast.paths import FULLY_REPLICATED, SHARDED_BY_S3_KEY
 from launch.common import (
     JOB_PATHS,
+    MANIFEST_FILE,
     Aws,
     JobSpec,
     LaunchError,
     Layout,
     add_job_arguments,
     aws_from_args,
+    has_manifest,
     job_from_args,
+    note,
     processing_flow,
     processing_input,
     processing_job_request,
@@ -29,22 +42,20 @@ from launch.common import (
 )
 
 MODELS_PATH = JOB_PATHS.forecast_models_dir.as_posix()
+REGRESSORS_PATH = JOB_PATHS.forecast_regressors_dir.as_posix()
 FORECASTS_PATH = JOB_PATHS.forecast_output_dir.as_posix()
 REPORTS_PATH = JOB_PATHS.forecast_reports_dir.as_posix()
-FORECASTS_AREA, REPORTS_AREA = "forecasts", "forecast-reports"
+FORECASTS_AREA, REPORTS_AREA, INPUTS_AREA = "forecasts", "forecast-reports", "forecast-inputs"
+INPUT_MANIFEST_NAME = "models.manifest"
 
 
-def forecast_arguments(period: int) -> list[str]:
-    return [
-        "--models",
-        MODELS_PATH,
-        "--period",
-        str(period),
-        "--out",
-        FORECASTS_PATH,
-        "--reports",
-        REPORTS_PATH,
-    ]
+def forecast_arguments(period: int, regressors_uri: str | None = None) -> list[str]:
+    arguments = ["--models", MODELS_PATH, "--period", str(period), "--out", FORECASTS_PATH]
+    arguments += ["--reports", REPORTS_PATH]
+    if regressors_uri:  # a file arrives inside the input's folder under its own name; a prefix is the folder
+        name = "" if regressors_uri.endswith("/") else regressors_uri.rsplit("/", 1)[-1]
+        arguments += ["--regressors", f"{REGRESSORS_PATH}/{name}".rstrip("/")]
+    return arguments
 
 
 def forecast_outputs(forecasts_uri: Any, reports_uri: Any) -> list[dict[str, Any]]:
@@ -55,17 +66,79 @@ def forecast_outputs(forecasts_uri: Any, reports_uri: Any) -> list[dict[str, Any
     ]
 
 
-def forecast_request(job: JobSpec, *, period: int, models_uri: str | None = None) -> dict[str, Any]:
+def input_manifest_uri(layout: Layout, job_name: str) -> str:
+    return layout.uri(INPUTS_AREA, f"{job_name}/{INPUT_MANIFEST_NAME}")
+
+
+def sagemaker_manifest(prefix_uri: str, keys: Iterable[str]) -> bytes:
+    """A SageMaker manifest file: a JSON array of the common prefix, then each object's key below it."""
+    lines = [json.dumps({"prefix": prefix_uri})]
+    lines.extend(json.dumps(key) for key in keys)
+    return ("[" + ",\n".join(lines) + "]\n").encode()
+
+
+def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
+    """Write forecast-inputs/<job>/models.manifest, the archives the fleet manifest names; its URI, or None
+    when there is no fleet manifest (older layouts: the caller reads the whole prefix instead)."""
+    uri = input_manifest_uri(layout, job_name)
+    if not has_manifest(aws, layout):
+        note(f"no fleet manifest in {layout.models}: every instance receives the whole prefix")
+        return None
+    if aws.dry_run:
+        note(f"would write {uri}: the archive of every customer the fleet manifest names")
+        return uri
+    key = layout.key(INPUTS_AREA, f"{job_name}/{INPUT_MANIFEST_NAME}")
+    listing = aws.send("s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": key, "MaxKeys": 1})
+    if any(item["Key"] == key for item in listing.get("Contents", [])):
+        raise LaunchError(f"{uri} exists: job name {job_name!r} was used before; choose another --job-name")
+    store = S3Prefix(layout.bucket, layout.key("models"), aws.client("s3"))
+    listed = 0
+
+    def archives() -> Iterable[str]:  # streamed from the fleet manifest, counted on the way
+        nonlocal listed
+        for entry in read_entries(store):
+            listed += 1
+            yield entry.target_model
+
+    try:
+        body = sagemaker_manifest(layout.models, archives())
+    except ManifestError as exc:
+        raise LaunchError(f"cannot read the fleet manifest: {exc}") from None
+    if not listed:
+        raise LaunchError(f"the fleet manifest {layout.models}{MANIFEST_NAME} lists no customer")
+    aws.send("s3", "PutObject", {"Bucket": layout.bucket, "Key": key, "Body": body})
+    note(f"wrote {uri}: {listed} archives, dealt out to the instances by SageMaker ({SHARDED_BY_S3_KEY})")
+    return uri
+
+
+def forecast_request(
+    job: JobSpec,
+    *,
+    period: int,
+    models_uri: str | None = None,
+    input_manifest: str | None = None,
+    regressors_uri: str | None = None,
+) -> dict[str, Any]:
+    """The CreateProcessingJob request: over `input_manifest` (a SageMaker manifest of the archives to
+    forecast, sharded) when given, else over the `models_uri` prefix (default models/), replicated; with
+    `regressors_uri` (a CSV for every customer, or a prefix of `<customer>.csv`), replicated beside it."""
     if period < 1:
         raise LaunchError(f"--period must be at least 1, got {period}")
+    if regressors_uri is not None and not regressors_uri.startswith("s3://"):
+        raise LaunchError(f"--regressors-uri must be an s3:// URI, got {regressors_uri!r}")
     layout: Layout = job.layout
-    # Every instance needs the manifest and the versions it names; the job splits the customers.
-    models = processing_input("models", models_uri or layout.models, MODELS_PATH, "FullyReplicated")
+    if input_manifest is not None:
+        models = processing_input("models", input_manifest, MODELS_PATH, SHARDED_BY_S3_KEY, MANIFEST_FILE)
+    else:  # every instance needs the fleet manifest and the versions it names; the job splits the customers
+        models = processing_input("models", models_uri or layout.models, MODELS_PATH, FULLY_REPLICATED)
+    inputs = [models]
+    if regressors_uri:
+        inputs.append(processing_input("regressors", regressors_uri, REGRESSORS_PATH, FULLY_REPLICATED))
     return processing_job_request(
         job,
         command="forecast",
-        arguments=forecast_arguments(period),
-        inputs=[models],
+        arguments=forecast_arguments(period, regressors_uri),
+        inputs=inputs,
         outputs=forecast_outputs(
             layout.uri(FORECASTS_AREA, f"{job.name}/"), layout.uri(REPORTS_AREA, f"{job.name}/")
         ),
@@ -81,13 +154,33 @@ def start_forecast(aws: Aws, request: dict[str, Any]) -> str:
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("forecast", help="Processing job: forecast every customer in models/ into forecasts/")
     p.add_argument("--period", type=int, default=7, help="steps to forecast per customer")
-    p.add_argument("--models-uri", default=None, help="S3 prefix of the archives (default: <prefix>/models/)")
+    p.add_argument(
+        "--models-uri",
+        default=None,
+        help="S3 prefix of the archives, every instance receiving all of it (default: the archives the "
+        "fleet manifest in <prefix>/models/ names, dealt out to the instances)",
+    )
+    p.add_argument(
+        "--regressors-uri",
+        default=None,
+        help="future values for models trained with regressors: an s3:// CSV of timestamp,<regressor>,... "
+        "for every customer, or an s3:// prefix (ending in /) of <customer>.csv files",
+    )
     add_job_arguments(p, kind="forecast", instance_count=1, max_runtime_seconds=3600)
 
     def run(args: argparse.Namespace) -> int:
         aws = aws_from_args(args)
         job = job_from_args(args, "forecast")
-        request = forecast_request(job, period=args.period, models_uri=args.models_uri)
+        regressors = args.regressors_uri
+        forecast_request(job, period=args.period, regressors_uri=regressors)  # refuse bad values first
+        listed = None if args.models_uri else write_input_manifest(aws, job.layout, job.name)
+        request = forecast_request(
+            job,
+            period=args.period,
+            models_uri=args.models_uri,
+            input_manifest=listed,
+            regressors_uri=regressors,
+        )
         return wait_if_asked(aws, args, "forecast", start_forecast(aws, request))
 
     p.set_defaults(run=run)

@@ -6,7 +6,8 @@ the step before it with a `Get` on its properties:
 
     Split     Processing  raw/ -> customers/
     Train     Training    Steps.Split ... Outputs['customers'].S3Output.S3Uri, ShardedByS3Key; the run
-                          is the execution (`run_id` = its id), CheckpointConfig -> models/<run>/
+                          is the execution (`run_id` = its id), CheckpointConfig -> models/<run>/; the
+                          fleet manifest as the `manifest` channel, so unchanged customers are kept
     Publish   Processing  after Train: `fleetcast manifest merge` makes the run's versions the fleet
                           manifest's (models/manifest.csv.gz)
     Forecast  Processing  after Publish: models/ (what the fleet manifest names) -> forecasts/<run>/
@@ -14,15 +15,24 @@ the step before it with a `Get` on its properties:
 The definition is checked (`pipeline_definition`) before anything is sent; then the pipeline is
 created, or updated when it exists, and an execution is started (`--no-start` skips it; `--wait`
 follows it, as `python -m launch wait pipeline` does later).
+
+The Train step's `manifest` channel must match an object, or the training job fails at start: before a
+first execution, where `models/` under the data prefix is still empty, `pipeline` writes an empty fleet
+manifest there (the first run then trains every customer, and Publish fills it). A `models/` that holds
+archives but no fleet manifest (a layout from before manifests) is refused with what to do.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import uuid
+from pathlib import Path
 from typing import Any
 
+from fleetcast.model import manifest
+from fleetcast.paths import MANIFEST_CHANNEL
 from launch import forecast, process, train
 from launch.common import (
     Aws,
@@ -33,6 +43,7 @@ from launch.common import (
     add_common_arguments,
     aws_from_args,
     base_name,
+    has_manifest,
     layout_from_args,
     note,
 )
@@ -142,8 +153,11 @@ def pipeline_definition(args: argparse.Namespace, layout: Layout) -> dict[str, A
     training["OutputDataConfig"]["S3OutputPath"] = _area("output")
     training["HyperParameters"]["run_id"] = RUN
     training["CheckpointConfig"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), "models", RUN)
-    # The previous manifest as a channel needs one to exist; a pipeline's first run has none.
-    training["InputDataConfig"] = training["InputDataConfig"][:1]
+    # The fleet manifest under the execution's data prefix (ensure_fleet_manifest makes one exist).
+    (previous,) = [c for c in training["InputDataConfig"] if c["ChannelName"] == MANIFEST_CHANNEL]
+    previous["DataSource"]["S3DataSource"]["S3Uri"] = join(
+        get(f"Parameters.{DATA_PREFIX}"), "models", manifest.MANIFEST_NAME
+    )
     training["ResourceConfig"]["InstanceCount"] = get("Parameters.TrainInstanceCount")
     training["ResourceConfig"]["InstanceType"] = get("Parameters.TrainInstanceType")
 
@@ -180,6 +194,27 @@ def check_definition(definition: dict[str, Any]) -> None:
         problems = arguments_problems(definition)
     if problems:
         raise InvalidRequestError("PipelineDefinition", problems)
+
+
+def ensure_fleet_manifest(aws: Aws, layout: Layout) -> None:
+    """Make models/manifest.csv.gz exist for the Train step's channel: an empty one in an empty models/."""
+    if has_manifest(aws, layout):  # (a dry run assumes it does)
+        return
+    key = layout.key("models", manifest.MANIFEST_NAME)
+    listing = aws.send(
+        "s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": layout.key("models"), "MaxKeys": 1}
+    )
+    if listing.get("KeyCount", 0):
+        raise LaunchError(
+            f"{layout.models} holds models but no {manifest.MANIFEST_NAME}, which the Train step reads: "
+            f"publish one first (`fleetcast manifest merge --models {layout.models} --run <run>` for the "
+            "run that serves), or train once with `launch train --wait`"
+        )
+    with tempfile.TemporaryDirectory(prefix="fleetcast-manifest-") as folder:
+        empty, _ = manifest.write_manifest(Path(folder) / manifest.MANIFEST_NAME, [])
+        body = empty.read_bytes()
+    aws.send("s3", "PutObject", {"Bucket": layout.bucket, "Key": key, "Body": body})
+    note(f"wrote an empty fleet manifest, {layout.models}{manifest.MANIFEST_NAME}: the first run trains all")
 
 
 def pipeline_exists(aws: Aws, name: str) -> bool:
@@ -262,6 +297,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         if aws.dry_run:
             print(json.dumps({"PipelineDefinition": definition}, indent=2), file=aws.out, flush=True)
         name = args.pipeline_name or base_name(layout.prefix)
+        ensure_fleet_manifest(aws, layout)
         arn = upsert_and_start(aws, name, args.role, definition, start=not args.no_start)
         if not (args.wait and arn):
             return 0

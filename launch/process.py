@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from fleetcast.paths import FULLY_REPLICATED, SHARDED_BY_S3_KEY
 from launch.common import (
     JOB_PATHS,
     Aws,
@@ -36,7 +37,7 @@ def processing_request(job: JobSpec, *, shard_input: bool, buckets: int) -> dict
         arguments += ["--buckets", str(buckets)]
     # Replicated: every instance reads every raw file and splits the customers it owns.
     # Sharded: each splits its own raw files, right only when every customer lives in exactly one raw file.
-    distribution = "ShardedByS3Key" if shard_input else "FullyReplicated"
+    distribution = SHARDED_BY_S3_KEY if shard_input else FULLY_REPLICATED
     return processing_job_request(
         job,
         command="split",

@@ -17,17 +17,19 @@ from typing import Any
 
 from fleetcast.model.manifest import MANIFEST_NAME, ManifestError
 from fleetcast.models_prefix import S3Prefix, merge_run
-from fleetcast.paths import MANIFEST_CHANNEL
+from fleetcast.paths import FULLY_REPLICATED, MANIFEST_CHANNEL, SHARDED_BY_S3_KEY
 from fleetcast.training.config import HYPERPARAMETERS, ConfigError, JobSettings, parse_hyperparameters
 from fleetcast.training.log_metrics import METRIC_DEFINITIONS
 from launch.common import (
     JOB_PATHS,
+    S3_PREFIX,
     Aws,
     JobSpec,
     LaunchError,
     Layout,
     add_job_arguments,
     aws_from_args,
+    has_manifest,
     job_from_args,
     note,
     parse_key_values,
@@ -63,7 +65,7 @@ def channel(name: str, uri: str, distribution: str) -> dict[str, Any]:
     return {
         "ChannelName": name,
         "DataSource": {
-            "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri, "S3DataDistributionType": distribution}
+            "S3DataSource": {"S3DataType": S3_PREFIX, "S3Uri": uri, "S3DataDistributionType": distribution}
         },
         "ContentType": "text/csv",
         "CompressionType": "None",
@@ -102,7 +104,7 @@ def training_request(
             "MetricDefinitions": METRIC_DEFINITIONS,
         },
         "HyperParameters": hyperparameters,
-        "InputDataConfig": [channel(CHANNEL, job.layout.customers, "ShardedByS3Key")],
+        "InputDataConfig": [channel(CHANNEL, job.layout.customers, SHARDED_BY_S3_KEY)],
         "OutputDataConfig": {"S3OutputPath": output_path or job.layout.output},
         "CheckpointConfig": {
             "S3Uri": job.layout.run_models(run_of(job, hyperparameters)),
@@ -118,7 +120,7 @@ def training_request(
     }
     if previous_manifest:
         manifest_uri = job.layout.models + MANIFEST_NAME
-        request["InputDataConfig"].append(channel(MANIFEST_CHANNEL, manifest_uri, "FullyReplicated"))
+        request["InputDataConfig"].append(channel(MANIFEST_CHANNEL, manifest_uri, FULLY_REPLICATED))
     return request
 
 
@@ -136,16 +138,6 @@ def check_new_run(aws: Aws, layout: Layout, run: str) -> None:
             f"{layout.run_models(run)} already holds a run's files: a run id names one run, whose archives "
             "are never overwritten; choose another -H run_id (or job name)"
         )
-
-
-def has_manifest(aws: Aws, layout: Layout) -> bool:
-    """Whether models/manifest.csv.gz exists (a dry run assumes it does, and says so)."""
-    if aws.dry_run:
-        note(f"would look for {layout.models}{MANIFEST_NAME} (the previous fleet manifest); assumed present")
-        return True
-    key = layout.key("models", MANIFEST_NAME)
-    listing = aws.send("s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": key, "MaxKeys": 1})
-    return any(item["Key"] == key for item in listing.get("Contents", []))
 
 
 def publish(aws: Aws, layout: Layout, run: str) -> int:

@@ -392,12 +392,24 @@ def _forecast(sub: argparse._SubParsersAction) -> None:
         help="failures and summary folder (default: /opt/ml/processing/output/forecast-reports)",
     )
     p.add_argument("--workers", type=int, default=0, help="forecasting processes; 0 = one per CPU")
+    p.add_argument(
+        "--regressors",
+        type=Path,
+        default=None,
+        help="future values for models trained with regressors: a timestamp,<regressor>,... CSV(.gz) for "
+        "every customer, or a folder of <customer>.csv files with those columns",
+    )
 
     def run(a: argparse.Namespace) -> int:
         from fleetcast.forecast.job import forecast_main
 
         return forecast_main(
-            models=a.models, period=a.period, out=a.out, reports=a.reports, workers=a.workers
+            models=a.models,
+            period=a.period,
+            out=a.out,
+            reports=a.reports,
+            workers=a.workers,
+            regressors=a.regressors,
         )
 
     p.set_defaults(run=run)

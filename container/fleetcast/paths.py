@@ -18,6 +18,9 @@ DEFAULT_CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 TRAINING_JOB_NAME_ENV = "TRAINING_JOB_NAME"
 # The input channel that carries the previous fleet manifest (model/manifest.py) into `train`.
 MANIFEST_CHANNEL = "manifest"
+# How SageMaker deals S3 objects out to a job's instances: a training channel's S3DistributionType, a
+# ProcessingInput's S3DataDistributionType.
+FULLY_REPLICATED, SHARDED_BY_S3_KEY = "FullyReplicated", "ShardedByS3Key"
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,10 @@ class SageMakerPaths:
     @property
     def forecast_models_dir(self) -> Path:
         return self.processing_input_dir / "models"
+
+    @property
+    def forecast_regressors_dir(self) -> Path:
+        return self.processing_input_dir / "regressors"
 
     @property
     def forecast_output_dir(self) -> Path:

@@ -12,11 +12,12 @@ Outside a Processing job (a laptop, a test) the files are absent: one instance, 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetcast.paths import SageMakerPaths
+from fleetcast.paths import FULLY_REPLICATED, SageMakerPaths
 
 EXIT_MESSAGE_LIMIT = 1024
 
@@ -68,6 +69,23 @@ def read_processing_inputs(paths: SageMakerPaths) -> list[dict[str, Any]]:
     job = _read_json(path)
     inputs = job.get("ProcessingInputs") if isinstance(job, dict) else None
     return [spec for spec in inputs or [] if isinstance(spec, dict)]
+
+
+def input_distributions(paths: SageMakerPaths, inputs: Sequence[Path]) -> set[str]:
+    """The S3DataDistributionType of every ProcessingInput whose LocalPath holds or lies in an input."""
+    found: set[str] = set()
+    for spec in read_processing_inputs(paths):
+        source = spec.get("S3Input") or spec.get("DatasetDefinition") or {}
+        local = source.get("LocalPath")
+        if not local:
+            continue
+        where = paths.in_container(local).resolve()
+        for path in inputs:
+            given = path.resolve()
+            if given == where or where in given.parents or given in where.parents:
+                kind = source.get("S3DataDistributionType") or source.get("DataDistributionType")
+                found.add(kind or FULLY_REPLICATED)  # SageMaker's default
+    return found
 
 
 def write_exit_message(paths: SageMakerPaths, message: str) -> None:

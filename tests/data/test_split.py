@@ -399,6 +399,8 @@ def test_a_run_stopped_by_sigterm_leaves_the_output_as_it_was(
     assert process.wait(timeout=60) in (128 + signal.SIGTERM, -signal.SIGTERM), rest
     assert "Traceback" not in rest
     if list(out.iterdir()):  # the machine was slow and the run had finished before the first signal
+        left = sorted(str(p.relative_to(out)) for p in out.iterdir())[:10]
+        assert (default_reports_dir(out) / SUMMARY_FILE).is_file(), f"output without its summary: {left}"
         assert summary_of(out)["rows_written"] == 28 * 36_000  # then the output is whole, never half
     else:
         assert not default_reports_dir(out).exists()

@@ -13,6 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from fleetcast.model import manifest
 from launch.__main__ import build_parser
 from launch.common import Layout
 from launch.pipeline import check_definition, pipeline_definition
@@ -124,12 +125,17 @@ def test_each_check_catches_what_it_is_for(change, expected: str) -> None:
 
 @pytest.mark.slow  # a moto server
 def test_pipeline_is_created_then_updated_and_an_execution_runs_against_moto(cli, clients, names) -> None:
+    clients["s3"].create_bucket(Bucket=names.bucket)
     code, _, err = cli("pipeline", *names.common)
     assert code == 0, err
     assert "created pipeline fleetcast-demo (4 steps)" in err
     sagemaker = clients["sagemaker"]
     stored = json.loads(sagemaker.describe_pipeline(PipelineName="fleetcast-demo")["PipelineDefinition"])
     assert [s["Name"] for s in stored["Steps"]] == ["Split", "Train", "Publish", "Forecast"]
+    # The Train step reads the fleet manifest: before the first run, an empty one was written for it.
+    assert "wrote an empty fleet manifest" in err
+    empty = clients["s3"].get_object(Bucket=names.bucket, Key="demo/models/manifest.csv.gz")["Body"].read()
+    assert list(manifest.iter_entries(io.BytesIO(empty))) == []
     (execution,) = sagemaker.list_pipeline_executions(PipelineName="fleetcast-demo")[
         "PipelineExecutionSummaries"
     ]
@@ -147,6 +153,24 @@ def test_pipeline_is_created_then_updated_and_an_execution_runs_against_moto(cli
     code, out, err = cli("wait", "pipeline", "--prefix", "demo", "--poll-seconds", "0")
     assert code == 0, err
     assert execution["PipelineExecutionArn"] in out and "Succeeded" in out
+
+
+@pytest.mark.slow  # a moto server
+def test_models_without_a_fleet_manifest_are_refused_with_what_to_do(cli, clients, names) -> None:
+    clients["s3"].create_bucket(Bucket=names.bucket)
+    clients["s3"].put_object(Bucket=names.bucket, Key="demo/models/old-run/c1.tar.gz", Body=b"an archive")
+    code, _, err = cli("pipeline", *names.common)
+    assert code == 2 and "holds models but no manifest.csv.gz" in err and "manifest merge" in err
+    assert clients["sagemaker"].list_pipelines()["PipelineSummaries"] == []
+
+
+def test_the_train_step_reads_the_fleet_manifest_under_the_data_prefix() -> None:
+    train = step(definition(), "Train")["Arguments"]
+    (previous,) = [c for c in train["InputDataConfig"] if c["ChannelName"] == "manifest"]
+    assert previous["DataSource"]["S3DataSource"]["S3Uri"] == {
+        "Std:Join": {"On": "/", "Values": [{"Get": "Parameters.DataPrefix"}, "models", "manifest.csv.gz"]}
+    }
+    assert previous["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "FullyReplicated"
 
 
 def test_a_dry_run_prints_the_definition_and_the_requests_and_sends_nothing(

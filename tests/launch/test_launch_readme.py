@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 README = Path(__file__).resolve().parents[2] / "launch" / "README.md"
 
 
@@ -23,11 +25,11 @@ def execution_role_policy() -> dict[str, Any]:
     return json.loads(blocks[-1])  # the first block is the trust policy, the second the permissions
 
 
-def allowed_puts(policy: dict[str, Any], bucket: str, prefix: str) -> list[str]:
+def allowed_resources(policy: dict[str, Any], bucket: str, prefix: str, action: str) -> list[str]:
     patterns = []
     for statement in policy["Statement"]:
         actions = statement["Action"]
-        if "s3:PutObject" in ([actions] if isinstance(actions, str) else actions):
+        if action in ([actions] if isinstance(actions, str) else actions):
             resources = statement["Resource"]
             for resource in [resources] if isinstance(resources, str) else resources:
                 bucket_path = resource.removeprefix("arn:aws:s3:::")
@@ -45,20 +47,39 @@ def written_uris(document: dict[str, Any]) -> list[str]:
     return uris
 
 
-def test_the_documented_role_may_write_every_job_output(cli, names, json_documents) -> None:
-    patterns = allowed_puts(execution_role_policy(), names.bucket, names.prefix)
-    assert patterns, "no s3:PutObject statement found in the documented policy"
+def read_uris(document: dict[str, Any]) -> list[str]:
+    request = document["request"]
+    uris = [i["S3Input"]["S3Uri"] for i in request.get("ProcessingInputs", [])]
+    return uris + [c["DataSource"]["S3DataSource"]["S3Uri"] for c in request.get("InputDataConfig", [])]
+
+
+@pytest.mark.parametrize(
+    ("action", "uris_of", "as_key", "least"),
+    [
+        # split: 2 outputs; train: checkpoints and output; forecast: 2 outputs
+        ("s3:PutObject", written_uris, lambda uri: uri.rstrip("/") + "/some-object", 6),
+        # split: raw; train: customers and the fleet manifest; forecast: its manifest file
+        ("s3:GetObject", read_uris, lambda uri: uri + "some-object" if uri.endswith("/") else uri, 4),
+    ],
+    ids=["writes", "reads"],
+)
+def test_the_documented_role_covers_what_every_job_writes_and_reads(
+    cli, names, json_documents, action: str, uris_of, as_key, least: int
+) -> None:
+    patterns = allowed_resources(execution_role_policy(), names.bucket, names.prefix, action)
+    assert patterns, f"no {action} statement found in the documented policy"
     checked = []
     for command in ("process", "train", "forecast"):
         code, out, err = cli(command, *names.common, "--dry-run")
         assert code == 0, err
         for document in json_documents(out):
-            for uri in written_uris(document):
-                key = uri.removeprefix("s3://").rstrip("/") + "/some-object"
-                allowed = any(fnmatch.fnmatchcase(key, pattern) for pattern in patterns)
-                assert allowed, f"{command} writes {uri}, which the policy does not allow: {patterns}"
+            for uri in uris_of(document):
+                allowed = any(fnmatch.fnmatchcase(as_key(uri.removeprefix("s3://")), p) for p in patterns)
+                assert allowed, (
+                    f"{command} needs {action} on {uri}, which the policy does not allow: {patterns}"
+                )
                 checked.append(uri)
-    assert len(checked) >= 6  # split: 2 outputs; train: checkpoints and output; forecast: 2 outputs
+    assert len(checked) >= least
 
 
 def test_every_training_metric_is_listed() -> None:

@@ -39,3 +39,16 @@ def test_the_host_manifest_spills_sorted_runs_and_writes_one_sorted_file(tmp_pat
     assert written.name == "manifest-algo-1.csv.gz"
     assert [e.customer for e in manifest.read_file(written)] == sorted(customers)
     assert list(staging.iterdir()) == []
+
+
+def test_an_empty_previous_manifest_keeps_nothing(tmp_path: Path):
+    """What a pipeline's first run reads (launch pipeline writes it): every customer is trained."""
+    from fleetcast.paths import SageMakerPaths
+    from fleetcast.training.resume import load_previous
+
+    paths = SageMakerPaths(tmp_path)
+    manifest.write_manifest(paths.manifest_channel_dir / manifest.MANIFEST_NAME, [])
+    assert load_previous(paths, lambda: {"c1", "c2"}) == {}
+    written = [manifest.entry_for("c1", "r", "d", "s", "m", None)]
+    manifest.write_manifest(paths.manifest_channel_dir / manifest.MANIFEST_NAME, written)
+    assert list(load_previous(paths, lambda: {"c1", "c2"})) == ["c1"]

@@ -32,7 +32,7 @@ from fleetcast.forecast.predict import PROPHET, CustomerFailed, forecast_archive
 from fleetcast.forecast.sources import Cluster, count_work, iter_work, manifest_path, processing_cluster
 from fleetcast.model import archive
 from fleetcast.model.manifest import ManifestError
-from fleetcast.paths import SageMakerPaths, sagemaker_paths
+from fleetcast.paths import SHARDED_BY_S3_KEY, SageMakerPaths, sagemaker_paths
 from fleetcast.processing import ProcessingConfigError, write_exit_message
 
 log = logging.getLogger("fleetcast.forecast")
@@ -52,15 +52,15 @@ class ChunkResult:
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # (customer, archive, reason)
 
 
-def forecast_chunk(work: list[tuple[str, str]], period: int) -> ChunkResult:
+def forecast_chunk(work: list[tuple[str, str]], period: int, regressors: Path | None = None) -> ChunkResult:
     """Forecast each (customer, archive); the rows of those that work, compressed, and the reasons of those
-    that fail."""
+    that fail. `regressors`: where models trained with regressors find their future values."""
     forecasts = []
     failures = []
     fallbacks = 0
     for customer, path in work:
         try:
-            forecast = forecast_archive(Path(path), period)
+            forecast = forecast_archive(Path(path), period, regressors)
         except CustomerFailed as exc:
             failures.append((customer, path, str(exc)[:REASON_LIMIT]))
             continue
@@ -119,17 +119,19 @@ class Progress:
             self._last_line = now
 
 
-def _results(chunks: Iterator[list[str]], period: int, workers: int) -> Iterator[ChunkResult]:
+def _results(
+    chunks: Iterator[list[str]], period: int, workers: int, regressors: Path | None
+) -> Iterator[ChunkResult]:
     """Each chunk's result as it completes; at most IN_FLIGHT_PER_WORKER chunks per worker at a time."""
     if workers == 1:
         for chunk in chunks:
-            yield forecast_chunk(chunk, period)
+            yield forecast_chunk(chunk, period, regressors)
         return
     context = multiprocessing.get_context("fork")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_quiet_worker) as pool:
         pending: set[Future[ChunkResult]] = set()
         for chunk in chunks:
-            pending.add(pool.submit(forecast_chunk, chunk, period))
+            pending.add(pool.submit(forecast_chunk, chunk, period, regressors))
             if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 yield from (future.result() for future in finished)
@@ -154,13 +156,24 @@ def run_forecast(
     workers: int,
     progress_seconds: float = 5.0,
     chunk_customers: int = CHUNK_CUSTOMERS,
+    regressors: Path | None = None,
 ) -> ForecastOutcome:
     """Forecast this instance's customers into `out/forecasts-<host>.csv.gz`; the report into `reports`."""
     host = cluster.host
-    listed = manifest_path(models)
+    listed = None if cluster.models_sharded else manifest_path(models)
+    if cluster.models_sharded and manifest_path(models):
+        log.warning(
+            "ignoring %s: the models input is %s, so the archives it names are spread over the instances",
+            manifest_path(models), SHARDED_BY_S3_KEY,
+        )  # fmt: skip
     total = count_work(models, cluster)
     source = f"the fleet manifest {listed}" if listed else f"every archive under {models}"
-    share = f" (this instance's share of {len(cluster.hosts)})" if len(cluster.hosts) > 1 else ""
+    share = ""
+    if len(cluster.hosts) > 1:
+        dealt = "this instance's share"
+        if cluster.models_sharded:
+            dealt = f"SageMaker's share ({SHARDED_BY_S3_KEY})"
+        share = f" ({dealt} of {len(cluster.hosts)} instances)"
     log.info(
         "forecasting %d customers%s from %s, %d steps each, %d workers -> %s",
         total, share, source, period, workers, out,
@@ -177,7 +190,8 @@ def run_forecast(
             failure_writer = csv.writer(failure_file)
             failure_writer.writerow(FAILURE_FIELDS)
             data_file.write(dataset.header_member())
-            for result in _results(_chunks(iter_work(models, cluster), chunk_customers), period, workers):
+            chunks = _chunks(iter_work(models, cluster), chunk_customers)
+            for result in _results(chunks, period, workers, regressors):
                 data_file.write(result.payload)
                 failure_writer.writerows(result.failures)
                 for customer, path, reason in result.failures[:3]:
@@ -195,6 +209,7 @@ def run_forecast(
         "models": str(models),
         "manifest": str(listed) if listed else None,
         "period": period,
+        "regressors": str(regressors) if regressors else None,
         "archives": total,
         "forecast": progress.forecast,
         "failed": progress.failed,
@@ -217,7 +232,13 @@ def _fail(paths: SageMakerPaths, message: str, code: int) -> int:
 
 
 def forecast_main(
-    *, models: Path | None, period: int, out: Path | None, reports: Path | None, workers: int
+    *,
+    models: Path | None,
+    period: int,
+    out: Path | None,
+    reports: Path | None,
+    workers: int,
+    regressors: Path | None = None,
 ) -> int:
     paths = sagemaker_paths()
     models = models or paths.forecast_models_dir
@@ -226,15 +247,19 @@ def forecast_main(
     problem = f"--period must be at least 1, got {period}" if period < 1 else None
     if problem is None and not models.is_dir():
         problem = f"no models folder at {models}"
+    if problem is None and regressors is not None and not regressors.exists():
+        problem = f"no regressors file or folder at {regressors}"
     try:
-        cluster = processing_cluster(paths)
+        cluster = processing_cluster(paths, models)
     except ProcessingConfigError as exc:
         problem = problem or str(exc)
     if problem:
         return _fail(paths, problem, EXIT_INPUT)
     workers = workers or os.cpu_count() or 1
     try:
-        outcome = run_forecast(models, period, out, reports, cluster=cluster, workers=workers)
+        outcome = run_forecast(
+            models, period, out, reports, cluster=cluster, workers=workers, regressors=regressors
+        )
     except ManifestError as exc:
         return _fail(paths, str(exc), EXIT_INPUT)
     summary = outcome.summary

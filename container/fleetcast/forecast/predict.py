@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fleetcast.forecast.regressors import RegressorsError, future_regressors
 from fleetcast.model import archive
 from fleetcast.model.compiled import CompiledModel, NotCompilable, compile_model_json
 from fleetcast.serving.compiled_predictor import CompiledPredictor
@@ -49,22 +50,25 @@ class CustomerForecast:
     )  # the archive member the model was read from (compiled.json or model.json)
 
 
-def forecast_archive(path: Path, period: int) -> CustomerForecast:
+def forecast_archive(path: Path, period: int, regressors: Path | None = None) -> CustomerForecast:
     """Read, verify and forecast one `<customer>.tar.gz`; CustomerFailed says why it cannot be.
 
     An archive carrying compiled.json (training writes one beside every Prophet model.json it covers) is
     forecast from it, as a server loads it, without verifying or parsing model.json; one without it (older
-    archives, or a compiled.json this reader cannot take) from model.json.
+    archives, or a compiled.json this reader cannot take) from model.json. A model trained with regressors
+    takes their future values from `regressors` (`forecast/regressors.py`).
     """
     try:
         contents = archive.read_archive_contents(path, model=False)
         shipped = _shipped_compiled(contents)
         if shipped is not None:
-            return _compiled_forecast(shipped, contents.metadata, period, path, archive.COMPILED_FILE)
+            return _compiled_forecast(
+                shipped, contents.metadata, period, path, archive.COMPILED_FILE, regressors
+            )
         model_json = contents.model_json()
     except archive.ArtifactError as exc:
         raise CustomerFailed(str(exc)) from None
-    return forecast_model(model_json, contents.metadata, period, path)
+    return forecast_model(model_json, contents.metadata, period, path, regressors)
 
 
 def _shipped_compiled(contents: archive.ArchiveContents) -> CompiledModel | None:
@@ -81,7 +85,9 @@ def _shipped_compiled(contents: archive.ArchiveContents) -> CompiledModel | None
         return None
 
 
-def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where: Path) -> CustomerForecast:
+def forecast_model(
+    model_json: str, metadata: dict[str, Any], period: int, where: Path, regressors: Path | None = None
+) -> CustomerForecast:
     """Forecast a verified model.json + metadata.json pair, of either model kind."""
     try:
         kind = archive.model_kind(metadata)
@@ -96,10 +102,10 @@ def forecast_model(model_json: str, metadata: dict[str, Any], period: int, where
         # More than one step never needs the training history's step (only a single future date does).
         compiled = compile_model_json(model_json, history_step=period == 1)
     except NotCompilable as exc:
-        return _prophet_forecast(model_json, metadata, period, where, exc.reason)
+        return _prophet_forecast(model_json, metadata, period, where, exc.reason, regressors)
     except Exception as exc:  # a corrupt model is this customer's failure alone
         raise CustomerFailed(f"{where}: {type(exc).__name__}: {exc}") from None
-    return _compiled_forecast(compiled, metadata, period, where, archive.MODEL_FILE)
+    return _compiled_forecast(compiled, metadata, period, where, archive.MODEL_FILE, regressors)
 
 
 def _require_metadata(metadata: dict[str, Any], where: Path) -> None:
@@ -109,13 +115,15 @@ def _require_metadata(metadata: dict[str, Any], where: Path) -> None:
 
 
 def _compiled_forecast(
-    compiled: CompiledModel, metadata: dict[str, Any], period: int, where: Path, source: str
+    compiled: CompiledModel,
+    metadata: dict[str, Any],
+    period: int,
+    where: Path,
+    source: str,
+    regressors: Path | None = None,
 ) -> CustomerForecast:
     """The compiled predictor's forecast, with the interval draws the served path replays."""
     _require_metadata(metadata, where)
-    if compiled.regressor_names:  # a forecast needs their future values, which this job is not given
-        names = ", ".join(compiled.regressor_names)
-        raise CustomerFailed(f"{where}: the model needs future values of its regressors ({names}); invoke it")
     try:
         predictor = CompiledPredictor(compiled, metadata, where, source=source)
         dates = predictor.future_dates(period, predictor.freq)
@@ -123,9 +131,10 @@ def _compiled_forecast(
         raise CustomerFailed(f"{where}: {exc.message}") from None
     except (ValueError, TypeError) as exc:
         raise CustomerFailed(f"{where}: metadata.json: {exc}") from None
+    values = _future_values(regressors, predictor.customer, compiled.regressor_names, dates, where)
     samples = compiled.uncertainty_samples
     stream = replayed_stream(samples, period).fresh() if samples else None
-    predicted = compiled.predict(dates, intervals=samples > 0, seed=stream)
+    predicted = compiled.predict(dates, intervals=samples > 0, seed=stream, regressors=values)
     return CustomerForecast(
         customer=predictor.customer,
         model=str(metadata.get("model") or ""),
@@ -136,6 +145,17 @@ def _compiled_forecast(
         predictor=COMPILED,
         source=source,
     )
+
+
+def _future_values(
+    source: Path | None, customer: str, names: tuple[str, ...], dates: np.ndarray, where: Path
+) -> dict[str, np.ndarray] | None:
+    if not names:
+        return None
+    try:
+        return future_regressors(source, customer, names, dates)
+    except RegressorsError as exc:
+        raise CustomerFailed(f"{where}: {exc}") from None
 
 
 def _baseline_forecast(
@@ -193,7 +213,12 @@ def _from_rows(answer: dict[str, Any], metadata: dict[str, Any], predictor: str)
 
 
 def _prophet_forecast(
-    model_json: str, metadata: dict[str, Any], period: int, where: Path, reason: str
+    model_json: str,
+    metadata: dict[str, Any],
+    period: int,
+    where: Path,
+    reason: str,
+    regressors: Path | None = None,
 ) -> CustomerForecast:
     """The serving factory's answer for a model the compiled form does not cover (Prophet's predict)."""
     from fleetcast.serving.predictors import load_model
@@ -207,7 +232,14 @@ def _prophet_forecast(
         (model_dir / archive.METADATA_FILE).write_text(json.dumps(metadata))
         try:
             predictor = load_model(model_dir).predictor
-            answer = predictor.forecast(ForecastRequest(period=period))
+            needed = tuple(metadata.get("regressors") or ())
+            values = None
+            if needed:
+                future = predictor.future_dates(period, str(metadata["freq"]))  # Prophet's frame
+                dates = future["ds"].to_numpy(dtype="datetime64[ns]")
+                found = _future_values(regressors, str(metadata["customer"]), needed, dates, where)
+                values = {name: tuple(column.tolist()) for name, column in (found or {}).items()}
+            answer = predictor.forecast(ForecastRequest(period=period, regressors=values))
         except ServingError as exc:
             raise CustomerFailed(f"{where}: {exc.message}") from None
     return _from_rows(answer, metadata, PROPHET)

@@ -6,9 +6,13 @@
 - **Without one** (a checkpoint folder, an older layout): every `<customer>.tar.gz` under the folder.
 
 Both are streamed (the manifest row by row, the folder by walking it), never held in memory, so a million
-customers cost no more than a thousand. On several Processing instances every instance sees the whole
-input (FullyReplicated) and keeps the customers whose id hashes to it, with the same rule training
-uses to split a channel (`training.config.host_of_customer`): every customer on exactly one instance.
+customers cost no more than a thousand. On several Processing instances:
+- **FullyReplicated** models (the whole prefix on every instance): each keeps the customers whose id
+  hashes to it, with the same rule training uses to split a channel (`training.config.host_of_customer`);
+- **ShardedByS3Key** models (what `launch forecast` sends: a SageMaker manifest file listing the archives
+  the fleet manifest names, dealt out by SageMaker): each forecasts every archive it was given, and a
+  fleet manifest among them is ignored, since it names archives that other instances hold.
+Either way every customer is forecast on exactly one instance.
 """
 
 from __future__ import annotations
@@ -20,8 +24,8 @@ from pathlib import Path
 
 from fleetcast.model import manifest
 from fleetcast.model.archive import ARCHIVE_SUFFIX, TEMP_PREFIX, customer_of
-from fleetcast.paths import SageMakerPaths
-from fleetcast.processing import read_processing_cluster
+from fleetcast.paths import SHARDED_BY_S3_KEY, SageMakerPaths
+from fleetcast.processing import input_distributions, read_processing_cluster
 from fleetcast.training.config import host_of_customer
 
 # Outside a Processing job (a laptop, a test) there is one instance.
@@ -32,18 +36,25 @@ LOCAL_HOST = "local"
 class Cluster:
     host: str
     hosts: tuple[str, ...]
+    models_sharded: bool = False  # SageMaker gave this instance only its share of the archives
+
+    @property
+    def shares_models(self) -> bool:
+        """Every instance sees every archive, so each keeps only the customers it owns."""
+        return len(self.hosts) > 1 and not self.models_sharded
 
     def owns(self, customer: str) -> bool:
-        return len(self.hosts) < 2 or host_of_customer(customer, self.hosts) == self.host
+        return not self.shares_models or host_of_customer(customer, self.hosts) == self.host
 
 
-def processing_cluster(paths: SageMakerPaths) -> Cluster:
-    """This Processing instance and its peers (`fleetcast.processing`); one LOCAL_HOST outside a job.
-    Raises ProcessingConfigError for a resourceconfig.json that cannot be read."""
+def processing_cluster(paths: SageMakerPaths, models: Path) -> Cluster:
+    """This Processing instance, its peers and how the models reached it (`fleetcast.processing`); one
+    LOCAL_HOST outside a job. Raises ProcessingConfigError for a config file that cannot be read."""
     cluster = read_processing_cluster(paths)
     if cluster.host is None:
         return Cluster(LOCAL_HOST, (LOCAL_HOST,))
-    return Cluster(cluster.host, cluster.hosts)
+    sharded = SHARDED_BY_S3_KEY in input_distributions(paths, [models])
+    return Cluster(cluster.host, cluster.hosts, models_sharded=sharded)
 
 
 def manifest_path(models: Path) -> Path | None:
@@ -65,7 +76,7 @@ def iter_archives(models: Path) -> Iterator[str]:
 
 def iter_work(models: Path, cluster: Cluster) -> Iterator[tuple[str, str]]:
     """(customer, archive path) for every customer this instance forecasts."""
-    listed = manifest_path(models)
+    listed = None if cluster.models_sharded else manifest_path(models)
     if listed is not None:
         for entry in manifest.read_file(listed):
             if cluster.owns(entry.customer):

@@ -41,13 +41,13 @@ from fleetcast.models_prefix import FolderPrefix, merge_run
 from fleetcast.paths import (
     BASE_DIR_ENV,
     DEFAULT_CHECKPOINT_LOCAL_PATH,
+    FULLY_REPLICATED,
     MANIFEST_CHANNEL,
+    SHARDED_BY_S3_KEY,
     TRAINING_JOB_NAME_ENV,
     SageMakerPaths,
 )
 from fleetcast.training.config import (
-    FULLY_REPLICATED,
-    SHARDED_BY_S3_KEY,
     ConfigError,
     cpu_count,
     parse_hyperparameters,

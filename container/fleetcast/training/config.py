@@ -18,7 +18,7 @@ from typing import Any
 
 from fleetcast.model.settings import PROPHET_PARSERS as _PROPHET_PARSERS
 from fleetcast.model.settings import ProphetSettings, float_in, integer_in, one_of
-from fleetcast.paths import DEFAULT_CHECKPOINT_LOCAL_PATH, SageMakerPaths
+from fleetcast.paths import DEFAULT_CHECKPOINT_LOCAL_PATH, SHARDED_BY_S3_KEY, SageMakerPaths
 
 # Keys SageMaker itself (or its SDK) may add; they are not ours to validate.
 RESERVED_PREFIXES = ("sagemaker_", "_tuning_objective_metric")
@@ -164,7 +164,6 @@ def parse_hyperparameters(raw: Mapping[str, Any]) -> TrainingConfig:
 
 
 # inputdataconfig.json's S3DistributionType values.
-FULLY_REPLICATED, SHARDED_BY_S3_KEY = "FullyReplicated", "ShardedByS3Key"
 
 
 def host_of_customer(customer: str, hosts: Sequence[str]) -> str:

@@ -37,10 +37,9 @@ from typing import Any
 from fleetcast.data.customer_ids import safe_customer_id
 from fleetcast.data.layout import CUSTOMER_COLUMN
 from fleetcast.model import archive
-from fleetcast.paths import SageMakerPaths, sagemaker_paths
+from fleetcast.paths import SHARDED_BY_S3_KEY, SageMakerPaths, sagemaker_paths
 from fleetcast.training import memory
 from fleetcast.training.config import (
-    SHARDED_BY_S3_KEY,
     CheckpointConfig,
     ConfigError,
     ResourceConfig,

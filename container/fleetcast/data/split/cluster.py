@@ -25,13 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetcast.data.split.errors import SplitError
-from fleetcast.paths import SageMakerPaths
-from fleetcast.processing import ProcessingConfigError, read_processing_cluster, read_processing_inputs
+from fleetcast.paths import SHARDED_BY_S3_KEY, SageMakerPaths
+from fleetcast.processing import ProcessingConfigError, input_distributions, read_processing_cluster
 
 log = logging.getLogger(__name__)
-
-SHARDED_BY_S3_KEY = "ShardedByS3Key"  # ProcessingInput S3DataDistributionType values
-FULLY_REPLICATED = "FullyReplicated"
 
 
 @dataclass(frozen=True)
@@ -70,7 +67,7 @@ def read_instance(paths: SageMakerPaths, inputs: Sequence[Path]) -> Instance:
     """This instance, from the Processing job's config files; a lone instance when there are none."""
     try:
         cluster = read_processing_cluster(paths)
-        distributions = _input_distributions(paths, inputs)
+        distributions = input_distributions(paths, inputs)
     except ProcessingConfigError as exc:
         raise SplitError(str(exc)) from None
     if cluster.host is None:
@@ -87,20 +84,3 @@ def read_instance(paths: SageMakerPaths, inputs: Sequence[Path]) -> Instance:
         )
         sharded = True
     return Instance(host=cluster.host, hosts=cluster.hosts, input_sharded=sharded)
-
-
-def _input_distributions(paths: SageMakerPaths, inputs: Sequence[Path]) -> set[str]:
-    """The S3DataDistributionType of every ProcessingInput whose LocalPath holds or lies in an input."""
-    found: set[str] = set()
-    for spec in read_processing_inputs(paths):
-        source = spec.get("S3Input") or spec.get("DatasetDefinition") or {}
-        local = source.get("LocalPath")
-        if not local:
-            continue
-        where = paths.in_container(local).resolve()
-        for path in inputs:
-            given = path.resolve()
-            if given == where or where in given.parents or given in where.parents:
-                kind = source.get("S3DataDistributionType") or source.get("DataDistributionType")
-                found.add(kind or FULLY_REPLICATED)
-    return found
