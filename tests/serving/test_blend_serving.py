@@ -155,7 +155,7 @@ def test_a_blend_archive_round_trips_through_the_server_with_intervals(
 
 
 def test_plot_and_the_batch_forecast_draw_the_blend(blends: dict[str, BuiltModel]):
-    from fleetcast.forecast.predict import forecast_archive
+    from fleetcast.forecast.predict import forecast_archive, forecast_model
     from fleetcast.plot import forecast_from_model, history_from_model
 
     built = blends["thirds"]
@@ -166,7 +166,11 @@ def test_plot_and_the_batch_forecast_draw_the_blend(blends: dict[str, BuiltModel
     # (plot calls Prophet's predict unseeded: its bands are drawn afresh, so only their place is checked)
     assert np.all(drawn["yhat_lower"] < drawn["yhat"]) and np.all(drawn["yhat"] < drawn["yhat_upper"])
     assert len(history_from_model(model_json, metadata)) == len(built.history)  # the Prophet part's
+    # From the archive's compiled.json (its Prophet part's), and from model.json as an archive without it.
     batch = forecast_archive(built.archive, 10)
-    assert batch.model == "blend"
-    for column in ("yhat", "yhat_lower", "yhat_upper"):
-        np.testing.assert_allclose(getattr(batch, column), [row[column] for row in answer], rtol=1e-9)
+    assert batch.model == "blend" and batch.source == archive.COMPILED_FILE
+    from_json = forecast_model(model_json, metadata, 10, built.archive)
+    assert from_json.source == archive.MODEL_FILE
+    for forecast in (batch, from_json):
+        for column in ("yhat", "yhat_lower", "yhat_upper"):
+            np.testing.assert_allclose(getattr(forecast, column), [row[column] for row in answer], rtol=1e-9)
