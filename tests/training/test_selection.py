@@ -132,8 +132,11 @@ def train(root: Path, values_of, **hyperparameters: str) -> dict[str, tuple[str,
     return {p.name: archive.read_archive(p) for p in sorted((root / "checkpoints").glob("*.tar.gz"))}
 
 
-def test_the_final_holdout_never_ranks_the_candidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    values = seasonal(400, seed=9).y
+@pytest.mark.parametrize("chosen_model", ["yearly-low", "blend"])
+def test_the_final_holdout_never_ranks_the_candidates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen_model: str
+):
+    values = (seasonal(400, seed=9) if chosen_model == "yearly-low" else prophet_and_last_week_err_apart()).y
     perturbed = values.copy()
     perturbed[-7:] = perturbed[-7:] * np.linspace(0.2, 3.0, 7)  # only the final holdout changes
     chosen = []
@@ -144,7 +147,8 @@ def test_the_final_holdout_never_ranks_the_candidates(tmp_path: Path, monkeypatc
         ((_, metadata),) = train(root, {"c": series_values}).values()
         chosen.append(metadata)
     original, changed = chosen
-    assert original["model"] == changed["model"]
+    assert original["model"] == changed["model"] == chosen_model
+    assert original.get("blend", {}).get("name") == changed.get("blend", {}).get("name")  # same weighting
     assert original["selection"] == changed["selection"]  # the same CV scores, fold by fold
     assert original["metrics"]["smape"] != changed["metrics"]["smape"]  # the holdout itself did change
 
