@@ -8,7 +8,10 @@ shapes, weather-driven level drift, moving sunset, noise). Then, in one process:
   steps for 7 days) ships one model; its holdout sMAPE is compared with seasonal-naive's on the same
   steps (the ratio must be <= 1: the shipped model is never worse than naive);
 - each Prophet candidate `train` would consider is fitted on the same rows before the holdout and scored
-  on it; the best of them must be within 1.3x of naive.
+  on it; the best of them must be within 1.3x of naive;
+- the blend candidate (`model/blend.py`) at each of its weightings, its Prophet part the Prophet candidate
+  that scored best in train's cross-validation, is scored on the holdout too (for the record: train ships
+  one weighting, chosen by cross-validation, never by these numbers).
 The targets are issue 9's; every number is a ratio to naive measured in the same run.
 """
 
@@ -38,6 +41,7 @@ class Quality:
     shipped_smape: float
     naive_smape: float
     candidates: dict[str, float]  # Prophet candidate -> holdout sMAPE
+    blends: dict[str, float]  # the blend at each weighting -> holdout sMAPE
     seconds: float  # train's wall time
 
     @property
@@ -53,7 +57,7 @@ class Quality:
 def measure(ds: np.ndarray, y: np.ndarray, workdir: Path, holdout_days: int = 7) -> Quality:
     """`fleetcast train` on one series (in this process), plus every Prophet candidate on its holdout."""
     from fleetcast.cli import main
-    from fleetcast.model import archive
+    from fleetcast.model import archive, blend
     from fleetcast.model.fit import engine
     from fleetcast.model.settings import ProphetSettings
     from fleetcast.training import evaluate, selection
@@ -86,21 +90,34 @@ def measure(ds: np.ndarray, y: np.ndarray, workdir: Path, holdout_days: int = 7)
     # The CSV's rounding, as train read it.
     history = History(ds=np.asarray(ds, dtype="datetime64[ns]"), y=np.round(y, 3))
     split = evaluate.split_holdout(history, holdout_days)
-    scores = {}
+    scores, forecasts = {}, {}
     for candidate in selection.candidate_set(
         split.train, ProphetSettings(), CANDIDATE_NAMES, len(CANDIDATE_NAMES)
     ):
-        if candidate.is_baseline:
+        if not candidate.needs_fit:  # the baseline, and the blend (the shipped one is scored by train)
             continue
         outcome = engine.fit_series(split.train.ds, split.train.y, candidate.settings, label=candidate.name)
-        forecast = engine.forecast_values(outcome, split.holdout.ds)
-        scores[candidate.name] = evaluate.smape(split.holdout.y, forecast)
+        forecasts[candidate.name] = engine.forecast_values(outcome, split.holdout.ds)
+        scores[candidate.name] = evaluate.smape(split.holdout.y, forecasts[candidate.name])
+    cv = metadata["selection"]["cv_smape"]
+    part = min(forecasts, key=lambda name: cv[name])  # what train's blend is made of
+    blends = {
+        f"blend {part} {weights.name}": evaluate.smape(
+            split.holdout.y,
+            blend.forecast_values(forecasts[part], split.train.ds, split.train.y, split.holdout.ds, weights),
+        )
+        for weights in blend.WEIGHTS
+    }
     metrics = metadata["metrics"]
+    shipped = metadata["model"]
+    if archive.model_kind(metadata) == archive.BLEND_KIND:
+        shipped += f" ({metadata['selection']['blend_of']}, {metadata['blend']['name']})"
     return Quality(
-        shipped=metadata["model"],
+        shipped=shipped,
         shipped_smape=metrics["smape"],
         naive_smape=metrics["naive_smape"],
         candidates=scores,
+        blends=blends,
         seconds=seconds,
     )
 
@@ -133,8 +150,8 @@ def main() -> None:
             f"({best_ratio:.2f}x, target <= {PROPHET_TARGET:g}); "
             f"train {quality.seconds:.1f} s {'ok' if ok else 'MISSED'}"
         )
-        for name, score in sorted(quality.candidates.items(), key=lambda item: item[1]):
-            print(f"    {name:20s} {score:7.3f}%  {score / quality.naive_smape:5.2f}x naive")
+        for name, score in sorted({**quality.candidates, **quality.blends}.items(), key=lambda item: item[1]):
+            print(f"    {name:45s} {score:7.3f}%  {score / quality.naive_smape:5.2f}x naive")
     print(f"{failures} of {len(args.seeds.split(','))} series missed a target")
 
 

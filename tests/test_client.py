@@ -39,7 +39,7 @@ from fleetcast.client import (
     target_model,
 )
 from fleetcast.data.customer_ids import safe_customer_id
-from fleetcast.model import manifest
+from fleetcast.model import blend, manifest
 from fleetcast.model.archive import archive_name
 from tests.serving.models import BuiltModel, build_model, daily_history, serving_models
 from tests.support.servers import start_lean, start_local_endpoint
@@ -119,6 +119,7 @@ def real_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealEndp
     models = serving_models(root)
     # Served only by the retry test, so it is cold there whatever ran before.
     models["retried"] = build_model(root, "11", daily_history(11))
+    models["blend"] = build_model(root, "12", daily_history(12), weights=blend.WEIGHTS[-1])
     with (
         start_lean(root / "lean", workers=1) as lean,
         start_local_endpoint(root / "endpoint", models=root / "archives", container=lean.url) as endpoint,
@@ -237,16 +238,23 @@ def test_launch_invoke_retries_prints_tables_and_reports_failures(
     assert second[1].split() == ["ds", "yhat"] and len(second) == 3 + 3
 
 
-def test_a_seasonal_naive_customer_is_invoked_like_any_other(
-    real_endpoint: RealEndpoint, tmp_path: Path
+@pytest.mark.parametrize("kind", ["naive", "blend"])
+def test_a_seasonal_naive_or_blend_customer_is_invoked_like_any_other(
+    real_endpoint: RealEndpoint, tmp_path: Path, kind: str
 ) -> None:
-    """The baseline model kind through the local endpoint, `fleetcast invoke` and `launch invoke`."""
-    naive = real_endpoint.models["naive"].customer
+    """The baseline and blend model kinds through the local endpoint, `fleetcast invoke` and `launch
+    invoke`: the predictor's own answer, intervals included."""
+    from fleetcast.serving.predictors import load_model
+    from fleetcast.serving.protocol import ForecastRequest
+
+    built = real_endpoint.models[kind]
+    naive = built.customer
     forecast = request_forecast(runtime_client(real_endpoint.url), "fleetcast", naive, 3, retry=FAST_RETRY)
     assert forecast.customer == naive and all(
         {"yhat_lower", "yhat_upper"} <= set(row) for row in forecast.rows
     )
     assert all(row["yhat_lower"] < row["yhat"] < row["yhat_upper"] for row in forecast.rows)
+    assert forecast.rows == load_model(built.model_dir).predictor.forecast(ForecastRequest(3))["forecast"]
     listed = unversioned_manifest(tmp_path, [naive])
     for command in (
         ["-m", "fleetcast.cli", "invoke", "--manifest", listed],

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from fleetcast.client import InvokeError
-from fleetcast.model.archive import BASELINE_KIND, ArtifactError, model_kind, read_archive
+from fleetcast.model.archive import BASELINE_KIND, BLEND_KIND, ArtifactError, model_kind, read_archive
 from fleetcast.model.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,30 @@ def forecast_from_model(
         future[name] = values
     predicted = model.predict(add_condition_columns(future, model.seasonalities))
     # A model trained with uncertainty_samples=0 predicts no interval columns: drawn without a band.
-    return predicted[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper") if c in predicted.columns]]
+    predicted = predicted[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper") if c in predicted.columns]]
+    if model_kind(metadata) == BLEND_KIND:  # model.json is the blend's Prophet part
+        return _blended(predicted, metadata)
+    return predicted
+
+
+def _blended(predicted: pd.DataFrame, metadata: dict) -> pd.DataFrame:
+    from fleetcast.model.blend import BlendError, from_metadata
+
+    try:
+        model = from_metadata(metadata)
+    except BlendError as exc:
+        raise ArtifactError(f"metadata.json: not a blend model: {exc}") from None
+    bounds = "yhat_lower" in predicted.columns
+    blended = model.combine(
+        predicted["ds"].to_numpy(dtype="datetime64[ns]"),
+        predicted["yhat"].to_numpy(),
+        predicted["yhat_lower"].to_numpy() if bounds else None,
+        predicted["yhat_upper"].to_numpy() if bounds else None,
+    )
+    columns = {"ds": predicted["ds"].to_numpy(), "yhat": blended.yhat}
+    if bounds:
+        columns |= {"yhat_lower": blended.yhat_lower, "yhat_upper": blended.yhat_upper}
+    return pd.DataFrame(columns)
 
 
 def forecast_from_endpoint(

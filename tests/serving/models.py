@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from prophet.serialize import model_from_json
 
-from fleetcast.model import archive, baseline
+from fleetcast.model import archive, baseline, blend
 from fleetcast.model.compiled import NotCompilable, compile_model_json
 from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import fit_prophet, model_to_json
@@ -76,10 +76,15 @@ def wrong_typed_model(source: Path, target: Path, mutate: Callable[[dict[str, An
 
 
 def archive_model(
-    directory: Path, customer: str, history: pd.DataFrame, settings: ProphetSettings | None = None
+    directory: Path,
+    customer: str,
+    history: pd.DataFrame,
+    settings: ProphetSettings | None = None,
+    weights: blend.Weights | None = None,
 ) -> Path:
     """`<directory>/<customer>.tar.gz` of a stock Prophet fit, with the metadata serving reads and, as
-    training ships it, compiled.json (when the compiled form covers the model)."""
+    training ships it, compiled.json (when the compiled form covers the model). With `weights`: a blend
+    archive of that Prophet fit, its seasonal part fitted on the same history as training fits it."""
     settings = settings or ProphetSettings()
     model = fit_prophet(history, settings)
     model_json = model_to_json(model)
@@ -97,7 +102,20 @@ def archive_model(
         "regressors": list(settings.regressor_names),
         "metrics": None,
     }
-    return archive.write_archive(directory, customer, model_json, metadata, compiled=compiled)
+    if weights is None:
+        return archive.write_archive(directory, customer, model_json, metadata, compiled=compiled)
+    seasonal_part = blend.fit(
+        history["ds"].to_numpy(dtype="datetime64[ns]"),
+        history["y"].to_numpy(dtype=float),
+        weights,
+        freq=metadata["freq"],
+        interval_width=settings.interval_width,
+        intervals=settings.uncertainty_samples > 0,
+    )
+    metadata |= {"model": "blend", blend.BLEND_KEY: seasonal_part.to_dict()}
+    return archive.write_archive(
+        directory, customer, model_json, metadata, kind=archive.BLEND_KIND, compiled=compiled
+    )
 
 
 def archive_baseline(
@@ -134,9 +152,12 @@ def build_model(
     settings: ProphetSettings | None = None,
     *,
     kind: str = archive.PROPHET_KIND,
+    weights: blend.Weights | None = None,
 ) -> BuiltModel:
-    write = archive_baseline if kind == archive.BASELINE_KIND else archive_model
-    archive_path = write(root / "archives", customer, history, settings)
+    if kind == archive.BASELINE_KIND:
+        archive_path = archive_baseline(root / "archives", customer, history, settings)
+    else:
+        archive_path = archive_model(root / "archives", customer, history, settings, weights)
     model_dir = extract(archive_path, root / "models" / f"m-{customer}" / "model")
     return BuiltModel(customer, archive_path, model_dir, history, archive.read_model_dir(model_dir)[1])
 

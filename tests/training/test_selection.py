@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from fleetcast.cli import main
-from fleetcast.model import archive, prophet_model
+from fleetcast.model import archive, blend, prophet_model
 from fleetcast.model.baseline import SeasonalNaive
 from fleetcast.model.fit import engine
 from fleetcast.model.settings import ProphetSettings
@@ -52,13 +52,16 @@ def test_candidates_follow_the_history_and_the_limits():
     assert [c.name for c in selection.candidate_set(year, BASE, CANDIDATE_NAMES, 10)] == daily_data
     short = seasonal(200)  # too short for a yearly cycle
     names = [c.name for c in selection.candidate_set(short, BASE, CANDIDATE_NAMES, 10)]
-    assert names == ["configured", "flexible-trend", "multiplicative", "naive"]
+    assert names == ["configured", "flexible-trend", "multiplicative", "blend", "naive"]
     long = seasonal(800)  # Prophet's own yearly rule applies: no low-order variant
     assert "yearly-low" not in [c.name for c in selection.candidate_set(long, BASE, CANDIDATE_NAMES, 10)]
-    # max_candidates bounds the Prophet fits; the baseline costs none and always stays in.
+    # max_candidates bounds the Prophet fits; the blend and the baseline cost none and always stay in.
     limited = selection.candidate_set(year, BASE, CANDIDATE_NAMES, 2)
-    assert [c.name for c in limited] == ["configured", "yearly-low", "naive"]
-    assert [c.kind for c in limited] == ["prophet", "prophet", "seasonal-naive"]
+    assert [c.name for c in limited] == ["configured", "yearly-low", "blend", "naive"]
+    assert [c.kind for c in limited] == ["prophet", "prophet", "blend", "seasonal-naive"]
+    # The blend needs a Prophet part: asked for alone, it brings the configured model.
+    alone = selection.candidate_set(year, BASE, ("blend",), 4)
+    assert [c.name for c in alone] == ["configured", "blend"]
     multiplicative = replace(BASE, seasonality_mode="multiplicative")
     names = [c.name for c in selection.candidate_set(year, multiplicative, CANDIDATE_NAMES, 10)]
     assert "multiplicative" not in names
@@ -83,7 +86,8 @@ def test_a_year_of_seasons_chooses_the_low_order_yearly_seasonality():
     assert choice.candidate.name == "yearly-low"
     assert choice.scores[choice.candidate.name] < 0.7 * choice.scores["configured"]
     # Every candidate but the baseline is fitted once per fold; the baseline is scored on the same folds.
-    assert choice.folds == 3 and choice.fits == 3 * (len(CANDIDATE_NAMES) - 2)  # no naive, no day types
+    # no naive, blend or day types
+    assert choice.folds == 3 and choice.fits == 3 * (len(CANDIDATE_NAMES) - 3)
     assert choice.scores["naive"] == choice.naive_score
 
 
@@ -128,8 +132,11 @@ def train(root: Path, values_of, **hyperparameters: str) -> dict[str, tuple[str,
     return {p.name: archive.read_archive(p) for p in sorted((root / "checkpoints").glob("*.tar.gz"))}
 
 
-def test_the_final_holdout_never_ranks_the_candidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    values = seasonal(400, seed=9).y
+@pytest.mark.parametrize("chosen_model", ["yearly-low", "blend"])
+def test_the_final_holdout_never_ranks_the_candidates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chosen_model: str
+):
+    values = (seasonal(400, seed=9) if chosen_model == "yearly-low" else prophet_and_last_week_err_apart()).y
     perturbed = values.copy()
     perturbed[-7:] = perturbed[-7:] * np.linspace(0.2, 3.0, 7)  # only the final holdout changes
     chosen = []
@@ -140,7 +147,8 @@ def test_the_final_holdout_never_ranks_the_candidates(tmp_path: Path, monkeypatc
         ((_, metadata),) = train(root, {"c": series_values}).values()
         chosen.append(metadata)
     original, changed = chosen
-    assert original["model"] == changed["model"]
+    assert original["model"] == changed["model"] == chosen_model
+    assert original.get("blend", {}).get("name") == changed.get("blend", {}).get("name")  # same weighting
     assert original["selection"] == changed["selection"]  # the same CV scores, fold by fold
     assert original["metrics"]["smape"] != changed["metrics"]["smape"]  # the holdout itself did change
 
@@ -161,10 +169,10 @@ def test_the_shipped_model_is_the_chosen_candidate_refitted_on_everything(sm_roo
     values = seasonal(400, seed=2).y
     ((model_json, metadata),) = train(sm_root, {"c": values}, max_candidates="3").values()
     first_three = ["configured", "yearly-low", "flexible-trend"]  # the three that apply to daily data
-    assert metadata["model"] in first_three
-    assert set(metadata["selection"]["cv_smape"]) == {*first_three, "naive"}
-    assert metadata["kind"] == "prophet"
-    model = prophet_model.model_from_json(model_json)
+    assert metadata["model"] in [*first_three, "blend"]
+    assert set(metadata["selection"]["cv_smape"]) == {*first_three, "blend", "naive"}
+    assert metadata["kind"] == ("blend" if metadata["model"] == "blend" else "prophet")
+    model = prophet_model.model_from_json(model_json)  # a blend's model.json is its Prophet part
     assert len(model.history) == 400
     assert model.seasonality_mode == metadata["prophet"]["seasonality_mode"]
     assert model.yearly_seasonality == metadata["prophet"]["yearly_seasonality"]
@@ -184,7 +192,9 @@ def weekly_repeat(days: int = 120, seed: int = 6) -> np.ndarray:
 def test_a_series_that_repeats_every_week_chooses_the_baseline():
     choice = choose(series(120, weekly_repeat()))
     assert choice.candidate.name == "naive" and choice.candidate.is_baseline
-    assert choice.scores["naive"] < 0.7 * min(v for k, v in choice.scores.items() if k != "naive")
+    prophet = [v for k, v in choice.scores.items() if k not in ("naive", "blend")]
+    assert choice.scores["naive"] < 0.7 * min(prophet)
+    assert choice.scores["naive"] < choice.scores["blend"]  # no weighting of Prophet helps here
 
 
 def test_a_baseline_customer_ships_and_serves_a_seasonal_naive_archive(sm_root: Path):
@@ -261,3 +271,61 @@ def test_the_day_type_hyperparameter_is_parsed_and_shipped_in_stock_prophet_json
         "weekly": 3,
     }
     assert list(model.history.columns) == ["ds", "y", "weekday", "weekend", "floor", "t", "y_scaled"]
+
+
+def prophet_and_last_week_err_apart(days: int = 200, seed: int = 2) -> History:
+    """A smooth trend and weekly swing (Prophet's part) plus a weekly shape that wanders from week to week
+    (which last week's value follows and Prophet averages away) plus noise (which last week's value
+    repeats): each forecast errs where the other does not."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days)
+    smooth = 300 + 0.5 * t + 40 * np.sin(2 * np.pi * t / 7)
+    wander = np.cumsum(rng.normal(0, 5, (days // 7 + 1, 7)), axis=0).reshape(-1)[:days]
+    return series(days, smooth + wander + rng.normal(0, 10, days))
+
+
+def test_forecasts_that_err_apart_choose_the_blend_of_them():
+    history = prophet_and_last_week_err_apart()
+    choice = choose(history)
+    candidate = choice.candidate
+    assert candidate.name == "blend" and candidate.is_blend and candidate.weights in blend.WEIGHTS
+    prophet = {k: v for k, v in choice.scores.items() if k not in ("naive", "blend")}
+    # Its Prophet part is the best-scoring Prophet candidate, with that candidate's settings.
+    assert candidate.prophet_part == min(prophet, key=prophet.__getitem__)
+    offered = {c.name: c.settings for c in selection.candidate_set(history, BASE, CANDIDATE_NAMES, 5)}
+    assert candidate.settings == offered[candidate.prophet_part]
+    assert choice.scores["blend"] < 0.95 * min(choice.scores["naive"], *prophet.values())
+    # The blend costs no fit: every Prophet candidate is fitted once per fold, nothing more.
+    assert choice.fits == choice.folds * len(prophet)
+    # Asked for without the baseline or other Prophet candidates, it still blends with last week's values.
+    alone = choose(prophet_and_last_week_err_apart(), ("blend",))
+    assert alone.candidate.name == "blend" and alone.candidate.prophet_part == "configured"
+
+
+def test_a_blend_customer_ships_stock_prophet_json_and_serves_the_blend(sm_root: Path):
+    from fleetcast.serving.blend_predictor import BlendPredictor
+    from fleetcast.serving.predictors import load_model
+    from fleetcast.serving.protocol import ForecastRequest
+    from tests.serving.models import extract
+
+    values = prophet_and_last_week_err_apart().y
+    archives = train(sm_root, {"c": values}, uncertainty_samples="100")
+    ((model_json, metadata),) = archives.values()
+    assert metadata["model"] == "blend" and metadata["kind"] == "blend"
+    shipped = blend.from_metadata(metadata)
+    assert (shipped.prophet_weight, shipped.season_weights) in [
+        (w.prophet_weight, w.season_weights) for w in blend.WEIGHTS
+    ]
+    assert metadata["selection"]["blend_of"] in metadata["selection"]["cv_smape"]
+    model = prophet_model.model_from_json(model_json)  # model.json: the Prophet part, stock Prophet JSON
+    assert len(model.history) == len(values)
+    served = load_model(extract(sm_root / "checkpoints" / "c.tar.gz", sm_root / "served" / "model"))
+    assert isinstance(served.predictor, BlendPredictor)
+    rows = served.predictor.forecast(ForecastRequest(7))["forecast"]
+    future = pd.Series(pd.date_range(pd.Timestamp(metadata["end"]), periods=8, freq="D")[1:])
+    prophet_part = prophet_model.predict_values(model, future)
+    weeks = np.round(values, 3).reshape(-1)[-7 * len(shipped.season_weights) :].reshape(-1, 7)[::-1]
+    seasonal = np.asarray(shipped.season_weights) @ weeks  # week 1 back first
+    expected = shipped.prophet_weight * prophet_part + (1 - shipped.prophet_weight) * seasonal
+    np.testing.assert_allclose([row["yhat"] for row in rows], expected, rtol=1e-9)
+    assert all(row["yhat_lower"] < row["yhat"] < row["yhat_upper"] for row in rows)

@@ -62,9 +62,13 @@ def forecast_archive(path: Path, period: int, regressors: Path | None = None) ->
         contents = archive.read_archive_contents(path, model=False)
         shipped = _shipped_compiled(contents)
         if shipped is not None:
-            return _compiled_forecast(
+            forecast = _compiled_forecast(
                 shipped, contents.metadata, period, path, archive.COMPILED_FILE, regressors
             )
+            # A blend's compiled.json is its Prophet part's.
+            if contents.metadata.get(archive.KIND_KEY) == archive.BLEND_KIND:
+                return _blended(forecast, contents.metadata, path)
+            return forecast
         model_json = contents.model_json()
     except archive.ArtifactError as exc:
         raise CustomerFailed(str(exc)) from None
@@ -72,9 +76,11 @@ def forecast_archive(path: Path, period: int, regressors: Path | None = None) ->
 
 
 def _shipped_compiled(contents: archive.ArchiveContents) -> CompiledModel | None:
-    """The archive's compiled.json as a model, for a Prophet archive that carries one this code can read."""
+    """The archive's compiled.json as a model, for a Prophet (or blend) archive that carries one this code
+    can read."""
     kind = contents.metadata.get(archive.KIND_KEY, archive.PROPHET_KIND)
-    if contents.compiled is None or kind != archive.PROPHET_KIND:  # forecast_model names a bad kind
+    compiled_kinds = (archive.PROPHET_KIND, archive.BLEND_KIND)
+    if contents.compiled is None or kind not in compiled_kinds:  # forecast_model names a bad kind
         return None
     try:
         return CompiledModel.from_dict(contents.compiled)
@@ -95,6 +101,8 @@ def forecast_model(
         raise CustomerFailed(f"{where}: {exc}") from None
     if kind == archive.BASELINE_KIND:
         return _baseline_forecast(model_json, metadata, period, where)
+    if kind == archive.BLEND_KIND:
+        return _blend_forecast(model_json, metadata, period, where, regressors)
     _require_metadata(metadata, where)
     try:
         # More than one step never needs the training history's step (only a single future date does).
@@ -173,6 +181,29 @@ def _baseline_forecast(
     except ServingError as exc:
         raise CustomerFailed(f"{where}: {exc.message}") from None
     return _from_rows(answer, metadata, BASELINE)
+
+
+def _blend_forecast(
+    model_json: str, metadata: dict[str, Any], period: int, where: Path, regressors: Path | None = None
+) -> CustomerForecast:
+    """A blend's forecast: its Prophet part (model.json) forecast as a Prophet archive's, then blended."""
+    prophet_part = {**metadata, archive.KIND_KEY: archive.PROPHET_KIND}
+    return _blended(forecast_model(model_json, prophet_part, period, where, regressors), metadata, where)
+
+
+def _blended(part: CustomerForecast, metadata: dict[str, Any], where: Path) -> CustomerForecast:
+    """The Prophet part's forecast blended with the seasonal part metadata.json carries, exactly as the
+    servers' blend predictor does."""
+    from dataclasses import replace
+
+    from fleetcast.model.blend import BlendError, from_metadata
+
+    try:
+        model = from_metadata(metadata)
+    except BlendError as exc:
+        raise CustomerFailed(f"{where}: not a blend model: {exc}") from None
+    blended = model.combine(part.ds, part.yhat, part.yhat_lower, part.yhat_upper)
+    return replace(part, yhat=blended.yhat, yhat_lower=blended.yhat_lower, yhat_upper=blended.yhat_upper)
 
 
 def _from_rows(answer: dict[str, Any], metadata: dict[str, Any], predictor: str) -> CustomerForecast:

@@ -45,7 +45,9 @@ TEMP_PREFIX = ".tmp-"
 KIND_KEY = "kind"
 PROPHET_KIND = "prophet"
 BASELINE_KIND = "seasonal-naive"
-MODEL_KINDS = (PROPHET_KIND, BASELINE_KIND)
+# model.json: stock Prophet JSON; metadata.json `blend`: the weights and seasonal part (model/blend.py).
+BLEND_KIND = "blend"
+MODEL_KINDS = (PROPHET_KIND, BASELINE_KIND, BLEND_KIND)
 # Bumped when the artifact layout changes, so resume retrains instead of trusting an old layout.
 FORMAT_VERSION = 1
 

@@ -15,7 +15,10 @@ What it keeps (`fit`):
 
 A forecast for date d (`predict`) repeats the last observation at or before d - k * season, with k the
 fewest whole seasons that reach back into the observed history; `forecast_values` gives the same numbers
-from a whole history, and is what holdout scoring and cross-validation call. Dates are numpy datetime64:
+from a whole history, and is what holdout scoring and cross-validation call. Both also take
+`season_weights`: a weighted mean of the values k, k+1, ... seasons back (the blend kind, `model/blend.py`,
+mixes last week with the mean of the last few weeks); a model `fit` with `seasons=n` keeps n seasons for
+that. The default, one weight, is plain seasonal-naive. Dates are numpy datetime64:
 no pandas on the predict path. The JSON form (`to_json`/`from_json`) is what the archive's model.json
 holds when metadata.json names this kind.
 """
@@ -69,18 +72,38 @@ def _repeat(
     return np.where(position >= 0, values[np.maximum(position, 0)], values[0])
 
 
+def _weighted_repeat(
+    stamps_ns: np.ndarray,
+    values: np.ndarray,
+    wanted_ns: np.ndarray,
+    seasons: np.ndarray,
+    season_ns: int,
+    season_weights: tuple[float, ...],
+) -> np.ndarray:
+    """sum_j season_weights[j] x (the value `seasons + j` seasons back)."""
+    total = np.zeros(len(wanted_ns))
+    for extra, weight in enumerate(season_weights):
+        total += weight * _repeat(stamps_ns, values, wanted_ns, seasons + extra, season_ns)
+    return total
+
+
 def forecast_values(
-    ds: np.ndarray, y: np.ndarray, dates: np.ndarray, season_ns: int = SEASON_NS
+    ds: np.ndarray,
+    y: np.ndarray,
+    dates: np.ndarray,
+    season_ns: int = SEASON_NS,
+    season_weights: tuple[float, ...] = (1.0,),
 ) -> np.ndarray:
     """Seasonal-naive values for `dates` from a sorted history (what a model fitted on it predicts)."""
     stamps = _as_ns(ds)
     wanted = _as_ns(dates)
-    return _repeat(
+    return _weighted_repeat(
         stamps,
         np.asarray(y, dtype=np.float64),
         wanted,
         _seasons_back(stamps[-1], wanted, season_ns),
         season_ns,
+        season_weights,
     )
 
 
@@ -88,7 +111,7 @@ def forecast_values(
 class SeasonalNaive:
     """A fitted seasonal-naive model: its last season of values and the spread of its errors."""
 
-    stamps_ns: np.ndarray  # int64 nanoseconds, ascending: the last season and the observation before it
+    stamps_ns: np.ndarray  # int64 nanoseconds, ascending: the last season(s) and the observation before
     values: np.ndarray
     freq: str  # pandas alias of the observation grid ('D', '30min', ...)
     season_ns: int
@@ -101,13 +124,20 @@ class SeasonalNaive:
     def last_observation(self) -> np.datetime64:
         return np.datetime64(int(self.stamps_ns[-1]), "ns")
 
-    def predict(self, dates: Any, *, intervals: bool) -> Prediction:
-        """Values for `dates` (datetime64), with the interval bounds when `intervals`."""
+    def predict(
+        self, dates: Any, *, intervals: bool, season_weights: tuple[float, ...] = (1.0,)
+    ) -> Prediction:
+        """Values for `dates` (datetime64), with the interval bounds when `intervals`.
+
+        With several `season_weights` (summing to 1) the value is their weighted mean of the values 1, 2, ...
+        seasons back; the interval keeps the one-season error quantiles (a mean of several seasons errs
+        less, so the band is on the wide side).
+        """
         if intervals and not self.intervals:
             raise ValueError("this model was fitted without intervals")
         wanted = _as_ns(dates)
         seasons = _seasons_back(int(self.stamps_ns[-1]), wanted, self.season_ns)
-        yhat = _repeat(self.stamps_ns, self.values, wanted, seasons, self.season_ns)
+        yhat = _weighted_repeat(self.stamps_ns, self.values, wanted, seasons, self.season_ns, season_weights)
         ds = wanted.view("datetime64[ns]")
         if not intervals:
             return Prediction(ds, yhat)
@@ -180,16 +210,18 @@ def fit(
     interval_width: float,
     intervals: bool,
     season_ns: int = SEASON_NS,
+    seasons: int = 1,
 ) -> SeasonalNaive:
-    """The seasonal-naive model of a sorted history of timestamps and finite values."""
+    """The seasonal-naive model of a sorted history of timestamps and finite values, keeping the last
+    `seasons` seasons (what `predict` with that many season weights reads)."""
     stamps = _as_ns(ds)
     values = np.asarray(y, dtype=np.float64)
     if len(stamps) == 0 or stamps.shape != values.shape:
         raise ValueError("a seasonal-naive model needs a non-empty history of equally many dates and values")
     last = int(stamps[-1])
-    # Every date a forecast can reach back to lies in (last - season, last]; keep from the observation at or
-    # before its start, so each lookup finds what it would have found in the whole history.
-    keep_from = max(int(np.searchsorted(stamps, last - season_ns, side="right")) - 1, 0)
+    # Every date a forecast can reach back to lies in (last - seasons x season, last]; keep from the
+    # observation at or before its start, so each lookup finds what it would have found in the whole history.
+    keep_from = max(int(np.searchsorted(stamps, last - seasons * season_ns, side="right")) - 1, 0)
     lower, upper = _error_quantiles(stamps, values, interval_width, season_ns)
     return SeasonalNaive(
         stamps_ns=stamps[keep_from:].copy(),

@@ -85,6 +85,7 @@ CANDIDATE_NAMES = (
     "yearly-low",
     "flexible-trend",
     "multiplicative",
+    "blend",
     "naive",
 )
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetcast.model import archive, baseline, dates, manifest
+from fleetcast.model import archive, baseline, blend, dates, manifest
 from fleetcast.model.fit import engine
 from fleetcast.training import evaluate, selection
 from fleetcast.training.config import TrainingConfig
@@ -120,6 +120,11 @@ def _score_holdout(
     fit_seconds = time.perf_counter() - began
     # The holdout's real regressor values (e.g. the temperatures that happened), as a forecast gets them.
     forecast = engine.forecast_values(outcome, split.holdout.ds, split.holdout.regressors)
+    if candidate.is_blend:
+        assert candidate.weights is not None  # set by selection.select
+        forecast = blend.forecast_values(
+            forecast, split.train.ds, split.train.y, split.holdout.ds, candidate.weights
+        )
     actual = split.holdout.y
     return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
 
@@ -133,6 +138,9 @@ class _Shipped:
     engine_used: str
     fallback_reason: str = ""
     compiled: dict[str, Any] | None = None
+    blend: dict[str, Any] | None = (
+        None  # a blend's document (metadata.json's `blend`); model.json its Prophet
+    )
 
 
 def _fit_shipped(
@@ -159,13 +167,25 @@ def _fit_shipped(
         regressors=history.regressors,
     )
     model_json = outcome.to_json()
+    blend_document = None
+    if candidate.is_blend:
+        assert candidate.weights is not None  # set by selection.select
+        blend_document = blend.fit(
+            history.ds,
+            history.y,
+            candidate.weights,
+            freq=dates.infer_frequency(history.ds),
+            interval_width=settings.interval_width,
+            intervals=settings.uncertainty_samples > 0,  # as its Prophet part
+        ).to_dict()
     return _Shipped(
         model_json,
-        archive.PROPHET_KIND,
+        archive.BLEND_KIND if candidate.is_blend else archive.PROPHET_KIND,
         outcome.engine_used,
         outcome.fallback_reason,
         # Shipped beside model.json, so a server loads the model without parsing Prophet's JSON.
         engine.compiled_form(outcome, model_json),
+        blend_document,
     )
 
 
@@ -265,6 +285,9 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "host": context.host,
         }
+        if shipped.blend is not None:
+            metadata[blend.BLEND_KEY] = shipped.blend
+            metadata["selection"]["blend_of"] = choice.candidate.prophet_part
         if shipped.fallback_reason:
             metadata["fit_fallback_reason"] = shipped.fallback_reason
             fallback = f"fit fell back to Stan: {shipped.fallback_reason}"

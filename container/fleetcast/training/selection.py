@@ -11,18 +11,22 @@ Prophet configuration forecasts better than "same as last week" ships that. Each
 that end before the final holdout (`folds` cutoffs, `horizon_days` apart, each scored on the
 `horizon_days` after it) and ranked by mean sMAPE over the folds. The baseline needs no fit, so it is
 scored on every fold whether or not it is a candidate (the report shows its score) and does not count
-against `max_candidates`, which bounds the number of Prophet fits. Only rows strictly before the final
-holdout are ever read here, so the holdout metrics of the chosen model stay an honest out-of-sample
-number.
+against `max_candidates`, which bounds the number of Prophet fits. The blend (`model/blend.py`) needs no
+fit either: on each fold it mixes the best-scoring Prophet candidate's forecast with seasonal-naive values,
+at each of a few fixed weightings (`blend.WEIGHTS`); its score is that of its best weighting, which is the
+one it ships with. Only rows strictly before the final holdout are ever read here, so the holdout metrics of
+the chosen model stay an honest out-of-sample number.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fleetcast.model.archive import BASELINE_KIND, PROPHET_KIND
+from fleetcast.model import baseline, blend
+from fleetcast.model.archive import BASELINE_KIND, BLEND_KIND, PROPHET_KIND
 from fleetcast.model.fit import engine
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.training import evaluate
@@ -31,7 +35,9 @@ from fleetcast.training.inputs import History
 
 CONFIGURED = CANDIDATE_NAMES[0]
 NAIVE = "naive"
+BLEND = "blend"
 DAY = np.timedelta64(1, "D")
+SEASON = np.timedelta64(baseline.SEASON_NS, "ns")  # the seasonal-naive season: a week
 # Yearly seasonality at a low Fourier order: enough for the seasons, few enough terms for one year of data.
 LOW_YEARLY_ORDER = 3
 # History long enough to see most of a year, too short for Prophet's own yearly rule (730 days).
@@ -47,12 +53,25 @@ FLEXIBLE_TREND_FACTOR = 10.0  # changepoint_prior_scale x10: Prophet's docs' upp
 @dataclass(frozen=True)
 class Candidate:
     name: str
-    settings: ProphetSettings  # for the baseline: the configuration whose interval settings it takes
+    # The Prophet configuration (for a blend: of its Prophet part; for the baseline: the configuration whose
+    # interval settings it takes).
+    settings: ProphetSettings
     kind: str = PROPHET_KIND  # the model kind it ships as (archive.MODEL_KINDS)
+    weights: blend.Weights | None = None  # a blend's weighting, once chosen by cross-validation
+    prophet_part: str = ""  # a blend's Prophet candidate, once chosen
 
     @property
     def is_baseline(self) -> bool:
         return self.kind == BASELINE_KIND
+
+    @property
+    def is_blend(self) -> bool:
+        return self.kind == BLEND_KIND
+
+    @property
+    def needs_fit(self) -> bool:
+        """A Prophet fit per fold: the baseline and the blend reuse the folds' other forecasts."""
+        return self.kind == PROPHET_KIND
 
 
 # In the order `max_candidates` keeps them.
@@ -65,6 +84,10 @@ DESCRIPTIONS = {
     "yearly-low": f"yearly seasonality of Fourier order {LOW_YEARLY_ORDER} (under two years of history)",
     "flexible-trend": f"changepoint_prior_scale x{FLEXIBLE_TREND_FACTOR:g}",
     "multiplicative": "multiplicative seasonality",
+    BLEND: (
+        "the best Prophet candidate blended with seasonal-naive values at the best of "
+        f"{', '.join(w.name for w in blend.WEIGHTS)} (no fit of its own; not counted by max_candidates)"
+    ),
     NAIVE: "seasonal-naive: the value one week earlier (no fit; not counted by max_candidates)",
 }
 
@@ -82,7 +105,8 @@ def candidate_set(
     history: History, base: ProphetSettings, wanted: tuple[str, ...], limit: int
 ) -> list[Candidate]:
     """The candidates that apply to this history, in the order of `DESCRIPTIONS`: at most `limit` Prophet
-    configurations, and the seasonal-naive baseline when asked for.
+    configurations, then the blend and the seasonal-naive baseline when asked for. The blend's Prophet part
+    is chosen among the Prophet candidates, so asking for it without any adds the configured one.
 
     `wanted` is the names asked for (`wanted_names`). A variation that would
     equal another candidate, or does not apply to the data (yearly-low outside its span), is left out.
@@ -109,6 +133,10 @@ def candidate_set(
             continue
         chosen.append(Candidate(name, settings))
     chosen = chosen[: max(limit, 1)]
+    if BLEND in wanted:
+        if not chosen:
+            chosen.append(Candidate(CONFIGURED, base))
+        chosen.append(Candidate(BLEND, base, BLEND_KIND))
     if NAIVE in wanted:
         chosen.append(Candidate(NAIVE, base, BASELINE_KIND))
     return chosen or [Candidate(CONFIGURED, base)]
@@ -185,16 +213,20 @@ def select(
     if not windows:
         note = f"too little history for a {horizon_days}-day fold before the holdout"
         return Selection(first, {c.name: float("nan") for c in candidates}, float("nan"), 0, 0, note)
-    errors: dict[str, list[float]] = {c.name: [] for c in candidates}
+    errors: dict[str, list[float]] = {c.name: [] for c in candidates if c.needs_fit or c.is_baseline}
     previous: dict[str, engine.FitOutcome] = {}  # each candidate's fit on the previous (longer) fold
     naive = []
-    fitted = [c for c in candidates if not c.is_baseline]
+    fitted = [c for c in candidates if c.needs_fit]
+    folds_seen: list[_Fold] = []
     for train_end, test_end in windows:
         train, test = history.window(0, train_end), history.window(train_end, test_end)
         naive.append(evaluate.smape(test.y, evaluate.seasonal_naive(train, test.ds)))
+        fold = _Fold(train, test, {})
+        folds_seen.append(fold)
         for candidate in candidates:
             if candidate.is_baseline:
                 errors[candidate.name].append(naive[-1])
+            if not candidate.needs_fit:
                 continue
             # Folds share their first row, so the last fold's optimum is a close start (the answer is the
             # certified optimum either way).
@@ -210,7 +242,53 @@ def select(
             previous[candidate.name] = outcome
             # The fold's real regressor values at its test dates, as a forecast would be given them.
             forecast = engine.forecast_values(outcome, test.ds, test.regressors)
+            fold.forecasts[candidate.name] = forecast
             errors[candidate.name].append(evaluate.smape(test.y, forecast))
     scores = {name: float(np.mean(values)) for name, values in errors.items()}
-    best = min(candidates, key=lambda c: scores[c.name])  # min keeps the first of equal scores
+    ranked = list(candidates)
+    for index, candidate in enumerate(candidates):
+        if candidate.is_blend:
+            ranked[index], scores[candidate.name] = _best_blend(candidate, fitted, scores, folds_seen)
+    # min keeps the first of equal scores; an unscored blend (NaN) never wins.
+    best = min(ranked, key=lambda c: scores[c.name] if np.isfinite(scores[c.name]) else np.inf)
     return Selection(best, scores, float(np.mean(naive)), len(windows), len(windows) * len(fitted))
+
+
+@dataclass(frozen=True)
+class _Fold:
+    train: History
+    test: History
+    forecasts: dict[str, np.ndarray]  # Prophet candidate name -> its forecast of `test`
+
+
+def _best_blend(
+    placeholder: Candidate, fitted: list[Candidate], scores: dict[str, float], folds: list[_Fold]
+) -> tuple[Candidate, float]:
+    """The blend of the best-scoring Prophet candidate at its best weighting on the same folds, and its
+    score (NaN: none applied). A weighting that reaches back more seasons than the earliest fold's training
+    rows span is not tried."""
+    part = min(fitted, key=lambda c: scores[c.name])
+    earliest = folds[-1].train  # folds come latest first: the last one has the fewest rows
+    span = earliest.ds[-1] - earliest.ds[0]
+    best, best_score = None, float("inf")
+    for weights in blend.WEIGHTS:
+        if span < weights.seasons * SEASON:
+            continue
+        score = _mean_smape(
+            (
+                fold.test.y,
+                blend.forecast_values(
+                    fold.forecasts[part.name], fold.train.ds, fold.train.y, fold.test.ds, weights
+                ),
+            )
+            for fold in folds
+        )
+        if score < best_score:  # the first of equal scores: the earlier weighting
+            best, best_score = weights, score
+    if best is None:
+        return placeholder, float("nan")
+    return replace(placeholder, settings=part.settings, weights=best, prophet_part=part.name), best_score
+
+
+def _mean_smape(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
+    return float(np.mean([evaluate.smape(actual, forecast) for actual, forecast in pairs]))
