@@ -5,11 +5,14 @@
 #   local_test/forecast.sh IMAGE [MODELS_DIR] [PERIOD] [INSTANCES]
 #
 # MODELS_DIR (default test_dir/checkpoints, what train_local.sh writes) holds the archives, and the fleet
-# manifest when there is one. Every instance gets the whole folder (FullyReplicated, as `launch forecast`
-# feeds it) and its own /opt/ml/config/resourceconfig.json, as Processing instances do; each forecasts the
+# manifest when there is one. Every instance gets the whole folder (FullyReplicated, as `launch forecast
+# --models-uri` and the pipeline feed it; by default `launch forecast` deals the manifest's archives out
+# instead) and its own /opt/ml/config/resourceconfig.json, as Processing instances do; each forecasts the
 # customers whose id hashes to it. The dataset lands in test_dir/forecast/forecasts/forecasts-<instance>
 # .csv.gz, failures and summaries in test_dir/forecast/forecast-reports/ (FLEETCAST_FORECAST_OUT moves
-# test_dir/forecast elsewhere).
+# test_dir/forecast elsewhere). FLEETCAST_FORECAST_REGRESSORS names future regressor values (a
+# timestamp,<regressor>,... CSV or a folder of <customer>.csv), mounted as `launch forecast
+# --regressors-uri` delivers them.
 set -euo pipefail
 
 image=${1:?usage: $0 IMAGE [MODELS_DIR] [PERIOD] [INSTANCES]}
@@ -18,6 +21,17 @@ models=$(cd "${2:-$test_dir/checkpoints}" && pwd)
 period=${3:-7}
 instances=${4:-1}
 out=${FLEETCAST_FORECAST_OUT:-$test_dir/forecast}
+mounts=()
+extra=()
+if [[ -n "${FLEETCAST_FORECAST_REGRESSORS:-}" ]]; then
+    source_path=$(realpath "$FLEETCAST_FORECAST_REGRESSORS")
+    inside=/opt/ml/processing/input/regressors
+    if [[ -f "$source_path" ]]; then
+        inside="$inside/$(basename "$source_path")"
+    fi
+    mounts=(-v "$source_path:$inside:ro")
+    extra=(--regressors "$inside")
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -33,7 +47,8 @@ for index in $(seq 1 "$instances"); do
         -v "$models:/opt/ml/processing/input/models:ro" \
         -v "$work/algo-$index:/opt/ml/config:ro" \
         -v "$out:/opt/ml/processing/output" \
-        "$image" fleetcast forecast --period "$period" &
+        "${mounts[@]}" \
+        "$image" fleetcast forecast --period "$period" "${extra[@]}" &
     pids+=($!)
 done
 status=0

@@ -388,3 +388,15 @@ def test_forecast_script_runs_the_batch_forecast_on_two_instances(docker, image,
         customers += sorted(set(frame["customer"]))
         assert (frame.groupby("customer").size() == 5).all()
     assert sorted(customers) == sorted(str(c) for c in CUSTOMERS)  # every customer once, on one instance
+    # Future regressor values reach the job as `launch forecast --regressors-uri` delivers a file.
+    weather = tmp_path / "weather.csv"
+    weather.write_text("timestamp,temperature\n2030-01-01 00:00:00,4.5\n")
+    environment["FLEETCAST_FORECAST_REGRESSORS"] = str(weather)
+    result = subprocess.run(
+        ["bash", str(script), image.tag, str(root / "checkpoints"), "5", "1"],
+        env=environment, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    summary = json.loads((out / "forecast-reports" / "forecast-summary-algo-1.json").read_text())
+    assert summary["regressors"] == "/opt/ml/processing/input/regressors/weather.csv"
+    assert summary["failed"] == 0  # these models use no regressor: the table is there, and unused
