@@ -16,7 +16,7 @@ from fleetcast.model.archive import ArtifactError, read_model_dir
 from fleetcast.model.baseline import BaselineError, SeasonalNaive
 from fleetcast.model.compiled import future_dates, iso_strings
 from fleetcast.serving.errors import ModelInvalidError, ModelMissingError, invalid_model
-from fleetcast.serving.protocol import ForecastRequest, bad_request, resolve_intervals
+from fleetcast.serving.protocol import ForecastRequest, bad_request, forecast_rows, resolve_intervals
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +82,8 @@ class BaselinePredictor:
                 "bad_freq", f"freq {freq!r} does not give {request.period} dates after the history"
             )
         predicted = self.model.predict(dates, intervals=intervals)
-        columns = {"yhat": predicted.yhat.tolist()}
-        if intervals:
-            assert predicted.yhat_lower is not None and predicted.yhat_upper is not None
-            columns["yhat_lower"] = predicted.yhat_lower.tolist()
-            columns["yhat_upper"] = predicted.yhat_upper.tolist()
-        rows = [
-            {"ds": ds, **{name: values[i] for name, values in columns.items()}}
-            for i, ds in enumerate(iso_strings(predicted.ds))
-        ]
-        return {"customer": self.customer, "forecast": rows}
+        bounds = (predicted.yhat_lower, predicted.yhat_upper) if intervals else (None, None)
+        return {"customer": self.customer, "forecast": forecast_rows(predicted.ds, predicted.yhat, *bounds)}
 
     def to_document(self) -> dict[str, Any]:
         """What `from_document` rebuilds this predictor from in another process (no file reads)."""

@@ -18,9 +18,8 @@ import numpy as np
 
 from fleetcast.model.archive import METADATA_FILE
 from fleetcast.model.blend import Blend, BlendError, from_metadata
-from fleetcast.model.compiled import iso_strings
 from fleetcast.serving.errors import invalid_model
-from fleetcast.serving.protocol import ForecastRequest
+from fleetcast.serving.protocol import ForecastRequest, forecast_rows
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +44,8 @@ def blended_answer(answer: dict[str, Any], model: Blend) -> dict[str, Any]:
     lower = np.array([row["yhat_lower"] for row in rows], dtype=np.float64) if intervals else None
     upper = np.array([row["yhat_upper"] for row in rows], dtype=np.float64) if intervals else None
     blended = model.combine(ds, yhat, lower, upper)
-    columns = {"yhat": blended.yhat.tolist()}
-    if intervals:
-        assert blended.yhat_lower is not None and blended.yhat_upper is not None
-        columns["yhat_lower"] = blended.yhat_lower.tolist()
-        columns["yhat_upper"] = blended.yhat_upper.tolist()
-    out = [
-        {"ds": stamp, **{name: values[i] for name, values in columns.items()}}
-        for i, stamp in enumerate(iso_strings(ds))
-    ]
-    return {**answer, "forecast": out}
+    bounds = (blended.yhat_lower, blended.yhat_upper) if intervals else (None, None)
+    return {**answer, "forecast": forecast_rows(ds, blended.yhat, *bounds)}
 
 
 class BlendPredictor:

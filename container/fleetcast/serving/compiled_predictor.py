@@ -49,6 +49,7 @@ from fleetcast.serving.protocol import (
     ForecastRequest,
     bad_request,
     check_regressors,
+    forecast_rows,
     resolve_intervals,
 )
 
@@ -180,21 +181,8 @@ class CompiledPredictor:
         regressors = check_regressors(request, self.compiled.regressor_names, self.customer)
         dates = self.future_dates(request.period, request.freq or self.freq)
         predicted = self._predict(dates, intervals, regressors)
-        ds = iso_strings(predicted.ds)
-        yhat = predicted.yhat.tolist()
-        if not intervals:
-            return {
-                "customer": self.customer,
-                "forecast": [{"ds": d, "yhat": y} for d, y in zip(ds, yhat, strict=True)],
-            }
-        assert predicted.yhat_lower is not None and predicted.yhat_upper is not None
-        rows = [
-            {"ds": d, "yhat": y, "yhat_lower": lo, "yhat_upper": hi}
-            for d, y, lo, hi in zip(
-                ds, yhat, predicted.yhat_lower.tolist(), predicted.yhat_upper.tolist(), strict=True
-            )
-        ]
-        return {"customer": self.customer, "forecast": rows}
+        bounds = (predicted.yhat_lower, predicted.yhat_upper) if intervals else (None, None)
+        return {"customer": self.customer, "forecast": forecast_rows(predicted.ds, predicted.yhat, *bounds)}
 
     def _predict(
         self, dates: np.ndarray, intervals: bool, regressors: dict[str, np.ndarray] | None

@@ -292,6 +292,20 @@ def _number(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
+def forecast_rows(ds: Any, yhat: Any, yhat_lower: Any = None, yhat_upper: Any = None) -> list[dict[str, Any]]:
+    """A response's rows from a forecast's columns (numpy arrays; the bounds None without intervals):
+    `{"ds": ISO text, "yhat": float[, "yhat_lower", "yhat_upper"]}` per date."""
+    from fleetcast.model.compiled import iso_strings  # numpy: only the answering side needs it
+
+    stamps, values = iso_strings(ds), yhat.tolist()
+    if yhat_lower is None or yhat_upper is None:
+        return [{"ds": d, "yhat": y} for d, y in zip(stamps, values, strict=True)]
+    return [
+        {"ds": d, "yhat": y, "yhat_lower": lo, "yhat_upper": hi}
+        for d, y, lo, hi in zip(stamps, values, yhat_lower.tolist(), yhat_upper.tolist(), strict=True)
+    ]
+
+
 def encode_response(response: Mapping[str, Any]) -> bytes:
     """The success body: `{"customer": ..., "forecast": [rows of `ds` (ISO text) and float columns]}`."""
     forecast = [
