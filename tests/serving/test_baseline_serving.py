@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,13 +20,11 @@ from fleetcast.model.baseline import SeasonalNaive
 from fleetcast.model.compiled import future_dates, iso_strings
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.serving.baseline_predictor import BaselinePredictor
-from fleetcast.serving.environment import MULTI_MODEL_ENV
 from fleetcast.serving.errors import ServingError, http_status
 from fleetcast.serving.predictors import from_document, load_model, load_predictor
 from fleetcast.serving.protocol import ForecastRequest
-from tests.helpers import require_java
 from tests.serving.models import BuiltModel, build_model, daily_history, extract
-from tests.support.servers import JSON_HEADERS, Server, start_server
+from tests.support.servers import JSON_HEADERS, Server
 
 
 def expected(model_dir: Path, period: int, freq: str | None = None, intervals: bool = True) -> dict:
@@ -102,15 +99,6 @@ def test_the_mms_handler_loads_through_the_factory(models: dict[str, BuiltModel]
     service = MmsModelLoader().load("naive", str(naive.model_dir), "fleetcast.serving.mms.handler", None, 1)
     handler = service._entry_point.__self__
     assert isinstance(handler.predictor, BaselinePredictor) and handler.load_error is None
-
-
-@pytest.fixture(scope="module", params=[pytest.param("mms", marks=pytest.mark.mms), "lean"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if request.param == "mms":
-        require_java()
-    root = tmp_path_factory.mktemp(f"baseline-{request.param}")
-    with start_server(request.param, root, {MULTI_MODEL_ENV: "true"}) as running:
-        yield running
 
 
 @pytest.mark.slow

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,13 +19,11 @@ import requests
 
 from fleetcast.model import archive, blend
 from fleetcast.serving.blend_predictor import BlendPredictor
-from fleetcast.serving.environment import MULTI_MODEL_ENV
 from fleetcast.serving.errors import ServingError, http_status
 from fleetcast.serving.predictors import from_document, load_model
 from fleetcast.serving.protocol import ForecastRequest
-from tests.helpers import require_java
 from tests.serving.models import BuiltModel, build_model, daily_history, extract, prophet_reference
-from tests.support.servers import JSON_HEADERS, Server, start_server
+from tests.support.servers import JSON_HEADERS, Server
 
 WEEK = pd.Timedelta(days=7)
 THIRDS = next(w for w in blend.WEIGHTS if w.seasons > 1)  # reaches back several weeks
@@ -120,15 +117,6 @@ def test_the_mms_handler_loads_the_blend_through_the_factory(blends: dict[str, B
     service = MmsModelLoader().load("blend", str(built.model_dir), "fleetcast.serving.mms.handler", None, 1)
     handler = service._entry_point.__self__
     assert isinstance(handler.predictor, BlendPredictor) and handler.load_error is None
-
-
-@pytest.fixture(scope="module", params=[pytest.param("mms", marks=pytest.mark.mms), "lean"])
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    if request.param == "mms":
-        require_java()
-    root = tmp_path_factory.mktemp(f"blend-{request.param}")
-    with start_server(request.param, root, {MULTI_MODEL_ENV: "true"}) as running:
-        yield running
 
 
 @pytest.mark.slow
