@@ -161,3 +161,18 @@ def test_single_model_mode_too(tmp_path, driver_model):
         answer = requests.post(f"{running.url}/invocations", data=body, headers=JSON_HEADERS, timeout=60)
         assert answer.status_code == 200, answer.text
         assert len(answer.json()["forecast"]) == 3
+
+
+def test_the_mms_handler_builds_a_holiday_model_s_calendar_at_load(driver_model):
+    """MMS loads each model in a worker of its own, after any fork: the calendar is built at load, so the
+    first request does not pay for it (~0.3 s)."""
+    from fleetcast.model import country_holidays
+    from tests.serving.test_mms_handler import load_service
+
+    country_holidays.calendar.cache_clear()
+    handler = load_service(driver_model.model_dir, "drivers")._entry_point.__self__
+    assert handler.load_error is None
+    assert country_holidays.calendar.cache_info().currsize == 1
+    year = int(driver_model.metadata["end"][:4])
+    country_holidays.calendar("US", (year,))
+    assert country_holidays.calendar.cache_info().hits == 1  # the very calendar built at load

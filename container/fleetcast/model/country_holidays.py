@@ -75,6 +75,16 @@ def warm_up() -> None:
     calendar("US", (2024,))
 
 
+def warm_up_for(metadata: dict) -> None:
+    """Build the calendar a model's forecasts will read (its country, the year its history ends), for a
+    server that loads each model in a process of its own (MMS) and so cannot warm up before a fork."""
+    settings = metadata.get("prophet")
+    country = settings.get("country_holidays") if isinstance(settings, dict) else None
+    end = metadata.get("end")
+    if isinstance(country, str) and country and isinstance(end, str) and end[:4].isdigit():
+        calendar(country, (int(end[:4]),))
+
+
 def days(ds_ns: np.ndarray) -> np.ndarray:
     """Each timestamp's calendar date, as days since the epoch (Prophet matches `ds.dt.date`)."""
     return np.floor_divide(np.asarray(ds_ns, dtype=np.int64), NS_PER_DAY)

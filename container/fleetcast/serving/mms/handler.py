@@ -55,6 +55,21 @@ def _content_type(headers: dict[str, Any]) -> str | None:
     return None
 
 
+def _warm_up(model_dir: Path) -> None:
+    """What a model's first forecast would otherwise pay, paid at load: the holiday calendars it reads."""
+    import json
+
+    from fleetcast.model import country_holidays
+    from fleetcast.model.archive import METADATA_FILE
+
+    try:
+        metadata = json.loads((model_dir / METADATA_FILE).read_bytes())
+        if isinstance(metadata, dict):
+            country_holidays.warm_up_for(metadata)
+    except Exception as exc:  # a warm-up is an optimisation: the model is loaded and serves either way
+        log.warning("warm-up of %s skipped: %s: %s", model_dir, type(exc).__name__, exc)
+
+
 class ForecastHandlerService:
     """Loads one customer's model at `initialize`, answers forecast requests in `handle`."""
 
@@ -79,6 +94,7 @@ class ForecastHandlerService:
             # The same loader as the lean server's: it validates the whole model now (fields of the wrong
             # type included), so a broken model is a ModelInvalidError here, not a crash at invoke time.
             self.predictor = load_model(model_dir).predictor
+            _warm_up(model_dir)
         except ServingError as exc:
             self.load_error = exc
         except Exception as exc:  # anything else must still become a readable answer, not a dead worker
