@@ -114,6 +114,11 @@ def test_numbers_worst_customers_and_escaping(tmp_path: Path):
     assert stats.customers == 6 and stats.hosts == 2
     assert stats.counts == {"trained": 4, "skipped": 1, "failed": 1}
     assert [s.customer for s in stats.worst] == ["d", "b", "c"]
+    # Drawn inside a resumed job, the page ranks only what the run trained: c's archive is not in its folder.
+    in_job = fleet_stats(read_training_output(tmp_path / "out"), worst_count=3, worst_trained_only=True)
+    assert [s.customer for s in in_job.worst] == ["d", "b", "a"]
+    page = write_report(tmp_path / "out", tmp_path / "job.html", worst_trained_only=True).read_text()
+    assert "among the customers this run trained" in page
     assert stats.median_smape == 2.5 and stats.median_naive_smape == 3.0
     assert stats.beats_naive_share == 0.25
     out = write_report(tmp_path / "out", tmp_path / "report.html")

@@ -43,11 +43,12 @@ def write_report(
     models: Path | None = None,
     forecasts: Path | None = None,
     period: int = DEFAULT_PERIOD,
+    worst_trained_only: bool = False,
 ) -> Path:
     """Build the page and write it to `out`; ReportInputError when there is nothing to report on."""
     began = time.perf_counter()
     output = read_training_output(train_output)
-    stats = fleet_stats(output)
+    stats = fleet_stats(output, worst_trained_only=worst_trained_only)
     worst_customers = {s.customer for s in stats.worst}
     dataset_rows = _worst_forecast_rows(forecasts, worst_customers) if forecasts else {}
     days = holdout_days(output)

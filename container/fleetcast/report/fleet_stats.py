@@ -24,6 +24,7 @@ class Scored:
     smape: float
     naive_smape: float
     model: str
+    trained: bool = True  # False: kept from an earlier run (its archive lives in that run's folder)
 
     @property
     def ratio(self) -> float:
@@ -45,6 +46,7 @@ class FleetStats:
     beats_naive_share: float | None
     worst: list[Scored]
     failures: list[tuple[str, str]]  # (customer, reason)
+    worst_trained_only: bool = False  # the worst are ranked among the customers this run trained
 
     @property
     def median_ratio(self) -> float | None:
@@ -53,7 +55,11 @@ class FleetStats:
         return self.median_smape / self.median_naive_smape
 
 
-def fleet_stats(output: TrainingOutput, worst_count: int = WORST_COUNT) -> FleetStats:
+def fleet_stats(
+    output: TrainingOutput, worst_count: int = WORST_COUNT, worst_trained_only: bool = False
+) -> FleetStats:
+    """The page's numbers. `worst_trained_only`: the worst among the customers this run trained (a page
+    drawn inside the job, whose checkpoint folder holds only those customers' archives)."""
     counts = {TRAINED: 0, SKIPPED: 0, FAILED: 0}
     scored: list[Scored] = []
     failures: list[tuple[str, str]] = []
@@ -64,11 +70,12 @@ def fleet_stats(output: TrainingOutput, worst_count: int = WORST_COUNT) -> Fleet
             failures.append((row.get("customer", ""), row.get("reason", "")))
         smape, naive = number(row.get("smape")), number(row.get("naive_smape"))
         if status != FAILED and smape is not None and naive is not None:
-            scored.append(Scored(row["customer"], smape, naive, row.get("model", "")))
+            scored.append(Scored(row["customer"], smape, naive, row.get("model", ""), status == TRAINED))
     summaries = list(output.summaries.values())
     rates = [s["models_per_second"] for s in summaries if isinstance(s.get("models_per_second"), int | float)]
     elapsed = [s["elapsed_seconds"] for s in summaries if isinstance(s.get("elapsed_seconds"), int | float)]
-    worst = sorted(scored, key=lambda s: (s.ratio, s.smape), reverse=True)[:worst_count]
+    ranked = [s for s in scored if s.trained or not worst_trained_only]
+    worst = sorted(ranked, key=lambda s: (s.ratio, s.smape), reverse=True)[:worst_count]
     return FleetStats(
         customers=len(output.rows),
         counts=counts,
@@ -81,6 +88,7 @@ def fleet_stats(output: TrainingOutput, worst_count: int = WORST_COUNT) -> Fleet
         beats_naive_share=sum(s.smape < s.naive_smape for s in scored) / len(scored) if scored else None,
         worst=worst,
         failures=sorted(failures),
+        worst_trained_only=worst_trained_only,
     )
 
 

@@ -130,6 +130,8 @@ def render_page(inputs: PageInputs) -> str:
         if inputs.histogram_svg
         else "<p>No customer was scored on a holdout.</p>"
     )
+    among = ", among the customers this run trained (kept ones are on their own run's page)"
+    among = among if stats.worst_trained_only else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>fleetcast fleet report</title>
 <style>{STYLE}</style></head>
@@ -144,8 +146,8 @@ def render_page(inputs: PageInputs) -> str:
 weeks earlier). Below 1 the model beats naive.</p>
 <figure>{histogram}</figure>
 <h2>The {len(inputs.plots)} worst customers</h2>
-<p>Highest sMAPE ratio against naive first: where the model loses most to the baseline. Each plot shows the
-history, the holdout days that were scored, the forecast after the last observation and its interval.</p>
+<p>Highest sMAPE ratio against naive first: where the model loses most to the baseline{among}. Each plot shows
+the history, the holdout days that were scored, the forecast after the last observation and its interval.</p>
 {_worst(inputs.plots)}
 <h2>Failures ({len(stats.failures):,})</h2>
 {_failures(stats)}

@@ -98,6 +98,7 @@ def write_html_report(paths: SageMakerPaths, host: str) -> None:
             paths.output_data_dir,
             paths.output_data_dir / host_html_report_name(host),
             models=paths.checkpoints_dir,
+            worst_trained_only=True,  # a kept customer's archive is in its own run's folder, not here
         )
     except Exception:
         log.warning("could not write the HTML fleet report; the CSV report has every number", exc_info=True)
