@@ -103,6 +103,24 @@ def test_a_missing_regressors_path_stops_the_job_before_it_starts(fleet: dict, t
     assert "no regressors file or folder" in (sm_root / "output" / "message").read_text()
 
 
+def test_a_table_for_every_customer_that_cannot_be_read_stops_the_job_before_it_starts(
+    fleet: dict, tmp_path: Path, sm_root: Path
+):
+    table = tmp_path / "weather.csv"
+    table.write_text("ds,temperature\n2023-01-01,1\n")  # every driven customer would fail alike
+    out = tmp_path / "o"
+    args = ["forecast", "--models", str(fleet["5"].archive.parent), "--out", str(out)]
+    assert main([*args, "--reports", str(tmp_path / "r"), "--regressors", str(table)]) == 2
+    message = (sm_root / "output" / "message").read_text()
+    assert "the header must be timestamp,<regressor>,... (it is 'ds,temperature')" in message
+    assert not out.exists()
+
+
+def test_a_customer_without_its_own_file_is_named(fleet: dict, tmp_path: Path):
+    with pytest.raises(CustomerFailed, match=r"regressors folder .* has no 21\.csv for customer 21"):
+        forecast_archive(fleet["21"].archive, PERIOD, tmp_path)
+
+
 @pytest.mark.parametrize(
     ("text", "problem"),
     [

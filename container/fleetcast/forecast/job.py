@@ -29,6 +29,7 @@ from pathlib import Path
 
 from fleetcast.forecast import dataset
 from fleetcast.forecast.predict import PROPHET, CustomerFailed, forecast_archive
+from fleetcast.forecast.regressors import RegressorsError, check_source
 from fleetcast.forecast.sources import Cluster, count_work, iter_work, manifest_path, processing_cluster
 from fleetcast.model import archive
 from fleetcast.model.manifest import ManifestError
@@ -247,8 +248,11 @@ def forecast_main(
     problem = f"--period must be at least 1, got {period}" if period < 1 else None
     if problem is None and not models.is_dir():
         problem = f"no models folder at {models}"
-    if problem is None and regressors is not None and not regressors.exists():
-        problem = f"no regressors file or folder at {regressors}"
+    if problem is None and regressors is not None:
+        try:
+            check_source(regressors)  # one bad table for every customer would fail each driven one alike
+        except RegressorsError as exc:
+            problem = str(exc)
     try:
         cluster = processing_cluster(paths, models)
     except ProcessingConfigError as exc:
