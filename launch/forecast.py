@@ -82,6 +82,11 @@ def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
     when there is no fleet manifest (older layouts: the caller reads the whole prefix instead)."""
     uri = input_manifest_uri(layout, job_name)
     if not has_manifest(aws, layout):
+        found = aws.send(
+            "s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": layout.key("models"), "MaxKeys": 1}
+        )
+        if not found.get("KeyCount", 0):  # the job would fail at its start, downloading nothing
+            raise LaunchError(f"{layout.models} holds no models: train first (`launch train --wait`)")
         note(f"no fleet manifest in {layout.models}: every instance receives the whole prefix")
         return None
     if aws.dry_run:
@@ -90,7 +95,10 @@ def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
     key = layout.key(INPUTS_AREA, f"{job_name}/{INPUT_MANIFEST_NAME}")
     listing = aws.send("s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": key, "MaxKeys": 1})
     if any(item["Key"] == key for item in listing.get("Contents", [])):
-        raise LaunchError(f"{uri} exists: job name {job_name!r} was used before; choose another --job-name")
+        raise LaunchError(
+            f"{uri} exists: job name {job_name!r} was used before (by a job, or by a launch that stopped "
+            "before its job started); choose another --job-name"
+        )
     store = S3Prefix(layout.bucket, layout.key("models"), aws.client("s3"))
     listed = 0
 

@@ -17,6 +17,12 @@ JOB_PATHS = SageMakerPaths.from_env({})
 
 def test_without_a_fleet_manifest_every_instance_receives_the_models_prefix(cli, clients, names) -> None:
     clients["s3"].create_bucket(Bucket=names.bucket)
+    code, _, err = cli("forecast", *names.common, "--job-name", "forecast-0")
+    assert code == 2 and "holds no models: train first" in err  # nothing to forecast: no job
+    assert clients["sagemaker"].list_processing_jobs()["ProcessingJobSummaries"] == []
+    clients["s3"].put_object(
+        Bucket=names.bucket, Key=f"{names.prefix}/models/run-1/c0.tar.gz", Body=b"an archive"
+    )
     args = ["forecast", *names.common, "--job-name", "forecast-1", "--instance-count", "3", "--period", "14"]
     code, _, err = cli(*args)
     assert code == 0, err
