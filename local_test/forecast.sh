@@ -24,6 +24,11 @@ out=${FLEETCAST_FORECAST_OUT:-$test_dir/forecast}
 mounts=()
 extra=()
 if [[ -n "${FLEETCAST_FORECAST_REGRESSORS:-}" ]]; then
+    # docker run -v would create a missing source as an empty root-owned folder: refuse it here instead.
+    if [[ ! -e "$FLEETCAST_FORECAST_REGRESSORS" ]]; then
+        echo "error: FLEETCAST_FORECAST_REGRESSORS: no file or folder at $FLEETCAST_FORECAST_REGRESSORS" >&2
+        exit 2
+    fi
     source_path=$(realpath "$FLEETCAST_FORECAST_REGRESSORS")
     inside=/opt/ml/processing/input/regressors
     if [[ -f "$source_path" ]]; then

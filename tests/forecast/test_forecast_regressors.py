@@ -4,7 +4,9 @@ from each customer's own file, rows equal to what the endpoint answers with the 
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -146,3 +148,19 @@ def test_a_value_that_is_not_a_number_is_reported_only_where_needed(tmp_path: Pa
         table.values(["temperature"], np.array(["2023-01-01", "2023-01-02"], dtype="datetime64[ns]"))
     with pytest.raises(RegressorsError, match="no column 'humidity'"):
         table.values(["humidity"], dates)
+
+
+def test_forecast_sh_refuses_a_missing_regressors_path_before_docker_makes_it(tmp_path: Path):
+    script = Path(__file__).resolve().parents[2] / "local_test" / "forecast.sh"
+    missing = tmp_path / "weather.csv"
+    environment = {"PATH": os.environ["PATH"], "FLEETCAST_FORECAST_REGRESSORS": str(missing)}
+    done = subprocess.run(
+        ["bash", str(script), "no-such-image", str(tmp_path)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"FLEETCAST_FORECAST_REGRESSORS: no file or folder at {missing}" in done.stderr
+    assert not missing.exists()
