@@ -47,6 +47,7 @@ FORECASTS_PATH = JOB_PATHS.forecast_output_dir.as_posix()
 REPORTS_PATH = JOB_PATHS.forecast_reports_dir.as_posix()
 FORECASTS_AREA, REPORTS_AREA, INPUTS_AREA = "forecasts", "forecast-reports", "forecast-inputs"
 INPUT_MANIFEST_NAME = "models.manifest"
+REGRESSORS_URI_ENDINGS = (".csv", ".csv.gz", "/")
 
 
 def forecast_arguments(period: int, regressors_uri: str | None = None) -> list[str]:
@@ -134,6 +135,12 @@ def forecast_request(
         raise LaunchError(f"--period must be at least 1, got {period}")
     if regressors_uri is not None and not regressors_uri.startswith("s3://"):
         raise LaunchError(f"--regressors-uri must be an s3:// URI, got {regressors_uri!r}")
+    if regressors_uri is not None and not regressors_uri.endswith(REGRESSORS_URI_ENDINGS):
+        # Which path the job is told depends on it: a file's own name, or the folder a prefix fills.
+        raise LaunchError(
+            "--regressors-uri must name a .csv or .csv.gz file, or a prefix of <customer>.csv files ending "
+            f"in /, got {regressors_uri!r}"
+        )
     layout: Layout = job.layout
     if input_manifest is not None:
         models = processing_input("models", input_manifest, MODELS_PATH, SHARDED_BY_S3_KEY, MANIFEST_FILE)
@@ -171,8 +178,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--regressors-uri",
         default=None,
-        help="future values for models trained with regressors: an s3:// CSV of timestamp,<regressor>,... "
-        "for every customer, or an s3:// prefix (ending in /) of <customer>.csv files",
+        help="future values for models trained with regressors: an s3:// .csv or .csv.gz file of "
+        "timestamp,<regressor>,... for every customer, or an s3:// prefix (ending in /) of "
+        "<customer>.csv files",
     )
     add_job_arguments(p, kind="forecast", instance_count=1, max_runtime_seconds=3600)
 

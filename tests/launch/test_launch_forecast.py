@@ -201,3 +201,7 @@ def test_future_regressor_values_reach_the_job_as_a_file_or_a_folder(
     assert arguments[arguments.index("--regressors") + 1] == local
     code, _, err = cli("forecast", *names.common, "--regressors-uri", "weather.csv", "--dry-run")
     assert code == 2 and "must be an s3:// URI" in err
+    code, _, err = cli(
+        "forecast", *names.common, "--regressors-uri", "s3://weather/per-customer", "--dry-run"
+    )
+    assert code == 2 and "or a prefix of <customer>.csv files ending in /" in err
