@@ -7,6 +7,7 @@ import gzip
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -164,3 +165,16 @@ def test_forecast_sh_refuses_a_missing_regressors_path_before_docker_makes_it(tm
     assert done.returncode == 2, done.stderr
     assert f"FLEETCAST_FORECAST_REGRESSORS: no file or folder at {missing}" in done.stderr
     assert not missing.exists()
+
+
+def test_timestamps_with_an_offset_are_read_as_training_reads_them(tmp_path: Path):
+    from fleetcast.training.inputs import parse_timestamps
+
+    stamps = ["2023-01-01T00:00:00Z", "2023-01-02 00:00:00+01:00", "2023-01-03T06:30:00-02:00", "2023-01-04"]
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,temperature\n" + "".join(f"{stamp},{i}\n" for i, stamp in enumerate(stamps)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's timezone warning would reach every worker's log
+        table = read_table(path)
+    expected = parse_timestamps(pd.Series(stamps))
+    assert table.values(["temperature"], expected)["temperature"].tolist() == [0.0, 1.0, 2.0, 3.0]

@@ -19,6 +19,7 @@ import csv
 import functools
 import gzip
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -84,7 +85,9 @@ def read_table(path: Path) -> FutureValues:
     names = [name.strip() for name in rows[0][1:]]
     body = [row for row in rows[1:] if row]
     try:
-        stamps = np.array([row[0].strip() for row in body], dtype="datetime64[ns]").view(np.int64)
+        with warnings.catch_warnings():  # an offset is converted to UTC, as training reads its timestamps
+            warnings.filterwarnings("ignore", "no explicit representation of timezones", UserWarning)
+            stamps = np.array([row[0].strip() for row in body], dtype="datetime64[ns]").view(np.int64)
     except ValueError as exc:
         raise RegressorsError(f"{path}: a timestamp cannot be read ({exc})") from None
     columns = {}
