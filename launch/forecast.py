@@ -38,6 +38,7 @@ from launch.common import (
     processing_job_request,
     processing_output,
     start_job,
+    validate_request,
     wait_if_asked,
 )
 
@@ -188,7 +189,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         aws = aws_from_args(args)
         job = job_from_args(args, "forecast")
         regressors = args.regressors_uri
-        forecast_request(job, period=args.period, regressors_uri=regressors)  # refuse bad values first
+        # Refuse bad values (ours, and the service model's) before the manifest file takes the job's name.
+        validate_request(
+            "sagemaker",
+            "CreateProcessingJob",
+            forecast_request(job, period=args.period, regressors_uri=regressors),
+        )
         listed = None if args.models_uri else write_input_manifest(aws, job.layout, job.name)
         request = forecast_request(
             job,

@@ -171,6 +171,19 @@ def test_an_empty_fleet_manifest_is_refused_before_a_job_starts(cli, clients, na
     assert clients["sagemaker"].list_processing_jobs()["ProcessingJobSummaries"] == []
 
 
+def test_a_request_the_service_would_refuse_leaves_no_manifest_file_to_block_its_name(
+    cli, clients, names, fleet
+) -> None:
+    put_fleet(clients, names, fleet)
+    args = ["forecast", *names.common, "--job-name", "forecast-4"]
+    code, _, err = cli(*args, "--instance-type", "ml.bogus")
+    assert code == 2 and "InstanceType" in err
+    listing = clients["s3"].list_objects_v2(Bucket=names.bucket, Prefix=f"{names.prefix}/forecast-inputs/")
+    assert listing["KeyCount"] == 0
+    code, _, err = cli(*args)  # the same name, corrected
+    assert code == 0 and "started forecast job forecast-4" in err, err
+
+
 def test_bad_values_are_refused_before_anything_is_sent(cli, names) -> None:
     code, _, err = cli("forecast", *names.common, "--period", "0", "--dry-run")
     assert code == 2 and "--period must be at least 1" in err
