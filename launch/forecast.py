@@ -8,7 +8,9 @@ instance receives the whole prefix (FullyReplicated) and forecasts the customers
 (the job's own rule, `fleetcast.forecast.sources`). Either way each writes `forecasts-<instance>.csv.gz`:
 instances never write the same key, and each run writes under its own job name, so last night's forecasts
 stay where they were. (The pipeline's Forecast step takes the prefix: its manifest does not exist yet
-when the pipeline is defined.)
+when the pipeline is defined.) AWS does not document whether a manifest file's objects keep their
+folders below LocalPath; the job walks the folder and names each customer by its file name, which the
+manifest keeps unique, so either layout works.
 """
 
 from __future__ import annotations

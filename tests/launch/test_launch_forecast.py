@@ -100,9 +100,12 @@ def put_fleet(clients, names, fleet: dict[str, bytes]) -> None:
         clients["s3"].put_object(Bucket=names.bucket, Key=f"{names.prefix}/models/{key}", Body=payload)
 
 
-def run_instances(tmp_path: Path, clients, job: dict, monkeypatch) -> dict[str, list[dict[str, str]]]:
+def run_instances(
+    tmp_path: Path, clients, job: dict, monkeypatch, flat: bool = False
+) -> dict[str, list[dict[str, str]]]:
     """Each instance of the described job as SageMaker runs it: its config files, its share of the manifest
-    file's objects (dealt round-robin, fleetcast.local.sharding), the job's arguments; host -> its rows."""
+    file's objects (dealt round-robin, fleetcast.local.sharding; below LocalPath with their folders, or
+    `flat`: AWS does not document which), the job's arguments; host -> its rows."""
     from fleetcast.cli import main as cli_main
     from fleetcast.forecast.dataset import read_rows
     from fleetcast.local.sharding import assign_round_robin, host_names
@@ -125,9 +128,10 @@ def run_instances(tmp_path: Path, clients, job: dict, monkeypatch) -> dict[str, 
         paths.processing_job_config_file.write_text(json.dumps(job, default=str))
         local = paths.in_container(source["S3Input"]["LocalPath"])
         for relative in share:
-            (local / relative).parent.mkdir(parents=True, exist_ok=True)
+            target = local / (Path(relative).name if flat else relative)
+            target.parent.mkdir(parents=True, exist_ok=True)
             body = clients["s3"].get_object(Bucket=prefix_bucket, Key=prefix + relative)["Body"].read()
-            (local / relative).write_bytes(body)
+            target.write_bytes(body)
         arguments = job["AppSpecification"]["ContainerArguments"]
         relocated = [str(paths.in_container(a)) if a.startswith("/opt/ml/") else a for a in arguments]
         monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(paths.base))
@@ -136,8 +140,9 @@ def run_instances(tmp_path: Path, clients, job: dict, monkeypatch) -> dict[str, 
     return rows
 
 
+@pytest.mark.parametrize("flat", [False, True], ids=["keys-keep-folders", "flat"])
 def test_with_a_fleet_manifest_instances_receive_only_their_share_of_the_serving_versions(
-    cli, clients, names, fleet, tmp_path: Path, monkeypatch
+    cli, clients, names, fleet, tmp_path: Path, monkeypatch, flat: bool
 ) -> None:
     put_fleet(clients, names, fleet)
     args = ["forecast", *names.common, "--job-name", "forecast-2", "--instance-count", "3", "--period", "2"]
@@ -149,7 +154,7 @@ def test_with_a_fleet_manifest_instances_receive_only_their_share_of_the_serving
     assert (
         models["S3Input"]["S3Uri"] == f"s3://{names.bucket}/demo/forecast-inputs/forecast-2/models.manifest"
     )
-    rows = run_instances(tmp_path, clients, job, monkeypatch)
+    rows = run_instances(tmp_path, clients, job, monkeypatch, flat)
     by_host = {host: {row["customer"] for row in found} for host, found in rows.items()}
     assert all(by_host.values())  # 7 archives over 3 instances: each had some
     everyone = [row["customer"] for found in rows.values() for row in found]
