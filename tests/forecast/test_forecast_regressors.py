@@ -96,7 +96,10 @@ def test_each_customer_s_own_file_and_the_job_lists_who_lacks_values(fleet: dict
 
 
 def test_without_values_a_driven_customer_fails_with_what_to_pass(fleet: dict):
-    with pytest.raises(CustomerFailed, match=r"regressors \(temperature\): pass --regressors"):
+    with pytest.raises(
+        CustomerFailed,
+        match=r"regressors \(temperature\): pass --regressors \(launch forecast --regressors-uri\)",
+    ):
         forecast_archive(fleet["21"].archive, PERIOD)
 
 

@@ -115,7 +115,8 @@ def future_regressors(
     folder of `<customer>.csv`); RegressorsError says what is missing."""
     if source is None:
         raise RegressorsError(
-            f"the model needs future values of its regressors ({', '.join(names)}): pass --regressors"
+            f"the model needs future values of its regressors ({', '.join(names)}): pass --regressors "
+            "(launch forecast --regressors-uri)"
         )
     if source.is_dir():
         own = source / f"{customer}.csv"
