@@ -327,13 +327,16 @@ def _merge_once(store: ModelsPrefix, run: str, host_files: list[str]) -> tuple[d
 def merge_main(models: str, run: str, s3_endpoint_url: str | None = None, region: str | None = None) -> int:
     """`fleetcast manifest merge`."""
     client = None
+    refusals: tuple[type[Exception], ...] = (ManifestError, ValueError)
     if models.startswith("s3://"):
         import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
 
         client = boto3.client("s3", endpoint_url=s3_endpoint_url, region_name=region)
+        refusals += (ClientError, BotoCoreError)  # no bucket, access denied, no credentials: one line
     try:
         merge_run(open_prefix(models, client), run)
-    except (ManifestError, ValueError) as exc:
-        log.error("%s", exc)
+    except refusals as exc:
+        log.error("cannot publish run %s into %s: %s", run, models, exc)
         return 1
     return 0

@@ -41,3 +41,12 @@ def test_two_runs_publishing_at_once_both_land_in_s3(clients, names, tmp_path: P
     body = s3.get_object(Bucket=names.bucket, Key=f"{names.prefix}/models/manifest.csv.gz")["Body"]
     published = {entry.customer: entry.run for entry in manifest.iter_entries(body)}
     assert published == {run[1:]: run for run in runs}  # r2's row survived r1's publish
+
+
+def test_fleetcast_manifest_merge_names_an_s3_error_in_one_line(moto, caplog):
+    from fleetcast.cli import main
+
+    assert main(["manifest", "merge", "--models", "s3://no-such-bucket-here/demo/models", "--run", "r1"]) == 1
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage().startswith("cannot publish run r1 into s3://no-such-bucket-here/demo/models:")
+    assert "NoSuchBucket" in record.getMessage() and record.exc_info is None
