@@ -7,8 +7,8 @@ versions, not every version ever trained. Without a fleet manifest (or with `--m
 instance receives the whole prefix (FullyReplicated) and forecasts the customers whose id hashes to it
 (the job's own rule, `fleetcast.forecast.sources`). Either way each writes `forecasts-<instance>.csv.gz`:
 instances never write the same key, and each run writes under its own job name, so last night's forecasts
-stay where they were. (The pipeline's Forecast step takes the prefix: its manifest does not exist yet
-when the pipeline is defined.) AWS does not document whether a manifest file's objects keep their
+stay where they were. (In the pipeline, the Publish step writes the manifest file: `fleetcast manifest
+merge --sagemaker-manifest`.) AWS does not document whether a manifest file's objects keep their
 folders below LocalPath; the job walks the folder and names each customer by its file name, which the
 manifest keeps unique, so either layout works.
 """
@@ -16,12 +16,10 @@ manifest keeps unique, so either layout works.
 from __future__ import annotations
 
 import argparse
-import json
-from collections.abc import Iterable
 from typing import Any
 
 from fleetcast.model.manifest import MANIFEST_NAME, ManifestError
-from fleetcast.models_prefix import S3Prefix, read_entries
+from fleetcast.models_prefix import S3Prefix, sagemaker_manifest
 from fleetcast.paths import FULLY_REPLICATED, SHARDED_BY_S3_KEY
 from launch.common import (
     JOB_PATHS,
@@ -74,13 +72,6 @@ def input_manifest_uri(layout: Layout, job_name: str) -> str:
     return layout.uri(INPUTS_AREA, f"{job_name}/{INPUT_MANIFEST_NAME}")
 
 
-def sagemaker_manifest(prefix_uri: str, keys: Iterable[str]) -> bytes:
-    """A SageMaker manifest file: a JSON array of the common prefix, then each object's key below it."""
-    lines = [json.dumps({"prefix": prefix_uri})]
-    lines.extend(json.dumps(key) for key in keys)
-    return ("[" + ",\n".join(lines) + "]\n").encode()
-
-
 def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
     """Write forecast-inputs/<job>/models.manifest, the archives the fleet manifest names; its URI, or None
     when there is no fleet manifest (older layouts: the caller reads the whole prefix instead)."""
@@ -104,21 +95,14 @@ def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
             "before its job started); choose another --job-name"
         )
     store = S3Prefix(layout.bucket, layout.key("models"), aws.client("s3"))
-    listed = 0
-
-    def archives() -> Iterable[str]:  # streamed from the fleet manifest, counted on the way
-        nonlocal listed
-        for entry in read_entries(store):
-            listed += 1
-            yield entry.target_model
-
     try:
-        body = sagemaker_manifest(layout.models, archives())
+        body, listed = sagemaker_manifest(store)
     except ManifestError as exc:
         raise LaunchError(f"cannot read the fleet manifest: {exc}") from None
     if not listed:
         raise LaunchError(f"the fleet manifest {layout.models}{MANIFEST_NAME} lists no customer")
-    aws.send("s3", "PutObject", {"Bucket": layout.bucket, "Key": key, "Body": body})
+    put = {"Bucket": layout.bucket, "Key": key, "Body": body, "IfNoneMatch": "*"}  # never over a job's input
+    aws.send("s3", "PutObject", put)
     note(f"wrote {uri}: {listed} archives, dealt out to the instances by SageMaker ({SHARDED_BY_S3_KEY})")
     return uri
 
@@ -128,7 +112,7 @@ def forecast_request(
     *,
     period: int,
     models_uri: str | None = None,
-    input_manifest: str | None = None,
+    input_manifest: Any = None,
     regressors_uri: str | None = None,
 ) -> dict[str, Any]:
     """The CreateProcessingJob request: over `input_manifest` (a SageMaker manifest of the archives to

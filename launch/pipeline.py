@@ -9,8 +9,9 @@ the step before it with a `Get` on its properties:
                           is the execution (`run_id` = its id), CheckpointConfig -> models/<run>/; the
                           fleet manifest as the `manifest` channel, so unchanged customers are kept
     Publish   Processing  after Train: `fleetcast manifest merge` makes the run's versions the fleet
-                          manifest's (models/manifest.csv.gz)
-    Forecast  Processing  after Publish: models/ (what the fleet manifest names) -> forecasts/<run>/
+                          manifest's (models/manifest.csv.gz), then lists the archives it names in a
+                          SageMaker manifest file, forecast-inputs/<run>/models.manifest
+    Forecast  Processing  after Publish: that file's archives, ShardedByS3Key -> forecasts/<run>/
 
 The definition is checked (`pipeline_definition`) before anything is sent; then the pipeline is
 created, or updated when it exists, and an execution is started (`--no-start` skips it; `--wait`
@@ -62,6 +63,10 @@ RUN = get("Execution.PipelineExecutionId")  # the training run id: one per execu
 PUBLISH_INSTANCE_TYPE = "ml.m5.large"  # merging manifests streams rows: the smallest instance will do
 DATA_PREFIX = "DataPrefix"
 DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+# Publish lists the archives the fleet manifest names here; Forecast reads them, dealt out to its instances.
+FORECAST_INPUT = join(
+    get(f"Parameters.{DATA_PREFIX}"), forecast.INPUTS_AREA, RUN, forecast.INPUT_MANIFEST_NAME
+)
 
 
 def _job(args: argparse.Namespace, layout: Layout) -> JobSpec:
@@ -113,7 +118,14 @@ def publish_arguments(job: JobSpec) -> dict[str, Any]:
         "AppSpecification": {
             "ImageUri": job.image,
             "ContainerEntrypoint": ["fleetcast", "manifest", "merge"],
-            "ContainerArguments": ["--models", _area("models"), "--run", RUN],
+            "ContainerArguments": [
+                "--models",
+                _area("models"),
+                "--run",
+                RUN,
+                "--sagemaker-manifest",
+                FORECAST_INPUT,
+            ],
         },
         "ProcessingResources": {
             "ClusterConfig": {"InstanceCount": 1, "InstanceType": PUBLISH_INSTANCE_TYPE, "VolumeSizeInGB": 1}
@@ -161,10 +173,10 @@ def pipeline_definition(args: argparse.Namespace, layout: Layout) -> dict[str, A
     training["ResourceConfig"]["InstanceCount"] = get("Parameters.TrainInstanceCount")
     training["ResourceConfig"]["InstanceType"] = get("Parameters.TrainInstanceType")
 
-    batch = _without_name(forecast.forecast_request(job, period=args.period), "Processing")
+    batch = forecast.forecast_request(job, period=args.period, input_manifest=FORECAST_INPUT)
+    batch = _without_name(batch, "Processing")
     arguments = batch["AppSpecification"]["ContainerArguments"]
     arguments[arguments.index("--period") + 1] = get("Parameters.ForecastPeriod")
-    batch["ProcessingInputs"][0]["S3Input"]["S3Uri"] = _area("models")
     outputs = batch["ProcessingOutputConfig"]["Outputs"]
     outputs[0]["S3Output"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), forecast.FORECASTS_AREA, RUN)
     outputs[1]["S3Output"]["S3Uri"] = join(get(f"Parameters.{DATA_PREFIX}"), forecast.REPORTS_AREA, RUN)

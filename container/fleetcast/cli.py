@@ -205,11 +205,23 @@ def _manifest(sub: argparse._SubParsersAction) -> None:
     )
     merge.add_argument("--s3-endpoint-url", default=None, help="S3 API endpoint, e.g. a moto server")
     merge.add_argument("--region", default=None, help="region of an s3:// --models (default: your config)")
+    merge.add_argument(
+        "--sagemaker-manifest",
+        default=None,
+        help="then also write the archives the published manifest names as a SageMaker manifest file "
+        "here (a file or s3:// key that must not exist: the batch forecast's sharded input)",
+    )
 
     def run_merge(a: argparse.Namespace) -> int:
         from fleetcast.models_prefix import merge_main
 
-        return merge_main(a.models, a.run_id, s3_endpoint_url=a.s3_endpoint_url, region=a.region)
+        return merge_main(
+            a.models,
+            a.run_id,
+            s3_endpoint_url=a.s3_endpoint_url,
+            region=a.region,
+            sagemaker_manifest_at=a.sagemaker_manifest,
+        )
 
     merge.set_defaults(run=run_merge)
 

@@ -7,6 +7,8 @@ writes them on either kind of store, for the three things done with a whole pref
   `launch train --wait`): the run's host manifests merged over the fleet manifest, written as
   `<run>/manifest.csv.gz` (kept) and then `manifest.csv.gz` (what serves now);
 - `resolve`: customer ids to their current TargetModel (the invoke client, the local endpoint, plot);
+- `sagemaker_manifest`: the archives the fleet manifest names, as a SageMaker manifest file (the batch
+  forecast's input, dealt out to its instances by SageMaker);
 - `open_prefix`: a folder or an S3 location, as the command line spells it.
 
 S3 requests are few and counted by bench/scale.py: a merge is one LIST of the run's host manifests, one
@@ -21,6 +23,7 @@ and the file's identity), else merges again over the newer one, so neither run's
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -324,19 +327,63 @@ def _merge_once(store: ModelsPrefix, run: str, host_files: list[str]) -> tuple[d
     return counts, rows
 
 
-def merge_main(models: str, run: str, s3_endpoint_url: str | None = None, region: str | None = None) -> int:
-    """`fleetcast manifest merge`."""
+def sagemaker_manifest(store: ModelsPrefix) -> tuple[bytes, int]:
+    """The archive the fleet manifest names for each customer as a SageMaker manifest file (what an input
+    of S3DataType ManifestFile reads): a JSON array of `{"prefix": <models prefix>}`, then each archive's
+    key below it; and how many archives it lists."""
+    lines = [json.dumps({"prefix": store.uri("")})]
+    lines.extend(json.dumps(entry.target_model) for entry in read_entries(store))
+    return ("[" + ",\n".join(lines) + "]\n").encode(), len(lines) - 1
+
+
+def write_new(location: str, payload: bytes, s3_client: Any = None) -> None:
+    """Write `payload` to a file or `s3://bucket/key` that must not exist yet (ManifestError if it does):
+    a SageMaker manifest file is named after its run or job, and a job may be reading it."""
+    if not location.startswith("s3://"):
+        target = Path(location)
+        if target.exists():
+            raise ManifestError(f"{location} exists already")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        archive.write_atomically(target, payload)
+        return
+    from botocore.exceptions import ClientError
+
+    bucket, _, key = location[len("s3://") :].partition("/")
+    try:
+        s3_client.put_object(Bucket=bucket, Key=key, Body=payload, IfNoneMatch="*")
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
+            raise ManifestError(f"{location} exists already") from None
+        raise
+
+
+def merge_main(
+    models: str,
+    run: str,
+    s3_endpoint_url: str | None = None,
+    region: str | None = None,
+    sagemaker_manifest_at: str | None = None,
+) -> int:
+    """`fleetcast manifest merge`; with `sagemaker_manifest_at`, then the published archives' list there."""
     client = None
-    refusals: tuple[type[Exception], ...] = (ManifestError, ValueError)
-    if models.startswith("s3://"):
+    s3_errors: tuple[type[Exception], ...] = ()
+    if models.startswith("s3://") or (sagemaker_manifest_at or "").startswith("s3://"):
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
         client = boto3.client("s3", endpoint_url=s3_endpoint_url, region_name=region)
-        refusals += (ClientError, BotoCoreError)  # no bucket, access denied, no credentials: one line
+        s3_errors = (ClientError, BotoCoreError)  # no bucket, access denied, no credentials: one line
     try:
-        merge_run(open_prefix(models, client), run)
-    except refusals as exc:
+        store = open_prefix(models, client)
+        merge_run(store, run)
+        if sagemaker_manifest_at:
+            payload, listed = sagemaker_manifest(store)
+            write_new(sagemaker_manifest_at, payload, client)
+            log.info("listed the %d archives the fleet manifest names in %s", listed, sagemaker_manifest_at)
+    except (ManifestError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    except s3_errors as exc:
         log.error("cannot publish run %s into %s: %s", run, models, exc)
         return 1
     return 0

@@ -60,17 +60,28 @@ def test_the_definition_chains_the_steps_by_their_properties_and_passes_every_ch
         "manifest",
         "merge",
     ]
-    assert publish["Arguments"]["AppSpecification"]["ContainerArguments"][-2:] == ["--run", run]
+    listing = {
+        "Std:Join": {
+            "On": "/",
+            "Values": [{"Get": "Parameters.DataPrefix"}, "forecast-inputs", run, "models.manifest"],
+        }
+    }  # Publish lists the archives the fleet manifest names there, and Forecast reads them, sharded
+    assert publish["Arguments"]["AppSpecification"]["ContainerArguments"][-4:] == [
+        "--run",
+        run,
+        "--sagemaker-manifest",
+        listing,
+    ]
     assert train["ResourceConfig"]["InstanceCount"] == {"Get": "Parameters.TrainInstanceCount"}
     assert train["HyperParameters"]["holdout_days"] == "14"
     assert step(document, "Forecast")["DependsOn"] == ["Publish"]
     forecast = step(document, "Forecast")["Arguments"]
-    assert forecast["ProcessingInputs"][0]["S3Input"]["S3Uri"] == {
-        "Std:Join": {
-            "On": "/",
-            "Values": [{"Get": "Parameters.DataPrefix"}, "models"],
-        }  # the fleet manifest's
-    }
+    models = forecast["ProcessingInputs"][0]["S3Input"]
+    assert (models["S3Uri"], models["S3DataType"], models["S3DataDistributionType"]) == (
+        listing,
+        "ManifestFile",
+        "ShardedByS3Key",
+    )
     parameters = {p["Name"]: p["DefaultValue"] for p in document["Parameters"]}
     assert parameters["TrainInstanceCount"] == 4 and parameters["DataPrefix"] == "s3://fleetcast-test/demo"
     assert all("JobName" not in name for s in document["Steps"] for name in s["Arguments"])

@@ -43,6 +43,30 @@ def test_two_runs_publishing_at_once_both_land_in_s3(clients, names, tmp_path: P
     assert published == {run[1:]: run for run in runs}  # r2's row survived r1's publish
 
 
+def test_a_publish_lists_the_serving_archives_in_s3_once(clients, names, tmp_path: Path, moto: str):
+    import json
+
+    from fleetcast.cli import main
+
+    s3 = clients["s3"]
+    s3.create_bucket(Bucket=names.bucket)
+    host = tmp_path / manifest.host_manifest_name("algo-1")
+    manifest.write_manifest(host, [manifest.entry_for("c1", "r1", "d", "s", "configured", None)])
+    s3.upload_file(str(host), names.bucket, f"{names.prefix}/models/r1/{host.name}")
+    listing = f"s3://{names.bucket}/{names.prefix}/forecast-inputs/r1/models.manifest"
+    args = ["manifest", "merge", "--models", f"s3://{names.bucket}/{names.prefix}/models", "--run", "r1"]
+    args += ["--sagemaker-manifest", listing, "--s3-endpoint-url", moto]
+    assert main(args) == 0
+    body = s3.get_object(Bucket=names.bucket, Key=f"{names.prefix}/forecast-inputs/r1/models.manifest")[
+        "Body"
+    ]
+    assert json.loads(body.read()) == [
+        {"prefix": f"s3://{names.bucket}/{names.prefix}/models/"},
+        "r1/c1.tar.gz",
+    ]
+    assert main(args) == 1  # a second publish of the run does not replace a list a job may be reading
+
+
 def test_fleetcast_manifest_merge_names_an_s3_error_in_one_line(moto, caplog):
     from fleetcast.cli import main
 

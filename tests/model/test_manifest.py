@@ -177,3 +177,24 @@ def test_a_publish_that_keeps_losing_the_race_gives_up_and_overwrites_nothing(tm
     with pytest.raises(ManifestError, match="was replaced while this run merged, 3 times"):
         merge_run(_AlwaysOvertaken(tmp_path), "r1")
     assert [e.run for e in manifest.read_file(tmp_path / manifest.MANIFEST_NAME)] == ["r9"]  # the rival's
+
+
+def test_merge_can_list_the_published_archives_as_a_sagemaker_manifest_file(tmp_path: Path, caplog):
+    import json
+
+    from fleetcast.cli import main
+
+    models = tmp_path / "models"
+    manifest.write_manifest(
+        models / "r1" / manifest.host_manifest_name("a"), [entry("1", "r1"), entry("2", "r1")]
+    )
+    main(["manifest", "merge", "--models", str(models), "--run", "r1"])
+    manifest.write_manifest(models / "r2" / manifest.host_manifest_name("a"), [entry("2", "r2")])
+    listing = tmp_path / "inputs" / "r2" / "models.manifest"
+    args = ["manifest", "merge", "--models", str(models), "--run", "r2", "--sagemaker-manifest", str(listing)]
+    assert main(args) == 0
+    header, *keys = json.loads(listing.read_text())
+    assert header == {"prefix": str(models)} and keys == ["r1/1.tar.gz", "r2/2.tar.gz"]  # what serves now
+    manifest.write_manifest(models / "r3" / manifest.host_manifest_name("a"), [entry("3", "r3")])
+    assert main([*args[:5], "r3", *args[6:]]) == 1  # the same file again: never over a job's input
+    assert "exists already" in caplog.text

@@ -90,6 +90,19 @@ def test_fingerprint_tracks_model_settings_only():
     assert base.fingerprint() != parse_hyperparameters({"holdout_days": "14"}).fingerprint()
 
 
+def test_the_fingerprint_of_a_selected_model_changes_with_the_candidates(monkeypatch):
+    from fleetcast.training import config
+
+    selected, configured = parse_hyperparameters({}), parse_hyperparameters({"selection": "off"})
+    before = selected.fingerprint(), configured.fingerprint()
+    monkeypatch.setattr(config, "CANDIDATE_NAMES", (*config.CANDIDATE_NAMES, "a-new-candidate"))
+    more = selected.fingerprint()
+    assert more != before[0]  # resume retrains what was chosen among fewer candidates
+    monkeypatch.setattr(config, "CANDIDATES_VERSION", config.CANDIDATES_VERSION + 1)
+    assert selected.fingerprint() not in (before[0], more)  # or among differently defined ones
+    assert configured.fingerprint() == before[1]  # selection=off trains the configured model only
+
+
 def test_resource_config_must_name_a_listed_host(tmp_path: Path):
     paths = SageMakerPaths(tmp_path)
     paths.input_config_dir.mkdir(parents=True)

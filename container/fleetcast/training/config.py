@@ -67,6 +67,9 @@ class TrainingConfig:
             "max_candidates": self.job.max_candidates,
             "cv_folds": self.job.cv_folds,
         }
+        if self.job.selection != SELECT_CONFIGURED:
+            # A model chosen among candidates is stale once the candidates change: resume retrains it.
+            payload["candidates"] = [CANDIDATE_NAMES, CANDIDATES_VERSION]
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -88,6 +91,9 @@ CANDIDATE_NAMES = (
     "blend",
     "naive",
 )
+# Bumped when a candidate's definition changes (not only the list above), so resume retrains the models
+# chosen among the older candidates instead of keeping them.
+CANDIDATES_VERSION = 1
 
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
