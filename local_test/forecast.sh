@@ -6,7 +6,7 @@
 #
 # MODELS_DIR (default test_dir/checkpoints, what train_local.sh writes) holds the archives, and the fleet
 # manifest when there is one. Every instance gets the whole folder (FullyReplicated, as `launch forecast
-# --models-uri` and the pipeline feed it; by default `launch forecast` deals the manifest's archives out
+# --models-uri` feeds it; by default `launch forecast` and the pipeline deal the manifest's archives out
 # instead) and its own /opt/ml/config/resourceconfig.json, as Processing instances do; each forecasts the
 # customers whose id hashes to it. The dataset lands in test_dir/forecast/forecasts/forecasts-<instance>
 # .csv.gz, failures and summaries in test_dir/forecast/forecast-reports/ (FLEETCAST_FORECAST_OUT moves
