@@ -93,11 +93,10 @@ def test_a_bad_baseline_is_a_clear_load_error(models: dict[str, BuiltModel], tmp
 
 def test_the_mms_handler_loads_through_the_factory(models: dict[str, BuiltModel]):
     """MMS's own Python side (its model loader and context), no Java: the handler serves the baseline."""
-    from mms.model_loader import MmsModelLoader
+    from tests.serving.test_mms_handler import load_service
 
     naive = models["naive"]
-    service = MmsModelLoader().load("naive", str(naive.model_dir), "fleetcast.serving.mms.handler", None, 1)
-    handler = service._entry_point.__self__
+    handler = load_service(naive.model_dir, "naive")._entry_point.__self__
     assert isinstance(handler.predictor, BaselinePredictor) and handler.load_error is None
 
 

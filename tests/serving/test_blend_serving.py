@@ -111,11 +111,10 @@ def test_a_bad_blend_is_a_clear_load_error(blends: dict[str, BuiltModel], tmp_pa
 
 def test_the_mms_handler_loads_the_blend_through_the_factory(blends: dict[str, BuiltModel]):
     """MMS's own Python side (its model loader and context), no Java."""
-    from mms.model_loader import MmsModelLoader
+    from tests.serving.test_mms_handler import load_service
 
     built = blends["half"]
-    service = MmsModelLoader().load("blend", str(built.model_dir), "fleetcast.serving.mms.handler", None, 1)
-    handler = service._entry_point.__self__
+    handler = load_service(built.model_dir, "blend")._entry_point.__self__
     assert isinstance(handler.predictor, BlendPredictor) and handler.load_error is None
 
 
