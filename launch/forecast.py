@@ -38,6 +38,7 @@ from launch.common import (
     processing_job_request,
     processing_output,
     start_job,
+    validate_request,
     wait_if_asked,
 )
 
@@ -47,6 +48,7 @@ FORECASTS_PATH = JOB_PATHS.forecast_output_dir.as_posix()
 REPORTS_PATH = JOB_PATHS.forecast_reports_dir.as_posix()
 FORECASTS_AREA, REPORTS_AREA, INPUTS_AREA = "forecasts", "forecast-reports", "forecast-inputs"
 INPUT_MANIFEST_NAME = "models.manifest"
+REGRESSORS_URI_ENDINGS = (".csv", ".csv.gz", "/")
 
 
 def forecast_arguments(period: int, regressors_uri: str | None = None) -> list[str]:
@@ -75,6 +77,11 @@ def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
     when there is no fleet manifest (older layouts: the caller reads the whole prefix instead)."""
     uri = input_manifest_uri(layout, job_name)
     if not has_manifest(aws, layout):
+        found = aws.send(
+            "s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": layout.key("models"), "MaxKeys": 1}
+        )
+        if not found.get("KeyCount", 0):  # the job would fail at its start, downloading nothing
+            raise LaunchError(f"{layout.models} holds no models: train first (`launch train --wait`)")
         note(f"no fleet manifest in {layout.models}: every instance receives the whole prefix")
         return None
     if aws.dry_run:
@@ -83,7 +90,10 @@ def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
     key = layout.key(INPUTS_AREA, f"{job_name}/{INPUT_MANIFEST_NAME}")
     listing = aws.send("s3", "ListObjectsV2", {"Bucket": layout.bucket, "Prefix": key, "MaxKeys": 1})
     if any(item["Key"] == key for item in listing.get("Contents", [])):
-        raise LaunchError(f"{uri} exists: job name {job_name!r} was used before; choose another --job-name")
+        raise LaunchError(
+            f"{uri} exists: job name {job_name!r} was used before (by a job, or by a launch that stopped "
+            "before its job started); choose another --job-name"
+        )
     store = S3Prefix(layout.bucket, layout.key("models"), aws.client("s3"))
     try:
         body, listed = sagemaker_manifest(store)
@@ -112,6 +122,12 @@ def forecast_request(
         raise LaunchError(f"--period must be at least 1, got {period}")
     if regressors_uri is not None and not regressors_uri.startswith("s3://"):
         raise LaunchError(f"--regressors-uri must be an s3:// URI, got {regressors_uri!r}")
+    if regressors_uri is not None and not regressors_uri.endswith(REGRESSORS_URI_ENDINGS):
+        # Which path the job is told depends on it: a file's own name, or the folder a prefix fills.
+        raise LaunchError(
+            "--regressors-uri must name a .csv or .csv.gz file, or a prefix of <customer>.csv files ending "
+            f"in /, got {regressors_uri!r}"
+        )
     layout: Layout = job.layout
     if input_manifest is not None:
         models = processing_input("models", input_manifest, MODELS_PATH, SHARDED_BY_S3_KEY, MANIFEST_FILE)
@@ -149,8 +165,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--regressors-uri",
         default=None,
-        help="future values for models trained with regressors: an s3:// CSV of timestamp,<regressor>,... "
-        "for every customer, or an s3:// prefix (ending in /) of <customer>.csv files",
+        help="future values for models trained with regressors: an s3:// .csv or .csv.gz file of "
+        "timestamp,<regressor>,... for every customer, or an s3:// prefix (ending in /) of "
+        "<customer>.csv files",
     )
     add_job_arguments(p, kind="forecast", instance_count=1, max_runtime_seconds=3600)
 
@@ -158,7 +175,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         aws = aws_from_args(args)
         job = job_from_args(args, "forecast")
         regressors = args.regressors_uri
-        forecast_request(job, period=args.period, regressors_uri=regressors)  # refuse bad values first
+        # Refuse bad values (ours, and the service model's) before the manifest file takes the job's name.
+        validate_request(
+            "sagemaker",
+            "CreateProcessingJob",
+            forecast_request(job, period=args.period, regressors_uri=regressors),
+        )
         listed = None if args.models_uri else write_input_manifest(aws, job.layout, job.name)
         request = forecast_request(
             job,

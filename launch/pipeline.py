@@ -225,7 +225,15 @@ def ensure_fleet_manifest(aws: Aws, layout: Layout) -> None:
     with tempfile.TemporaryDirectory(prefix="fleetcast-manifest-") as folder:
         empty, _ = manifest.write_manifest(Path(folder) / manifest.MANIFEST_NAME, [])
         body = empty.read_bytes()
-    aws.send("s3", "PutObject", {"Bucket": layout.bucket, "Key": key, "Body": body})
+    from botocore.exceptions import ClientError
+
+    try:  # only if still absent: a run may publish the first manifest meanwhile, and must not be emptied
+        aws.send("s3", "PutObject", {"Bucket": layout.bucket, "Key": key, "Body": body, "IfNoneMatch": "*"})
+    except ClientError as exc:
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") not in (409, 412):
+            raise
+        note(f"{layout.models}{manifest.MANIFEST_NAME} was published meanwhile: kept")
+        return
     note(f"wrote an empty fleet manifest, {layout.models}{manifest.MANIFEST_NAME}: the first run trains all")
 
 

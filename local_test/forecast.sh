@@ -6,7 +6,7 @@
 #
 # MODELS_DIR (default test_dir/checkpoints, what train_local.sh writes) holds the archives, and the fleet
 # manifest when there is one. Every instance gets the whole folder (FullyReplicated, as `launch forecast
-# --models-uri` and the pipeline feed it; by default `launch forecast` deals the manifest's archives out
+# --models-uri` feeds it; by default `launch forecast` and the pipeline deal the manifest's archives out
 # instead) and its own /opt/ml/config/resourceconfig.json, as Processing instances do; each forecasts the
 # customers whose id hashes to it. The dataset lands in test_dir/forecast/forecasts/forecasts-<instance>
 # .csv.gz, failures and summaries in test_dir/forecast/forecast-reports/ (FLEETCAST_FORECAST_OUT moves
@@ -24,6 +24,11 @@ out=${FLEETCAST_FORECAST_OUT:-$test_dir/forecast}
 mounts=()
 extra=()
 if [[ -n "${FLEETCAST_FORECAST_REGRESSORS:-}" ]]; then
+    # docker run -v would create a missing source as an empty root-owned folder: refuse it here instead.
+    if [[ ! -e "$FLEETCAST_FORECAST_REGRESSORS" ]]; then
+        echo "error: FLEETCAST_FORECAST_REGRESSORS: no file or folder at $FLEETCAST_FORECAST_REGRESSORS" >&2
+        exit 2
+    fi
     source_path=$(realpath "$FLEETCAST_FORECAST_REGRESSORS")
     inside=/opt/ml/processing/input/regressors
     if [[ -f "$source_path" ]]; then

@@ -377,8 +377,9 @@ def _forecast(sub: argparse._SubParsersAction) -> None:
         "forecast",
         help="forecast every customer's archive into one dataset (the batch forecast Processing job)",
         description="Reads the customers the fleet manifest (<models>/manifest.csv.gz) names, each from the "
-        "version that serves it, or every <customer>.tar.gz under --models when there is no manifest; "
-        "forecasts --period steps after each "
+        "version that serves it, or every <customer>.tar.gz under --models when there is no manifest (or "
+        "when the job's models input is ShardedByS3Key, as launch forecast and the pipeline send it: each "
+        "instance forecasts the archives it was given); forecasts --period steps after each "
         "customer's last observation with the compiled predictor (the numbers the endpoint answers) and "
         "writes customer,ds,yhat,yhat_lower,yhat_upper,model rows to <out>/forecasts-<host>.csv.gz. A bad "
         "archive fails only its customer, listed in <reports>/forecast-failures-<host>.csv.",

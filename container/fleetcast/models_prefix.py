@@ -366,10 +366,13 @@ def merge_main(
 ) -> int:
     """`fleetcast manifest merge`; with `sagemaker_manifest_at`, then the published archives' list there."""
     client = None
+    s3_errors: tuple[type[Exception], ...] = ()
     if models.startswith("s3://") or (sagemaker_manifest_at or "").startswith("s3://"):
         import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
 
         client = boto3.client("s3", endpoint_url=s3_endpoint_url, region_name=region)
+        s3_errors = (ClientError, BotoCoreError)  # no bucket, access denied, no credentials: one line
     try:
         store = open_prefix(models, client)
         merge_run(store, run)
@@ -379,5 +382,8 @@ def merge_main(
             log.info("listed the %d archives the fleet manifest names in %s", listed, sagemaker_manifest_at)
     except (ManifestError, ValueError) as exc:
         log.error("%s", exc)
+        return 1
+    except s3_errors as exc:
+        log.error("cannot publish run %s into %s: %s", run, models, exc)
         return 1
     return 0

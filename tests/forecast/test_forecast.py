@@ -329,3 +329,24 @@ def test_an_unreadable_resourceconfig_is_named(sm_root: Path, built: dict):
     (sm_root / "config" / "resourceconfig.json").write_text("{not json")
     assert main(["forecast", "--workers", "1"]) == 2
     assert "resourceconfig.json" in (sm_root / "output" / "message").read_text()
+
+
+def test_an_instance_dealt_no_archive_of_a_sharded_input_has_nothing_to_do(sm_root: Path):
+    # Fewer archives than instances: SageMaker may give an instance of a sharded input no folder at all.
+    local = "/opt/ml/processing/input/models"
+    models = {
+        "InputName": "models",
+        "S3Input": {"LocalPath": local, "S3DataDistributionType": "ShardedByS3Key"},
+    }
+    (sm_root / "config").mkdir()
+    (sm_root / "config" / "processingjobconfig.json").write_text(json.dumps({"ProcessingInputs": [models]}))
+    assert not (sm_root / "processing" / "input" / "models").exists()
+    assert run_as(sm_root, "algo-3", ["algo-1", "algo-2", "algo-3"]) == []
+    summary = sm_root / "processing" / "output" / "forecast-reports" / "forecast-summary-algo-3.json"
+    assert json.loads(summary.read_text())["archives"] == 0
+    # One instance without its folder is still a mistake, sharded or not.
+    (sm_root / "config" / "resourceconfig.json").write_text(
+        json.dumps({"current_host": "algo-1", "hosts": ["algo-1"]})
+    )
+    assert main(["forecast", "--workers", "1"]) == 2
+    assert "no models folder" in (sm_root / "output" / "message").read_text()

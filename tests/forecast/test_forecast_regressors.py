@@ -4,7 +4,10 @@ from each customer's own file, rows equal to what the endpoint answers with the 
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
+import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -93,7 +96,10 @@ def test_each_customer_s_own_file_and_the_job_lists_who_lacks_values(fleet: dict
 
 
 def test_without_values_a_driven_customer_fails_with_what_to_pass(fleet: dict):
-    with pytest.raises(CustomerFailed, match=r"regressors \(temperature\): pass --regressors"):
+    with pytest.raises(
+        CustomerFailed,
+        match=r"regressors \(temperature\): pass --regressors \(launch forecast --regressors-uri\)",
+    ):
         forecast_archive(fleet["21"].archive, PERIOD)
 
 
@@ -101,6 +107,24 @@ def test_a_missing_regressors_path_stops_the_job_before_it_starts(fleet: dict, t
     args = ["forecast", "--models", str(fleet["5"].archive.parent), "--out", str(tmp_path / "o")]
     assert main([*args, "--regressors", str(tmp_path / "nowhere.csv")]) == 2
     assert "no regressors file or folder" in (sm_root / "output" / "message").read_text()
+
+
+def test_a_table_for_every_customer_that_cannot_be_read_stops_the_job_before_it_starts(
+    fleet: dict, tmp_path: Path, sm_root: Path
+):
+    table = tmp_path / "weather.csv"
+    table.write_text("ds,temperature\n2023-01-01,1\n")  # every driven customer would fail alike
+    out = tmp_path / "o"
+    args = ["forecast", "--models", str(fleet["5"].archive.parent), "--out", str(out)]
+    assert main([*args, "--reports", str(tmp_path / "r"), "--regressors", str(table)]) == 2
+    message = (sm_root / "output" / "message").read_text()
+    assert "the header must be timestamp,<regressor>,... (it is 'ds,temperature')" in message
+    assert not out.exists()
+
+
+def test_a_customer_without_its_own_file_is_named(fleet: dict, tmp_path: Path):
+    with pytest.raises(CustomerFailed, match=r"regressors folder .* has no 21\.csv for customer 21"):
+        forecast_archive(fleet["21"].archive, PERIOD, tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -128,3 +152,32 @@ def test_a_value_that_is_not_a_number_is_reported_only_where_needed(tmp_path: Pa
         table.values(["temperature"], np.array(["2023-01-01", "2023-01-02"], dtype="datetime64[ns]"))
     with pytest.raises(RegressorsError, match="no column 'humidity'"):
         table.values(["humidity"], dates)
+
+
+def test_forecast_sh_refuses_a_missing_regressors_path_before_docker_makes_it(tmp_path: Path):
+    script = Path(__file__).resolve().parents[2] / "local_test" / "forecast.sh"
+    missing = tmp_path / "weather.csv"
+    environment = {"PATH": os.environ["PATH"], "FLEETCAST_FORECAST_REGRESSORS": str(missing)}
+    done = subprocess.run(
+        ["bash", str(script), "no-such-image", str(tmp_path)],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert f"FLEETCAST_FORECAST_REGRESSORS: no file or folder at {missing}" in done.stderr
+    assert not missing.exists()
+
+
+def test_timestamps_with_an_offset_are_read_as_training_reads_them(tmp_path: Path):
+    from fleetcast.training.inputs import parse_timestamps
+
+    stamps = ["2023-01-01T00:00:00Z", "2023-01-02 00:00:00+01:00", "2023-01-03T06:30:00-02:00", "2023-01-04"]
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,temperature\n" + "".join(f"{stamp},{i}\n" for i, stamp in enumerate(stamps)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's timezone warning would reach every worker's log
+        table = read_table(path)
+    expected = parse_timestamps(pd.Series(stamps))
+    assert table.values(["temperature"], expected)["temperature"].tolist() == [0.0, 1.0, 2.0, 3.0]

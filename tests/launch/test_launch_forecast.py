@@ -17,6 +17,12 @@ JOB_PATHS = SageMakerPaths.from_env({})
 
 def test_without_a_fleet_manifest_every_instance_receives_the_models_prefix(cli, clients, names) -> None:
     clients["s3"].create_bucket(Bucket=names.bucket)
+    code, _, err = cli("forecast", *names.common, "--job-name", "forecast-0")
+    assert code == 2 and "holds no models: train first" in err  # nothing to forecast: no job
+    assert clients["sagemaker"].list_processing_jobs()["ProcessingJobSummaries"] == []
+    clients["s3"].put_object(
+        Bucket=names.bucket, Key=f"{names.prefix}/models/run-1/c0.tar.gz", Body=b"an archive"
+    )
     args = ["forecast", *names.common, "--job-name", "forecast-1", "--instance-count", "3", "--period", "14"]
     code, _, err = cli(*args)
     assert code == 0, err
@@ -170,6 +176,19 @@ def test_an_empty_fleet_manifest_is_refused_before_a_job_starts(cli, clients, na
     assert clients["sagemaker"].list_processing_jobs()["ProcessingJobSummaries"] == []
 
 
+def test_a_request_the_service_would_refuse_leaves_no_manifest_file_to_block_its_name(
+    cli, clients, names, fleet
+) -> None:
+    put_fleet(clients, names, fleet)
+    args = ["forecast", *names.common, "--job-name", "forecast-4"]
+    code, _, err = cli(*args, "--instance-type", "ml.bogus")
+    assert code == 2 and "InstanceType" in err
+    listing = clients["s3"].list_objects_v2(Bucket=names.bucket, Prefix=f"{names.prefix}/forecast-inputs/")
+    assert listing["KeyCount"] == 0
+    code, _, err = cli(*args)  # the same name, corrected
+    assert code == 0 and "started forecast job forecast-4" in err, err
+
+
 def test_bad_values_are_refused_before_anything_is_sent(cli, names) -> None:
     code, _, err = cli("forecast", *names.common, "--period", "0", "--dry-run")
     assert code == 2 and "--period must be at least 1" in err
@@ -200,3 +219,7 @@ def test_future_regressor_values_reach_the_job_as_a_file_or_a_folder(
     assert arguments[arguments.index("--regressors") + 1] == local
     code, _, err = cli("forecast", *names.common, "--regressors-uri", "weather.csv", "--dry-run")
     assert code == 2 and "must be an s3:// URI" in err
+    code, _, err = cli(
+        "forecast", *names.common, "--regressors-uri", "s3://weather/per-customer", "--dry-run"
+    )
+    assert code == 2 and "or a prefix of <customer>.csv files ending in /" in err

@@ -167,6 +167,34 @@ def test_pipeline_is_created_then_updated_and_an_execution_runs_against_moto(cli
 
 
 @pytest.mark.slow  # a moto server
+def test_a_manifest_published_while_pipeline_starts_is_not_emptied(cli, clients, names, monkeypatch) -> None:
+    from launch.common import Aws
+
+    clients["s3"].create_bucket(Bucket=names.bucket)
+    key = f"{names.prefix}/models/{manifest.MANIFEST_NAME}"
+    published = b"a run's fleet manifest"
+    real_client = Aws.client
+
+    def client_with_a_publish_landing(self, service: str):
+        made = real_client(self, service)
+        if (
+            service == "s3"
+        ):  # a run publishes after pipeline found no manifest, before it writes the empty one
+
+            def publish(**_):
+                clients["s3"].put_object(Bucket=names.bucket, Key=key, Body=published)
+
+            made.meta.events.register_first("before-call.s3.PutObject", publish, unique_id="publish")
+        return made
+
+    monkeypatch.setattr(Aws, "client", client_with_a_publish_landing)
+    code, _, err = cli("pipeline", *names.common, "--no-start")
+    assert code == 0, err
+    assert "published meanwhile: kept" in err
+    assert clients["s3"].get_object(Bucket=names.bucket, Key=key)["Body"].read() == published
+
+
+@pytest.mark.slow  # a moto server
 def test_models_without_a_fleet_manifest_are_refused_with_what_to_do(cli, clients, names) -> None:
     clients["s3"].create_bucket(Bucket=names.bucket)
     clients["s3"].put_object(Bucket=names.bucket, Key="demo/models/old-run/c1.tar.gz", Body=b"an archive")

@@ -58,8 +58,8 @@ def read_uris(document: dict[str, Any]) -> list[str]:
     [
         # split: 2 outputs; train: checkpoints and output; forecast: 2 outputs
         ("s3:PutObject", written_uris, lambda uri: uri.rstrip("/") + "/some-object", 6),
-        # split: raw; train: customers and the fleet manifest; forecast: its manifest file
-        ("s3:GetObject", read_uris, lambda uri: uri + "some-object" if uri.endswith("/") else uri, 4),
+        # split: raw; train: customers and the fleet manifest; forecast: its manifest file, regressor values
+        ("s3:GetObject", read_uris, lambda uri: uri + "some-object" if uri.endswith("/") else uri, 5),
     ],
     ids=["writes", "reads"],
 )
@@ -69,8 +69,9 @@ def test_the_documented_role_covers_what_every_job_writes_and_reads(
     patterns = allowed_resources(execution_role_policy(), names.bucket, names.prefix, action)
     assert patterns, f"no {action} statement found in the documented policy"
     checked = []
-    for command in ("process", "train", "forecast"):
-        code, out, err = cli(command, *names.common, "--dry-run")
+    regressors = ["--regressors-uri", f"s3://{names.bucket}/{names.prefix}/regressors/weather.csv.gz"]
+    for command, *extra in (("process",), ("train",), ("forecast",), ("forecast", *regressors)):
+        code, out, err = cli(command, *names.common, *extra, "--dry-run")
         assert code == 0, err
         for document in json_documents(out):
             for uri in uris_of(document):

@@ -65,3 +65,12 @@ def test_a_publish_lists_the_serving_archives_in_s3_once(clients, names, tmp_pat
         "r1/c1.tar.gz",
     ]
     assert main(args) == 1  # a second publish of the run does not replace a list a job may be reading
+
+
+def test_fleetcast_manifest_merge_names_an_s3_error_in_one_line(moto, caplog):
+    from fleetcast.cli import main
+
+    assert main(["manifest", "merge", "--models", "s3://no-such-bucket-here/demo/models", "--run", "r1"]) == 1
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert record.getMessage().startswith("cannot publish run r1 into s3://no-such-bucket-here/demo/models:")
+    assert "NoSuchBucket" in record.getMessage() and record.exc_info is None

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from fleetcast.forecast import dataset
 from fleetcast.forecast.predict import PROPHET, CustomerFailed, forecast_archive
+from fleetcast.forecast.regressors import RegressorsError, check_source
 from fleetcast.forecast.sources import Cluster, count_work, iter_work, manifest_path, processing_cluster
 from fleetcast.model import archive
 from fleetcast.model.manifest import ManifestError
@@ -245,14 +246,19 @@ def forecast_main(
     out = out or paths.forecast_output_dir
     reports = reports or paths.forecast_reports_dir
     problem = f"--period must be at least 1, got {period}" if period < 1 else None
-    if problem is None and not models.is_dir():
-        problem = f"no models folder at {models}"
-    if problem is None and regressors is not None and not regressors.exists():
-        problem = f"no regressors file or folder at {regressors}"
     try:
         cluster = processing_cluster(paths, models)
     except ProcessingConfigError as exc:
         problem = problem or str(exc)
+    # An instance of a sharded multi-instance job may be dealt no archive, and so no models folder.
+    empty_share_allowed = problem is None and cluster.models_sharded and len(cluster.hosts) > 1
+    if problem is None and not models.is_dir() and not empty_share_allowed:
+        problem = f"no models folder at {models}"
+    if problem is None and regressors is not None:
+        try:
+            check_source(regressors)  # one bad table for every customer would fail each driven one alike
+        except RegressorsError as exc:
+            problem = str(exc)
     if problem:
         return _fail(paths, problem, EXIT_INPUT)
     workers = workers or os.cpu_count() or 1

@@ -19,6 +19,7 @@ import csv
 import functools
 import gzip
 import math
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -79,11 +80,14 @@ def read_table(path: Path) -> FutureValues:
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise RegressorsError(f"{path} cannot be read: {exc}") from None
     if not rows or not rows[0] or rows[0][0].strip() != TIME_COLUMN:
-        raise RegressorsError(f"{path}: the header must be {TIME_COLUMN},<regressor>,...")
+        found = ",".join(rows[0]) if rows else ""
+        raise RegressorsError(f"{path}: the header must be {TIME_COLUMN},<regressor>,... (it is {found!r})")
     names = [name.strip() for name in rows[0][1:]]
     body = [row for row in rows[1:] if row]
     try:
-        stamps = np.array([row[0].strip() for row in body], dtype="datetime64[ns]").view(np.int64)
+        with warnings.catch_warnings():  # an offset is converted to UTC, as training reads its timestamps
+            warnings.filterwarnings("ignore", "no explicit representation of timezones", UserWarning)
+            stamps = np.array([row[0].strip() for row in body], dtype="datetime64[ns]").view(np.int64)
     except ValueError as exc:
         raise RegressorsError(f"{path}: a timestamp cannot be read ({exc})") from None
     columns = {}
@@ -111,8 +115,21 @@ def future_regressors(
     folder of `<customer>.csv`); RegressorsError says what is missing."""
     if source is None:
         raise RegressorsError(
-            f"the model needs future values of its regressors ({', '.join(names)}): pass --regressors"
+            f"the model needs future values of its regressors ({', '.join(names)}): pass --regressors "
+            "(launch forecast --regressors-uri)"
         )
     if source.is_dir():
-        return read_table(source / f"{customer}.csv").values(names, dates)
+        own = source / f"{customer}.csv"
+        if not own.is_file():
+            raise RegressorsError(f"the regressors folder {source} has no {own.name} for customer {customer}")
+        return read_table(own).values(names, dates)
     return _shared_table(str(source)).values(names, dates)
+
+
+def check_source(source: Path) -> None:
+    """Refuse, before any customer is forecast, a source that could serve none: a path that does not exist,
+    or a table for every customer that cannot be read (its header, a timestamp). RegressorsError says why."""
+    if not source.exists():
+        raise RegressorsError(f"no regressors file or folder at {source}")
+    if not source.is_dir():
+        _shared_table(str(source))  # read once here; a worker in this process reuses it

@@ -76,6 +76,8 @@ def iter_archives(models: Path) -> Iterator[str]:
 
 def iter_work(models: Path, cluster: Cluster) -> Iterator[tuple[str, str]]:
     """(customer, archive path) for every customer this instance forecasts."""
+    if cluster.models_sharded and not models.is_dir():
+        return  # SageMaker may deal an instance no archive at all (fewer archives than instances)
     listed = None if cluster.models_sharded else manifest_path(models)
     if listed is not None:
         for entry in manifest.read_file(listed):
