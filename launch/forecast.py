@@ -16,10 +16,11 @@ manifest keeps unique, so either layout works.
 from __future__ import annotations
 
 import argparse
+import tempfile
 from typing import Any
 
 from fleetcast.model.manifest import MANIFEST_NAME, ManifestError
-from fleetcast.models_prefix import S3Prefix, sagemaker_manifest
+from fleetcast.models_prefix import S3Prefix, write_sagemaker_manifest
 from fleetcast.paths import FULLY_REPLICATED, SHARDED_BY_S3_KEY
 from launch.common import (
     JOB_PATHS,
@@ -95,14 +96,16 @@ def write_input_manifest(aws: Aws, layout: Layout, job_name: str) -> str | None:
             "before its job started); choose another --job-name"
         )
     store = S3Prefix(layout.bucket, layout.key("models"), aws.client("s3"))
-    try:
-        body, listed = sagemaker_manifest(store)
-    except ManifestError as exc:
-        raise LaunchError(f"cannot read the fleet manifest: {exc}") from None
-    if not listed:
-        raise LaunchError(f"the fleet manifest {layout.models}{MANIFEST_NAME} lists no customer")
-    put = {"Bucket": layout.bucket, "Key": key, "Body": body, "IfNoneMatch": "*"}  # never over a job's input
-    aws.send("s3", "PutObject", put)
+    with tempfile.TemporaryFile() as body:  # streamed through a file: a million rows are ~30 MB
+        try:
+            listed = write_sagemaker_manifest(store, body)
+        except ManifestError as exc:
+            raise LaunchError(f"cannot read the fleet manifest: {exc}") from None
+        if not listed:
+            raise LaunchError(f"the fleet manifest {layout.models}{MANIFEST_NAME} lists no customer")
+        body.seek(0)
+        put = {"Bucket": layout.bucket, "Key": key, "Body": body, "IfNoneMatch": "*"}  # never over an input
+        aws.send("s3", "PutObject", put)
     note(f"wrote {uri}: {listed} archives, dealt out to the instances by SageMaker ({SHARDED_BY_S3_KEY})")
     return uri
 

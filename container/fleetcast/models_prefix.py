@@ -7,7 +7,7 @@ writes them on either kind of store, for the three things done with a whole pref
   `launch train --wait`): the run's host manifests merged over the fleet manifest, written as
   `<run>/manifest.csv.gz` (kept) and then `manifest.csv.gz` (what serves now);
 - `resolve`: customer ids to their current TargetModel (the invoke client, the local endpoint, plot);
-- `sagemaker_manifest`: the archives the fleet manifest names, as a SageMaker manifest file (the batch
+- `write_sagemaker_manifest`: the archives the fleet manifest names, as a SageMaker manifest file (the batch
   forecast's input, dealt out to its instances by SageMaker);
 - `open_prefix`: a folder or an S3 location, as the command line spells it.
 
@@ -199,9 +199,8 @@ class S3Prefix:
         # S3's conditional writes: the PUT fails unless the object is still the one read (or still absent).
         condition = {"IfNoneMatch": "*"} if expected is None else {"IfMatch": expected}
         try:
-            self.client.put_object(
-                Bucket=self.bucket, Key=self.key(name), Body=source.read_bytes(), **condition
-            )
+            with open(source, "rb") as body:  # streamed from the file, not held in memory
+                self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=body, **condition)
         except ClientError as exc:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
             code = exc.response.get("Error", {}).get("Code")
@@ -327,30 +326,34 @@ def _merge_once(store: ModelsPrefix, run: str, host_files: list[str]) -> tuple[d
     return counts, rows
 
 
-def sagemaker_manifest(store: ModelsPrefix) -> tuple[bytes, int]:
-    """The archive the fleet manifest names for each customer as a SageMaker manifest file (what an input
-    of S3DataType ManifestFile reads): a JSON array of `{"prefix": <models prefix>}`, then each archive's
-    key below it; and how many archives it lists."""
-    lines = [json.dumps({"prefix": store.uri("")})]
-    lines.extend(json.dumps(entry.target_model) for entry in read_entries(store))
-    return ("[" + ",\n".join(lines) + "]\n").encode(), len(lines) - 1
+def write_sagemaker_manifest(store: ModelsPrefix, out: IO[bytes]) -> int:
+    """Write the archive the fleet manifest names for each customer to `out` as a SageMaker manifest file
+    (what an input of S3DataType ManifestFile reads): a JSON array of `{"prefix": <models prefix>}`, then
+    each archive's key below it. Streamed, row by row; returns how many archives it lists."""
+    out.write(b"[" + json.dumps({"prefix": store.uri("")}).encode())
+    listed = 0
+    for entry in read_entries(store):
+        out.write(b",\n" + json.dumps(entry.target_model).encode())
+        listed += 1
+    out.write(b"]\n")
+    return listed
 
 
-def write_new(location: str, payload: bytes, s3_client: Any = None) -> None:
-    """Write `payload` to a file or `s3://bucket/key` that must not exist yet (ManifestError if it does):
-    a SageMaker manifest file is named after its run or job, and a job may be reading it."""
+def write_new(location: str, source: Path, s3_client: Any = None) -> None:
+    """Copy the file `source` to a file or `s3://bucket/key` that must not exist yet (ManifestError if it
+    does): a SageMaker manifest file is named after its run or job, and a job may be reading it."""
     if not location.startswith("s3://"):
         target = Path(location)
         if target.exists():
             raise ManifestError(f"{location} exists already")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        archive.write_atomically(target, payload)
+        FolderPrefix(target.parent).put(target.name, source)
         return
     from botocore.exceptions import ClientError
 
     bucket, _, key = location[len("s3://") :].partition("/")
     try:
-        s3_client.put_object(Bucket=bucket, Key=key, Body=payload, IfNoneMatch="*")
+        with open(source, "rb") as body:  # streamed from the file, not held in memory
+            s3_client.put_object(Bucket=bucket, Key=key, Body=body, IfNoneMatch="*")
     except ClientError as exc:
         if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") in (409, 412):
             raise ManifestError(f"{location} exists already") from None
@@ -377,8 +380,11 @@ def merge_main(
         store = open_prefix(models, client)
         merge_run(store, run)
         if sagemaker_manifest_at:
-            payload, listed = sagemaker_manifest(store)
-            write_new(sagemaker_manifest_at, payload, client)
+            with tempfile.TemporaryDirectory(prefix="fleetcast-listing-") as work:
+                listing = Path(work) / "models.manifest"
+                with open(listing, "wb") as out:
+                    listed = write_sagemaker_manifest(store, out)
+                write_new(sagemaker_manifest_at, listing, client)
             log.info("listed the %d archives the fleet manifest names in %s", listed, sagemaker_manifest_at)
     except (ManifestError, ValueError) as exc:
         log.error("%s", exc)
