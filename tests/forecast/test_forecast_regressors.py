@@ -181,3 +181,14 @@ def test_timestamps_with_an_offset_are_read_as_training_reads_them(tmp_path: Pat
         table = read_table(path)
     expected = parse_timestamps(pd.Series(stamps))
     assert table.values(["temperature"], expected)["temperature"].tolist() == [0.0, 1.0, 2.0, 3.0]
+
+
+def test_the_compact_iso_form_training_takes_is_taken_too(tmp_path: Path):
+    from fleetcast.training.inputs import parse_timestamps
+
+    stamps = ["20230101T060000", "2023-01-02T06:00:00"]
+    path = tmp_path / "t.csv"
+    path.write_text("timestamp,temperature\n" + "".join(f"{stamp},{i}\n" for i, stamp in enumerate(stamps)))
+    expected = parse_timestamps(pd.Series(stamps))
+    assert not np.isnat(expected).any()  # training reads both
+    assert read_table(path).values(["temperature"], expected)["temperature"].tolist() == [0.0, 1.0]

@@ -84,16 +84,32 @@ def read_table(path: Path) -> FutureValues:
         raise RegressorsError(f"{path}: the header must be {TIME_COLUMN},<regressor>,... (it is {found!r})")
     names = [name.strip() for name in rows[0][1:]]
     body = [row for row in rows[1:] if row]
+    texts = [row[0].strip() for row in body]
     try:
         with warnings.catch_warnings():  # an offset is converted to UTC, as training reads its timestamps
             warnings.filterwarnings("ignore", "no explicit representation of timezones", UserWarning)
-            stamps = np.array([row[0].strip() for row in body], dtype="datetime64[ns]").view(np.int64)
-    except ValueError as exc:
-        raise RegressorsError(f"{path}: a timestamp cannot be read ({exc})") from None
+            stamps = np.array(texts, dtype="datetime64[ns]").view(np.int64)
+    except ValueError:
+        stamps = _as_training_reads(texts, path)
     columns = {}
     for index, name in enumerate(names, start=1):
         columns[name] = np.array([_number(row, index) for row in body], dtype=np.float64)
     return FutureValues(str(path), stamps, columns)
+
+
+def _as_training_reads(texts: list[str], path: Path) -> np.ndarray:
+    """Timestamps numpy's fast parser does not take (the compact `20230101T060000`, say), parsed as
+    training parses its own (`training.inputs.parse_timestamps`, pandas' ISO 8601), as int64 ns."""
+    import pandas as pd
+
+    from fleetcast.training.inputs import parse_timestamps
+
+    parsed = parse_timestamps(pd.Series(texts, dtype=object))
+    bad = np.isnat(parsed)
+    if bad.any():
+        first = texts[int(np.argmax(bad))]
+        raise RegressorsError(f"{path}: a timestamp cannot be read ({first!r}; ISO 8601, as in training)")
+    return parsed.view(np.int64)
 
 
 def _number(row: list[str], index: int) -> float:
