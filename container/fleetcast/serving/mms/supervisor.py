@@ -43,9 +43,11 @@ log = logging.getLogger(__name__)
 HANDLER_SERVICE = "fleetcast.serving.mms.handler"
 MAX_MMS_PORT = 32767  # MMS parses the port as a Java short
 MMS_JAVA_CLASS = "com.amazonaws.ml.mms.ModelServer"
-# After SIGTERM: Java gets this long to stop its workers, the survivors this long after SIGTERM.
-JAVA_STOP_SECONDS = 12.0
-WORKER_STOP_SECONDS = 5.0
+# After SIGTERM: Java gets this long to stop its workers, the survivors this long after SIGTERM. SageMaker
+# sends SIGKILL 30 s after SIGTERM: at worst these add up to ~20 s (stop_leftovers' kills included), which
+# leaves a loaded machine room (12 + 5 once took over 30 s in CI).
+JAVA_STOP_SECONDS = 10.0
+WORKER_STOP_SECONDS = 3.0
 ORPHAN_CHECK_SECONDS = 2.0
 # Unix socket paths must stay under 108 bytes; MMS appends "/.mms.sock.<port>".
 MAX_RUN_DIR_LENGTH = 80
