@@ -30,7 +30,7 @@ from pathlib import Path
 from fleetcast.forecast import dataset
 from fleetcast.forecast.predict import PROPHET, CustomerFailed, forecast_archive
 from fleetcast.forecast.regressors import RegressorsError, check_source
-from fleetcast.forecast.sources import Cluster, count_work, iter_work, manifest_path, processing_cluster
+from fleetcast.forecast.sources import Cluster, count_work, fleet_manifest_for, iter_work, processing_cluster
 from fleetcast.model import archive
 from fleetcast.model.manifest import ManifestError
 from fleetcast.paths import SHARDED_BY_S3_KEY, SageMakerPaths, sagemaker_paths
@@ -161,13 +161,8 @@ def run_forecast(
 ) -> ForecastOutcome:
     """Forecast this instance's customers into `out/forecasts-<host>.csv.gz`; the report into `reports`."""
     host = cluster.host
-    listed = None if cluster.models_sharded else manifest_path(models)
-    if cluster.models_sharded and manifest_path(models):
-        log.warning(
-            "ignoring %s: the models input is %s, so the archives it names are spread over the instances",
-            manifest_path(models), SHARDED_BY_S3_KEY,
-        )  # fmt: skip
-    total = count_work(models, cluster)
+    listed = fleet_manifest_for(models, cluster)
+    total = count_work(models, cluster, listed)
     source = f"the fleet manifest {listed}" if listed else f"every archive under {models}"
     share = ""
     if len(cluster.hosts) > 1:
@@ -191,7 +186,7 @@ def run_forecast(
             failure_writer = csv.writer(failure_file)
             failure_writer.writerow(FAILURE_FIELDS)
             data_file.write(dataset.header_member())
-            chunks = _chunks(iter_work(models, cluster), chunk_customers)
+            chunks = _chunks(iter_work(models, cluster, listed), chunk_customers)
             for result in _results(chunks, period, workers, regressors):
                 data_file.write(result.payload)
                 failure_writer.writerows(result.failures)

@@ -17,6 +17,7 @@ Either way every customer is forecast on exactly one instance.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from fleetcast.model.archive import ARCHIVE_SUFFIX, TEMP_PREFIX, customer_of
 from fleetcast.paths import SHARDED_BY_S3_KEY, SageMakerPaths
 from fleetcast.processing import input_distributions, read_processing_cluster
 from fleetcast.training.config import host_of_customer
+
+log = logging.getLogger(__name__)
 
 # Outside a Processing job (a laptop, a test) there is one instance.
 LOCAL_HOST = "local"
@@ -62,6 +65,19 @@ def manifest_path(models: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+def fleet_manifest_for(models: Path, cluster: Cluster) -> Path | None:
+    """The fleet manifest that says which customers to forecast, or None (every archive under `models`).
+    With sharded models it is ignored, loudly: it names archives that other instances were given."""
+    found = manifest_path(models)
+    if found is not None and cluster.models_sharded:
+        log.warning(
+            "ignoring %s: the models input is %s, so the archives it names are spread over the instances",
+            found, SHARDED_BY_S3_KEY,
+        )  # fmt: skip
+        return None
+    return found
+
+
 def iter_archives(models: Path) -> Iterator[str]:
     """Paths of every archive under `models` (depth first, in directory order), temporary files skipped."""
     pending = [os.fspath(models)]
@@ -74,11 +90,11 @@ def iter_archives(models: Path) -> Iterator[str]:
                     yield entry.path
 
 
-def iter_work(models: Path, cluster: Cluster) -> Iterator[tuple[str, str]]:
-    """(customer, archive path) for every customer this instance forecasts."""
+def iter_work(models: Path, cluster: Cluster, listed: Path | None) -> Iterator[tuple[str, str]]:
+    """(customer, archive path) for every customer this instance forecasts: those the fleet manifest
+    `listed` names (`fleet_manifest_for`), or without one every archive under `models`."""
     if cluster.models_sharded and not models.is_dir():
         return  # SageMaker may deal an instance no archive at all (fewer archives than instances)
-    listed = None if cluster.models_sharded else manifest_path(models)
     if listed is not None:
         for entry in manifest.read_file(listed):
             if cluster.owns(entry.customer):
@@ -90,5 +106,5 @@ def iter_work(models: Path, cluster: Cluster) -> Iterator[tuple[str, str]]:
             yield customer, path
 
 
-def count_work(models: Path, cluster: Cluster) -> int:
-    return sum(1 for _ in iter_work(models, cluster))
+def count_work(models: Path, cluster: Cluster, listed: Path | None) -> int:
+    return sum(1 for _ in iter_work(models, cluster, listed))
