@@ -257,6 +257,30 @@ def test_instances_split_the_customers_between_them_with_the_processing_defaults
     ]
 
 
+def test_a_sharded_instance_forecasts_what_it_was_given_and_ignores_a_fleet_manifest_there(
+    sm_root: Path, built: dict, caplog: pytest.LogCaptureFixture
+):
+    from fleetcast.model import manifest
+    from fleetcast.paths import SHARDED_BY_S3_KEY
+
+    models = sm_root / "processing" / "input" / "models"
+    models.mkdir(parents=True)
+    mine = [built["daily"], built["flat"]]
+    for model in mine:
+        (models / model.archive.name).write_bytes(model.archive.read_bytes())
+    # A fleet manifest among the shard names archives other instances hold: following it would fail them.
+    listed = [manifest.entry_for(c, "r", "d", "s", "configured", None) for c in ("0", "77", "78")]
+    manifest.write_manifest(models / manifest.MANIFEST_NAME, listed)
+    (sm_root / "config").mkdir()
+    models_input = {"InputName": "models", "S3Input": {"LocalPath": "/opt/ml/processing/input/models",
+                    "S3DataDistributionType": SHARDED_BY_S3_KEY}}  # fmt: skip
+    job = {"ProcessingInputs": [models_input]}
+    (sm_root / "config" / "processingjobconfig.json").write_text(json.dumps(job))
+    rows = run_as(sm_root, "algo-2", ["algo-1", "algo-2"])
+    assert {row["customer"] for row in rows} == {model.customer for model in mine}  # no hash split either
+    assert "ignoring" in caplog.text and caplog.text.count("ignoring") == 1
+
+
 def test_with_a_fleet_manifest_exactly_its_versions_are_forecast(tmp_path: Path, built: dict):
     from fleetcast.model import manifest
 
