@@ -302,6 +302,52 @@ def test_forecasts_that_err_apart_choose_the_blend_of_them():
     assert alone.candidate.name == "blend" and alone.candidate.prophet_part == "configured"
 
 
+def blend_option(weights: blend.Weights) -> selection.Candidate:
+    return selection.Candidate("blend", BASE, archive.BLEND_KIND, weights, "configured")
+
+
+def test_a_near_tie_goes_to_the_option_leaning_least_on_prophet():
+    prophet = selection.Candidate("configured", BASE)
+    naive = selection.Candidate("naive", BASE, archive.BASELINE_KIND)
+    quarter, half = (next(w for w in blend.WEIGHTS if w.prophet_weight == v) for v in (0.25, 0.5))
+    tolerance = selection.PARSIMONY_TOLERANCE
+    assert [selection.lean(c) for c in (naive, blend_option(quarter), blend_option(half), prophet)] == [
+        0.0,
+        0.25,
+        0.5,
+        1.0,
+    ]
+
+    def choose_among(*scored):
+        return selection._parsimonious_choice(list(scored))
+
+    # Within the tolerance of the best: the option nearest seasonal-naive, with its own score.
+    inside = 1.0 + tolerance * 0.9
+    assert choose_among((prophet, 1.0), (blend_option(half), inside), (naive, 1.0 + tolerance * 2)) == (
+        blend_option(half),
+        inside,
+    )
+    assert choose_among((prophet, 1.0), (blend_option(half), inside), (blend_option(quarter), inside))[
+        0
+    ] == blend_option(quarter)
+    assert choose_among((prophet, 1.0), (naive, inside))[0] == naive
+    # Past it, the lowest score; among equal leans, the lower score; unscored options never win.
+    outside = 1.0 + tolerance * 1.1
+    assert choose_among((prophet, 1.0), (blend_option(half), outside), (naive, outside))[0] == prophet
+    other = selection.Candidate("flexible-trend", BASE)
+    assert choose_among((prophet, 1.01), (other, 1.0), (naive, float("nan")))[0] == other
+
+
+def test_a_series_prophet_forecasts_far_better_still_ships_prophet():
+    choice = choose(seasonal(400))
+    best = min(choice.scores, key=choice.scores.__getitem__)
+    assert not choice.candidate.is_blend and not choice.candidate.is_baseline
+    assert choice.scores[choice.candidate.name] == choice.scores[best]
+    # Every option nearer seasonal-naive (the baseline, the blend at its best weighting) is clearly worse.
+    nearer_naive = (choice.scores["naive"], choice.scores["blend"])
+    assert min(nearer_naive) > choice.scores[best] * (1 + selection.PARSIMONY_TOLERANCE)
+
+
 def test_a_blend_customer_ships_stock_prophet_json_and_serves_the_blend(sm_root: Path):
     from fleetcast.serving.blend_predictor import BlendPredictor
     from fleetcast.serving.predictors import load_model
