@@ -11,7 +11,7 @@ from fleetcast.model import baseline, blend
 from fleetcast.model.blend import Blend, BlendError
 from tests.model.test_baseline import WEEK, history
 
-THIRDS = next(w for w in blend.WEIGHTS if w.seasons > 1)
+THIRDS = next(w for w in blend.WEIGHTS if w.name == "thirds-4-weeks")
 
 
 def lagged_reference(ds: np.ndarray, y: np.ndarray, dates: np.ndarray, season_weights) -> list[float]:

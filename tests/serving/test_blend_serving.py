@@ -26,8 +26,8 @@ from tests.serving.models import BuiltModel, build_model, daily_history, extract
 from tests.support.servers import JSON_HEADERS, Server
 
 WEEK = pd.Timedelta(days=7)
-THIRDS = next(w for w in blend.WEIGHTS if w.seasons > 1)  # reaches back several weeks
-HALF = next(w for w in blend.WEIGHTS if w.prophet_weight == 0.5)
+THIRDS = next(w for w in blend.WEIGHTS if w.name == "thirds-4-weeks")  # reaches back several weeks
+HALF = next(w for w in blend.WEIGHTS if w.prophet_weight == 0.5 and w.seasons == 1)
 
 
 @pytest.fixture(scope="module")
