@@ -48,8 +48,8 @@ class Weights:
 
 # The seasonal mixes: last week alone, or the last four weeks with last week at 5/8 and each earlier week at
 # 1/8. The four-week mix halves the noise last week's values carry (variance 5/8^2 + 3 x 1/8^2 = 0.44 of
-# one week's) at the cost of a little staleness: alone, it was no worse than last week on 96 of bench/quality.py's 100
-# simulated half-hourly series.
+# one week's) at the cost of a little staleness: alone, it was no worse than last week on 96 of
+# bench/quality.py's 100 simulated half-hourly series.
 LAST_WEEK = (1.0,)
 FOUR_WEEKS = (5 / 8, 1 / 8, 1 / 8, 1 / 8)
 # Prophet at three fixed weights with each mix, and Prophet at a third with the four-week mix (which is

@@ -284,7 +284,7 @@ def _parsimonious_choice(options: list[tuple[Candidate, float]]) -> tuple[Candid
     """Among the options scoring within `PARSIMONY_TOLERANCE` of the best mean CV sMAPE, the one leaning
     least on Prophet (ties: the lower score, then the earlier option), with its score. Unscored options
     (NaN) never win."""
-    scored = [(index, candidate, score) for index, (candidate, score) in enumerate(options) if np.isfinite(score)]
+    scored = [(index, c, score) for index, (c, score) in enumerate(options) if np.isfinite(score)]
     if not scored:
         return options[0]
     bound = min(score for _, _, score in scored) * (1 + PARSIMONY_TOLERANCE)
