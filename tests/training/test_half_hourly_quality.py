@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.quality import PROPHET_TARGET, measure
+from bench.quality import PROPHET_TARGET, measure, seed_list
 from fleetcast.data import demand
 from fleetcast.data.demand import STEPS_PER_DAY, half_hourly_demand
 
@@ -34,13 +34,21 @@ def test_the_simulator_gives_whole_weeks_of_day_type_load_shapes():
 @pytest.mark.parametrize("seed", [0, 1])
 def test_prophet_with_day_types_comes_within_the_target_and_train_ships_the_better(tmp_path: Path, seed: int):
     ds, y = half_hourly_demand(weeks=12, seed=seed)
-    quality = measure(ds, y, tmp_path)
+    holdout = 7 * STEPS_PER_DAY
+    quality = measure(ds, y, tmp_path, expected=demand.expected_demand(12, seed, len(y) - holdout))
     best, ratio = quality.best_prophet
     assert best == "daily-by-day-type"
     assert ratio <= PROPHET_TARGET, quality
     assert quality.candidates[best] < 0.75 * quality.candidates["configured"]  # today's model, before
     assert quality.shipped in ("naive", best) or quality.shipped.startswith(f"blend ({best}, ")
     assert quality.shipped_ratio <= max(1.0, ratio) + 1e-5  # (metadata.json rounds to 6 decimals)
+    # The simulator's conditional mean, scored on the same holdout, beats naive on these weeks too.
+    assert 0.5 < quality.expected_ratio < 1
+
+
+def test_the_quality_bench_reads_seed_ranges():
+    assert seed_list("0-4,9") == [0, 1, 2, 3, 4, 9]
+    assert seed_list("7") == [7]
 
 
 @pytest.mark.parametrize("seed, origin", [(0, 11 * 7 * STEPS_PER_DAY), (3, 5 * 7 * STEPS_PER_DAY + 17)])
