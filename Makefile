@@ -11,11 +11,13 @@ all: venv
 venv: $(STAMP)
 
 # The dev lock, every file checked against its hash; then the package itself, its dependencies already in.
-$(STAMP): requirements/dev.lock pyproject.toml
+# And the real half-hourly demand series bench/quality.py and its tests score (bench/taylor.py).
+$(STAMP): requirements/dev.lock requirements/taylor.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.lock
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
+	$(BIN)/python -m bench.taylor
 	touch $@
 
 lint: $(STAMP)
@@ -53,4 +55,4 @@ lock: $(STAMP)
 	$(LOCK) -c requirements/image.lock requirements/dev.txt -o requirements/dev.lock
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo .cache .pytest_cache .ruff_cache

