@@ -38,6 +38,7 @@ import pandas as pd
 from bench import taylor
 from fleetcast.data.demand import STEPS_PER_DAY, expected_demand, half_hourly_demand
 from fleetcast.logs import quiet_third_party
+from fleetcast.training import evaluate
 
 SHIPPED_TARGET = 1.0  # the shipped model is never worse than naive
 PROPHET_TARGET = 1.3  # Prophet's best candidate is within 1.3x of naive
@@ -180,6 +181,12 @@ def main() -> None:
     ds, y = taylor.load()
     with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
         report("real demand (Taylor, England and Wales 2000)", measure(ds, y, Path(tmp), args.holdout_days))
+    week = args.holdout_days * STEPS_PER_DAY
+    repeats = [
+        evaluate.smape(y[end - week : end], y[end - 2 * week : end - week])
+        for end in range(2 * week, len(y) + 1, week)
+    ]
+    print("    naive (last week's values) sMAPE, week by week: " + " ".join(f"{e:.2f}%" for e in repeats))
     results = []
     for seed in args.seeds:
         ds, y = half_hourly_demand(args.weeks, seed)

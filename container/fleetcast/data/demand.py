@@ -1,8 +1,8 @@
 """A seeded half-hourly electricity demand simulator: a regional load curve, for model-quality benches.
 
-Real load curves are what per-customer model selection has to get right on sub-daily data, and no public
-half-hourly demand series ships with a package this project may depend on, so this builds one from the
-parts that shape real demand:
+Real load curves are what per-customer model selection has to get right on sub-daily data. One real series
+is at hand (Taylor's, bench/taylor.py); this builds as many more as wanted, from the parts that shape real
+demand, each with its best possible forecast known:
 
 - a daily profile per day type: working days (night trough, a steep morning ramp, a day plateau, an
   early-evening peak), Saturdays (a later, lower rise) and Sundays (lower still);
