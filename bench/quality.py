@@ -42,6 +42,7 @@ from fleetcast.training import evaluate
 
 SHIPPED_TARGET = 1.0  # the shipped model is never worse than naive
 PROPHET_TARGET = 1.3  # Prophet's best candidate is within 1.3x of naive
+REAL_ORIGINS = 6  # the real series' last weeks, each taken as the holdout in turn
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,36 @@ def report(label: str, quality: Quality) -> None:
         print(f"    {name:45s} {score:7.3f}%  {score / quality.naive_smape:5.2f}x naive")
 
 
+def real_series(holdout_days: int) -> None:
+    """The real series: its holdout, last week's error week by week, and each of its last weeks as the
+    holdout in turn (one holdout week is one draw; the series cut after each of its last weeks gives more)."""
+    ds, y = taylor.load()
+    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+        report("real demand (Taylor, England and Wales 2000)", measure(ds, y, Path(tmp), holdout_days))
+    week = holdout_days * STEPS_PER_DAY
+    repeats = [
+        evaluate.smape(y[end - week : end], y[end - 2 * week : end - week])
+        for end in range(2 * week, len(y) + 1, week)
+    ]
+    print("    naive (last week's values) sMAPE, week by week: " + " ".join(f"{e:.2f}%" for e in repeats))
+    rolling = []
+    for weeks in range(len(y) // week - REAL_ORIGINS + 1, len(y) // week + 1):
+        with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+            quality = measure(ds[: weeks * week], y[: weeks * week], Path(tmp), holdout_days)
+        rolling.append(quality)
+        print(
+            f"    holdout week {weeks} (trained on weeks 1-{weeks - 1}): shipped {quality.shipped} "
+            f"{quality.shipped_ratio:.3f}x naive, best Prophet {quality.best_prophet[1]:.2f}x"
+        )
+    print(
+        f"real series, each of its last {REAL_ORIGINS} weeks as the holdout: shipped no worse than naive on "
+        f"{sum(q.shipped_ratio <= SHIPPED_TARGET for q in rolling)}, best Prophet within {PROPHET_TARGET:g}x "
+        f"on {sum(q.best_prophet[1] <= PROPHET_TARGET for q in rolling)}; mean ratio to naive: shipped "
+        f"{np.mean([q.shipped_ratio for q in rolling]):.3f}, best Prophet "
+        f"{np.mean([q.best_prophet[1] for q in rolling]):.3f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weeks", type=int, default=12)
@@ -178,15 +209,7 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.2f}; {args.weeks} weeks half-hourly (simulated), "
         f"{args.holdout_days}-day holdout"
     )
-    ds, y = taylor.load()
-    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
-        report("real demand (Taylor, England and Wales 2000)", measure(ds, y, Path(tmp), args.holdout_days))
-    week = args.holdout_days * STEPS_PER_DAY
-    repeats = [
-        evaluate.smape(y[end - week : end], y[end - 2 * week : end - week])
-        for end in range(2 * week, len(y) + 1, week)
-    ]
-    print("    naive (last week's values) sMAPE, week by week: " + " ".join(f"{e:.2f}%" for e in repeats))
+    real_series(args.holdout_days)
     results = []
     for seed in args.seeds:
         ds, y = half_hourly_demand(args.weeks, seed)
