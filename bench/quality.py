@@ -170,29 +170,29 @@ def real_series(holdout_days: int) -> None:
     """The real series: its holdout, last week's error week by week, and each of its last weeks as the
     holdout in turn (one holdout week is one draw; the series cut after each of its last weeks gives more)."""
     ds, y = taylor.load()
-    with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
-        report("real demand (Taylor, England and Wales 2000)", measure(ds, y, Path(tmp), holdout_days))
     week = holdout_days * STEPS_PER_DAY
+    rolling = {}  # weeks kept -> quality; the last entry is the whole series
+    for weeks in range(len(y) // week - REAL_ORIGINS + 1, len(y) // week + 1):
+        with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
+            rolling[weeks] = measure(ds[: weeks * week], y[: weeks * week], Path(tmp), holdout_days)
+    report("real demand (Taylor, England and Wales 2000)", rolling[len(y) // week])
     repeats = [
         evaluate.smape(y[end - week : end], y[end - 2 * week : end - week])
         for end in range(2 * week, len(y) + 1, week)
     ]
     print("    naive (last week's values) sMAPE, week by week: " + " ".join(f"{e:.2f}%" for e in repeats))
-    rolling = []
-    for weeks in range(len(y) // week - REAL_ORIGINS + 1, len(y) // week + 1):
-        with tempfile.TemporaryDirectory(prefix="bench-quality-") as tmp:
-            quality = measure(ds[: weeks * week], y[: weeks * week], Path(tmp), holdout_days)
-        rolling.append(quality)
+    for weeks, quality in rolling.items():
         print(
             f"    holdout week {weeks} (trained on weeks 1-{weeks - 1}): shipped {quality.shipped} "
             f"{quality.shipped_ratio:.3f}x naive, best Prophet {quality.best_prophet[1]:.2f}x"
         )
+    qualities = list(rolling.values())
     print(
         f"real series, each of its last {REAL_ORIGINS} weeks as the holdout: shipped no worse than naive on "
-        f"{sum(q.shipped_ratio <= SHIPPED_TARGET for q in rolling)}, best Prophet within {PROPHET_TARGET:g}x "
-        f"on {sum(q.best_prophet[1] <= PROPHET_TARGET for q in rolling)}; mean ratio to naive: shipped "
-        f"{np.mean([q.shipped_ratio for q in rolling]):.3f}, best Prophet "
-        f"{np.mean([q.best_prophet[1] for q in rolling]):.3f}"
+        f"{sum(q.shipped_ratio <= SHIPPED_TARGET for q in qualities)}, best Prophet within "
+        f"{PROPHET_TARGET:g}x on {sum(q.best_prophet[1] <= PROPHET_TARGET for q in qualities)}; mean ratio "
+        f"to naive: shipped {np.mean([q.shipped_ratio for q in qualities]):.3f}, best Prophet "
+        f"{np.mean([q.best_prophet[1] for q in qualities]):.3f}"
     )
 
 

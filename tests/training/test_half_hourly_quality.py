@@ -120,3 +120,17 @@ def test_train_on_the_real_series_ships_a_model_and_scores_it_against_naive(tmp_
     assert quality.candidates["configured"] / quality.naive_smape > 3  # the 3.5x before selection
     assert quality.best_prophet[0] == "daily-by-day-type"
     assert np.isfinite(quality.shipped_ratio)
+
+
+@pytest.mark.slow
+def test_the_quality_bench_prints_the_real_series_cut_six_ways_and_the_simulated_ones(monkeypatch, capsys):
+    from bench import quality
+
+    monkeypatch.setattr("sys.argv", ["bench.quality", "--seeds", "0-1"])
+    quality.main()
+    out = capsys.readouterr().out
+    assert out.count("real demand (Taylor") == 1 and "naive (last week's values) sMAPE, week by week" in out
+    assert [f"holdout week {w} " in out for w in range(7, 13)] == [True] * 6
+    assert "real series, each of its last 6 weeks as the holdout" in out
+    assert "seed 0: " in out and "seed 1: " in out and "conditional mean" in out
+    assert "2 simulated series: shipped no worse than naive on " in out
