@@ -78,7 +78,7 @@ def measure(
     from fleetcast.model import archive, blend
     from fleetcast.model.fit import engine
     from fleetcast.model.settings import ProphetSettings
-    from fleetcast.training import evaluate, selection
+    from fleetcast.training import selection
     from fleetcast.training.config import CANDIDATE_NAMES
     from fleetcast.training.inputs import History
 
