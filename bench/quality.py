@@ -114,11 +114,14 @@ def measure(
     ):
         if not candidate.needs_fit:  # the baseline, and the blend (the shipped one is scored by train)
             continue
-        outcome = engine.fit_series(split.train.ds, split.train.y, candidate.settings, label=candidate.name)
-        forecasts[candidate.name] = engine.forecast_values(outcome, split.holdout.ds)
-        scores[candidate.name] = evaluate.smape(split.holdout.y, forecasts[candidate.name])
+        outcome = selection.fit_candidate(candidate, split.train, engine.AUTO, label=candidate.name)
+        forecast = selection.forecast_candidate(candidate, outcome, split.train, split.holdout)
+        scores[candidate.name] = evaluate.smape(split.holdout.y, forecast)
+        if not candidate.is_change:
+            forecasts[candidate.name] = forecast
     cv = metadata["selection"]["cv_smape"]
-    part = min(forecasts, key=lambda name: cv[name])  # what train's blend is made of
+    # What train's blend is made of: the Prophet candidate (of those train fitted) that scored best in CV.
+    part = min((name for name in forecasts if cv.get(name) is not None), key=lambda name: cv[name])
     blends = {
         f"blend {part} {weights.name}": evaluate.smape(
             split.holdout.y,

@@ -39,7 +39,7 @@ from fleetcast.client import (
     target_model,
 )
 from fleetcast.data.customer_ids import safe_customer_id
-from fleetcast.model import blend, manifest
+from fleetcast.model import archive, blend, manifest
 from fleetcast.model.archive import archive_name
 from tests.serving.models import BuiltModel, build_model, daily_history, serving_models
 from tests.support.servers import start_lean, start_local_endpoint
@@ -120,6 +120,7 @@ def real_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealEndp
     # Served only by the retry test, so it is cold there whatever ran before.
     models["retried"] = build_model(root, "11", daily_history(11))
     models["blend"] = build_model(root, "12", daily_history(12), weights=blend.WEIGHTS[-1])
+    models["weekly-change"] = build_model(root, "13", daily_history(13), kind=archive.CHANGE_KIND)
     with (
         start_lean(root / "lean", workers=1) as lean,
         start_local_endpoint(root / "endpoint", models=root / "archives", container=lean.url) as endpoint,
@@ -238,12 +239,12 @@ def test_launch_invoke_retries_prints_tables_and_reports_failures(
     assert second[1].split() == ["ds", "yhat"] and len(second) == 3 + 3
 
 
-@pytest.mark.parametrize("kind", ["naive", "blend"])
-def test_a_seasonal_naive_or_blend_customer_is_invoked_like_any_other(
+@pytest.mark.parametrize("kind", ["naive", "blend", "weekly-change"])
+def test_a_seasonal_naive_blend_or_seasonal_change_customer_is_invoked_like_any_other(
     real_endpoint: RealEndpoint, tmp_path: Path, kind: str
 ) -> None:
-    """The baseline and blend model kinds through the local endpoint, `fleetcast invoke` and `launch
-    invoke`: the predictor's own answer, intervals included."""
+    """The baseline, blend and seasonal-change model kinds through the local endpoint, `fleetcast invoke`
+    and `launch invoke`: the predictor's own answer, intervals included."""
     from fleetcast.serving.predictors import load_model
     from fleetcast.serving.protocol import ForecastRequest
 

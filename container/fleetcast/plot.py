@@ -1,10 +1,10 @@
 """`fleetcast plot`: one customer's history and forecast, with its uncertainty interval, as a PNG.
 
 History comes from the model artifact (Prophet keeps its training history in model.json; a
-seasonal-naive model keeps only its last week) or from the data (`--data`: a raw CSV or a folder of
-per-customer CSVs). The forecast comes from an endpoint (`--endpoint-url`, through boto3) or is computed
-from the model the same way the server does: only the dates after the last observation. matplotlib is a
-development dependency, imported here only.
+seasonal-naive or seasonal-change model keeps only its last week) or from the data (`--data`: a raw CSV or
+a folder of per-customer CSVs). The forecast comes from an endpoint (`--endpoint-url`, through boto3) or is
+computed from the model the same way the server does: only the dates after the last observation.
+matplotlib is a development dependency, imported here only.
 """
 
 from __future__ import annotations
@@ -15,7 +15,14 @@ from pathlib import Path
 import pandas as pd
 
 from fleetcast.client import InvokeError
-from fleetcast.model.archive import BASELINE_KIND, BLEND_KIND, ArtifactError, model_kind, read_archive
+from fleetcast.model.archive import (
+    BASELINE_KIND,
+    CHANGE_KIND,
+    COMPOSED_KINDS,
+    ArtifactError,
+    model_kind,
+    read_archive,
+)
 from fleetcast.model.manifest import MANIFEST_NAME
 
 log = logging.getLogger(__name__)
@@ -54,9 +61,11 @@ def _baseline_model(model_json: str):
 
 
 def history_from_model(model_json: str, metadata: dict) -> pd.DataFrame:
-    """`ds`, `y` the model itself holds: Prophet's whole training history, the baseline's last week."""
-    if model_kind(metadata) == BASELINE_KIND:
-        model = _baseline_model(model_json)
+    """`ds`, `y` the model itself holds: Prophet's whole training history, the baseline's last week (and a
+    seasonal change's: its Prophet part's history is the week-over-week change, not the values)."""
+    kind = model_kind(metadata)
+    if kind in (BASELINE_KIND, CHANGE_KIND):
+        model = _baseline_model(model_json) if kind == BASELINE_KIND else _combiner(metadata).seasonal
         return pd.DataFrame({"ds": model.stamps_ns.view("datetime64[ns]"), "y": model.values})
     from fleetcast.model.prophet_model import model_from_json
 
@@ -94,28 +103,32 @@ def forecast_from_model(
     predicted = model.predict(add_condition_columns(future, model.seasonalities))
     # A model trained with uncertainty_samples=0 predicts no interval columns: drawn without a band.
     predicted = predicted[[c for c in ("ds", "yhat", "yhat_lower", "yhat_upper") if c in predicted.columns]]
-    if model_kind(metadata) == BLEND_KIND:  # model.json is the blend's Prophet part
-        return _blended(predicted, metadata)
+    if model_kind(metadata) in COMPOSED_KINDS:  # model.json is its Prophet part
+        return _combined(predicted, metadata)
     return predicted
 
 
-def _blended(predicted: pd.DataFrame, metadata: dict) -> pd.DataFrame:
-    from fleetcast.model.blend import BlendError, from_metadata
+def _combiner(metadata: dict):
+    from fleetcast.model import composed
 
     try:
-        model = from_metadata(metadata)
-    except BlendError as exc:
-        raise ArtifactError(f"metadata.json: not a blend model: {exc}") from None
+        return composed.from_metadata(metadata)
+    except ValueError as exc:
+        raise ArtifactError(f"metadata.json: not a {model_kind(metadata)} model: {exc}") from None
+
+
+def _combined(predicted: pd.DataFrame, metadata: dict) -> pd.DataFrame:
+    model = _combiner(metadata)
     bounds = "yhat_lower" in predicted.columns
-    blended = model.combine(
+    combined = model.combine(
         predicted["ds"].to_numpy(dtype="datetime64[ns]"),
         predicted["yhat"].to_numpy(),
         predicted["yhat_lower"].to_numpy() if bounds else None,
         predicted["yhat_upper"].to_numpy() if bounds else None,
     )
-    columns = {"ds": predicted["ds"].to_numpy(), "yhat": blended.yhat}
+    columns = {"ds": predicted["ds"].to_numpy(), "yhat": combined.yhat}
     if bounds:
-        columns |= {"yhat_lower": blended.yhat_lower, "yhat_upper": blended.yhat_upper}
+        columns |= {"yhat_lower": combined.yhat_lower, "yhat_upper": combined.yhat_upper}
     return pd.DataFrame(columns)
 
 

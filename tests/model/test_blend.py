@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from fleetcast.model import baseline, blend
+from fleetcast.model import archive, baseline, blend, composed
 from fleetcast.model.blend import Blend, BlendError
 from tests.model.test_baseline import WEEK, history
 
@@ -76,7 +76,8 @@ def test_the_blend_document_round_trips_and_a_bad_one_says_what_is_wrong():
     again = Blend.from_dict(document)
     assert again.name == THIRDS.name and again.season_weights == THIRDS.season_weights
     assert again.seasonal.to_dict() == model.seasonal.to_dict()
-    assert blend.from_metadata({blend.BLEND_KEY: document}).prophet_weight == THIRDS.prophet_weight
+    metadata = {archive.KIND_KEY: archive.BLEND_KIND, blend.BLEND_KEY: document}
+    assert composed.from_metadata(metadata).prophet_weight == THIRDS.prophet_weight
     for mutate, problem in [
         (lambda d: d.update(format="other"), "not a fleetcast-blend document"),
         (lambda d: d.update(format_version=2), "format_version 2"),
@@ -91,8 +92,8 @@ def test_the_blend_document_round_trips_and_a_bad_one_says_what_is_wrong():
         mutate(bad)
         with pytest.raises(BlendError, match=problem):
             Blend.from_dict(bad)
-    with pytest.raises(BlendError, match="lacks 'blend'"):
-        blend.from_metadata({})
+    with pytest.raises(ValueError, match="lacks 'blend'"):
+        composed.from_metadata({archive.KIND_KEY: archive.BLEND_KIND})
 
 
 def test_the_weightings_are_proper_blends():

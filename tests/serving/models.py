@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from prophet.serialize import model_from_json
 
-from fleetcast.model import archive, baseline, blend
+from fleetcast.model import archive, baseline, blend, composed, seasonal_change
 from fleetcast.model.compiled import NotCompilable, compile_model_json
 from fleetcast.model.dates import infer_frequency
 from fleetcast.model.prophet_model import fit_prophet, model_to_json
@@ -81,12 +81,21 @@ def archive_model(
     history: pd.DataFrame,
     settings: ProphetSettings | None = None,
     weights: blend.Weights | None = None,
+    kind: str = archive.PROPHET_KIND,
 ) -> Path:
     """`<directory>/<customer>.tar.gz` of a stock Prophet fit, with the metadata serving reads and, as
     training ships it, compiled.json (when the compiled form covers the model). With `weights`: a blend
-    archive of that Prophet fit, its seasonal part fitted on the same history as training fits it."""
+    archive of that Prophet fit, its seasonal part fitted on the same history as training fits it. With the
+    seasonal-change kind: Prophet (`part_settings` of `settings`) fitted on the history's week-over-week
+    change, and the history's last week."""
     settings = settings or ProphetSettings()
-    model = fit_prophet(history, settings)
+    ds = history["ds"].to_numpy(dtype="datetime64[ns]")
+    if kind == archive.CHANGE_KIND:
+        settings = seasonal_change.part_settings(settings)
+        change_ds, change = seasonal_change.changes(ds, history["y"].to_numpy(dtype=float))
+        model = fit_prophet(pd.DataFrame({"ds": change_ds, "y": change}), settings)
+    else:
+        model = fit_prophet(history, settings)
     model_json = model_to_json(model)
     try:
         compiled = compile_model_json(model_json).to_dict()
@@ -102,20 +111,22 @@ def archive_model(
         "regressors": list(settings.regressor_names),
         "metrics": None,
     }
-    if weights is None:
+    seasonal_fit = {
+        "freq": metadata["freq"],
+        "interval_width": settings.interval_width,
+        "intervals": settings.uncertainty_samples > 0,
+    }
+    y = history["y"].to_numpy(dtype=float)
+    if kind == archive.CHANGE_KIND:
+        seasonal_part = seasonal_change.fit(ds, y, name="weekly-change", **seasonal_fit)
+        metadata["model"] = "weekly-change"
+    elif weights is not None:
+        kind, seasonal_part = archive.BLEND_KIND, blend.fit(ds, y, weights, **seasonal_fit)
+        metadata["model"] = "blend"
+    else:
         return archive.write_archive(directory, customer, model_json, metadata, compiled=compiled)
-    seasonal_part = blend.fit(
-        history["ds"].to_numpy(dtype="datetime64[ns]"),
-        history["y"].to_numpy(dtype=float),
-        weights,
-        freq=metadata["freq"],
-        interval_width=settings.interval_width,
-        intervals=settings.uncertainty_samples > 0,
-    )
-    metadata |= {"model": "blend", blend.BLEND_KEY: seasonal_part.to_dict()}
-    return archive.write_archive(
-        directory, customer, model_json, metadata, kind=archive.BLEND_KIND, compiled=compiled
-    )
+    metadata[composed.metadata_key(kind)] = seasonal_part.to_dict()
+    return archive.write_archive(directory, customer, model_json, metadata, kind=kind, compiled=compiled)
 
 
 def archive_baseline(
@@ -157,7 +168,7 @@ def build_model(
     if kind == archive.BASELINE_KIND:
         archive_path = archive_baseline(root / "archives", customer, history, settings)
     else:
-        archive_path = archive_model(root / "archives", customer, history, settings, weights)
+        archive_path = archive_model(root / "archives", customer, history, settings, weights, kind)
     model_dir = extract(archive_path, root / "models" / f"m-{customer}" / "model")
     return BuiltModel(customer, archive_path, model_dir, history, archive.read_model_dir(model_dir)[1])
 

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import requests
 
-from fleetcast.model import archive, blend
-from fleetcast.serving.blend_predictor import BlendPredictor
+from fleetcast.model import archive, blend, composed
+from fleetcast.serving.composed_predictor import ComposedPredictor
 from fleetcast.serving.errors import ServingError, http_status
 from fleetcast.serving.predictors import from_document, load_model
 from fleetcast.serving.protocol import ForecastRequest
@@ -45,7 +45,7 @@ def expected(built: BuiltModel, weights: blend.Weights, period: int, intervals: 
     reference = prophet_reference(built.model_dir, period, "D", intervals)
     history = built.history.set_index("ds")["y"]
     last = history.index[-1]
-    seasonal_part = blend.from_metadata(built.metadata).seasonal
+    seasonal_part = composed.from_metadata(built.metadata).seasonal
     rows = []
     for i, ds in enumerate(reference["ds"]):
         weeks_back = -((last - ds) // WEEK)  # ceil((ds - last) / week)
@@ -80,7 +80,7 @@ def test_the_factory_serves_the_blend_kind(blends: dict[str, BuiltModel]):
         built = blends[name]
         assert built.metadata["kind"] == archive.BLEND_KIND
         loaded = load_model(built.model_dir)
-        assert isinstance(loaded.predictor, BlendPredictor) and loaded.document["kind"] == "blend"
+        assert isinstance(loaded.predictor, ComposedPredictor) and loaded.document["composed_kind"] == "blend"
         assert loaded.compiled  # its Prophet part loads through the compiled predictor
         rebuilt = from_document(json.loads(json.dumps(loaded.document)))  # what another lean worker holds
         # 10 days: the last three reach two weeks back.
@@ -115,7 +115,7 @@ def test_the_mms_handler_loads_the_blend_through_the_factory(blends: dict[str, B
 
     built = blends["half"]
     handler = load_service(built.model_dir, "blend")._entry_point.__self__
-    assert isinstance(handler.predictor, BlendPredictor) and handler.load_error is None
+    assert isinstance(handler.predictor, ComposedPredictor) and handler.load_error is None
 
 
 @pytest.mark.slow

@@ -65,9 +65,9 @@ def forecast_archive(path: Path, period: int, regressors: Path | None = None) ->
             forecast = _compiled_forecast(
                 shipped, contents.metadata, period, path, archive.COMPILED_FILE, regressors
             )
-            # A blend's compiled.json is its Prophet part's.
-            if contents.metadata.get(archive.KIND_KEY) == archive.BLEND_KIND:
-                return _blended(forecast, contents.metadata, path)
+            # A blend's or seasonal change's compiled.json is its Prophet part's.
+            if contents.metadata.get(archive.KIND_KEY) in archive.COMPOSED_KINDS:
+                return _combined(forecast, contents.metadata, path)
             return forecast
         model_json = contents.model_json()
     except archive.ArtifactError as exc:
@@ -76,10 +76,10 @@ def forecast_archive(path: Path, period: int, regressors: Path | None = None) ->
 
 
 def _shipped_compiled(contents: archive.ArchiveContents) -> CompiledModel | None:
-    """The archive's compiled.json as a model, for a Prophet (or blend) archive that carries one this code
-    can read."""
+    """The archive's compiled.json as a model, for a Prophet (or composed) archive that carries one this
+    code can read."""
     kind = contents.metadata.get(archive.KIND_KEY, archive.PROPHET_KIND)
-    compiled_kinds = (archive.PROPHET_KIND, archive.BLEND_KIND)
+    compiled_kinds = (archive.PROPHET_KIND, *archive.COMPOSED_KINDS)
     if contents.compiled is None or kind not in compiled_kinds:  # forecast_model names a bad kind
         return None
     try:
@@ -101,8 +101,8 @@ def forecast_model(
         raise CustomerFailed(f"{where}: {exc}") from None
     if kind == archive.BASELINE_KIND:
         return _baseline_forecast(model_json, metadata, period, where)
-    if kind == archive.BLEND_KIND:
-        return _blend_forecast(model_json, metadata, period, where, regressors)
+    if kind in archive.COMPOSED_KINDS:
+        return _composed_forecast(model_json, metadata, period, where, regressors)
     _require_metadata(metadata, where)
     try:
         # More than one step never needs the training history's step (only a single future date does).
@@ -183,27 +183,28 @@ def _baseline_forecast(
     return _from_rows(answer, metadata, BASELINE)
 
 
-def _blend_forecast(
+def _composed_forecast(
     model_json: str, metadata: dict[str, Any], period: int, where: Path, regressors: Path | None = None
 ) -> CustomerForecast:
-    """A blend's forecast: its Prophet part (model.json) forecast as a Prophet archive's, then blended."""
+    """A blend's or seasonal change's forecast: its Prophet part (model.json) forecast as a Prophet
+    archive's, then completed by its seasonal part."""
     prophet_part = {**metadata, archive.KIND_KEY: archive.PROPHET_KIND}
-    return _blended(forecast_model(model_json, prophet_part, period, where, regressors), metadata, where)
+    return _combined(forecast_model(model_json, prophet_part, period, where, regressors), metadata, where)
 
 
-def _blended(part: CustomerForecast, metadata: dict[str, Any], where: Path) -> CustomerForecast:
-    """The Prophet part's forecast blended with the seasonal part metadata.json carries, exactly as the
-    servers' blend predictor does."""
+def _combined(part: CustomerForecast, metadata: dict[str, Any], where: Path) -> CustomerForecast:
+    """The Prophet part's forecast completed by the seasonal part metadata.json carries, exactly as the
+    servers' composed predictor does."""
     from dataclasses import replace
 
-    from fleetcast.model.blend import BlendError, from_metadata
+    from fleetcast.model import composed
 
     try:
-        model = from_metadata(metadata)
-    except BlendError as exc:
-        raise CustomerFailed(f"{where}: not a blend model: {exc}") from None
-    blended = model.combine(part.ds, part.yhat, part.yhat_lower, part.yhat_upper)
-    return replace(part, yhat=blended.yhat, yhat_lower=blended.yhat_lower, yhat_upper=blended.yhat_upper)
+        model = composed.from_metadata(metadata)
+    except (ValueError, archive.ArtifactError) as exc:
+        raise CustomerFailed(f"{where}: not a {metadata.get(archive.KIND_KEY)} model: {exc}") from None
+    combined = model.combine(part.ds, part.yhat, part.yhat_lower, part.yhat_upper)
+    return replace(part, yhat=combined.yhat, yhat_lower=combined.yhat_lower, yhat_upper=combined.yhat_upper)
 
 
 def _from_rows(answer: dict[str, Any], metadata: dict[str, Any], predictor: str) -> CustomerForecast:

@@ -47,7 +47,12 @@ PROPHET_KIND = "prophet"
 BASELINE_KIND = "seasonal-naive"
 # model.json: stock Prophet JSON; metadata.json `blend`: the weights and seasonal part (model/blend.py).
 BLEND_KIND = "blend"
-MODEL_KINDS = (PROPHET_KIND, BASELINE_KIND, BLEND_KIND)
+# model.json: stock Prophet JSON of the week-over-week change; metadata.json `seasonal_change`: the last
+# season of values (model/seasonal_change.py).
+CHANGE_KIND = "seasonal-change"
+MODEL_KINDS = (PROPHET_KIND, BASELINE_KIND, BLEND_KIND, CHANGE_KIND)
+# The kinds whose model.json is a Prophet part that metadata.json's entry completes (model/composed.py).
+COMPOSED_KINDS = (BLEND_KIND, CHANGE_KIND)
 # Bumped when the artifact layout changes, so resume retrains instead of trusting an old layout.
 FORMAT_VERSION = 1
 

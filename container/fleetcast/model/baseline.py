@@ -87,6 +87,25 @@ def _weighted_repeat(
     return total
 
 
+def seasons_ahead(last: Any, dates: Any, season_ns: int = SEASON_NS) -> np.ndarray:
+    """How many whole seasons each date lies ahead of the last observation `last` (at least one): the k of
+    "the value k seasons back" a forecast for it repeats."""
+    return _seasons_back(int(_as_ns(last)), _as_ns(dates), season_ns).astype(np.float64)
+
+
+def one_season_changes(
+    ds: Any, y: Any, season_ns: int = SEASON_NS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(timestamps in int64 ns, which rows have a season of history before them, and for those rows the
+    value minus the last value at or before one season earlier) of a sorted history."""
+    stamps = _as_ns(ds)
+    values = np.asarray(y, dtype=np.float64)
+    has_season_before = stamps - season_ns >= stamps[0]
+    wanted = stamps[has_season_before]
+    previous = _repeat(stamps, values, wanted, np.ones(len(wanted), dtype=np.int64), season_ns)
+    return stamps, has_season_before, values[has_season_before] - previous
+
+
 def forecast_values(
     ds: np.ndarray,
     y: np.ndarray,
@@ -243,12 +262,8 @@ def _error_quantiles(
     A history shorter than one season has no such error; the spread of its values around their mean
     stands in (wide, which is honest about how little is known).
     """
-    has_season_before = stamps - season_ns >= stamps[0]
-    if np.any(has_season_before):
-        wanted = stamps[has_season_before]
-        previous = _repeat(stamps, values, wanted, np.ones(len(wanted), dtype=np.int64), season_ns)
-        errors = values[has_season_before] - previous
-    else:
+    _, has_season_before, errors = one_season_changes(stamps, values, season_ns)
+    if not np.any(has_season_before):
         errors = values - values.mean()
     low, high = np.quantile(errors, [(1 - interval_width) / 2, (1 + interval_width) / 2])
     return float(low), float(high)

@@ -165,9 +165,3 @@ def fit(
     )
     return Blend(weights.prophet_weight, weights.season_weights, seasonal, weights.name)
 
-
-def from_metadata(metadata: dict[str, Any]) -> Blend:
-    """The blend metadata.json describes; BlendError when it has none or a bad one."""
-    if BLEND_KEY not in metadata:
-        raise BlendError(f"metadata.json lacks {BLEND_KEY!r}")
-    return Blend.from_dict(metadata[BLEND_KEY])

@@ -1,8 +1,8 @@
 """What every server holds for a customer: one `Predictor` protocol and one factory behind it.
 
 `load_predictor(model_dir)` picks the predictor by the model kind metadata.json names: the seasonal-naive
-baseline (`baseline_predictor`), a blend (`blend_predictor`: its Prophet part loaded as below), or a
-Prophet model through `compiled_predictor.load_predictor`
+baseline (`baseline_predictor`), a blend or seasonal change (`composed_predictor`: its Prophet part loaded
+as below), or a Prophet model through `compiled_predictor.load_predictor`
 (compiled.json, or model.json compiled without pandas or Prophet; Prophet's own predictor, with a
 warning, for a model the compiled form does not cover). `load_model(model_dir)` wraps it for the lean
 server and returns a `LoadedModel`: the predictor, a small JSON document from which any
@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from fleetcast.model.archive import BASELINE_KIND, BLEND_KIND, ArtifactError, peek_kind
+from fleetcast.model.archive import BASELINE_KIND, COMPOSED_KINDS, ArtifactError, peek_kind
 from fleetcast.model.compiled import CompiledModel
 from fleetcast.serving import compiled_predictor
 from fleetcast.serving.baseline_predictor import BaselinePredictor
-from fleetcast.serving.blend_predictor import BlendPredictor
 from fleetcast.serving.compiled_predictor import CompiledPredictor
+from fleetcast.serving.composed_predictor import ComposedPredictor
 from fleetcast.serving.errors import ModelInvalidError, ModelMissingError
 from fleetcast.serving.protocol import ForecastRequest
 
@@ -71,8 +71,8 @@ def load_predictor(model_dir: Path | str) -> Predictor:
         raise ModelInvalidError(f"cannot serve the model in {model_dir}: {exc}") from None
     if kind == BASELINE_KIND:
         return BaselinePredictor.load(model_dir)
-    if kind == BLEND_KIND:
-        return BlendPredictor.load(model_dir)
+    if kind in COMPOSED_KINDS:
+        return ComposedPredictor.load(model_dir)
     return compiled_predictor.load_predictor(model_dir)
 
 
@@ -89,11 +89,11 @@ def load_model(model_dir: Path | str) -> LoadedModel:
         raise ModelInvalidError(
             f"cannot serve the model in {model_dir}: {type(exc).__name__}: {exc}"
         ) from None
-    if isinstance(predictor, BlendPredictor):
+    if isinstance(predictor, ComposedPredictor):
         part = _loaded(predictor.prophet, model_dir)
         seasonal = predictor.model.seasonal
         estimate = part.estimate_bytes + 3 * (seasonal.stamps_ns.nbytes + seasonal.values.nbytes)
-        document = {"kind": "blend", **predictor.to_document(part.document)}
+        document = {"kind": "composed", **predictor.to_document(part.document)}
         return LoadedModel(predictor, document, estimate, compiled=part.compiled)
     return _loaded(predictor, model_dir)
 
@@ -124,12 +124,8 @@ def _loaded(predictor: Predictor, model_dir: Path) -> LoadedModel:
 
 def from_document(document: dict[str, Any]) -> Predictor:
     """Rebuild, in another worker, the predictor that load_model built."""
-    if document.get("kind") == "blend":
-        return BlendPredictor(
-            from_document(document["prophet"]),
-            BlendPredictor.blend_of(document),
-            Path(document["model_dir"]),
-        )
+    if document.get("kind") == "composed":
+        return ComposedPredictor.from_document(document, from_document(document["prophet"]))
     if document.get("kind") == "baseline":
         return BaselinePredictor.from_document(document)
     if document.get("kind") == "compiled":

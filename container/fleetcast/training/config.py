@@ -86,6 +86,7 @@ CANDIDATE_NAMES = (
     "configured",
     "daily-by-day-type",
     "yearly-low",
+    "weekly-change",
     "flexible-trend",
     "multiplicative",
     "blend",
@@ -93,7 +94,7 @@ CANDIDATE_NAMES = (
 )
 # Bumped when a candidate's definition changes (not only the list above), so resume retrains the models
 # chosen among the older candidates instead of keeping them.
-CANDIDATES_VERSION = 2  # 2: day-type order 12, seven blend weightings, the parsimony rule
+CANDIDATES_VERSION = 3  # 2: day-type order 12, seven blend weightings, the parsimony rule; 3: weekly-change
 
 
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")

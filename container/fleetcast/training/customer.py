@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from fleetcast.model import archive, baseline, blend, dates, manifest
+from fleetcast.model import archive, baseline, blend, composed, dates, manifest, seasonal_change
 from fleetcast.model.fit import engine
 from fleetcast.training import evaluate, selection
 from fleetcast.training.config import TrainingConfig
@@ -107,24 +107,16 @@ def _score_holdout(
     naive = evaluate.seasonal_naive(split.train, split.holdout.ds)
     if candidate.is_baseline:  # the chosen model is the yardstick itself: nothing to fit
         return _Holdout(evaluate.holdout_metrics(split.holdout.y, naive, naive))
-    settings = candidate.settings
+    if not selection.fits_on(candidate, split.train, config.job.min_rows):
+        note = f"holdout skipped: too few rows for {candidate.name} before the last {holdout_days} days"
+        return _Holdout(note=note)
     began = time.perf_counter()
-    outcome = engine.fit_series(
-        split.train.ds,
-        split.train.y,
-        settings,
-        config.job.fit_engine,
-        label=f"{customer} (holdout)",
-        regressors=split.train.regressors,
+    outcome = selection.fit_candidate(
+        candidate, split.train, config.job.fit_engine, label=f"{customer} (holdout)"
     )
     fit_seconds = time.perf_counter() - began
     # The holdout's real regressor values (e.g. the temperatures that happened), as a forecast gets them.
-    forecast = engine.forecast_values(outcome, split.holdout.ds, split.holdout.regressors)
-    if candidate.is_blend:
-        assert candidate.weights is not None  # set by selection.select
-        forecast = blend.forecast_values(
-            forecast, split.train.ds, split.train.y, split.holdout.ds, candidate.weights
-        )
+    forecast = selection.forecast_candidate(candidate, outcome, split.train, split.holdout)
     actual = split.holdout.y
     return _Holdout(evaluate.holdout_metrics(actual, forecast, naive), fit_seconds, outcome=outcome)
 
@@ -138,9 +130,8 @@ class _Shipped:
     engine_used: str
     fallback_reason: str = ""
     compiled: dict[str, Any] | None = None
-    blend: dict[str, Any] | None = (
-        None  # a blend's document (metadata.json's `blend`); model.json its Prophet
-    )
+    # A blend's or seasonal change's seasonal part (its metadata.json entry); model.json is its Prophet part.
+    seasonal_part: dict[str, Any] | None = None
 
 
 def _fit_shipped(
@@ -157,35 +148,40 @@ def _fit_shipped(
             intervals=settings.uncertainty_samples > 0,  # as a Prophet model of this configuration would
         )
         return _Shipped(model.to_json(), archive.BASELINE_KIND, archive.BASELINE_KIND)
-    outcome = engine.fit_series(
-        history.ds,
-        history.y,
-        settings,
-        config.job.fit_engine,
-        warm_start=holdout.outcome,
-        label=customer,
-        regressors=history.regressors,
+    outcome = selection.fit_candidate(
+        candidate, history, config.job.fit_engine, warm_start=holdout.outcome, label=customer
     )
     model_json = outcome.to_json()
-    blend_document = None
+    seasonal_part = None
+    freq = dates.infer_frequency(history.ds)
+    intervals = settings.uncertainty_samples > 0  # as its Prophet part
     if candidate.is_blend:
         assert candidate.weights is not None  # set by selection.select
-        blend_document = blend.fit(
+        seasonal_part = blend.fit(
             history.ds,
             history.y,
             candidate.weights,
-            freq=dates.infer_frequency(history.ds),
+            freq=freq,
             interval_width=settings.interval_width,
-            intervals=settings.uncertainty_samples > 0,  # as its Prophet part
+            intervals=intervals,
+        ).to_dict()
+    elif candidate.is_change:
+        seasonal_part = seasonal_change.fit(
+            history.ds,
+            history.y,
+            name=candidate.name,
+            freq=freq,
+            interval_width=settings.interval_width,
+            intervals=intervals,
         ).to_dict()
     return _Shipped(
         model_json,
-        archive.BLEND_KIND if candidate.is_blend else archive.PROPHET_KIND,
+        candidate.kind,
         outcome.engine_used,
         outcome.fallback_reason,
         # Shipped beside model.json, so a server loads the model without parsing Prophet's JSON.
         engine.compiled_form(outcome, model_json),
-        blend_document,
+        seasonal_part,
     )
 
 
@@ -285,8 +281,9 @@ def train_customer(task: CustomerTask, context: FitContext) -> CustomerResult:
             "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "host": context.host,
         }
-        if shipped.blend is not None:
-            metadata[blend.BLEND_KEY] = shipped.blend
+        if shipped.seasonal_part is not None:
+            metadata[composed.metadata_key(shipped.kind)] = shipped.seasonal_part
+        if choice.candidate.is_blend:
             metadata["selection"]["blend_of"] = choice.candidate.prophet_part
         if shipped.fallback_reason:
             metadata["fit_fallback_reason"] = shipped.fallback_reason

@@ -29,8 +29,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from fleetcast.model import baseline, blend
-from fleetcast.model.archive import BASELINE_KIND, BLEND_KIND, PROPHET_KIND
+from fleetcast.model import baseline, blend, seasonal_change
+from fleetcast.model.archive import BASELINE_KIND, BLEND_KIND, CHANGE_KIND, PROPHET_KIND
 from fleetcast.model.fit import engine
 from fleetcast.model.settings import ProphetSettings
 from fleetcast.training import evaluate
@@ -40,6 +40,10 @@ from fleetcast.training.inputs import History
 CONFIGURED = CANDIDATE_NAMES[0]
 NAIVE = "naive"
 BLEND = "blend"
+CHANGE = "weekly-change"
+# A change series starts a season after the history: three seasons leave two of changes, the fewest that
+# show how one week's change differs from the next.
+CHANGE_MIN_SEASONS = 3
 DAY = np.timedelta64(1, "D")
 SEASON = np.timedelta64(baseline.SEASON_NS, "ns")  # the seasonal-naive season: a week
 # Yearly seasonality at a low Fourier order: enough for the seasons, few enough terms for one year of data.
@@ -80,9 +84,18 @@ class Candidate:
         return self.kind == BLEND_KIND
 
     @property
+    def key(self) -> tuple[str, ProphetSettings]:
+        """What makes two candidates the same model."""
+        return self.kind, self.settings
+
+    @property
+    def is_change(self) -> bool:
+        return self.kind == CHANGE_KIND
+
+    @property
     def needs_fit(self) -> bool:
         """A Prophet fit per fold: the baseline and the blend reuse the folds' other forecasts."""
-        return self.kind == PROPHET_KIND
+        return self.kind in (PROPHET_KIND, CHANGE_KIND)
 
 
 # In the order `max_candidates` keeps them.
@@ -93,6 +106,10 @@ DESCRIPTIONS = {
         f"weekly order {DAY_TYPE_ORDER} where left at auto (sub-daily data)"
     ),
     "yearly-low": f"yearly seasonality of Fourier order {LOW_YEARLY_ORDER} (under two years of history)",
+    "weekly-change": (
+        "last week's values plus Prophet's forecast of the week-over-week change (flat growth, the "
+        "weekly-periodic seasonalities of daily-by-day-type or the configured ones; model/seasonal_change.py)"
+    ),
     "flexible-trend": f"changepoint_prior_scale x{FLEXIBLE_TREND_FACTOR:g}",
     "multiplicative": "multiplicative seasonality",
     BLEND: (
@@ -126,9 +143,15 @@ def candidate_set(
     yearly_low = (
         base.yearly_seasonality == "auto" and LOW_YEARLY_SPAN_DAYS[0] <= span_days < LOW_YEARLY_SPAN_DAYS[1]
     )
+    day_types = _day_types_apply(history, base)
     variations = {
         CONFIGURED: base,
-        "daily-by-day-type": _day_type_settings(base) if _day_types_apply(history, base) else None,
+        "daily-by-day-type": _day_type_settings(base) if day_types else None,
+        "weekly-change": (
+            seasonal_change.part_settings(_day_type_settings(base) if day_types else base)
+            if span_days >= CHANGE_MIN_SEASONS * 7
+            else None
+        ),
         "flexible-trend": replace(
             base, changepoint_prior_scale=base.changepoint_prior_scale * FLEXIBLE_TREND_FACTOR
         ),
@@ -140,13 +163,14 @@ def candidate_set(
     chosen: list[Candidate] = []
     for name in CANDIDATE_NAMES:
         settings = variations.get(name)
-        if name not in wanted or settings is None or any(c.settings == settings for c in chosen):
+        kind = CHANGE_KIND if name == CHANGE else PROPHET_KIND
+        if name not in wanted or settings is None or any(c.key == (kind, settings) for c in chosen):
             continue
-        chosen.append(Candidate(name, settings))
+        chosen.append(Candidate(name, settings, kind))
     chosen = chosen[: max(limit, 1)]
     if BLEND in wanted:
-        if not chosen:
-            chosen.append(Candidate(CONFIGURED, base))
+        if not any(c.kind == PROPHET_KIND for c in chosen):
+            chosen.insert(0, Candidate(CONFIGURED, base))
         chosen.append(Candidate(BLEND, base, BLEND_KIND))
     if NAIVE in wanted:
         chosen.append(Candidate(NAIVE, base, BASELINE_KIND))
@@ -228,6 +252,7 @@ def select(
     errors: dict[str, list[float]] = {c.name: [] for c in candidates if c.needs_fit or c.is_baseline}
     previous: dict[str, engine.FitOutcome] = {}  # each candidate's fit on the previous (longer) fold
     naive = []
+    fits = 0
     fitted = [c for c in candidates if c.needs_fit]
     folds_seen: list[_Fold] = []
     for train_end, test_end in windows:
@@ -240,34 +265,83 @@ def select(
                 errors[candidate.name].append(naive[-1])
             if not candidate.needs_fit:
                 continue
+            if not fits_on(candidate, train, min_rows):
+                errors[candidate.name].append(float("nan"))
+                continue
             # Folds share their first row, so the last fold's optimum is a close start (the answer is the
             # certified optimum either way).
-            outcome = engine.fit_series(
-                train.ds,
-                train.y,
-                candidate.settings,
+            outcome = fit_candidate(
+                candidate,
+                train,
                 fit_engine,
                 warm_start=previous.get(candidate.name),
                 label=f"{label} ({candidate.name}, cv)",
-                regressors=train.regressors,
             )
             previous[candidate.name] = outcome
+            fits += 1
             # The fold's real regressor values at its test dates, as a forecast would be given them.
-            forecast = engine.forecast_values(outcome, test.ds, test.regressors)
+            forecast = forecast_candidate(candidate, outcome, train, test)
             fold.forecasts[candidate.name] = forecast
             errors[candidate.name].append(evaluate.smape(test.y, forecast))
     scores = {name: float(np.mean(values)) for name, values in errors.items()}
     options = [(c, scores[c.name]) for c in candidates if not c.is_blend]
     for candidate in candidates:
         if candidate.is_blend:
-            blends = _blend_options(candidate, fitted, scores, folds_seen)
+            parts = [c for c in fitted if c.kind == PROPHET_KIND and np.isfinite(scores[c.name])]
+            blends = _blend_options(candidate, parts, scores, folds_seen) if parts else []
             options += blends
             # Reported: its best weighting's score (the one it ships with is recorded once chosen).
             scores[candidate.name] = min((score for _, score in blends), default=float("nan"))
     best, best_score = _parsimonious_choice(options)
     if best.is_blend:
         scores[best.name] = best_score
-    return Selection(best, scores, float(np.mean(naive)), len(windows), len(windows) * len(fitted))
+    return Selection(best, scores, float(np.mean(naive)), len(windows), fits)
+
+
+def fits_on(candidate: Candidate, history: History, min_rows: int) -> bool:
+    """Whether a candidate can be fitted on a history: a seasonal change needs `min_rows` changes."""
+    if not candidate.is_change:
+        return True
+    return int(np.count_nonzero(history.ds - SEASON >= history.ds[0])) >= max(min_rows, 2)
+
+
+def fit_candidate(
+    candidate: Candidate,
+    history: History,
+    fit_engine: str,
+    *,
+    warm_start: engine.FitOutcome | None = None,
+    label: str = "",
+) -> engine.FitOutcome:
+    """The Prophet fit a candidate makes on a history: of its values, or for a seasonal change of their
+    week-over-week change."""
+    if candidate.is_change:
+        ds, y = seasonal_change.changes(history.ds, history.y)
+        return engine.fit_series(ds, y, candidate.settings, fit_engine, warm_start=warm_start, label=label)
+    return engine.fit_series(
+        history.ds,
+        history.y,
+        candidate.settings,
+        fit_engine,
+        warm_start=warm_start,
+        label=label,
+        regressors=history.regressors,
+    )
+
+
+def forecast_candidate(
+    candidate: Candidate, outcome: engine.FitOutcome, history: History, future: History
+) -> np.ndarray:
+    """The forecast of `future`'s dates by a candidate fitted (`outcome`) on `history`, given the
+    regressor values `future` carries."""
+    if candidate.is_change:
+        change = engine.forecast_values(outcome, future.ds)
+        return seasonal_change.forecast_values(change, history.ds, history.y, future.ds)
+    forecast = engine.forecast_values(outcome, future.ds, future.regressors)
+    if candidate.is_blend:
+        assert candidate.weights is not None  # set by `select`
+        return blend.forecast_values(forecast, history.ds, history.y, future.ds, candidate.weights)
+    return forecast
 
 
 def lean(candidate: Candidate) -> float:
