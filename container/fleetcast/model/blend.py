@@ -164,4 +164,3 @@ def fit(
         ds, y, freq=freq, interval_width=interval_width, intervals=intervals, seasons=weights.seasons
     )
     return Blend(weights.prophet_weight, weights.season_weights, seasonal, weights.name)
-

@@ -6,8 +6,10 @@ guess. Prophet's documentation says to tune per series by cross-validation; the 
 that affordable inside `train`.
 
 The candidates (`candidate_set`) are the user's configuration plus a few variations that pay on energy
-data, and the seasonal-naive baseline as a model kind of its own (`model/baseline.py`): a customer no
-Prophet configuration forecasts better than "same as last week" ships that. Each is fitted on windows
+data, Prophet fitted on the week-over-week change (`weekly-change`, shipped as the seasonal-change kind:
+`model/seasonal_change.py`), and the seasonal-naive baseline as a model kind of its own
+(`model/baseline.py`): a customer no Prophet configuration forecasts better than "same as last week" ships
+that. Each is fitted on windows
 that end before the final holdout (`folds` cutoffs, `horizon_days` apart, each scored on the
 `horizon_days` after it) and ranked by mean sMAPE over the folds. The baseline needs no fit, so it is
 scored on every fold whether or not it is a candidate (the report shows its score) and does not count
@@ -346,7 +348,8 @@ def forecast_candidate(
 
 def lean(candidate: Candidate) -> float:
     """How much of a candidate's forecast is Prophet's rather than seasonal-naive's: 0 for the baseline, the
-    Prophet weight for a blend, 1 for a Prophet candidate."""
+    Prophet weight for a blend, 1 for a Prophet candidate (`weekly-change` too: all it adds to last week's
+    values is Prophet's)."""
     if candidate.is_baseline:
         return 0.0
     if candidate.weights is not None:
