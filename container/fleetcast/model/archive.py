@@ -4,7 +4,9 @@ Stored below the models prefix as `<run>/<customer>.tar.gz` (`versioned_name`), 
 
 `model.json` holds the model of the kind `metadata.json` names under `kind`: for `prophet` (and for
 archives written before kinds existed, which carry no `kind`) Prophet's own JSON serialisation, unchanged
-(never pickle); for `seasonal-naive` the baseline's JSON (`model/baseline.py`). `metadata.json` also says
+(never pickle); for `seasonal-naive` the baseline's JSON (`model/baseline.py`); for `blend` and
+`seasonal-change` the Prophet part, stock Prophet JSON, which an entry of `metadata.json` completes
+(`model/composed.py`). `metadata.json` also says
 where the model came from and carries `model_sha256`, so a truncated or tampered archive is never
 trusted. Archives are written to a temporary name in a staging directory (by default beside the target)
 and renamed into place, so a reader never sees a partial file. The staging directory must be on the same

@@ -42,6 +42,16 @@ class BaselineError(ValueError):
     """A baseline document that is not a complete, consistent seasonal-naive model."""
 
 
+def check_format(document: Any, name: str, version: int, error: type[ValueError]) -> dict[str, Any]:
+    """`document`, if it is a JSON object of format `name` at `version` (this module's and the documents
+    built on it: model/blend.py, model/seasonal_change.py); `error` saying which it is not otherwise."""
+    if not isinstance(document, dict) or document.get("format") != name:
+        raise error(f"not a {name} document")
+    if document.get("format_version") != version:
+        raise error(f"format_version {document.get('format_version')!r} is not {version}")
+    return document
+
+
 @dataclass(frozen=True)
 class Prediction:
     """Values for the given dates; the bounds are None without intervals."""
@@ -183,10 +193,7 @@ class SeasonalNaive:
     @classmethod
     def from_dict(cls, document: Any) -> SeasonalNaive:
         """The model a `to_dict` document describes; BaselineError names what is wrong with a bad one."""
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise BaselineError(f"not a {FORMAT} document")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise BaselineError(f"format_version {document.get('format_version')!r} is not {FORMAT_VERSION}")
+        document = check_format(document, FORMAT, FORMAT_VERSION, BaselineError)
         try:
             stamps = np.asarray(document["stamps_ns"], dtype=np.int64)
             values = np.asarray(document["values"], dtype=np.float64)

@@ -130,10 +130,7 @@ class Blend:
     @classmethod
     def from_dict(cls, document: Any) -> Blend:
         """The blend a `to_dict` document describes; BlendError names what is wrong with a bad one."""
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise BlendError(f"not a {FORMAT} document")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise BlendError(f"format_version {document.get('format_version')!r} is not {FORMAT_VERSION}")
+        document = baseline.check_format(document, FORMAT, FORMAT_VERSION, BlendError)
         try:
             prophet_weight = float(document["prophet_weight"])
             season_weights = tuple(float(w) for w in document["season_weights"])

@@ -99,12 +99,7 @@ class SeasonalChange:
     @classmethod
     def from_dict(cls, document: Any) -> SeasonalChange:
         """The model a `to_dict` document describes; SeasonalChangeError says what is wrong with a bad one."""
-        if not isinstance(document, dict) or document.get("format") != FORMAT:
-            raise SeasonalChangeError(f"not a {FORMAT} document")
-        if document.get("format_version") != FORMAT_VERSION:
-            raise SeasonalChangeError(
-                f"format_version {document.get('format_version')!r} is not {FORMAT_VERSION}"
-            )
+        document = baseline.check_format(document, FORMAT, FORMAT_VERSION, SeasonalChangeError)
         if "seasonal" not in document:
             raise SeasonalChangeError("missing field 'seasonal'")
         try:
