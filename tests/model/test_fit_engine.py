@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fleetcast.model import prophet_model
+from fleetcast.model import prophet_model, seasonal_change
 from fleetcast.model.conditions import add_condition_columns
 from fleetcast.model.fit import engine
 from fleetcast.model.settings import ProphetSettings, Regressor
@@ -68,6 +68,15 @@ def _cases():
             replace(BASE, daily_by_day_type=True, seasonality_mode="multiplicative", daily_seasonality=7),
         ),
     ]
+    # What the weekly-change candidate fits: the week-over-week change, flat growth, day types.
+    change_ds, change = seasonal_change.changes(half_hourly.to_numpy(dtype="datetime64[ns]"), load)
+    extra.append(
+        (
+            "weekly-change-half-hourly",
+            pd.DataFrame({"ds": change_ds, "y": change}),
+            seasonal_change.part_settings(replace(BASE, daily_by_day_type=True, daily_seasonality=12)),
+        )
+    )
     drivers = replace(BASE, country_holidays="US", regressors=(Regressor("temperature"),))
     temperature = rng.normal(8, 4, 300)
     extra += [

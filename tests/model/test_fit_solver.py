@@ -11,7 +11,7 @@ import pytest
 from prophet.serialize import model_from_json, model_to_json
 
 from fleetcast.data.generate import customer_series
-from fleetcast.model import prophet_model
+from fleetcast.model import prophet_model, seasonal_change
 from fleetcast.model.fit import engine, solver
 from fleetcast.model.fit.problem import FitParams, FitProblem
 from fleetcast.model.settings import ProphetSettings
@@ -80,6 +80,19 @@ def test_solver_beats_or_matches_stan(settings: ProphetSettings):
     assert lp_ours >= lp_stan - 1e-6 * abs(lp_stan)
     if settings.growth == "flat":
         assert ours.k == 0.0 and not ours.delta.any()
+
+
+def test_the_weekly_change_fit_beats_or_matches_stan():
+    """The weekly-change candidate's problem: a series of differences around zero, flat growth."""
+    frame = history(7)
+    change_ds, change = seasonal_change.changes(frame["ds"].to_numpy(dtype="datetime64[ns]"), frame["y"])
+    changes = pd.DataFrame({"ds": change_ds, "y": change})
+    settings = seasonal_change.part_settings(SETTINGS)
+    problem = stock_problem(changes, settings)
+    ours = solver.solve(problem)
+    stan = FitParams.from_prophet_params(prophet_model.fit_prophet(changes, settings).params)
+    lp_ours, lp_stan = solver.log_posterior(problem, ours), solver.log_posterior(problem, stan)
+    assert lp_ours >= lp_stan - 1e-6 * abs(lp_stan)
 
 
 def test_logistic_is_not_covered():
