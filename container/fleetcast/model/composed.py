@@ -38,23 +38,26 @@ _PARTS: dict[str, tuple[str, Any]] = {
 }
 
 
+def _part(kind: str) -> tuple[str, Any]:
+    if kind not in _PARTS:
+        raise ValueError(f"a {kind} model has no seasonal part")
+    return _PARTS[kind]
+
+
 def metadata_key(kind: str) -> str:
-    return _PARTS[kind][0]
+    """The metadata.json entry holding a composed kind's seasonal part."""
+    return _part(kind)[0]
 
 
 def from_document(kind: str, document: Any) -> Composed:
     """The model a `to_dict` document of `kind` describes; a ValueError naming what is wrong if not."""
-    if kind not in _PARTS:
-        raise ValueError(f"a {kind} model has no seasonal part")
-    return _PARTS[kind][1].from_dict(document)
+    return _part(kind)[1].from_dict(document)
 
 
 def from_metadata(metadata: dict[str, Any]) -> Composed:
     """The seasonal part metadata.json carries for its kind; a ValueError naming what is wrong if none."""
     kind = model_kind(metadata)
-    key = _PARTS[kind][0] if kind in _PARTS else ""
-    if not key:
-        raise ValueError(f"a {kind} model has no seasonal part")
+    key = metadata_key(kind)
     if key not in metadata:
         raise ValueError(f"metadata.json lacks {key!r}")
     return from_document(kind, metadata[key])

@@ -9,14 +9,14 @@ The candidates (`candidate_set`) are the user's configuration plus a few variati
 data, Prophet fitted on the week-over-week change (`weekly-change`, shipped as the seasonal-change kind:
 `model/seasonal_change.py`), and the seasonal-naive baseline as a model kind of its own
 (`model/baseline.py`): a customer no Prophet configuration forecasts better than "same as last week" ships
-that. Each is fitted on windows
-that end before the final holdout (`folds` cutoffs, `horizon_days` apart, each scored on the
-`horizon_days` after it) and ranked by mean sMAPE over the folds. The baseline needs no fit, so it is
-scored on every fold whether or not it is a candidate (the report shows its score) and does not count
-against `max_candidates`, which bounds the number of Prophet fits. The blend (`model/blend.py`) needs no
-fit either: on each fold it mixes the best-scoring Prophet candidate's forecast with seasonal-naive values,
-at each of a few fixed weightings (`blend.WEIGHTS`); each weighting is an option of its own, and the blend's
-reported score is its best weighting's (or, once shipped, the shipped one's).
+that. Each is fitted on windows that end before the final holdout (`folds` cutoffs, `horizon_days`
+apart, each scored on the `horizon_days` after it) and ranked by mean sMAPE over the folds. The baseline
+needs no fit, so it is scored on every fold whether or not it is a candidate (the report shows its score)
+and does not count against `max_candidates`, which bounds the number of Prophet fits. The blend
+(`model/blend.py`) needs no fit either: on each fold it mixes the best-scoring Prophet candidate's forecast
+with seasonal-naive values, at each of a few fixed weightings (`blend.WEIGHTS`); each weighting is an
+option of its own, and the blend's reported score is its best weighting's (or, once shipped, the shipped
+one's).
 
 The choice is parsimonious (`_parsimonious_choice`): scores within `PARSIMONY_TOLERANCE` of the best are a
 tie, and a tie goes to the option leaning least on Prophet (`lean`), the one nearest seasonal-naive, the
